@@ -1,0 +1,507 @@
+//! The upstream render server: one shared HTTP/2 channel and schema-driven calls over it.
+//!
+//! Every front protocol (JSON, SSE, later gRPC-Web, Connect, WebSocket) and the render frame
+//! hub call the upstream through [`Upstream`]. The channel connects lazily on first use and
+//! reconnects by itself after the upstream restarts; a call made while the upstream is down
+//! fails fast with `UNAVAILABLE` (bounded by the connect timeout) instead of hanging.
+//!
+//! # Deadlines
+//!
+//! A call's deadline is the smaller of the `grpc-timeout` the caller put in the request
+//! metadata (set it with [`tonic::Request::set_timeout`]; front protocols translate their own
+//! headers into it) and [`UpstreamConfig::default_timeout`]. The deadline is sent upstream as
+//! `grpc-timeout` and also enforced here: a unary call that runs past it ends with
+//! `DEADLINE_EXCEEDED`. For streaming calls the deadline bounds waiting for the response
+//! headers here; the consumer of the returned stream enforces the rest with
+//! [`Upstream::call_timeout`] (the upstream also enforces the header it was sent).
+
+pub mod codec;
+mod deadline;
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use http::uri::PathAndQuery;
+use prost_reflect::{DynamicMessage, MethodDescriptor};
+use tonic::client::Grpc;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+pub use codec::DynamicCodec;
+pub use deadline::{format_grpc_timeout, parse_grpc_timeout};
+
+/// The upstream a gateway talks to when none is configured: Octane's LiveLink default.
+pub const DEFAULT_TARGET: &str = "127.0.0.1:51022";
+/// Largest message accepted from or sent to the upstream by default: a 4K float RGBA frame
+/// (3840 x 2160 x 16 bytes, about 127 MiB) must fit.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// Connect timeout when none is configured; short so that a down upstream answers quickly.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Bound on a readiness probe.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 keep-alive ping interval. gRPC C++ servers (Octane) by default answer pings more
+/// frequent than every 5 minutes on a quiet connection with GOAWAY, so this stays at that
+/// floor; it only serves to notice a peer that vanished without closing the socket.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(300);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to reach the upstream render server.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `host:port` of the upstream (a `http://` or `https://` prefix is accepted too).
+    pub target: String,
+    /// TLS settings; `None` = plaintext HTTP/2 (h2c), what Octane speaks.
+    pub tls: Option<UpstreamTls>,
+    /// Bound on establishing the TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Per-call deadline when the client gives none; `None` = no deadline.
+    pub default_timeout: Option<Duration>,
+    /// Largest message sent to or accepted from the upstream, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            target: DEFAULT_TARGET.to_owned(),
+            tls: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            default_timeout: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// The defaults with another target.
+    pub fn with_target(target: impl Into<String>) -> Self {
+        Self {
+            target: target.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// TLS to the upstream. Only available when the crate is built with the `tls` feature;
+/// otherwise [`Upstream::new`] refuses it with [`UpstreamError::TlsNotBuilt`].
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamTls {
+    /// Name to verify the server certificate against; default: the target's host.
+    pub domain: Option<String>,
+    /// PEM certificate(s) of a CA to trust in addition to the system roots.
+    pub ca_certificate_pem: Option<Vec<u8>>,
+}
+
+/// Why an [`Upstream`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The target is not a usable `host:port`.
+    #[error("invalid upstream target {target:?}: {reason}")]
+    InvalidTarget {
+        /// The target as given.
+        target: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS was asked for but this build does not include it.
+    #[error("TLS to the upstream was requested, but this build has no TLS support (build octaneweb-gateway with the `tls` feature)")]
+    TlsNotBuilt,
+    /// [`Upstream::new`] was called outside a tokio runtime.
+    #[error("the upstream channel must be created inside a tokio runtime")]
+    NoRuntime,
+    /// The TLS settings were rejected.
+    #[error("upstream TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// Last known reachability of the upstream.
+const STATE_UNKNOWN: u8 = 0;
+const STATE_CONNECTED: u8 = 1;
+const STATE_DISCONNECTED: u8 = 2;
+
+struct Inner {
+    config: UpstreamConfig,
+    channel: Channel,
+    state: AtomicU8,
+    reconnects: AtomicU64,
+}
+
+/// One shared HTTP/2 channel to the upstream render server; cheap to clone.
+///
+/// The channel connects on first use and reconnects by itself; [`Upstream::is_connected`]
+/// reflects the outcome of the last call or probe.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("target", &self.inner.config.target)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// Set up the channel without connecting: the first call connects. Must be called from
+    /// within a tokio runtime (the channel runs a background task).
+    pub fn new(config: UpstreamConfig) -> Result<Upstream, UpstreamError> {
+        let endpoint = endpoint(&config)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(UpstreamError::NoRuntime);
+        }
+        let channel = endpoint.connect_lazy();
+        Ok(Upstream {
+            inner: Arc::new(Inner {
+                config,
+                channel,
+                state: AtomicU8::new(STATE_UNKNOWN),
+                reconnects: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The shared channel, for typed tonic clients (cheap to clone).
+    pub fn channel(&self) -> Channel {
+        self.inner.channel.clone()
+    }
+
+    /// The configured `host:port`.
+    pub fn target(&self) -> &str {
+        &self.inner.config.target
+    }
+
+    /// The configuration this upstream was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.inner.config
+    }
+
+    /// True if the last call or probe reached the upstream.
+    pub fn is_connected(&self) -> bool {
+        self.inner.state.load(Ordering::Relaxed) == STATE_CONNECTED
+    }
+
+    /// How many times the upstream became reachable again after having been unreachable.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Record whether a call reached the upstream. Front protocols that read a stream to its
+    /// end call this with the stream's final status; calls made through [`Upstream`] record
+    /// their own outcome.
+    pub fn observe(&self, status: Option<&Status>) {
+        let reached = !matches!(status, Some(s) if is_unreachable(s));
+        let new = if reached {
+            STATE_CONNECTED
+        } else {
+            STATE_DISCONNECTED
+        };
+        let old = self.inner.state.swap(new, Ordering::Relaxed);
+        if old == STATE_DISCONNECTED && new == STATE_CONNECTED {
+            self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(target = %self.target(), "upstream reachable again");
+        } else if old != STATE_DISCONNECTED && new == STATE_DISCONNECTED {
+            tracing::warn!(target = %self.target(), "upstream unreachable");
+        }
+    }
+
+    /// Probe readiness with `grpc.health.v1.Health/Check`, bounded by a short timeout. A server
+    /// without the health service (it answers `UNIMPLEMENTED`) still counts as ready: it
+    /// answered over HTTP/2.
+    pub async fn check_ready(&self) -> bool {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+        let mut client = HealthClient::new(self.channel());
+        let mut request = Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        request.set_timeout(READY_PROBE_TIMEOUT);
+        let outcome = tokio::time::timeout(READY_PROBE_TIMEOUT, client.check(request)).await;
+        let ready = match outcome {
+            Ok(Ok(response)) => {
+                self.observe(None);
+                response.get_ref().status == ServingStatus::Serving as i32
+            }
+            Ok(Err(status)) => {
+                self.observe(Some(&status));
+                !is_unreachable(&status) && status.code() != Code::DeadlineExceeded
+            }
+            Err(_elapsed) => false,
+        };
+        ready
+    }
+
+    /// The deadline for a call: the smaller of the request's own `grpc-timeout` (if any) and
+    /// the configured default.
+    pub fn call_timeout<T>(&self, request: &Request<T>) -> Option<Duration> {
+        let requested = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        match (requested, self.inner.config.default_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Call a unary method.
+    pub async fn unary(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<DynamicMessage>,
+    ) -> Result<Response<DynamicMessage>, Status> {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let codec = DynamicCodec::for_method(method);
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.unary(request, path, codec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+
+    /// Call a server-streaming method. See the module docs for how the deadline applies.
+    pub async fn server_streaming(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<DynamicMessage>,
+    ) -> Result<Response<Streaming<DynamicMessage>>, Status> {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let codec = DynamicCodec::for_method(method);
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.server_streaming(request, path, codec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+
+    /// Call a client-streaming method with the messages of `request`.
+    pub async fn client_streaming<S>(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<S>,
+    ) -> Result<Response<DynamicMessage>, Status>
+    where
+        S: Stream<Item = DynamicMessage> + Send + 'static,
+    {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let codec = DynamicCodec::for_method(method);
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.client_streaming(request, path, codec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+
+    /// Call a bidirectional-streaming method. See the module docs for how the deadline applies.
+    pub async fn streaming<S>(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<S>,
+    ) -> Result<Response<Streaming<DynamicMessage>>, Status>
+    where
+        S: Stream<Item = DynamicMessage> + Send + 'static,
+    {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let codec = DynamicCodec::for_method(method);
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.streaming(request, path, codec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+
+    fn grpc(&self) -> Grpc<Channel> {
+        let limit = self.inner.config.max_message_bytes;
+        Grpc::new(self.channel())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit)
+    }
+
+    /// Apply the effective deadline to the request's `grpc-timeout`.
+    fn prepare<T>(&self, mut request: Request<T>) -> (Request<T>, Option<Duration>) {
+        let timeout = self.call_timeout(&request);
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        (request, timeout)
+    }
+
+    fn finish<T>(&self, outcome: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
+        match &outcome {
+            Ok(_) => self.observe(None),
+            Err(status) => self.observe(Some(status)),
+        }
+        outcome
+    }
+}
+
+/// True if a status says the call never reached the upstream.
+fn is_unreachable(status: &Status) -> bool {
+    status.code() == Code::Unavailable
+}
+
+async fn ready(grpc: &mut Grpc<Channel>) -> Result<(), Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))
+}
+
+async fn with_deadline<T>(
+    timeout: Option<Duration>,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match timeout {
+        None => call.await,
+        Some(timeout) => match tokio::time::timeout(timeout, call).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(Status::deadline_exceeded(format!(
+                "no answer from the upstream within the deadline of {} ms",
+                timeout.as_millis()
+            ))),
+        },
+    }
+}
+
+/// `/package.Service/Method`, the HTTP/2 path of a gRPC method.
+fn method_path(method: &MethodDescriptor) -> Result<PathAndQuery, Status> {
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    PathAndQuery::try_from(path).map_err(|e| {
+        Status::internal(format!(
+            "method {} has no valid HTTP/2 path: {e}",
+            method.full_name()
+        ))
+    })
+}
+
+fn endpoint(config: &UpstreamConfig) -> Result<Endpoint, UpstreamError> {
+    let invalid = |reason: String| UpstreamError::InvalidTarget {
+        target: config.target.clone(),
+        reason,
+    };
+    let target = config.target.trim();
+    if target.is_empty() {
+        return Err(invalid("empty".into()));
+    }
+    let authority = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+        .unwrap_or(target)
+        .trim_end_matches('/');
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|e| invalid(format!("expected host:port ({e})")))?;
+    if parsed.port_u16().is_none() {
+        return Err(invalid("no port (expected host:port)".into()));
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(false)
+        // Frames can be hundreds of MiB; let the flow-control window grow with the link.
+        .http2_adaptive_window(true);
+    match &config.tls {
+        None => Ok(endpoint),
+        Some(tls) => with_tls(endpoint, tls, parsed.host()),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: Endpoint, _: &UpstreamTls, _: &str) -> Result<Endpoint, UpstreamError> {
+    Err(UpstreamError::TlsNotBuilt)
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(endpoint: Endpoint, tls: &UpstreamTls, host: &str) -> Result<Endpoint, UpstreamError> {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let mut config = ClientTlsConfig::new()
+        .domain_name(tls.domain.clone().unwrap_or_else(|| host.to_owned()))
+        .with_native_roots();
+    if let Some(pem) = &tls.ca_certificate_pem {
+        config = config.ca_certificate(Certificate::from_pem(pem));
+    }
+    endpoint
+        .tls_config(config)
+        .map_err(|e| UpstreamError::Tls(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_runtime_is_an_error_not_a_panic() {
+        let err = Upstream::new(UpstreamConfig::default()).unwrap_err();
+        assert!(matches!(err, UpstreamError::NoRuntime));
+    }
+
+    #[tokio::test]
+    async fn targets_are_validated() {
+        assert!(Upstream::new(UpstreamConfig::with_target("127.0.0.1:51022")).is_ok());
+        assert!(Upstream::new(UpstreamConfig::with_target("http://localhost:1/")).is_ok());
+        for bad in ["", "localhost", "a b:1", "host:notaport"] {
+            let err = Upstream::new(UpstreamConfig::with_target(bad)).unwrap_err();
+            assert!(
+                matches!(err, UpstreamError::InvalidTarget { .. }),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn tls_without_the_feature_is_a_clear_error() {
+        let config = UpstreamConfig {
+            tls: Some(UpstreamTls::default()),
+            ..UpstreamConfig::default()
+        };
+        let err = Upstream::new(config).unwrap_err();
+        assert!(matches!(err, UpstreamError::TlsNotBuilt));
+        assert!(err.to_string().contains("tls"));
+    }
+
+    #[tokio::test]
+    async fn call_timeout_is_the_smaller_deadline() {
+        let config = UpstreamConfig {
+            default_timeout: Some(Duration::from_secs(10)),
+            ..UpstreamConfig::default()
+        };
+        let upstream = Upstream::new(config).unwrap();
+        let mut request = Request::new(());
+        assert_eq!(
+            upstream.call_timeout(&request),
+            Some(Duration::from_secs(10))
+        );
+        request.set_timeout(Duration::from_millis(250));
+        assert_eq!(
+            upstream.call_timeout(&request),
+            Some(Duration::from_millis(250))
+        );
+        request.set_timeout(Duration::from_secs(60));
+        assert_eq!(
+            upstream.call_timeout(&request),
+            Some(Duration::from_secs(10))
+        );
+    }
+}
