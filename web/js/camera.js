@@ -1,0 +1,256 @@
+// Camera control: orbit / pan / zoom around the target in spherical coordinates, sent to
+// LiveLinkService.SetCamera through a coalescing sender (at most one call in flight, the
+// newest state replaces any older pending one, bounded rate), so a slow server never makes
+// camera moves queue up.
+
+import { call } from './api.js';
+import { toast } from './dom.js';
+
+const ORBIT_RAD_PER_PX = 0.006;
+const ZOOM_PER_WHEEL_UNIT = 0.0015;
+const POLE_MARGIN = 0.02;
+const MIN_DISTANCE = 1e-3;
+const MAX_DISTANCE = 1e7;
+const CALL_TIMEOUT_MS = 5000;
+
+// --- vector helpers (plain {x, y, z} objects, as in the JSON of livelinkapi.Vec3) ---
+const vec = (x = 0, y = 0, z = 0) => ({ x, y, z });
+const add = (a, b) => vec(a.x + b.x, a.y + b.y, a.z + b.z);
+const sub = (a, b) => vec(a.x - b.x, a.y - b.y, a.z - b.z);
+const scale = (a, s) => vec(a.x * s, a.y * s, a.z * s);
+const dot = (a, b) => a.x * b.x + a.y * b.y + a.z * b.z;
+const cross = (a, b) => vec(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
+const length = (a) => Math.hypot(a.x, a.y, a.z);
+function normalize(a, fallback = vec(0, 1, 0)) {
+  const len = length(a);
+  return len > 1e-12 ? scale(a, 1 / len) : { ...fallback };
+}
+
+function toVec(json, fallback) {
+  if (!json || typeof json !== 'object') return { ...fallback };
+  // proto3 JSON leaves out zero fields.
+  return vec(Number(json.x) || 0, Number(json.y) || 0, Number(json.z) || 0);
+}
+
+/** A complete camera from GetCamera's (possibly partial) CameraState JSON. */
+export function cameraFromJson(json = {}) {
+  const target = toVec(json.target, vec(0, 0, 0));
+  let position = toVec(json.position, vec(0, 0, 5));
+  if (length(sub(position, target)) < MIN_DISTANCE) position = add(target, vec(0, 0, 5));
+  const up = normalize(toVec(json.up, vec(0, 1, 0)));
+  const fov = Number(json.fov) > 0 && Number(json.fov) < 180 ? Number(json.fov) : 45;
+  return { position, target, up, fov };
+}
+
+/** An orthonormal basis (e1, e2, u) with u along `up`, for spherical coordinates. */
+function basis(up) {
+  const u = normalize(up);
+  const ref = Math.abs(u.z) < 0.9 ? vec(0, 0, 1) : vec(1, 0, 0);
+  const e1 = normalize(sub(ref, scale(u, dot(ref, u))));
+  const e2 = cross(u, e1);
+  return { e1, e2, u };
+}
+
+/** Orbits the position around the target: dTheta around `up`, dPhi towards or away from it. */
+export function orbit(camera, dTheta, dPhi) {
+  const { e1, e2, u } = basis(camera.up);
+  const offset = sub(camera.position, camera.target);
+  const r = length(offset);
+  const theta = Math.atan2(dot(offset, e2), dot(offset, e1)) + dTheta;
+  const cosPhi = Math.min(1, Math.max(-1, dot(offset, u) / r));
+  const phi = Math.min(Math.PI - POLE_MARGIN, Math.max(POLE_MARGIN, Math.acos(cosPhi) + dPhi));
+  const direction = add(add(scale(e1, Math.sin(phi) * Math.cos(theta)), scale(e2, Math.sin(phi) * Math.sin(theta))), scale(u, Math.cos(phi)));
+  return { ...camera, position: add(camera.target, scale(direction, r)) };
+}
+
+/** Moves position and target together in the image plane; dx/dy in pixels of a view `viewHeight` tall. */
+export function pan(camera, dx, dy, viewHeight) {
+  const forward = normalize(sub(camera.target, camera.position));
+  const right = normalize(cross(forward, camera.up), vec(1, 0, 0));
+  const upOnScreen = cross(right, forward);
+  const distance = length(sub(camera.target, camera.position));
+  const unitsPerPixel = (2 * distance * Math.tan((camera.fov * Math.PI) / 360)) / Math.max(1, viewHeight);
+  const delta = add(scale(right, -dx * unitsPerPixel), scale(upOnScreen, dy * unitsPerPixel));
+  return { ...camera, position: add(camera.position, delta), target: add(camera.target, delta) };
+}
+
+/** Moves towards (factor < 1) or away from (factor > 1) the target. */
+export function dolly(camera, factor) {
+  const offset = sub(camera.position, camera.target);
+  const r = length(offset);
+  const next = Math.min(MAX_DISTANCE, Math.max(MIN_DISTANCE, r * factor));
+  return { ...camera, position: add(camera.target, scale(offset, next / r)) };
+}
+
+/**
+ * Sends values through `send` with at most one call in flight and at most `rate` calls per
+ * second; while busy, a newer value replaces the pending one (the newest always wins).
+ */
+export class CoalescingSender {
+  constructor(send, rate = 30, onChange = () => {}) {
+    this.send = send;
+    this.setRate(rate);
+    this.onChange = onChange;
+    this.pending = undefined;
+    this.inFlight = false;
+    this.timer = null;
+    this.lastStart = -Infinity;
+    this.sent = 0;
+    this.replaced = 0;
+  }
+
+  setRate(rate) {
+    this.minIntervalMs = 1000 / Math.min(120, Math.max(1, Number(rate) || 30));
+  }
+
+  push(value) {
+    if (this.pending !== undefined) this.replaced += 1;
+    this.pending = value;
+    this.pump();
+  }
+
+  pump() {
+    this.onChange(this);
+    if (this.inFlight || this.pending === undefined || this.timer) return;
+    const wait = this.lastStart + this.minIntervalMs - performance.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, wait);
+      return;
+    }
+    const value = this.pending;
+    this.pending = undefined;
+    this.inFlight = true;
+    this.lastStart = performance.now();
+    this.onChange(this);
+    Promise.resolve()
+      .then(() => this.send(value))
+      .catch(() => null)
+      .finally(() => {
+        this.inFlight = false;
+        this.sent += 1;
+        this.pump();
+      });
+  }
+}
+
+/** Mouse, touch and keyboard camera control of the viewport. */
+export class CameraController extends EventTarget {
+  constructor({ surface, rate = 30 }) {
+    super();
+    this.surface = surface;
+    this.camera = null;
+    this.home = null;
+    this.drag = null;
+    this.lastError = '';
+    this.sender = new CoalescingSender((camera) => this.sendCamera(camera), rate, (s) => this.reflect(s));
+    this.attach();
+  }
+
+  /** Reads the camera from the server (GetCamera); the first one read becomes "home". */
+  async load() {
+    const json = await call('LiveLink', 'GetCamera', {}, { timeoutMs: CALL_TIMEOUT_MS });
+    this.camera = cameraFromJson(json);
+    if (!this.home) this.home = structuredClone(this.camera);
+    this.surface.dataset.camera = 'ready';
+    this.dispatchEvent(new CustomEvent('camera', { detail: this.camera }));
+    return this.camera;
+  }
+
+  async sendCamera(camera) {
+    const message = { position: camera.position, target: camera.target, up: camera.up, fov: camera.fov };
+    try {
+      await call('LiveLink', 'SetCamera', message, { timeoutMs: CALL_TIMEOUT_MS });
+      this.lastError = '';
+    } catch (err) {
+      // One notice per distinct problem, not one per drag step.
+      if (err.message !== this.lastError) toast(`SetCamera failed: ${err.message}`, 'error');
+      this.lastError = err.message;
+    }
+  }
+
+  reflect(sender) {
+    this.surface.dataset.cameraSent = String(sender.sent);
+    this.surface.dataset.cameraBusy = sender.inFlight || sender.pending !== undefined ? '1' : '0';
+  }
+
+  update(camera) {
+    this.camera = camera;
+    this.sender.push(structuredClone(camera));
+    this.dispatchEvent(new CustomEvent('camera', { detail: camera }));
+  }
+
+  orbitBy(dxPx, dyPx) {
+    if (this.camera) this.update(orbit(this.camera, -dxPx * ORBIT_RAD_PER_PX, -dyPx * ORBIT_RAD_PER_PX));
+  }
+
+  panBy(dxPx, dyPx) {
+    if (!this.camera) return;
+    // Convert screen pixels to image pixels so the scene follows the pointer.
+    const canvas = this.surface.querySelector('canvas');
+    const shown = canvas?.getBoundingClientRect().height || this.surface.clientHeight || 1;
+    this.update(pan(this.camera, dxPx, dyPx, shown));
+  }
+
+  zoomBy(wheelDelta) {
+    if (this.camera) this.update(dolly(this.camera, Math.exp(wheelDelta * ZOOM_PER_WHEEL_UNIT)));
+  }
+
+  reset() {
+    if (this.home) this.update(structuredClone(this.home));
+  }
+
+  attach() {
+    const el = this.surface;
+    el.addEventListener('contextmenu', (event) => event.preventDefault());
+    el.addEventListener('pointerdown', (event) => {
+      if (event.button !== 0 && event.button !== 2) return;
+      el.focus({ preventScroll: true });
+      el.setPointerCapture(event.pointerId);
+      this.drag = { id: event.pointerId, x: event.clientX, y: event.clientY, pan: event.button === 2 || event.shiftKey };
+      el.classList.add('dragging');
+    });
+    el.addEventListener('pointermove', (event) => {
+      const drag = this.drag;
+      if (!drag || drag.id !== event.pointerId) return;
+      const dx = event.clientX - drag.x;
+      const dy = event.clientY - drag.y;
+      drag.x = event.clientX;
+      drag.y = event.clientY;
+      if (drag.pan || event.shiftKey) this.panBy(dx, dy);
+      else this.orbitBy(dx, dy);
+    });
+    const end = (event) => {
+      if (this.drag?.id !== event.pointerId) return;
+      this.drag = null;
+      el.classList.remove('dragging');
+    };
+    el.addEventListener('pointerup', end);
+    el.addEventListener('pointercancel', end);
+    el.addEventListener('wheel', (event) => {
+      event.preventDefault();
+      const unit = event.deltaMode === 1 ? 33 : event.deltaMode === 2 ? 400 : 1;
+      this.zoomBy(Math.max(-500, Math.min(500, event.deltaY * unit)));
+    }, { passive: false });
+    el.addEventListener('keydown', (event) => this.onKey(event));
+  }
+
+  onKey(event) {
+    const step = 15;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[event.key]) {
+      const [dx, dy] = moves[event.key];
+      if (event.shiftKey) this.panBy(dx, dy);
+      else this.orbitBy(dx, dy);
+    } else if (event.key === '+' || event.key === '=') {
+      this.zoomBy(-120);
+    } else if (event.key === '-' || event.key === '_') {
+      this.zoomBy(120);
+    } else {
+      return;
+    }
+    event.preventDefault();
+  }
+}

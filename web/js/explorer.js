@@ -1,0 +1,416 @@
+// API explorer: every method of the schema served at GET /schema. Pick a method, edit the
+// request as a generated form or as JSON, call it (server streams arrive message by message
+// and can be cancelled), see the answer or the precise error, replay past calls, copy curl.
+
+import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
+import { h, toast } from './dom.js';
+import { FormError, requestForm, shortName } from './form.js';
+
+const HISTORY_KEY = 'octaneweb.history';
+const MAX_HISTORY = 50;
+const MAX_MATCHES = 200;
+const MAX_STREAM_MESSAGES_SHOWN = 200;
+const MAX_RESPONSE_CHARS = 200000;
+
+function kindOf(method) {
+  if (method.client_streaming && method.server_streaming) return 'bidi';
+  if (method.client_streaming) return 'client stream';
+  if (method.server_streaming) return 'server stream';
+  return 'unary';
+}
+
+function clip(text) {
+  return text.length > MAX_RESPONSE_CHARS ? `${text.slice(0, MAX_RESPONSE_CHARS)}\n… (${text.length - MAX_RESPONSE_CHARS} more characters)` : text;
+}
+
+function loadHistory() {
+  try {
+    const parsed = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    return Array.isArray(parsed) ? parsed.slice(0, MAX_HISTORY) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(history) {
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(history.slice(0, MAX_HISTORY)));
+  } catch {
+    // Storage full or disabled: history lasts for this page only.
+  }
+}
+
+export class Explorer {
+  constructor(root) {
+    this.root = root;
+    this.schema = null;
+    this.method = null;
+    this.service = null;
+    this.form = null;
+    this.view = 'form';
+    this.running = null;
+    this.history = loadHistory();
+    this.build();
+  }
+
+  build() {
+    this.search = h('input', { type: 'search', id: 'explorer-search', placeholder: 'Filter methods (e.g. camera, ApiItem/name)', autocomplete: 'off', 'aria-label': 'Filter methods', oninput: () => this.renderMethods() });
+    this.methodList = h('div', { className: 'method-list', id: 'explorer-methods', role: 'list', 'aria-label': 'Methods' });
+    this.title = h('div', { className: 'method-title', id: 'explorer-method', 'aria-live': 'polite' }, h('span', { className: 'muted' }, 'Choose a method'));
+    this.formTab = h('button', { type: 'button', role: 'tab', 'aria-selected': 'true', onclick: () => this.setView('form') }, 'Form');
+    this.jsonTab = h('button', { type: 'button', role: 'tab', 'aria-selected': 'false', onclick: () => this.setView('json') }, 'JSON');
+    this.formSlot = h('div', { className: 'form-slot', id: 'explorer-form' });
+    this.jsonArea = h('textarea', { id: 'explorer-json', rows: 8, spellcheck: 'false', 'aria-label': 'Request JSON', hidden: true });
+    this.callButton = h('button', { type: 'button', id: 'explorer-call', className: 'primary', disabled: true, title: 'Call (Ctrl+Enter)', onclick: () => this.call() }, 'Call');
+    this.cancelButton = h('button', { type: 'button', id: 'explorer-cancel', disabled: true, onclick: () => this.cancel() }, 'Cancel');
+    this.curlButton = h('button', { type: 'button', id: 'explorer-curl', disabled: true, onclick: () => this.copyCurl() }, 'Copy curl');
+    this.curlText = h('pre', { className: 'curl', id: 'explorer-curl-text' });
+    this.statusLine = h('div', { className: 'call-status', id: 'explorer-status', role: 'status', 'aria-live': 'polite' });
+    this.response = h('pre', { className: 'response', id: 'explorer-response', tabindex: '0', 'aria-label': 'Response' });
+    this.historyList = h('ol', { className: 'history', id: 'explorer-history', 'aria-label': 'Call history' });
+
+    this.root.replaceChildren(
+      h('div', { className: 'explorer-picker' }, this.search, this.methodList),
+      h('div', { className: 'explorer-call' },
+        this.title,
+        h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
+        this.formSlot,
+        this.jsonArea,
+        h('div', { className: 'call-actions' }, this.callButton, this.cancelButton, this.curlButton),
+        h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText),
+        this.statusLine,
+        this.response,
+        h('details', { className: 'history-box', open: true }, h('summary', {}, 'History'), this.historyList)));
+    this.root.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !this.callButton.disabled) {
+        event.preventDefault();
+        this.call();
+      }
+    });
+    this.renderHistory();
+  }
+
+  /** Loads GET /schema (again) and lists its methods. */
+  async load() {
+    this.root.dataset.state = 'loading';
+    try {
+      this.schema = await getJson('schema');
+      this.schema.messages ||= {};
+      this.schema.enums ||= {};
+      this.schema.services ||= [];
+      this.schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
+      this.root.dataset.state = 'ready';
+      this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
+      this.renderMethods();
+      if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
+    } catch (err) {
+      this.root.dataset.state = 'error';
+      this.methodList.replaceChildren(h('p', { className: 'error-text' }, `Could not load the schema: ${err.message}`));
+    }
+  }
+
+  renderMethods() {
+    if (!this.schema) return;
+    const filter = this.search.value.trim().toLowerCase();
+    if (!filter) {
+      // One collapsible group per service; methods are built when a group is opened.
+      this.methodList.replaceChildren(...this.schema.services.map((service) => {
+        const group = h('details', { className: 'service', dataset: { service: service.full_name } },
+          h('summary', {}, h('span', {}, service.name), h('span', { className: 'muted' }, ` ${service.package} · ${service.methods.length}`)));
+        group.addEventListener('toggle', () => {
+          if (group.open && group.childElementCount === 1) group.append(...service.methods.map((m) => this.methodButton(service, m, false)));
+        });
+        return group;
+      }));
+      return;
+    }
+    const matches = [];
+    for (const service of this.schema.services) {
+      for (const method of service.methods) {
+        const haystack = `${service.full_name}/${method.name} ${service.name}.${method.name}`.toLowerCase();
+        if (haystack.includes(filter)) matches.push([service, method]);
+        if (matches.length > MAX_MATCHES) break;
+      }
+    }
+    const shown = matches.slice(0, MAX_MATCHES).map(([service, method]) => this.methodButton(service, method, true));
+    if (!shown.length) shown.push(h('p', { className: 'muted' }, 'No method matches.'));
+    if (matches.length > MAX_MATCHES) shown.push(h('p', { className: 'muted' }, `Showing the first ${MAX_MATCHES}; refine the filter.`));
+    this.methodList.replaceChildren(...shown);
+  }
+
+  methodButton(service, method, withService) {
+    return h('button', {
+      type: 'button',
+      role: 'listitem',
+      className: 'method',
+      dataset: { method: `${service.full_name}/${method.name}` },
+      onclick: () => this.select(service.full_name, method.name),
+    }, withService ? h('span', { className: 'muted' }, `${service.name}/`) : null, method.name,
+    kindOf(method) !== 'unary' ? h('span', { className: 'badge' }, kindOf(method)) : null);
+  }
+
+  findMethod(serviceName, methodName) {
+    const service = this.schema?.services.find((s) => s.full_name === serviceName || s.name === serviceName);
+    const method = service?.methods.find((m) => m.name === methodName);
+    return service && method ? { service, method } : null;
+  }
+
+  /** Shows a method's request editor, optionally filled with `request` (JSON value). */
+  select(serviceName, methodName, request) {
+    const found = this.findMethod(serviceName, methodName);
+    if (!found) {
+      toast(`The schema has no method ${serviceName}/${methodName}`, 'error');
+      return false;
+    }
+    const { service, method } = found;
+    this.service = service;
+    this.method = method;
+    const kind = kindOf(method);
+    this.title.replaceChildren(
+      h('div', { className: 'method-path' }, `${service.full_name}/${method.name}`),
+      h('div', { className: 'muted' }, `${kind} · ${shortName(method.input_type)} → ${shortName(method.output_type)}`));
+    this.form = requestForm(this.schema, method.input_type);
+    this.formSlot.replaceChildren(this.form.el);
+    if (request !== undefined) this.form.set(request);
+    this.jsonArea.value = JSON.stringify(request ?? {}, null, 2);
+    const callable = !method.client_streaming;
+    this.callButton.disabled = !callable;
+    this.callButton.textContent = method.server_streaming ? 'Start stream' : 'Call';
+    this.curlButton.disabled = !callable;
+    this.statusLine.textContent = callable ? '' : 'Client-streaming methods cannot be called through the JSON routes; use gRPC, gRPC-Web or Connect.';
+    this.response.textContent = '';
+    this.root.dataset.selected = `${service.full_name}/${method.name}`;
+    this.updateCurl();
+    return true;
+  }
+
+  setView(view) {
+    if (view === this.view || !this.form) {
+      this.applyView(view);
+      return;
+    }
+    try {
+      if (view === 'json') {
+        this.jsonArea.value = JSON.stringify(this.form.get(), null, 2);
+      } else {
+        this.form.set(this.parseJsonArea());
+      }
+    } catch (err) {
+      toast(err.message, 'error');
+      return;
+    }
+    this.applyView(view);
+  }
+
+  applyView(view) {
+    this.view = view;
+    this.formTab.setAttribute('aria-selected', String(view === 'form'));
+    this.jsonTab.setAttribute('aria-selected', String(view === 'json'));
+    this.formSlot.hidden = view !== 'form';
+    this.jsonArea.hidden = view !== 'json';
+    this.updateCurl();
+  }
+
+  parseJsonArea() {
+    const text = this.jsonArea.value.trim();
+    if (!text) return {};
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new FormError('request JSON', err.message);
+    }
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new FormError('request JSON', 'must be a JSON object');
+    return value;
+  }
+
+  /** The request as a JSON value; with `lenient`, invalid input yields {} instead of throwing. */
+  currentRequest(lenient = false) {
+    try {
+      return this.view === 'json' ? this.parseJsonArea() : (this.form?.get() ?? {});
+    } catch (err) {
+      if (lenient) return {};
+      throw err;
+    }
+  }
+
+  updateCurl() {
+    if (!this.method) return;
+    this.curlText.textContent = curlCommand(this.service.full_name, this.method.name, this.currentRequest(true), { streaming: this.method.server_streaming });
+  }
+
+  async copyCurl() {
+    this.updateCurl();
+    const text = this.curlText.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      toast('curl command copied', 'ok', 2000);
+    } catch {
+      // Clipboard API needs a secure context; fall back to selecting the text.
+      this.curlText.closest('details').open = true;
+      const range = document.createRange();
+      range.selectNodeContents(this.curlText);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+      toast('Press Ctrl+C to copy the selected command', 'info', 3000);
+    }
+  }
+
+  async call() {
+    if (!this.method || this.running) return;
+    let message;
+    try {
+      message = this.currentRequest();
+    } catch (err) {
+      this.showError(err.message, 'INVALID_ARGUMENT');
+      return;
+    }
+    this.updateCurl();
+    const service = this.service.full_name;
+    const method = this.method.name;
+    const entry = { service, method, request: message, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
+    if (this.method.server_streaming) await this.runStream(entry);
+    else await this.runUnary(entry);
+    this.history.unshift(entry);
+    this.history.length = Math.min(this.history.length, MAX_HISTORY);
+    saveHistory(this.history);
+    this.renderHistory();
+  }
+
+  async runUnary(entry) {
+    const controller = new AbortController();
+    this.setRunning(controller, 'calling');
+    this.statusLine.textContent = 'Calling…';
+    this.response.textContent = '';
+    const result = await callRaw(entry.service, entry.method, entry.request, { signal: controller.signal });
+    this.setRunning(null);
+    const ms = `${result.durationMs.toFixed(0)} ms`;
+    if (result.ok) {
+      entry.outcome = `OK · ${ms}`;
+      this.root.dataset.state = 'done';
+      this.statusLine.dataset.outcome = 'ok';
+      this.statusLine.textContent = `OK · HTTP ${result.status} · ${ms}`;
+      this.response.textContent = clip(JSON.stringify(result.data, null, 2));
+    } else {
+      const { error } = result;
+      entry.outcome = `${error.code || (error.status ? `HTTP ${error.status}` : 'unreachable')} · ${ms}`;
+      this.showError(error.message, error.code, error.status, ms);
+    }
+  }
+
+  async runStream(entry) {
+    const controller = new AbortController();
+    this.setRunning(controller, 'streaming');
+    this.response.textContent = '';
+    this.statusLine.dataset.outcome = '';
+    this.statusLine.textContent = 'Streaming… 0 messages';
+    const started = performance.now();
+    let count = 0;
+    let end = null;
+    const lines = [];
+    this.root.dataset.messages = '0';
+    const path = `sse/${methodPath(entry.service, entry.method)}?message=${encodeURIComponent(JSON.stringify(entry.request))}`;
+    try {
+      await readSse(path, {
+        signal: controller.signal,
+        onEvent: ({ event, data }) => {
+          if (event === 'end') {
+            try {
+              end = JSON.parse(data);
+            } catch {
+              end = { code: 'UNKNOWN', message: data };
+            }
+            return;
+          }
+          count += 1;
+          let pretty = data;
+          try {
+            pretty = JSON.stringify(JSON.parse(data), null, 2);
+          } catch {
+            // Show it as sent.
+          }
+          lines.push(`#${count} ${pretty}`);
+          if (lines.length > MAX_STREAM_MESSAGES_SHOWN) lines.shift();
+          this.response.textContent = clip(lines.join('\n'));
+          this.root.dataset.messages = String(count);
+          this.statusLine.textContent = `Streaming… ${count} message${count === 1 ? '' : 's'}`;
+        },
+      });
+      const ms = `${(performance.now() - started).toFixed(0)} ms`;
+      const code = end?.code || 'UNKNOWN';
+      if (code === 'OK') {
+        entry.outcome = `OK · ${count} messages · ${ms}`;
+        this.root.dataset.state = 'done';
+        this.statusLine.dataset.outcome = 'ok';
+        this.statusLine.textContent = `Stream ended OK · ${count} message${count === 1 ? '' : 's'} · ${ms}`;
+      } else {
+        entry.outcome = `${code} · ${count} messages`;
+        this.showError(end?.message || 'the stream ended without a status', code, 0, ms, true);
+      }
+    } catch (err) {
+      if (err.code === 'CANCELLED') {
+        entry.outcome = `cancelled · ${count} messages`;
+        this.root.dataset.state = 'cancelled';
+        this.statusLine.dataset.outcome = 'cancelled';
+        this.statusLine.textContent = `Cancelled after ${count} message${count === 1 ? '' : 's'}`;
+      } else {
+        entry.outcome = `${err.code || (err.status ? `HTTP ${err.status}` : 'error')}`;
+        this.showError(err.message, err.code, err.status, '', count > 0);
+      }
+    } finally {
+      this.setRunning(null);
+    }
+  }
+
+  showError(message, code = '', status = 0, ms = '', keepResponse = false) {
+    this.root.dataset.state = 'error';
+    this.statusLine.dataset.outcome = 'error';
+    const parts = ['Error'];
+    if (status) parts.push(`HTTP ${status}`);
+    if (code) parts.push(code);
+    if (ms) parts.push(ms);
+    this.statusLine.textContent = parts.join(' · ');
+    const text = `${code ? `${code}: ` : ''}${message}`;
+    this.response.textContent = keepResponse ? `${this.response.textContent}\n\n${text}` : text;
+  }
+
+  setRunning(controller, state) {
+    this.running = controller;
+    if (state) this.root.dataset.state = state;
+    this.callButton.disabled = Boolean(controller) || !this.method || this.method.client_streaming;
+    this.cancelButton.disabled = !controller;
+  }
+
+  cancel() {
+    this.running?.abort();
+  }
+
+  renderHistory() {
+    if (!this.history.length) {
+      this.historyList.replaceChildren(h('li', { className: 'muted' }, 'No calls yet.'));
+      return;
+    }
+    this.historyList.replaceChildren(...this.history.map((entry, index) => h('li', { dataset: { index: String(index) } },
+      h('div', { className: 'history-main' },
+        h('span', { className: 'method-path' }, `${shortName(entry.service)}/${entry.method}`),
+        h('span', { className: `badge ${String(entry.outcome).startsWith('OK') ? 'ok' : 'bad'}` }, entry.outcome || '…')),
+      h('div', { className: 'history-actions' },
+        h('button', { type: 'button', className: 'small ghost', onclick: () => this.restore(entry) }, 'Edit'),
+        h('button', { type: 'button', className: 'small', onclick: () => this.replay(entry) }, 'Replay')))));
+  }
+
+  restore(entry) {
+    if (!this.schema) return false;
+    const ok = this.select(entry.service, entry.method, entry.request);
+    if (ok && this.view === 'json') this.jsonArea.value = JSON.stringify(entry.request ?? {}, null, 2);
+    return ok;
+  }
+
+  async replay(entry) {
+    if (this.running) {
+      toast('A call is still running', 'info');
+      return;
+    }
+    if (this.restore(entry)) await this.call();
+  }
+}

@@ -1,0 +1,149 @@
+// Connection status: is the gateway reachable, and is its upstream render server?
+//
+// Polls GET /health (and GET /readyz when health says the upstream is not connected, since
+// readyz actively probes it), listens to what the frame transports report, shows a banner
+// while something is down, and fires "recovered" when it comes back so the other modules
+// reload without a page reload.
+
+import { request } from './api.js';
+
+const POLL_UP_MS = 3000;
+const POLL_DOWN_MS = 1000;
+const HEALTH_TIMEOUT_MS = 2500;
+
+export class ConnectionStatus extends EventTarget {
+  /** @param {{banner: HTMLElement, indicator: HTMLElement}} els */
+  constructor({ banner, indicator }) {
+    super();
+    this.banner = banner;
+    this.indicator = indicator;
+    /** 'unknown' | 'up' | 'down' */
+    this.gateway = 'unknown';
+    this.upstream = 'unknown';
+    this.detail = '';
+    this.timer = null;
+    this.checking = null;
+    this.stopped = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.checkSoon(0);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** True unless the gateway is known to be unreachable. */
+  gatewayUp() {
+    return this.gateway !== 'down';
+  }
+
+  /** Schedules the next health check (a sooner request replaces a later one). */
+  checkSoon(delayMs) {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.check(), delayMs);
+  }
+
+  /** Something failed to reach the gateway: verify now rather than at the next poll. */
+  reportUnreachable() {
+    if (!this.checking) this.checkSoon(0);
+  }
+
+  /** A frame transport heard from the gateway about the upstream (WebSocket "upstream" message). */
+  reportUpstream(connected) {
+    this.update(this.gateway === 'down' ? 'up' : this.gateway, connected ? 'up' : 'down', '');
+  }
+
+  /** A frame arrived: the gateway and the upstream are evidently working. */
+  reportFrame() {
+    if (this.gateway !== 'up' || this.upstream !== 'up') this.update('up', 'up', '');
+  }
+
+  async check() {
+    if (this.checking) return this.checking;
+    this.checking = this.probe().finally(() => {
+      this.checking = null;
+      this.checkSoon(this.gateway === 'up' && this.upstream === 'up' ? POLL_UP_MS : POLL_DOWN_MS);
+    });
+    return this.checking;
+  }
+
+  async probe() {
+    let health;
+    try {
+      const response = await request('health', { timeoutMs: HEALTH_TIMEOUT_MS });
+      health = await response.json().catch(() => null);
+      if (!response.ok || !health) {
+        this.update('down', 'unknown', `the gateway answered /health with HTTP ${response.status}`);
+        return;
+      }
+    } catch (err) {
+      this.update('down', 'unknown', err?.message || String(err));
+      return;
+    }
+    if (health.connected === true) {
+      this.update('up', 'up', '');
+      return;
+    }
+    // /health reports the last call's outcome; /readyz probes the upstream now.
+    try {
+      const ready = await request('readyz', { timeoutMs: HEALTH_TIMEOUT_MS });
+      const text = await ready.text().catch(() => '');
+      this.update('up', ready.ok ? 'up' : 'down', ready.ok ? '' : text.slice(0, 200));
+    } catch (err) {
+      this.update('down', 'unknown', err?.message || String(err));
+    }
+  }
+
+  update(gateway, upstream, detail) {
+    const previous = { gateway: this.gateway, upstream: this.upstream };
+    this.detail = detail;
+    if (previous.gateway === gateway && previous.upstream === upstream) {
+      this.render();
+      return;
+    }
+    this.gateway = gateway;
+    this.upstream = upstream;
+    this.render();
+    this.dispatchEvent(new CustomEvent('change', { detail: { gateway, upstream, previous } }));
+    const wasDown = previous.gateway === 'down' || previous.upstream === 'down';
+    if (wasDown && gateway === 'up' && upstream === 'up') {
+      this.dispatchEvent(new CustomEvent('recovered', { detail: { previous } }));
+    }
+  }
+
+  render() {
+    const { banner, indicator } = this;
+    let state = 'ok';
+    let label = 'Connected';
+    let message = '';
+    if (this.gateway === 'down') {
+      state = 'down';
+      label = 'Gateway offline';
+      message = `The octaneweb gateway is unreachable${this.detail ? ` (${this.detail})` : ''}. Retrying…`;
+    } else if (this.upstream === 'down') {
+      state = 'warn';
+      label = 'Render server offline';
+      message = `The gateway is up but cannot reach the render server${this.detail ? `: ${this.detail}` : ''}. Retrying…`;
+    } else if (this.gateway === 'unknown' || this.upstream === 'unknown') {
+      state = 'unknown';
+      label = 'Connecting…';
+    }
+    indicator.dataset.state = state;
+    const labelEl = indicator.querySelector('.label');
+    if (labelEl) labelEl.textContent = label;
+    document.body.dataset.connection = state;
+    if (message) {
+      banner.textContent = message;
+      banner.dataset.state = state;
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+      banner.textContent = '';
+    }
+  }
+}

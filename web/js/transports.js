@@ -1,0 +1,262 @@
+// The three ways frames reach the page, behind one interface:
+//
+//   const t = new XTransport(hooks, options); t.start(); ... t.stop();
+//   hooks.onFrame(frame)        a decoded frame (see frame.js)
+//   hooks.onMessage(json)       a server notice (hello, statistics, renderFailure, ...)
+//   hooks.onFail(reason)        the transport stopped working; the viewport decides what next
+//   t.configure(config)         {encoding, quality, maxFps, exposure, gamma}
+//
+// A transport calls onFail at most once and then stays silent.
+
+import { request, url, wsUrl } from './api.js';
+import { decodeBinaryFrame, decodeSseImage, FrameError } from './frame.js';
+
+class Transport {
+  constructor(hooks, config) {
+    this.hooks = hooks;
+    this.config = { ...config };
+    this.active = false;
+    this.failed = false;
+  }
+
+  start() {
+    this.active = true;
+  }
+
+  stop() {
+    this.active = false;
+  }
+
+  configure(config) {
+    this.config = { ...this.config, ...config };
+  }
+
+  fail(reason) {
+    if (!this.active || this.failed) return;
+    this.failed = true;
+    this.stop();
+    this.hooks.onFail(reason);
+  }
+
+  frame(frame) {
+    if (this.active) this.hooks.onFrame(frame);
+  }
+
+  notice(message) {
+    if (this.active) this.hooks.onMessage(message);
+  }
+}
+
+/** GET /render/ws: binary frames with a 48-byte header, JSON notices, JSON control messages. */
+export class WsTransport extends Transport {
+  start() {
+    super.start();
+    let socket;
+    try {
+      socket = new WebSocket(wsUrl('render/ws'));
+    } catch (err) {
+      queueMicrotask(() => this.fail(`WebSocket refused: ${err?.message || err}`));
+      return;
+    }
+    this.socket = socket;
+    socket.binaryType = 'arraybuffer';
+    socket.addEventListener('open', () => this.sendConfig());
+    socket.addEventListener('message', (event) => this.onSocketMessage(event));
+    socket.addEventListener('error', () => this.fail('WebSocket error'));
+    socket.addEventListener('close', (event) => this.fail(`WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`));
+  }
+
+  stop() {
+    super.stop();
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && socket.readyState <= WebSocket.OPEN) {
+      try {
+        socket.close(1000, 'viewer stopped');
+      } catch {
+        // Closing a socket that is still connecting can throw in old browsers; it is gone anyway.
+      }
+    }
+  }
+
+  configure(config) {
+    super.configure(config);
+    this.sendConfig(config);
+  }
+
+  /** Sends the stream settings the user chose (all of them when `partial` is omitted). */
+  sendConfig(partial = this.config) {
+    const message = { type: 'config' };
+    if (partial.encoding) message.encoding = partial.encoding;
+    if (Number.isFinite(partial.quality)) message.quality = partial.quality;
+    if (Number.isFinite(partial.maxFps)) message.max_fps = partial.maxFps;
+    if (Number.isFinite(partial.exposure)) message.exposure = partial.exposure;
+    if (Number.isFinite(partial.gamma)) message.gamma = partial.gamma;
+    if (Object.keys(message).length > 1) this.send(message);
+  }
+
+  /** Sends a control message if the socket is open (e.g. {type: 'pause'}). */
+  send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  onSocketMessage(event) {
+    if (!this.active) return;
+    if (typeof event.data === 'string') {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        this.notice({ type: 'error', message: 'unreadable text message from /render/ws' });
+        return;
+      }
+      this.notice(message);
+      return;
+    }
+    try {
+      this.frame(decodeBinaryFrame(event.data));
+    } catch (err) {
+      this.notice({ type: 'error', message: err instanceof FrameError ? err.message : String(err) });
+    }
+  }
+}
+
+/** GET /render/stream: the original proxy's Server-Sent Events with base64 RGBA images. */
+export class SseTransport extends Transport {
+  start() {
+    super.start();
+    this.seq = 0;
+    // The original proxy wants a registration before streaming; ours streams either way.
+    request('render/register-callback', { method: 'POST', timeoutMs: 3000 })
+      .catch(() => null)
+      .finally(() => this.open());
+  }
+
+  open() {
+    if (!this.active) return;
+    const source = new EventSource(url('render/stream'));
+    this.source = source;
+    source.addEventListener('message', (event) => this.onEvent(event));
+    source.addEventListener('error', () => this.fail('event stream failed'));
+  }
+
+  stop() {
+    super.stop();
+    this.source?.close();
+    this.source = null;
+  }
+
+  onEvent(event) {
+    if (!this.active) return;
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      this.notice({ type: 'error', message: 'unreadable event from /render/stream' });
+      return;
+    }
+    if (message?.type === 'newImage') {
+      try {
+        this.seq += 1;
+        this.frame(decodeSseImage(message, this.seq));
+      } catch (err) {
+        this.notice({ type: 'error', message: err?.message || String(err) });
+      }
+    } else if (message?.type === 'newStatistics') {
+      this.notice({ ...message, type: 'statistics' });
+    } else if (message?.type && message.type !== 'ping' && message.type !== 'connected') {
+      this.notice(message);
+    }
+  }
+}
+
+const POLL_MIN_INTERVAL_MS = 33;
+const POLL_DEFAULT_INTERVAL_MS = 100;
+const POLL_WAIT_MS = 1000;
+
+/** GET /render/frame.{jpg,png,raw} in a loop with If-None-Match, as a last resort. */
+export class PollTransport extends Transport {
+  start() {
+    super.start();
+    this.etag = '';
+    this.localSeq = 0;
+    this.controller = new AbortController();
+    this.loop();
+  }
+
+  stop() {
+    super.stop();
+    this.controller?.abort();
+    clearTimeout(this.timer);
+  }
+
+  interval() {
+    const fps = this.config.maxFps;
+    return fps > 0 ? Math.max(POLL_MIN_INTERVAL_MS, 1000 / fps) : POLL_DEFAULT_INTERVAL_MS;
+  }
+
+  path() {
+    if (this.config.encoding === 'png') return 'render/frame.png';
+    if (this.config.encoding === 'raw') return 'render/frame.raw';
+    const quality = Number.isFinite(this.config.quality) ? this.config.quality : 85;
+    return `render/frame.jpg?quality=${quality}`;
+  }
+
+  async loop() {
+    while (this.active) {
+      let delay = this.interval();
+      try {
+        delay = await this.pollOnce();
+      } catch (err) {
+        if (!this.active) return;
+        this.fail(err?.message || String(err));
+        return;
+      }
+      await new Promise((resolve) => {
+        this.timer = setTimeout(resolve, delay);
+      });
+    }
+  }
+
+  /** Fetches the newest frame once; resolves to how long to wait before the next poll. */
+  async pollOnce() {
+    const path = this.path();
+    const headers = this.etag ? { 'If-None-Match': this.etag } : {};
+    const response = await request(path, { headers, signal: this.controller.signal, timeoutMs: 10000 });
+    if (response.status === 304) return this.interval();
+    if (response.status === 503) {
+      // No frame yet (or upstream down): the gateway is fine, wait and ask again.
+      await response.body?.cancel().catch(() => null);
+      return POLL_WAIT_MS;
+    }
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    this.etag = response.headers.get('ETag') || '';
+    const frame = {
+      seq: Number(response.headers.get('X-Frame-Seq')) || Number(this.etag.replace(/\D/g, '')) || this.localSeq + 1,
+      width: Number(response.headers.get('X-Frame-Width')) || 0,
+      height: Number(response.headers.get('X-Frame-Height')) || 0,
+      spp: Number(response.headers.get('X-Samples-Per-Pixel')) || NaN,
+      renderTime: Number(response.headers.get('X-Render-Time')) || NaN,
+      sps: Number(response.headers.get('X-Samples-Per-Second')) || NaN,
+      gatewayTimeMs: null,
+      hdr: response.headers.get('X-Frame-Hdr') === '1',
+      encoding: this.config.encoding || 'jpeg',
+      payload: null,
+    };
+    if (path.endsWith('.raw')) {
+      const buffer = await response.arrayBuffer();
+      if (!(frame.width > 0 && frame.height > 0) || buffer.byteLength < frame.width * frame.height * 4) {
+        throw new Error('render/frame.raw: size headers missing or body too short');
+      }
+      frame.payload = { kind: 'rgba', data: new Uint8ClampedArray(buffer, 0, frame.width * frame.height * 4) };
+    } else {
+      frame.payload = { kind: 'blob', blob: await response.blob() };
+    }
+    this.localSeq = frame.seq;
+    this.frame(frame);
+    return this.interval();
+  }
+}
+
+export const TRANSPORTS = { ws: WsTransport, sse: SseTransport, poll: PollTransport };
+export const FALLBACK_ORDER = ['ws', 'sse', 'poll'];
