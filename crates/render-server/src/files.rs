@@ -1,0 +1,120 @@
+//! `GetFile`: reading files strictly below a configured root directory.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use tokio::io::AsyncReadExt as _;
+use tonic::Status;
+
+/// A canonicalised directory `GetFile` may read below.
+#[derive(Clone, Debug)]
+pub(crate) struct FileRoot {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+impl FileRoot {
+    /// Canonicalises `root`, which must be an existing directory.
+    pub fn new(root: &Path, max_bytes: u64) -> io::Result<FileRoot> {
+        let root = root.canonicalize()?;
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a directory",
+            ));
+        }
+        Ok(FileRoot { root, max_bytes })
+    }
+
+    /// Reads `requested` (relative to the root, or absolute inside it).
+    pub async fn read(&self, requested: &str) -> Result<Vec<u8>, Status> {
+        let path = self.resolve(requested)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|error| io_status(requested, &error))?;
+        let metadata = file
+            .metadata()
+            .await
+            .map_err(|error| io_status(requested, &error))?;
+        if !metadata.is_file() {
+            return Err(Status::invalid_argument(format!(
+                "{requested:?} is not a regular file"
+            )));
+        }
+        if metadata.len() > self.max_bytes {
+            return Err(self.too_large(requested, metadata.len()));
+        }
+        // Read at most one byte past the limit, in case the file grew since `metadata`.
+        let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+        (&mut file)
+            .take(self.max_bytes + 1)
+            .read_to_end(&mut data)
+            .await
+            .map_err(|error| io_status(requested, &error))?;
+        if data.len() as u64 > self.max_bytes {
+            return Err(self.too_large(requested, data.len() as u64));
+        }
+        Ok(data)
+    }
+
+    fn too_large(&self, requested: &str, len: u64) -> Status {
+        Status::resource_exhausted(format!(
+            "{requested:?} is {len} bytes; GetFile returns at most {} bytes",
+            self.max_bytes
+        ))
+    }
+
+    /// Maps a request path to a canonical path inside the root, refusing anything that
+    /// would leave it (`..`, absolute paths elsewhere, symlinks pointing out).
+    fn resolve(&self, requested: &str) -> Result<PathBuf, Status> {
+        if requested.is_empty() {
+            return Err(Status::invalid_argument("filepath is required"));
+        }
+        if requested.contains('\0') {
+            return Err(Status::invalid_argument("filepath contains a NUL byte"));
+        }
+        let path = Path::new(requested);
+        if path
+            .components()
+            .any(|component| matches!(component, Component::ParentDir))
+        {
+            return Err(Status::permission_denied(format!(
+                "{requested:?} is refused: `..` is not allowed in GetFile paths"
+            )));
+        }
+        let joined = if path.is_absolute() {
+            if !path.starts_with(&self.root) {
+                return Err(self.outside(requested));
+            }
+            path.to_path_buf()
+        } else {
+            self.root.join(path)
+        };
+        let canonical = joined
+            .canonicalize()
+            .map_err(|error| io_status(requested, &error))?;
+        if !canonical.starts_with(&self.root) {
+            // Only a symlink can get here after the checks above.
+            return Err(Status::permission_denied(format!(
+                "{requested:?} is refused: it resolves (through a symbolic link) to a file outside the served directory"
+            )));
+        }
+        Ok(canonical)
+    }
+
+    fn outside(&self, requested: &str) -> Status {
+        Status::permission_denied(format!(
+            "{requested:?} is refused: GetFile serves only files below the server's file root"
+        ))
+    }
+}
+
+fn io_status(requested: &str, error: &io::Error) -> Status {
+    match error.kind() {
+        io::ErrorKind::NotFound => Status::not_found(format!("no file {requested:?}")),
+        io::ErrorKind::PermissionDenied => {
+            Status::permission_denied(format!("{requested:?}: permission denied"))
+        }
+        _ => Status::internal(format!("cannot read {requested:?}: {error}")),
+    }
+}

@@ -1,0 +1,190 @@
+//! [`RenderServer`]: the render loop plus the tonic server around it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use octaneweb_proto::gen1::octaneapi as gen1;
+use octaneweb_proto::livelinkapi::live_link_service_server::LiveLinkServiceServer;
+use octaneweb_proto::octaneapi as gen2;
+use octaneweb_proto::octaneapi::api_item_array_service_server::ApiItemArrayServiceServer;
+use octaneweb_proto::octaneapi::api_item_service_server::ApiItemServiceServer;
+use octaneweb_proto::octaneapi::api_node_graph_service_server::ApiNodeGraphServiceServer;
+use octaneweb_proto::octaneapi::api_project_manager_service_server::ApiProjectManagerServiceServer;
+use octaneweb_proto::octaneapi::api_render_engine_service_server::ApiRenderEngineServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::engine::{self, Engine};
+use crate::files::FileRoot;
+use crate::services::callbacks::{Gen1CallbackService, Gen2CallbackService};
+use crate::services::livelink::LiveLinkServiceImpl;
+use crate::services::render_engine::RenderEngineService;
+use crate::services::scene::SceneService;
+use crate::services::Shared;
+use crate::{
+    CallbackGeneration, RenderServerConfig, RenderServerError, MAX_FILE_BYTES, MAX_MESSAGE_BYTES,
+};
+
+/// A running render loop, ready to be served over gRPC.
+///
+/// [`RenderServer::start`] starts rendering at once on a dedicated thread;
+/// [`RenderServer::serve`] answers gRPC on a listener until its shutdown future completes.
+/// Dropping the server (which `serve` does when it returns) ends the render thread after
+/// its current sample and closes every callback stream.
+pub struct RenderServer {
+    engine: Arc<Engine>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RenderServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderServer")
+            .field("config", self.engine.config())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RenderServer {
+    /// Validates `config`, builds the scene and starts the render loop thread.
+    ///
+    /// Fails on an invalid configuration, a `file_root` that is not an existing directory,
+    /// or when the thread cannot be spawned.
+    pub fn start(config: RenderServerConfig) -> Result<RenderServer, RenderServerError> {
+        config.validate()?;
+        let files = match &config.file_root {
+            Some(path) => Some(FileRoot::new(path, MAX_FILE_BYTES).map_err(|source| {
+                RenderServerError::FileRoot {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let engine = engine::start(config)?;
+        let (shutdown, shutdown_seen) = watch::channel(false);
+        let shared = Arc::new(Shared::new(Arc::clone(&engine), files, shutdown_seen));
+        Ok(RenderServer {
+            engine,
+            shared,
+            shutdown,
+        })
+    }
+
+    /// The configuration the server was started with.
+    pub fn config(&self) -> &RenderServerConfig {
+        self.engine.config()
+    }
+
+    /// Serves every LiveLink service, gRPC reflection (v1 and v1alpha) and
+    /// `grpc.health.v1` on `listener` until `shutdown` completes; then closes the callback
+    /// streams, finishes in-flight calls and stops rendering.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RenderServerError> {
+        let generation = self.engine.config().callback_generation;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(generation.descriptor_set())
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(generation.descriptor_set())
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let shared = &self.shared;
+        let render_engine =
+            ApiRenderEngineServiceServer::new(RenderEngineService::new(Arc::clone(shared)))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let livelink = LiveLinkServiceServer::new(LiveLinkServiceImpl::new(Arc::clone(shared)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let scene = SceneService::new(Arc::clone(shared));
+        let project_manager = ApiProjectManagerServiceServer::new(scene.clone());
+        let node_graph = ApiNodeGraphServiceServer::new(scene.clone());
+        let item_array = ApiItemArrayServiceServer::new(scene.clone());
+        let item = ApiItemServiceServer::new(scene);
+
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        let served_names = [
+            <ApiRenderEngineServiceServer<RenderEngineService> as NamedService>::NAME,
+            <LiveLinkServiceServer<LiveLinkServiceImpl> as NamedService>::NAME,
+            <ApiProjectManagerServiceServer<SceneService> as NamedService>::NAME,
+            <ApiNodeGraphServiceServer<SceneService> as NamedService>::NAME,
+            <ApiItemArrayServiceServer<SceneService> as NamedService>::NAME,
+            <ApiItemServiceServer<SceneService> as NamedService>::NAME,
+            gen2::stream_callback_service_server::SERVICE_NAME,
+        ];
+        for name in served_names {
+            health_reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+
+        let router = Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(render_engine)
+            .add_service(livelink)
+            .add_service(project_manager)
+            .add_service(node_graph)
+            .add_service(item_array)
+            .add_service(item);
+        let router = match generation {
+            CallbackGeneration::Gen2 => router.add_service(
+                gen2::stream_callback_service_server::StreamCallbackServiceServer::new(
+                    Gen2CallbackService::new(Arc::clone(shared)),
+                )
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ),
+            CallbackGeneration::Gen1 => router.add_service(
+                gen1::stream_callback_service_server::StreamCallbackServiceServer::new(
+                    Gen1CallbackService::new(Arc::clone(shared)),
+                )
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ),
+        };
+
+        // Callback streams never end on their own; tell them to, or the graceful shutdown
+        // would wait for them forever.
+        let stopping = self.shutdown.clone();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let incoming = TcpListenerStream::new(listener).map(|accepted| {
+            accepted.inspect(|stream| {
+                // Small control calls should not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+            })
+        });
+        tracing::info!(
+            generation = ?generation,
+            width = self.engine.config().width,
+            height = self.engine.config().height,
+            "render server serving"
+        );
+        router
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for RenderServer {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+        let _ = self.shutdown.send(true);
+    }
+}
