@@ -1,0 +1,30 @@
+//! Run-time protobuf schemas for octaneweb.
+//!
+//! A [`Schema`] is built by a [`SchemaBuilder`] from any mix of encoded descriptor sets,
+//! `.proto` files or directories (compiled at run time, each file once) and descriptors
+//! fetched by [`reflection::fetch`]. Inconsistent inputs, such as a real Octane SDK
+//! `protodef/` directory with duplicate definitions, a non-UTF-8 comment and a file with a
+//! syntax error, load as far as they consistently can: each skipped file yields one
+//! [`SchemaWarning`].
+//!
+//! The schema answers lenient service lookups (`ApiItem`, `ApiItemService`,
+//! `octaneapi.ApiItemService`), describes itself grpcurl-style ([`Schema::describe`]) and as
+//! JSON ([`Schema::to_json`]), and [`json_to_message`] / [`message_to_json`] convert between
+//! JSON bodies and dynamic messages.
+
+mod builder;
+mod describe;
+mod error;
+mod json;
+pub mod reflection;
+mod resolve;
+mod schema;
+pub mod schema_json;
+
+pub use builder::SchemaBuilder;
+pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
+pub use json::{json_to_message, message_to_json};
+pub use schema::Schema;
+
+// Re-exported so users need not depend on the exact prost-reflect version themselves.
+pub use prost_reflect;

@@ -1,0 +1,232 @@
+//! Fetch a schema from a server's reflection service (`grpc.reflection.v1`, falling back to
+//! `v1alpha` for servers that only speak the older version).
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use prost::Message as _;
+use prost_types::FileDescriptorProto;
+use tonic::transport::Channel;
+
+use crate::error::SchemaError;
+
+/// Most files fetched from one server; guards against a server that never stops answering.
+const MAX_FILES: usize = 10_000;
+/// How long one reflection answer may take.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Ask a server's reflection service (v1, then v1alpha) for every file of every service it
+/// lists, following imports. Files come back in no particular order; pass them to
+/// [`SchemaBuilder::add_file_descriptors`](crate::SchemaBuilder::add_file_descriptors).
+///
+/// The reflection services themselves are not included. A symbol the server cannot resolve
+/// is skipped with a logged warning; failing to list services at all is an error.
+pub async fn fetch(channel: Channel) -> Result<Vec<FileDescriptorProto>, SchemaError> {
+    match v1::fetch(channel.clone()).await {
+        Err(SchemaError::Reflection {
+            code: tonic::Code::Unimplemented,
+            ..
+        }) => {
+            tracing::debug!("reflection v1 unimplemented; trying v1alpha");
+            v1alpha::fetch(channel).await
+        }
+        other => other,
+    }
+}
+
+fn status_error(status: tonic::Status) -> SchemaError {
+    SchemaError::Reflection {
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
+
+fn protocol_error(message: impl Into<String>) -> SchemaError {
+    SchemaError::Reflection {
+        code: tonic::Code::Internal,
+        message: message.into(),
+    }
+}
+
+/// Collects decoded files, remembering which imports still need fetching.
+#[derive(Default)]
+struct Collected {
+    files: Vec<FileDescriptorProto>,
+    names: HashSet<String>,
+    wanted: VecDeque<String>,
+}
+
+impl Collected {
+    fn add_encoded(&mut self, encoded: &[Vec<u8>]) -> Result<(), SchemaError> {
+        for bytes in encoded {
+            let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|error| {
+                protocol_error(format!(
+                    "undecodable file descriptor from reflection: {error}"
+                ))
+            })?;
+            if !self.names.insert(file.name().to_owned()) {
+                continue;
+            }
+            if self.files.len() >= MAX_FILES {
+                return Err(protocol_error(format!(
+                    "server reflection offered more than {MAX_FILES} files"
+                )));
+            }
+            for import in &file.dependency {
+                if !self.names.contains(import) {
+                    self.wanted.push_back(import.clone());
+                }
+            }
+            self.files.push(file);
+        }
+        Ok(())
+    }
+
+    fn next_wanted(&mut self) -> Option<String> {
+        while let Some(name) = self.wanted.pop_front() {
+            if !self.names.contains(&name) {
+                return Some(name);
+            }
+        }
+        None
+    }
+}
+
+/// The v1 and v1alpha protocols are message-for-message identical; one body serves both.
+macro_rules! reflection_client {
+    ($version:ident) => {
+        mod $version {
+            use tokio::sync::mpsc;
+            use tokio_stream::wrappers::ReceiverStream;
+            use tonic::transport::Channel;
+            use tonic_reflection::pb::$version::{
+                server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse, ServerReflectionRequest,
+                ServerReflectionResponse,
+            };
+
+            use super::{protocol_error, status_error, Collected, ANSWER_TIMEOUT};
+            use crate::error::SchemaError;
+
+            struct Session {
+                requests: mpsc::Sender<ServerReflectionRequest>,
+                responses: tonic::Streaming<ServerReflectionResponse>,
+            }
+
+            impl Session {
+                async fn ask(
+                    &mut self,
+                    request: MessageRequest,
+                ) -> Result<MessageResponse, SchemaError> {
+                    let request = ServerReflectionRequest {
+                        host: String::new(),
+                        message_request: Some(request),
+                    };
+                    self.requests
+                        .send(request)
+                        .await
+                        .map_err(|_| protocol_error("reflection stream closed by the server"))?;
+                    let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.responses.message())
+                        .await
+                        .map_err(|_| SchemaError::Reflection {
+                            code: tonic::Code::DeadlineExceeded,
+                            message: format!(
+                                "no reflection answer within {} s",
+                                ANSWER_TIMEOUT.as_secs()
+                            ),
+                        })?
+                        .map_err(status_error)?
+                        .ok_or_else(|| protocol_error("reflection stream ended early"))?;
+                    answer
+                        .message_response
+                        .ok_or_else(|| protocol_error("empty reflection answer"))
+                }
+            }
+
+            pub(super) async fn fetch(
+                channel: Channel,
+            ) -> Result<Vec<prost_types::FileDescriptorProto>, SchemaError> {
+                let mut client = ServerReflectionClient::new(channel)
+                    .max_decoding_message_size(64 * 1024 * 1024);
+                // One request in flight at a time, so a tiny queue suffices.
+                let (requests, receiver) = mpsc::channel(4);
+                let responses = client
+                    .server_reflection_info(ReceiverStream::new(receiver))
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                let mut session = Session {
+                    requests,
+                    responses,
+                };
+
+                let services = match session
+                    .ask(MessageRequest::ListServices(String::new()))
+                    .await?
+                {
+                    MessageResponse::ListServicesResponse(list) => list.service,
+                    MessageResponse::ErrorResponse(error) => {
+                        return Err(SchemaError::Reflection {
+                            code: tonic::Code::from_i32(error.error_code),
+                            message: error.error_message,
+                        })
+                    }
+                    _ => return Err(protocol_error("unexpected answer to list_services")),
+                };
+
+                let mut collected = Collected::default();
+                for service in services {
+                    if service.name.starts_with("grpc.reflection.") {
+                        continue;
+                    }
+                    let answer = session
+                        .ask(MessageRequest::FileContainingSymbol(service.name.clone()))
+                        .await?;
+                    match answer {
+                        MessageResponse::FileDescriptorResponse(files) => {
+                            collected.add_encoded(&files.file_descriptor_proto)?
+                        }
+                        MessageResponse::ErrorResponse(error) => tracing::warn!(
+                            "reflection cannot resolve service {}: {}",
+                            service.name,
+                            error.error_message
+                        ),
+                        _ => {
+                            return Err(protocol_error(
+                                "unexpected answer to file_containing_symbol",
+                            ))
+                        }
+                    }
+                }
+                while let Some(name) = collected.next_wanted() {
+                    // Mark it asked for, so an unanswerable import is asked once.
+                    collected.names.insert(name.clone());
+                    match session
+                        .ask(MessageRequest::FileByFilename(name.clone()))
+                        .await?
+                    {
+                        MessageResponse::FileDescriptorResponse(files) => {
+                            collected.names.remove(&name);
+                            collected.add_encoded(&files.file_descriptor_proto)?
+                        }
+                        MessageResponse::ErrorResponse(error) => tracing::warn!(
+                            "reflection cannot provide {name}: {}",
+                            error.error_message
+                        ),
+                        _ => return Err(protocol_error("unexpected answer to file_by_filename")),
+                    }
+                }
+                if collected.files.is_empty() {
+                    return Err(protocol_error(
+                        "server reflection lists no services besides reflection itself",
+                    ));
+                }
+                Ok(collected.files)
+            }
+        }
+    };
+}
+
+reflection_client!(v1);
+reflection_client!(v1alpha);
