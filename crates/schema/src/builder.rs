@@ -8,12 +8,14 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use prost::Message as _;
 use prost_reflect::DescriptorPool;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 use crate::error::{SchemaError, SchemaWarning};
+use crate::resolve::ParsedFile;
 use crate::schema::Schema;
 
 /// Most `.proto` files one directory walk reads; a guard against pointing at `/`.
@@ -54,8 +56,9 @@ pub(crate) struct Candidate {
     pub(crate) name: String,
     /// Where it came from, for messages: a path, `<name> (<descriptor set origin>)`, built-in.
     pub(crate) origin: String,
-    /// The parsed file, or why it could not be parsed.
-    pub(crate) parsed: Result<FileDescriptorProto, Box<SchemaWarning>>,
+    /// The parsed and indexed file (shared, so building twice copies nothing), or why it
+    /// could not be parsed.
+    pub(crate) parsed: Result<Arc<ParsedFile>, Box<SchemaWarning>>,
 }
 
 impl SchemaBuilder {
@@ -102,10 +105,7 @@ impl SchemaBuilder {
             let mut files = Vec::new();
             collect_proto_files(path, path, 0, &mut files)?;
             files.sort();
-            for (name, file_path) in files {
-                let candidate = parse_proto_file(&name, &file_path)?;
-                self.candidates.push(candidate);
-            }
+            self.candidates.extend(parse_proto_files(&files)?);
             self.include_roots.push(path.to_owned());
         } else {
             let name = path
@@ -135,7 +135,7 @@ impl SchemaBuilder {
                 self.candidates.push(Candidate {
                     name: name.to_owned(),
                     origin: name.to_owned(),
-                    parsed: Ok(file),
+                    parsed: Ok(Arc::new(ParsedFile::new(file))),
                 });
                 Ok(self)
             }
@@ -157,7 +157,7 @@ impl SchemaBuilder {
             self.candidates.push(Candidate {
                 name: file.name().to_owned(),
                 origin: format!("{} ({origin})", file.name()),
-                parsed: Ok(file),
+                parsed: Ok(Arc::new(ParsedFile::new(file))),
             });
         }
         Ok(self)
@@ -174,7 +174,7 @@ impl SchemaBuilder {
         resolve_missing_imports(&mut candidates, &self.include_roots);
         let files = crate::resolve::select_files(candidates, &mut warnings);
         let mut pool = DescriptorPool::new();
-        crate::resolve::add_in_dependency_order(&mut pool, files, &mut warnings);
+        crate::resolve::add_to_pool(&mut pool, files, &mut warnings);
         for warning in &warnings {
             tracing::warn!(target: "octaneweb_schema", "{warning}");
         }
@@ -214,8 +214,7 @@ fn resolve_missing_imports(candidates: &mut Vec<Candidate>, include_roots: &[Pat
             continue;
         };
         let missing: Vec<String> = file
-            .dependency
-            .iter()
+            .dependencies()
             .filter(|d| !known.contains(d.as_str()))
             .cloned()
             .collect();
@@ -227,7 +226,9 @@ fn resolve_missing_imports(candidates: &mut Vec<Candidate>, include_roots: &[Pat
                 candidates.push(Candidate {
                     name: import.clone(),
                     origin: format!("{import} (built-in)"),
-                    parsed: Ok(builtin.file_descriptor_proto().clone()),
+                    parsed: Ok(Arc::new(ParsedFile::new(
+                        builtin.file_descriptor_proto().clone(),
+                    ))),
                 });
             }
         }
@@ -325,8 +326,53 @@ fn parse_proto_file(name: &str, path: &Path) -> Result<Candidate, SchemaError> {
     let origin = path.display().to_string();
     Ok(Candidate {
         name: name.to_owned(),
-        parsed: parse_proto_text(name, &origin, &source),
+        parsed: parse_proto_text(name, &origin, &source)
+            .map(|file| Arc::new(ParsedFile::new(file))),
         origin,
+    })
+}
+
+/// Read and parse many files, on every core (parsing dominates loading a big directory).
+/// Results keep the order of `files`.
+fn parse_proto_files(files: &[(String, PathBuf)]) -> Result<Vec<Candidate>, SchemaError> {
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if workers == 1 || files.len() < 8 {
+        return files
+            .iter()
+            .map(|(name, path)| parse_proto_file(name, path))
+            .collect();
+    }
+    let chunk = files.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(name, path)| parse_proto_file(name, path))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        // Join every thread before looking at any result, so none is left running.
+        let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        let mut out = Vec::with_capacity(files.len());
+        for handle in joined {
+            // A panicking parser would be a bug in protox-parse; report it as a failed read
+            // rather than taking the process down.
+            let part = handle.map_err(|_| SchemaError::Io {
+                path: files
+                    .first()
+                    .map(|(_, p)| p.parent().unwrap_or(p).to_owned())
+                    .unwrap_or_default(),
+                source: std::io::Error::other("a .proto parser thread panicked"),
+            })??;
+            out.extend(part);
+        }
+        Ok(out)
     })
 }
 

@@ -1,27 +1,83 @@
 //! Choosing a consistent subset of candidate files and adding it to a descriptor pool.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost_reflect::DescriptorPool;
-use prost_types::FileDescriptorProto;
+use prost_types::{FileDescriptorProto, SourceCodeInfo};
 
 use crate::builder::Candidate;
 use crate::error::SchemaWarning;
+
+/// A parsed file, indexed once when it is added to the builder.
+///
+/// The source code info (every span and comment) is kept apart: it is by far the largest
+/// part of a parsed file and the pool does not need it, but it gives line numbers when
+/// prost-reflect rejects a file.
+#[derive(Debug)]
+pub(crate) struct ParsedFile {
+    proto: FileDescriptorProto,
+    source_code_info: Option<SourceCodeInfo>,
+    /// Every fully-qualified name the file defines, with its 1-based line when known.
+    symbols: Vec<(String, Option<u32>)>,
+    /// 1-based line of each `import`, parallel to `proto.dependency`.
+    import_lines: Vec<Option<u32>>,
+}
+
+impl ParsedFile {
+    pub(crate) fn new(mut proto: FileDescriptorProto) -> ParsedFile {
+        let source_code_info = proto.source_code_info.take();
+        let lines = Lines::new(source_code_info.as_ref());
+        let symbols = defined_symbols(&proto, &lines);
+        let import_lines = (0..proto.dependency.len())
+            .map(|i| lines.get(&[3, i32::try_from(i).unwrap_or(i32::MAX)]))
+            .collect();
+        ParsedFile {
+            proto,
+            source_code_info,
+            symbols,
+            import_lines,
+        }
+    }
+
+    /// The import names of the files this one imports.
+    pub(crate) fn dependencies(&self) -> impl Iterator<Item = &String> {
+        self.proto.dependency.iter()
+    }
+
+    fn import_line(&self, import: &str) -> Option<u32> {
+        let index = self.proto.dependency.iter().position(|d| d == import)?;
+        self.import_lines.get(index).copied().flatten()
+    }
+}
 
 /// A file chosen to join the pool.
 pub(crate) struct Selected {
     name: String,
     origin: String,
-    proto: FileDescriptorProto,
+    file: Arc<ParsedFile>,
+}
+
+impl Selected {
+    fn skip(&self, line: Option<u32>, message: String) -> SchemaWarning {
+        SchemaWarning {
+            file: self.name.clone(),
+            origin: self.origin.clone(),
+            line,
+            symbol: None,
+            first_defined_in: None,
+            message,
+        }
+    }
 }
 
 /// Pick the files that can load together, in precedence order, reporting the others.
 ///
-/// A file is skipped when: it did not parse; another file of the same name came first; it
-/// defines a fully-qualified name that an earlier kept file defines; it imports a file that is
-/// missing or skipped. Skipping a file frees its names, which can let a later file in, so the
-/// checks repeat until nothing changes (each round skips at least one more file for good,
-/// so there are at most as many rounds as files).
+/// A file is skipped when: it did not parse; a different file of the same name came first;
+/// it defines a fully-qualified name that an earlier kept file defines; it imports a file
+/// that is missing or skipped. Skipping a file for a missing or skipped import frees its
+/// names, which can let a later file in, so the checks repeat until nothing changes (each
+/// round skips at least one more file for good: at most as many rounds as files).
 pub(crate) fn select_files(
     candidates: Vec<Candidate>,
     warnings: &mut Vec<SchemaWarning>,
@@ -37,105 +93,92 @@ pub(crate) fn select_files(
         } = candidate;
         match parsed {
             Err(warning) => warnings.push(*warning),
-            Ok(proto) => match index_by_name.get(&name).and_then(|&i| files.get(i)) {
-                Some(first) if first.proto == proto => {}
+            Ok(file) => match index_by_name.get(&name).and_then(|&i| files.get(i)) {
+                Some(first)
+                    if Arc::ptr_eq(&first.file, &file) || first.file.proto == file.proto => {}
                 Some(first) => warnings.push(SchemaWarning {
                     file: name.clone(),
-                    origin,
-                    line: None,
-                    symbol: None,
                     first_defined_in: Some(first.origin.clone()),
                     message: format!(
                         "a different file named '{name}' was already loaded from {}",
                         first.origin
                     ),
+                    origin,
+                    line: None,
+                    symbol: None,
                 }),
                 None => {
                     index_by_name.insert(name.clone(), files.len());
-                    files.push(Selected {
-                        name,
-                        origin,
-                        proto,
-                    });
+                    files.push(Selected { name, origin, file });
                 }
             },
         }
     }
 
-    let symbols: Vec<Vec<(String, Option<u32>)>> =
-        files.iter().map(|f| defined_symbols(&f.proto)).collect();
+    // `hard[i]`: skipped for good (a missing or skipped import). `conflict[i]`: skipped
+    // because an earlier kept file defines one of its names.
     let mut hard: Vec<Option<SchemaWarning>> = vec![None; files.len()];
-    let mut conflicts: Vec<Option<SchemaWarning>>;
+    let mut conflict: Vec<Option<SchemaWarning>>;
     loop {
-        conflicts = vec![None; files.len()];
+        conflict = vec![None; files.len()];
         let mut owner: HashMap<&str, usize> = HashMap::new();
-        for (i, file_symbols) in symbols.iter().enumerate() {
+        for (i, file) in files.iter().enumerate() {
             if hard.get(i).is_some_and(Option::is_some) {
                 continue;
             }
-            let clash =
-                file_symbols
-                    .iter()
-                    .find_map(|(symbol, line)| match owner.get(symbol.as_str()) {
-                        Some(&j) if j != i => Some((symbol, *line, j)),
-                        _ => None,
-                    });
+            let clash = file.file.symbols.iter().find_map(|(symbol, line)| {
+                match owner.get(symbol.as_str()) {
+                    Some(&j) if j != i => Some((symbol, *line, j)),
+                    _ => None,
+                }
+            });
             match clash {
                 Some((symbol, line, j)) => {
-                    let (Some(file), Some(first)) = (files.get(i), files.get(j)) else {
-                        continue;
-                    };
-                    if let Some(slot) = conflicts.get_mut(i) {
+                    let first = files.get(j).map(|f| f.origin.clone()).unwrap_or_default();
+                    if let Some(slot) = conflict.get_mut(i) {
                         *slot = Some(SchemaWarning {
                             file: file.name.clone(),
                             origin: file.origin.clone(),
                             line,
                             symbol: Some(symbol.clone()),
-                            first_defined_in: Some(first.origin.clone()),
                             message: format!(
-                                "conflicting definition of '{symbol}', already defined in {} \
-                                 which takes precedence",
-                                first.origin
+                                "conflicting definition of '{symbol}', already defined in \
+                                 {first} which takes precedence"
                             ),
+                            first_defined_in: Some(first),
                         });
                     }
                 }
                 None => {
-                    for (symbol, _) in file_symbols {
+                    for (symbol, _) in &file.file.symbols {
                         owner.entry(symbol.as_str()).or_insert(i);
                     }
                 }
             }
         }
-        let verdict = |i: usize, hard: &[Option<SchemaWarning>]| {
-            hard.get(i).is_some_and(Option::is_none)
-                && conflicts.get(i).is_some_and(Option::is_none)
+        let kept = |i: usize, hard: &[Option<SchemaWarning>]| {
+            hard.get(i).is_some_and(Option::is_none) && conflict.get(i).is_some_and(Option::is_none)
         };
         let mut changed = false;
         for (i, file) in files.iter().enumerate() {
-            if !verdict(i, &hard) {
+            if !kept(i, &hard) {
                 continue;
             }
             let problem =
-                file.proto
-                    .dependency
-                    .iter()
+                file.file
+                    .dependencies()
                     .find_map(|import| match index_by_name.get(import) {
                         None => Some((import, "which no source provides")),
-                        Some(&d) if !verdict(d, &hard) => Some((import, "which was skipped")),
+                        Some(&d) if !kept(d, &hard) => Some((import, "which was skipped")),
                         Some(_) => None,
                     });
             if let Some((import, why)) = problem {
-                let line = import_line(&file.proto, import);
+                let warning = file.skip(
+                    file.file.import_line(import),
+                    format!("imports '{import}', {why}"),
+                );
                 if let Some(slot) = hard.get_mut(i) {
-                    *slot = Some(SchemaWarning {
-                        file: file.name.clone(),
-                        origin: file.origin.clone(),
-                        line,
-                        symbol: None,
-                        first_defined_in: None,
-                        message: format!("imports '{import}', {why}"),
-                    });
+                    *slot = Some(warning);
                     changed = true;
                 }
             }
@@ -146,13 +189,32 @@ pub(crate) fn select_files(
     }
 
     let mut selected = Vec::new();
-    for ((file, hard), conflict) in files.into_iter().zip(hard).zip(conflicts) {
+    for ((file, hard), conflict) in files.into_iter().zip(hard).zip(conflict) {
         match hard.or(conflict) {
             Some(warning) => warnings.push(warning),
             None => selected.push(file),
         }
     }
     selected
+}
+
+/// Add the selected files to `pool`.
+///
+/// Usually they all check out, and one batch is the fastest way in. If the batch fails,
+/// the files go in one by one, each after its imports, to find the culprits: a file whose
+/// import failed, which sits on an import cycle, or which prost-reflect rejects (e.g. an
+/// unknown type) is skipped with a warning.
+pub(crate) fn add_to_pool(
+    pool: &mut DescriptorPool,
+    files: Vec<Selected>,
+    warnings: &mut Vec<SchemaWarning>,
+) {
+    let batch = files.iter().map(|f| f.file.proto.clone());
+    // A failed batch leaves the pool unchanged.
+    if pool.add_file_descriptor_protos(batch).is_ok() {
+        return;
+    }
+    add_in_dependency_order(pool, files, warnings);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,10 +225,7 @@ enum State {
     Failed,
 }
 
-/// Add the selected files to `pool`, each after its imports. A file whose import failed,
-/// which sits on an import cycle, or which prost-reflect rejects (e.g. an unknown type) is
-/// skipped with a warning.
-pub(crate) fn add_in_dependency_order(
+fn add_in_dependency_order(
     pool: &mut DescriptorPool,
     files: Vec<Selected>,
     warnings: &mut Vec<SchemaWarning>,
@@ -182,7 +241,7 @@ pub(crate) fn add_in_dependency_order(
             continue;
         }
         set(&mut state, root, State::InProgress);
-        // Iterative depth-first walk: (file, next import to visit).
+        // Iterative depth-first walk (no recursion limit to hit): (file, next import).
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         while let Some((node, next)) = stack.last_mut() {
             let node = *node;
@@ -190,7 +249,7 @@ pub(crate) fn add_in_dependency_order(
                 stack.pop();
                 continue;
             };
-            if let Some(import) = file.proto.dependency.get(*next) {
+            if let Some(import) = file.file.proto.dependency.get(*next) {
                 *next += 1;
                 if let Some(&d) = index_by_name.get(import.as_str()) {
                     if state.get(d) == Some(&State::Unvisited) {
@@ -201,45 +260,54 @@ pub(crate) fn add_in_dependency_order(
                 continue;
             }
             stack.pop();
-            let blocked = file.proto.dependency.iter().find_map(|import| {
+            let blocked = file.file.dependencies().find_map(|import| {
                 let d = index_by_name.get(import.as_str())?;
                 match state.get(*d) {
                     Some(State::Added) => None,
-                    Some(State::InProgress) => Some((import, "which imports it back (cycle)")),
+                    Some(State::InProgress) => Some((import, "which imports it back (a cycle)")),
                     _ => Some((import, "which was skipped")),
                 }
             });
-            let outcome = match blocked {
-                Some((import, why)) => Err(SchemaWarning {
-                    file: file.name.clone(),
-                    origin: file.origin.clone(),
-                    line: import_line(&file.proto, import),
-                    symbol: None,
-                    first_defined_in: None,
-                    message: format!("imports '{import}', {why}"),
-                }),
-                None => pool
-                    .add_file_descriptor_proto(file.proto.clone())
-                    .map_err(|error| SchemaWarning {
-                        file: file.name.clone(),
-                        origin: file.origin.clone(),
-                        line: error
-                            .line()
-                            .and_then(|l| u32::try_from(l).ok())
-                            .map(|l| l.saturating_add(1)),
-                        symbol: None,
-                        first_defined_in: None,
-                        message: format!("invalid: {error}"),
-                    }),
+            let failure = match blocked {
+                Some((import, why)) => Some(file.skip(
+                    file.file.import_line(import),
+                    format!("imports '{import}', {why}"),
+                )),
+                None => add_one(pool, file),
             };
-            match outcome {
-                Ok(()) => set(&mut state, node, State::Added),
-                Err(warning) => {
+            match failure {
+                None => set(&mut state, node, State::Added),
+                Some(warning) => {
                     warnings.push(warning);
                     set(&mut state, node, State::Failed);
                 }
             }
         }
+    }
+}
+
+/// Add one file; `Some(warning)` if prost-reflect rejects it.
+fn add_one(pool: &mut DescriptorPool, file: &Selected) -> Option<SchemaWarning> {
+    if pool
+        .add_file_descriptor_proto(file.file.proto.clone())
+        .is_ok()
+    {
+        return None;
+    }
+    // Try again with the source info, only to learn the line of the problem.
+    let mut with_lines = file.file.proto.clone();
+    with_lines.source_code_info = file.file.source_code_info.clone();
+    match pool.add_file_descriptor_proto(with_lines) {
+        Ok(()) => None,
+        Err(error) => Some(
+            file.skip(
+                error
+                    .line()
+                    .and_then(|l| u32::try_from(l).ok())
+                    .map(|l| l.saturating_add(1)),
+                format!("invalid: {error}"),
+            ),
+        ),
     }
 }
 
@@ -254,39 +322,41 @@ fn set(state: &mut [State], index: usize, value: State) {
 ///
 /// Enum values count: protobuf scopes them beside their enum, so two enums of one package
 /// with a value of the same name clash.
-fn defined_symbols(file: &FileDescriptorProto) -> Vec<(String, Option<u32>)> {
-    let lines = Lines::new(file);
+fn defined_symbols(file: &FileDescriptorProto, lines: &Lines) -> Vec<(String, Option<u32>)> {
     let prefix = if file.package().is_empty() {
         String::new()
     } else {
         format!("{}.", file.package())
     };
     let mut out = Vec::new();
+    let mut path = Vec::with_capacity(8);
     for (i, message) in file.message_type.iter().enumerate() {
-        message_symbols(message, &prefix, &mut vec![4, i as i32], &lines, &mut out);
+        path.clear();
+        path.extend([4, index(i)]);
+        message_symbols(message, &prefix, &mut path, lines, &mut out);
     }
     for (i, enumeration) in file.enum_type.iter().enumerate() {
-        enum_symbols(
-            enumeration,
-            &prefix,
-            &mut vec![5, i as i32],
-            &lines,
-            &mut out,
-        );
+        path.clear();
+        path.extend([5, index(i)]);
+        enum_symbols(enumeration, &prefix, &mut path, lines, &mut out);
     }
     for (i, service) in file.service.iter().enumerate() {
         out.push((
             format!("{prefix}{}", service.name()),
-            lines.get(&[6, i as i32]),
+            lines.get(&[6, index(i)]),
         ));
     }
     for (i, extension) in file.extension.iter().enumerate() {
         out.push((
             format!("{prefix}{}", extension.name()),
-            lines.get(&[7, i as i32]),
+            lines.get(&[7, index(i)]),
         ));
     }
     out
+}
+
+fn index(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
 }
 
 fn message_symbols(
@@ -300,17 +370,17 @@ fn message_symbols(
     out.push((full.clone(), lines.get(path)));
     let nested_prefix = format!("{full}.");
     for (i, nested) in message.nested_type.iter().enumerate() {
-        path.extend([3, i as i32]);
+        path.extend([3, index(i)]);
         message_symbols(nested, &nested_prefix, path, lines, out);
         path.truncate(path.len().saturating_sub(2));
     }
     for (i, enumeration) in message.enum_type.iter().enumerate() {
-        path.extend([4, i as i32]);
+        path.extend([4, index(i)]);
         enum_symbols(enumeration, &nested_prefix, path, lines, out);
         path.truncate(path.len().saturating_sub(2));
     }
     for (i, extension) in message.extension.iter().enumerate() {
-        path.extend([6, i as i32]);
+        path.extend([6, index(i)]);
         out.push((
             format!("{nested_prefix}{}", extension.name()),
             lines.get(path),
@@ -328,23 +398,25 @@ fn enum_symbols(
 ) {
     out.push((format!("{prefix}{}", enumeration.name()), lines.get(path)));
     for (i, value) in enumeration.value.iter().enumerate() {
-        path.extend([2, i as i32]);
+        path.extend([2, index(i)]);
         out.push((format!("{prefix}{}", value.name()), lines.get(path)));
         path.truncate(path.len().saturating_sub(2));
     }
 }
 
-/// Line numbers from a file's source code info, by descriptor path.
+/// Line numbers from a file's source code info, by descriptor path. Only definitions
+/// (messages, enums, values, services, extensions, imports) are indexed: fields and
+/// comments, the bulk of the locations, are never asked for.
 struct Lines<'a> {
     by_path: HashMap<&'a [i32], u32>,
 }
 
 impl<'a> Lines<'a> {
-    fn new(file: &'a FileDescriptorProto) -> Self {
-        let by_path = file
-            .source_code_info
+    fn new(info: Option<&'a SourceCodeInfo>) -> Self {
+        let by_path = info
             .iter()
             .flat_map(|info| info.location.iter())
+            .filter(|location| is_definition_path(&location.path))
             .filter_map(|location| {
                 let line = u32::try_from(*location.span.first()?).ok()?;
                 Some((location.path.as_slice(), line.saturating_add(1)))
@@ -358,9 +430,20 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// 1-based line of `import "<name>";` in a file with source info.
-fn import_line(file: &FileDescriptorProto, import: &str) -> Option<u32> {
-    let index = file.dependency.iter().position(|d| d == import)?;
-    let index = i32::try_from(index).ok()?;
-    Lines::new(file).get(&[3, index])
+/// True for the descriptor paths `defined_symbols` asks about: imports `[3, i]`, services
+/// `[6, i]`, extensions `[7, i]`, enums and their values `[5, i (, 2, v)]`, and messages
+/// `[4, i, (3, j)*]` with their enums, values and extensions at any depth.
+fn is_definition_path(path: &[i32]) -> bool {
+    let mut tail = match path {
+        [3 | 6 | 7, _] | [5, _] | [5, _, 2, _] => return true,
+        [4, _, tail @ ..] => tail,
+        _ => return false,
+    };
+    loop {
+        match tail {
+            [] | [4, _] | [4, _, 2, _] | [6, _] => return true,
+            [3, _, more @ ..] => tail = more,
+            _ => return false,
+        }
+    }
 }
