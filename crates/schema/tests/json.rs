@@ -1,0 +1,152 @@
+//! JSON <-> message conversion with octaneweb's own protos.
+
+use octaneweb_schema::prost_reflect::{DescriptorPool, MessageDescriptor, Value};
+use octaneweb_schema::{json_to_message, message_to_json, JsonError};
+use serde_json::json;
+
+fn pool() -> DescriptorPool {
+    DescriptorPool::decode(octaneweb_proto::DESCRIPTOR_SET).expect("descriptor set")
+}
+
+fn message(name: &str) -> MessageDescriptor {
+    pool().get_message_by_name(name).expect(name)
+}
+
+fn get_request() -> MessageDescriptor {
+    message("octaneapi.ApiItemArray.getRequest")
+}
+
+fn handle_of(json: &[u8]) -> u64 {
+    let msg = json_to_message(&get_request(), json).expect("valid JSON");
+    let object = msg.get_field_by_name("objectPtr").expect("objectPtr");
+    let Value::Message(object) = object.as_ref() else {
+        panic!("objectPtr is not a message: {object:?}");
+    };
+    object
+        .get_field_by_name("handle")
+        .and_then(|h| h.as_u64())
+        .expect("handle")
+}
+
+#[test]
+fn uint64_handles_accept_numbers_and_strings() {
+    assert_eq!(handle_of(br#"{"objectPtr":{"handle":1234}}"#), 1234);
+    assert_eq!(
+        handle_of(br#"{"objectPtr":{"handle":"18446744073709551615"}}"#),
+        u64::MAX
+    );
+    // Proto field names and JSON names are both accepted.
+    assert_eq!(handle_of(br#"{"objectPtr":{"handle":"7"},"index":2}"#), 7);
+}
+
+#[test]
+fn enums_accept_names_and_numbers() {
+    let desc = message("octaneapi.ObjectRef");
+    for body in [
+        &br#"{"handle":"1","type":"ApiNode"}"#[..],
+        &br#"{"handle":"1","type":17}"#[..],
+    ] {
+        let msg = json_to_message(&desc, body).expect("valid");
+        assert_eq!(
+            msg.get_field_by_name("type")
+                .and_then(|v| v.as_enum_number()),
+            Some(17)
+        );
+    }
+    let bad = json_to_message(&desc, br#"{"type":"NotAType"}"#).expect_err("unknown enum name");
+    assert_eq!(bad.path(), "type");
+}
+
+#[test]
+fn empty_bodies_are_the_default_message() {
+    for body in [&b""[..], b"   \n\t", b"{}"] {
+        let msg = json_to_message(&get_request(), body).expect("empty is fine");
+        assert!(!msg.has_field_by_name("objectPtr"));
+    }
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_path() {
+    let error = json_to_message(&get_request(), br#"{"objectPtr":{"handle":1,"hadle":2}}"#)
+        .expect_err("unknown field");
+    assert!(matches!(error, JsonError::Invalid { .. }), "{error:?}");
+    assert_eq!(error.path(), "objectPtr");
+    assert!(error.message().contains("hadle"), "{error}");
+
+    let top = json_to_message(&get_request(), br#"{"bogus":true}"#).expect_err("unknown");
+    assert!(top.message().contains("bogus"), "{top}");
+}
+
+#[test]
+fn wrong_types_name_the_field_path() {
+    let error = json_to_message(&get_request(), br#"{"objectPtr":{"handle":true}}"#)
+        .expect_err("bool is not a handle");
+    assert_eq!(error.path(), "objectPtr.handle");
+    let text = error.to_string();
+    assert!(text.starts_with("objectPtr.handle: "), "{text}");
+    assert!(text.contains("invalid type"), "{text}");
+
+    let error = json_to_message(&get_request(), br#"{"index":"many"}"#).expect_err("index");
+    assert_eq!(error.path(), "index");
+}
+
+#[test]
+fn a_string_where_a_message_belongs_is_rejected() {
+    let error = json_to_message(&get_request(), br#"{"objectPtr":"17"}"#).expect_err("string");
+    assert_eq!(error.path(), "objectPtr");
+    assert!(matches!(error, JsonError::Invalid { .. }), "{error:?}");
+    let error = json_to_message(&get_request(), br#"[1,2]"#).expect_err("array");
+    assert_eq!(error.path(), "");
+}
+
+#[test]
+fn malformed_json_is_a_syntax_error_with_position() {
+    let error =
+        json_to_message(&get_request(), b"{\"objectPtr\": {\"handle\": 1}").expect_err("eof");
+    assert!(matches!(error, JsonError::Syntax { .. }), "{error:?}");
+    let error = json_to_message(&get_request(), b"{\n  \"index\": 1,,\n}").expect_err("comma");
+    match error {
+        JsonError::Syntax { line, .. } => assert_eq!(line, 2),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    let trailing = json_to_message(&get_request(), b"{} {}").expect_err("trailing value");
+    assert!(matches!(trailing, JsonError::Syntax { .. }), "{trailing:?}");
+}
+
+#[test]
+fn responses_render_with_proto_names_defaults_and_string_int64() {
+    let desc = message("octaneapi.ApiRenderEngine.grabRenderResultResponse");
+    let msg = json_to_message(&desc, b"").expect("default");
+    let value = message_to_json(&msg);
+    // Defaults are present, so `result: false` tells the client there is no image.
+    // Unset message fields stay absent (they have presence).
+    assert_eq!(value, json!({"result": false}));
+
+    let request = json_to_message(
+        &get_request(),
+        br#"{"objectPtr":{"handle":"18446744073709551615","type":"ApiItemArray"},"index":3}"#,
+    )
+    .expect("valid");
+    let value = message_to_json(&request);
+    assert_eq!(
+        value,
+        json!({
+            "objectPtr": {"handle": "18446744073709551615", "type": "ApiItemArray"},
+            "index": 3
+        })
+    );
+
+    // Proto names (`user_data`), not lowerCamelCase JSON names (`userData`); both parse.
+    let desc = message("octaneapi.OnNewImageData");
+    for body in [&br#"{"userData": "5"}"#[..], br#"{"user_data": 5}"#] {
+        let msg = json_to_message(&desc, body).expect("valid");
+        assert_eq!(message_to_json(&msg), json!({"user_data": "5"}));
+    }
+    // A oneof member shows up under its own name; unset members do not.
+    let desc = message("octaneapi.StreamCallbackRequest");
+    let msg = json_to_message(&desc, br#"{"newImage": {"user_data": 1}}"#).expect("valid");
+    assert_eq!(
+        message_to_json(&msg),
+        json!({"newImage": {"user_data": "1"}})
+    );
+}
