@@ -165,9 +165,15 @@ export async function callRaw(service, method, message = {}, { signal, timeoutMs
   if (response.ok && parsed && parsed.success === true) {
     return { ok: true, data: parsed.data ?? {}, status: response.status, durationMs, raw: parsed };
   }
-  const message_ = parsed?.error || parsed?.message || text.slice(0, 500) || response.statusText || 'error';
+  const message_ = parsed?.error || parsed?.message || plainText(text) || `HTTP ${response.status} ${response.statusText}`.trim();
   const error = new ApiError(String(message_), { status: response.status, code: parsed?.code || '', body: parsed });
   return { ok: false, error, status: response.status, durationMs, raw: parsed ?? text };
+}
+
+/** A short plain-text version of an unexpected (e.g. HTML) error body. */
+function plainText(text) {
+  const plain = String(text).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  return plain.length > 200 ? `${plain.slice(0, 200)}…` : plain;
 }
 
 /** GETs a JSON document (e.g. "schema", "health"); rejects with ApiError. */
@@ -224,7 +230,7 @@ export async function readSse(path, { signal, onEvent }) {
     } catch {
       parsed = null;
     }
-    throw new ApiError(parsed?.error || parsed?.message || text.slice(0, 500) || `HTTP ${response.status}`, { status: response.status, code: parsed?.code || '', body: parsed });
+    throw new ApiError(parsed?.error || parsed?.message || plainText(text) || `HTTP ${response.status}`, { status: response.status, code: parsed?.code || '', body: parsed });
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';

@@ -8,6 +8,7 @@ import { FormError, requestForm, shortName } from './form.js';
 
 const HISTORY_KEY = 'octaneweb.history';
 const MAX_HISTORY = 50;
+const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
 const MAX_STREAM_MESSAGES_SHOWN = 200;
 const MAX_RESPONSE_CHARS = 200000;
@@ -73,14 +74,20 @@ export class Explorer {
       h('div', { className: 'explorer-picker' }, this.search, this.methodList),
       h('div', { className: 'explorer-call' },
         this.title,
-        h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
-        this.formSlot,
-        this.jsonArea,
-        h('div', { className: 'call-actions' }, this.callButton, this.cancelButton, this.curlButton),
-        h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText),
+        this.editor = h('div', { className: 'request-editor', hidden: true },
+          h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
+          this.formSlot,
+          this.jsonArea,
+          h('div', { className: 'call-actions' }, this.callButton, this.cancelButton, this.curlButton),
+          h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText)),
         this.statusLine,
         this.response,
         h('details', { className: 'history-box', open: true }, h('summary', {}, 'History'), this.historyList)));
+    // Keep the curl command in step with the request being edited.
+    for (const source of [this.formSlot, this.jsonArea]) {
+      source.addEventListener('input', () => this.scheduleCurlUpdate());
+      source.addEventListener('change', () => this.scheduleCurlUpdate());
+    }
     this.root.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !this.callButton.disabled) {
         event.preventDefault();
@@ -169,6 +176,7 @@ export class Explorer {
     this.title.replaceChildren(
       h('div', { className: 'method-path' }, `${service.full_name}/${method.name}`),
       h('div', { className: 'muted' }, `${kind} · ${shortName(method.input_type)} → ${shortName(method.output_type)}`));
+    this.editor.hidden = false;
     this.form = requestForm(this.schema, method.input_type);
     this.formSlot.replaceChildren(this.form.el);
     if (request !== undefined) this.form.set(request);
@@ -234,6 +242,11 @@ export class Explorer {
     }
   }
 
+  scheduleCurlUpdate() {
+    clearTimeout(this.curlTimer);
+    this.curlTimer = setTimeout(() => this.updateCurl(), 150);
+  }
+
   updateCurl() {
     if (!this.method) return;
     this.curlText.textContent = curlCommand(this.service.full_name, this.method.name, this.currentRequest(true), { streaming: this.method.server_streaming });
@@ -268,21 +281,24 @@ export class Explorer {
     this.updateCurl();
     const service = this.service.full_name;
     const method = this.method.name;
-    const entry = { service, method, request: message, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
-    if (this.method.server_streaming) await this.runStream(entry);
-    else await this.runUnary(entry);
+    // Huge requests (e.g. bytes) are not worth filling localStorage with.
+    const storable = JSON.stringify(message).length <= MAX_HISTORY_REQUEST_CHARS;
+    const entry = { service, method, request: storable ? message : {}, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
+    if (this.method.server_streaming) await this.runStream({ ...entry, request: message }, entry);
+    else await this.runUnary({ ...entry, request: message }, entry);
     this.history.unshift(entry);
     this.history.length = Math.min(this.history.length, MAX_HISTORY);
     saveHistory(this.history);
     this.renderHistory();
   }
 
-  async runUnary(entry) {
+  /** Runs `call` (with the full request) and records the outcome in `entry`. */
+  async runUnary(call, entry) {
     const controller = new AbortController();
     this.setRunning(controller, 'calling');
     this.statusLine.textContent = 'Calling…';
     this.response.textContent = '';
-    const result = await callRaw(entry.service, entry.method, entry.request, { signal: controller.signal });
+    const result = await callRaw(call.service, call.method, call.request, { signal: controller.signal });
     this.setRunning(null);
     const ms = `${result.durationMs.toFixed(0)} ms`;
     if (result.ok) {
@@ -298,7 +314,7 @@ export class Explorer {
     }
   }
 
-  async runStream(entry) {
+  async runStream(call, entry) {
     const controller = new AbortController();
     this.setRunning(controller, 'streaming');
     this.response.textContent = '';
@@ -309,7 +325,7 @@ export class Explorer {
     let end = null;
     const lines = [];
     this.root.dataset.messages = '0';
-    const path = `sse/${methodPath(entry.service, entry.method)}?message=${encodeURIComponent(JSON.stringify(entry.request))}`;
+    const path = `sse/${methodPath(call.service, call.method)}?message=${encodeURIComponent(JSON.stringify(call.request))}`;
     try {
       await readSse(path, {
         signal: controller.signal,

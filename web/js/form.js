@@ -384,10 +384,10 @@ function messageBody(schema, typeName, path, depth) {
  */
 function messageEditor(schema, typeName, path, depth) {
   let body = null;
-  const include = h('input', { type: 'checkbox', 'aria-label': `send ${path} even when empty` });
+  const include = h('input', { type: 'checkbox' });
   const details = h('details', { className: 'message' },
-    h('summary', {}, h('span', { className: 'muted' }, shortName(typeName)),
-      h('label', { className: 'include' }, include, ' send empty')));
+    h('summary', {}, h('span', { className: 'muted' }, shortName(typeName))),
+    h('label', { className: 'include' }, include, ' send even when empty'));
   const build = () => {
     if (!body) {
       body = messageBody(schema, typeName, path, depth);

@@ -103,6 +103,7 @@ export class Viewport extends EventTarget {
           gotFrame = true;
           clearTimeout(this.firstFrameTimer);
           this.retryDelay = RETRY_MIN_MS;
+          this.setMode(mode, true);
         }
         this.status.reportFrame();
         this.enqueue(frame);
@@ -123,9 +124,13 @@ export class Viewport extends EventTarget {
     }, FIRST_FRAME_TIMEOUT_MS);
   }
 
-  onTransportFailed(mode, gotFrame, reason) {
+  async onTransportFailed(mode, gotFrame, reason) {
     clearTimeout(this.firstFrameTimer);
     this.root.dataset.lastFailure = `${mode}: ${reason}`;
+    // Know whether the gateway is up before blaming the transport.
+    const generation = this.generation;
+    await this.status.check();
+    if (generation !== this.generation) return;
     const index = FALLBACK_ORDER.indexOf(mode);
     const next = FALLBACK_ORDER[index + 1];
     // Fall back only when this transport never worked while the gateway is up; otherwise
@@ -135,10 +140,8 @@ export class Viewport extends EventTarget {
       this.run(next);
       return;
     }
-    if (this.status.gatewayUp()) this.status.reportUnreachable();
     const delay = this.retryDelay;
     this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
-    const generation = this.generation;
     this.retryTimer = setTimeout(() => {
       if (generation === this.generation) this.run(mode);
     }, delay);
@@ -151,14 +154,17 @@ export class Viewport extends EventTarget {
     this.dispatchEvent(new CustomEvent('notice', { detail: message }));
   }
 
-  setMode(mode) {
+  /** Shows the transport in use; `live` once it has delivered a frame. */
+  setMode(mode, live = false) {
     this.mode = mode;
     this.root.dataset.mode = mode;
     const label = MODE_LABELS[mode] || mode;
+    const shown = live || mode === 'none' ? label : `${label} (connecting…)`;
     this.modeIndicator.dataset.mode = mode;
+    this.modeIndicator.dataset.live = live ? '1' : '0';
     const labelEl = this.modeIndicator.querySelector('.label');
-    if (labelEl) labelEl.textContent = label;
-    this.dispatchEvent(new CustomEvent('mode', { detail: { mode, label } }));
+    if (labelEl) labelEl.textContent = shown;
+    this.dispatchEvent(new CustomEvent('mode', { detail: { mode, label: shown, live } }));
   }
 
   /** Keeps only the newest undecoded frame so a slow decode never builds a queue. */
@@ -211,6 +217,7 @@ export class Viewport extends EventTarget {
     this.root.dataset.height = String(height);
     this.root.dataset.hdr = frame.hdr ? '1' : '0';
     this.empty.hidden = true;
+    this.canvas.hidden = false;
     this.dispatchEvent(new CustomEvent('frame', { detail: { ...frame, width, height, payload: null, drawnAt: Date.now() } }));
   }
 

@@ -1,0 +1,184 @@
+// Shared set-up for the browser tests: start the real `octaneweb demo` on an ephemeral port,
+// launch Debian's Chromium through playwright-core, open pages that record console errors,
+// and keep screenshots under test-artifacts/browser/.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+export const artifactsDir = path.join(repoRoot, 'test-artifacts', 'browser');
+
+const STARTUP_TIMEOUT_MS = 60000;
+
+/**
+ * Starts `octaneweb demo` and resolves to `{url, process, output, stop()}` once it prints
+ * the URL it serves. Rejects with the process output if it exits or takes too long.
+ */
+export function startDemo({ listen = '127.0.0.1:0', extraArgs = [] } = {}) {
+  const bin = process.env.OCTANEWEB_BIN || path.join(repoRoot, 'target', 'debug', 'octaneweb');
+  const args = ['demo', '--listen', listen, '--width', '256', '--height', '128', '--no-open', ...extraArgs];
+  const child = spawn(bin, args, {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  let output = '';
+  const remember = (chunk) => {
+    output += chunk.toString();
+    // Bounded: only the tail matters for a failure message.
+    if (output.length > 64 * 1024) output = output.slice(-32 * 1024);
+  };
+  child.stderr.on('data', remember);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`octaneweb demo printed no URL within ${STARTUP_TIMEOUT_MS / 1000} s:\n${output}`));
+    }, STARTUP_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin}: ${err.message} (set OCTANEWEB_BIN or run cargo build -p octaneweb)`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`octaneweb demo exited (${code ?? signal}) before printing its URL:\n${output}`));
+    });
+    child.stdout.on('data', (chunk) => {
+      remember(chunk);
+      const match = output.match(/http:\/\/127\.0\.0\.1:\d+\//);
+      if (!match) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve({
+        url: match[0],
+        process: child,
+        output: () => output,
+        stop: () => stopProcess(child),
+      });
+    });
+  });
+}
+
+function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Launches headless Chromium from the system (never a downloaded build). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * Opens a page in a fresh context (so localStorage starts empty) and records console errors
+ * and uncaught exceptions in `page.problems`.
+ */
+export async function openPage(browser, { viewport = { width: 1440, height: 900 }, initScript } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.problems.push(`console: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => page.problems.push(`exception: ${error.message}`));
+  if (initScript) await page.addInitScript(initScript);
+  return page;
+}
+
+/** Saves a full-page screenshot as test-artifacts/browser/<name>.png and returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(artifactsDir, { recursive: true });
+  const file = path.join(artifactsDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Calls a method through the gateway's JSON route from the test process itself. */
+export async function callJson(baseUrl, service, method, body = {}) {
+  const response = await fetch(new URL(`${service}/${method}`, baseUrl), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = await response.json();
+  if (!json.success) throw new Error(`${service}/${method}: HTTP ${response.status} ${json.error}`);
+  return json.data;
+}
+
+/** Waits until the viewport has drawn more than `count` frames; resolves to the new count. */
+export async function waitForFrames(page, count, timeout = 20000) {
+  await page.waitForFunction((n) => Number(document.getElementById('viewport').dataset.frames) > n, count, { timeout });
+  return frameCount(page);
+}
+
+export async function frameCount(page) {
+  return page.evaluate(() => Number(document.getElementById('viewport').dataset.frames));
+}
+
+/**
+ * Statistics of the pixels on the viewport canvas: mean luminance, its standard deviation,
+ * the number of distinct (quantised) colours, and a hash for change detection.
+ */
+export function canvasStats(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('frame-canvas');
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let sum = 0;
+    let sumSq = 0;
+    let hash = 2166136261;
+    const colours = new Set();
+    const pixels = data.length / 4;
+    for (let i = 0; i < data.length; i += 4) {
+      const y = 0.2126 * data[i] + 0.7152 * data[i + 1] + 0.0722 * data[i + 2];
+      sum += y;
+      sumSq += y * y;
+      colours.add(((data[i] >> 4) << 8) | ((data[i + 1] >> 4) << 4) | (data[i + 2] >> 4));
+      hash = Math.imul(hash ^ data[i] ^ (data[i + 1] << 8) ^ (data[i + 2] << 16), 16777619) >>> 0;
+    }
+    const mean = sum / pixels;
+    return { width: canvas.width, height: canvas.height, mean, std: Math.sqrt(Math.max(0, sumSq / pixels - mean * mean)), colours: colours.size, hash };
+  });
+}
+
+/** A WebSocket stand-in whose connections always fail, installed before the page's scripts run. */
+export const BLOCK_WEBSOCKET = `(() => {
+  class BlockedWebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = String(url);
+      this.readyState = 0;
+      setTimeout(() => {
+        this.readyState = 3;
+        this.dispatchEvent(new Event('error'));
+        this.dispatchEvent(new CloseEvent('close', { code: 1006, reason: 'blocked by test' }));
+      }, 20);
+    }
+    send() { throw new DOMException('blocked', 'InvalidStateError'); }
+    close() { this.readyState = 3; }
+  }
+  Object.assign(BlockedWebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.WebSocket = BlockedWebSocket;
+  window.__websocketBlocked = true;
+})();`;

@@ -1,0 +1,134 @@
+// The viewport against the real demo: a clean page load, a real rendered image, camera
+// control confirmed by GetCamera, and pause / continue of the render engine.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  callJson, canvasStats, frameCount, launchBrowser, openPage, screenshot, startDemo, waitForFrames,
+} from './harness.mjs';
+
+describe('viewport', { timeout: 180000 }, () => {
+  let demo;
+  let browser;
+  let page;
+
+  before(async () => {
+    demo = await startDemo();
+    browser = await launchBrowser();
+    page = await openPage(browser);
+    await page.goto(demo.url);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+
+  test('the page loads with no console error and streams over the WebSocket', async () => {
+    await waitForFrames(page, 0);
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    await page.waitForFunction(() => document.getElementById('outliner').dataset.state === 'ready');
+    await page.waitForFunction(() => document.getElementById('viewport').dataset.camera === 'ready');
+    assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws');
+    assert.match(await page.textContent('#mode-indicator'), /WebSocket/);
+    assert.equal(await page.getAttribute('#conn-indicator', 'data-state'), 'ok');
+    assert.equal(await page.isHidden('#banner'), true);
+    await screenshot(page, 'page-loaded');
+    assert.deepEqual(page.problems, []);
+  });
+
+  test('the viewport shows a non-blank rendered image at the render size', async () => {
+    await waitForFrames(page, 1);
+    const stats = await canvasStats(page);
+    assert.equal(stats.width, 256);
+    assert.equal(stats.height, 128);
+    assert.ok(stats.std > 5, `image has almost no contrast: ${JSON.stringify(stats)}`);
+    assert.ok(stats.colours > 20, `image has too few colours: ${JSON.stringify(stats)}`);
+    // The HUD reflects real frames.
+    assert.notEqual(await page.textContent('#hud-spp'), '–');
+    assert.match(await page.textContent('#hud-size'), /256×128/);
+    await screenshot(page, 'viewport-image');
+  });
+
+  test('dragging orbits the camera (GetCamera confirms) and the image changes', async () => {
+    const before_ = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    const sentBefore = Number(await page.getAttribute('#viewport', 'data-camera-sent') || 0);
+    const imageBefore = await canvasStats(page);
+    const box = await page.locator('#viewport').boundingBox();
+    const x = box.x + box.width / 2;
+    const y = box.y + box.height / 2;
+    await page.mouse.move(x, y);
+    await page.mouse.down();
+    for (let i = 1; i <= 8; i += 1) await page.mouse.move(x + i * 15, y + i * 3);
+    await page.mouse.up();
+    await page.waitForFunction((n) => {
+      const el = document.getElementById('viewport');
+      return Number(el.dataset.cameraSent) > n && el.dataset.cameraBusy === '0';
+    }, sentBefore);
+    const after_ = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    const moved = Math.hypot(
+      (after_.position?.x ?? 0) - (before_.position?.x ?? 0),
+      (after_.position?.y ?? 0) - (before_.position?.y ?? 0),
+      (after_.position?.z ?? 0) - (before_.position?.z ?? 0),
+    );
+    assert.ok(moved > 0.01, `camera position did not move: ${JSON.stringify({ before_, after_ })}`);
+    // An orbit keeps the target.
+    assert.deepEqual(after_.target ?? {}, before_.target ?? {});
+    await page.waitForFunction((hash) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+      let h = 2166136261;
+      for (let i = 0; i < data.length; i += 4) h = Math.imul(h ^ data[i] ^ (data[i + 1] << 8) ^ (data[i + 2] << 16), 16777619) >>> 0;
+      return h !== hash;
+    }, imageBefore.hash, { timeout: 20000 });
+    await screenshot(page, 'camera-orbited');
+  });
+
+  test('reset view returns the camera to where it started', async () => {
+    const sent = Number(await page.getAttribute('#viewport', 'data-camera-sent'));
+    await page.click('#btn-reset-camera');
+    await page.waitForFunction((n) => {
+      const el = document.getElementById('viewport');
+      return Number(el.dataset.cameraSent) > n && el.dataset.cameraBusy === '0';
+    }, sent);
+    const home = await page.evaluate(() => window.octaneweb.camera.home);
+    const now = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    for (const axis of ['x', 'y', 'z']) {
+      assert.ok(Math.abs((now.position?.[axis] ?? 0) - home.position[axis]) < 1e-3, `position.${axis}`);
+    }
+  });
+
+  test('pause stops frames and continue resumes them', async () => {
+    await page.click('#btn-restart');
+    const start = await frameCount(page);
+    await waitForFrames(page, start + 1);
+    await page.click('#btn-pause');
+    await page.waitForFunction(() => document.body.dataset.render === 'paused');
+    // Frames rendered before the pause may still be on their way; let them land.
+    let settled = await frameCount(page);
+    for (let tries = 0; tries < 10; tries += 1) {
+      await page.waitForTimeout(800);
+      const now = await frameCount(page);
+      if (now === settled) break;
+      settled = now;
+    }
+    await page.waitForTimeout(1500);
+    assert.equal(await frameCount(page), settled, 'frames kept arriving while paused');
+    await screenshot(page, 'paused');
+    await page.click('#btn-continue');
+    await page.waitForFunction(() => document.body.dataset.render === 'running');
+    await waitForFrames(page, settled);
+    assert.deepEqual(page.problems, []);
+  });
+
+  test('keyboard shortcuts: ? opens the help overlay listing them', async () => {
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('?');
+    await page.waitForSelector('#dlg-help[open]');
+    const rows = await page.locator('#shortcut-list tr').count();
+    assert.ok(rows >= 10, `help lists ${rows} shortcuts`);
+    await screenshot(page, 'help-overlay');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#dlg-help:not([open])', { state: 'attached' });
+  });
+});
