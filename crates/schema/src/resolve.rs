@@ -51,6 +51,15 @@ impl ParsedFile {
     }
 }
 
+/// True if two files of one name are the same file: equal, or defining the same names.
+fn same_file(a: &Arc<ParsedFile>, b: &Arc<ParsedFile>) -> bool {
+    Arc::ptr_eq(a, b)
+        || a.proto == b.proto
+        || (a.proto.package == b.proto.package
+            && a.symbols.len() == b.symbols.len()
+            && a.symbols.iter().zip(&b.symbols).all(|(x, y)| x.0 == y.0))
+}
+
 /// A file chosen to join the pool.
 pub(crate) struct Selected {
     name: String,
@@ -94,8 +103,9 @@ pub(crate) fn select_files(
         match parsed {
             Err(warning) => warnings.push(*warning),
             Ok(file) => match index_by_name.get(&name).and_then(|&i| files.get(i)) {
-                Some(first)
-                    if Arc::ptr_eq(&first.file, &file) || first.file.proto == file.proto => {}
+                // The same file met twice (e.g. google/protobuf/empty.proto from both a
+                // descriptor set and reflection, maybe encoded a little differently): quiet.
+                Some(first) if same_file(&first.file, &file) => {}
                 Some(first) => warnings.push(SchemaWarning {
                     file: name.clone(),
                     first_defined_in: Some(first.origin.clone()),

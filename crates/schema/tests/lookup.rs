@@ -318,3 +318,52 @@ fn schema_json_describes_services_messages_and_enums() {
     assert!(values.contains(&serde_json::json!({"name": "ApiNode", "number": 17})));
     assert_eq!(json["warnings"], serde_json::json!([]));
 }
+
+#[test]
+fn schema_is_shareable_and_its_json_text_is_cached() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Schema>();
+    let schema = schema();
+    let first = schema.to_json_string();
+    let second = schema.clone().to_json_string();
+    assert!(std::sync::Arc::ptr_eq(&first, &second));
+    let parsed: serde_json::Value = serde_json::from_str(&first).expect("valid JSON");
+    assert_eq!(parsed, schema.to_json());
+}
+
+#[test]
+fn well_known_imports_are_built_in() {
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "t.proto",
+            "syntax = \"proto3\";\npackage t;\nimport \"google/protobuf/timestamp.proto\";\n\
+             import \"google/protobuf/struct.proto\";\nimport \"google/protobuf/wrappers.proto\";\n\
+             message At { google.protobuf.Timestamp when = 1; google.protobuf.Struct extra = 2;\n\
+             google.protobuf.UInt64Value id = 3; }\nservice Clock { rpc Now(At) returns (At); }\n",
+        )
+        .expect("t");
+    let schema = builder.build().expect("builds");
+    assert!(schema.warnings().is_empty(), "{:?}", schema.warnings());
+    let at = schema.pool().get_message_by_name("t.At").expect("At");
+    let msg = octaneweb_schema::json_to_message(
+        &at,
+        br#"{"when":"2026-01-02T03:04:05Z","extra":{"a":[1,"x"]},"id":"9"}"#,
+    )
+    .expect("well-known JSON forms parse");
+    let back = octaneweb_schema::message_to_json(&msg);
+    assert_eq!(back["when"], "2026-01-02T03:04:05Z");
+    assert_eq!(back["id"], "9");
+}
+
+#[test]
+fn the_same_file_from_two_sources_is_quietly_deduplicated() {
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_descriptor_set("first", octaneweb_proto::DESCRIPTOR_SET)
+        .expect("first")
+        .add_descriptor_set("second", octaneweb_proto::DESCRIPTOR_SET)
+        .expect("second");
+    let schema = builder.build().expect("builds");
+    assert!(schema.warnings().is_empty(), "{:?}", schema.warnings());
+}
