@@ -150,3 +150,30 @@ fn responses_render_with_proto_names_defaults_and_string_int64() {
         json!({"newImage": {"user_data": "1"}})
     );
 }
+
+#[test]
+fn deeply_nested_json_is_an_error_not_a_crash() {
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "deep.proto",
+            "syntax = \"proto3\";\npackage d;\nimport \"google/protobuf/struct.proto\";\n\
+             message Node { Node child = 1; google.protobuf.Value any = 2; }\n\
+             service S { rpc M(Node) returns (Node); }\n",
+        )
+        .expect("deep");
+    let schema = builder.build().expect("builds");
+    let node = schema.pool().get_message_by_name("d.Node").expect("Node");
+    let depth = 100_000;
+    let nested_messages = format!("{}{}", r#"{"child":"#.repeat(depth), "}".repeat(depth));
+    assert!(json_to_message(&node, nested_messages.as_bytes()).is_err());
+    let nested_values = format!(r#"{{"any":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    assert!(json_to_message(&node, nested_values.as_bytes()).is_err());
+    // Moderate nesting is fine.
+    let ok = format!(
+        "{}{}",
+        r#"{"child":"#.repeat(20),
+        "{}".to_owned() + &"}".repeat(20)
+    );
+    assert!(json_to_message(&node, ok.as_bytes()).is_ok());
+}

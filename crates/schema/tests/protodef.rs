@@ -347,3 +347,53 @@ fn descriptor_sets_and_proto_files_mix_with_precedence() {
     assert_eq!(warning.line, Some(4));
     assert_eq!(warning.symbol.as_deref(), Some("octaneapi.ObjectRef"));
 }
+
+#[test]
+fn clashing_enum_values_are_reported_at_the_value() {
+    // Protobuf scopes enum values beside their enum, so these two enums clash on `OFF`.
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "a.proto",
+            "syntax = \"proto3\";\npackage p;\nenum Switch { OFF = 0; ON = 1; }\n\
+             message M { Switch s = 1; }\nservice S { rpc M(M) returns (M); }\n",
+        )
+        .expect("a")
+        .add_proto_source(
+            "b.proto",
+            "syntax = \"proto3\";\npackage p;\nenum Lamp {\n  DARK = 0;\n  OFF = 1;\n}\n",
+        )
+        .expect("b");
+    let schema = builder.build().expect("builds");
+    let [warning] = schema.warnings() else {
+        panic!("expected one warning: {:#?}", schema.warnings());
+    };
+    assert_eq!(warning.file, "b.proto");
+    assert_eq!(warning.symbol.as_deref(), Some("p.OFF"));
+    assert_eq!(warning.line, Some(5));
+    assert_eq!(warning.first_defined_in.as_deref(), Some("a.proto"));
+}
+
+#[test]
+fn nested_definitions_are_found_on_their_lines() {
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "outer.proto",
+            "syntax = \"proto3\";\npackage n;\nmessage Outer {\n  message Inner {}\n}\n\
+             service S { rpc M(Outer) returns (Outer); }\n",
+        )
+        .expect("outer")
+        .add_proto_source(
+            "clash.proto",
+            "syntax = \"proto3\";\npackage n.Outer;\n\nmessage Inner {}\n",
+        )
+        .expect("clash");
+    let schema = builder.build().expect("builds");
+    let [warning] = schema.warnings() else {
+        panic!("expected one warning: {:#?}", schema.warnings());
+    };
+    assert_eq!(warning.file, "clash.proto");
+    assert_eq!(warning.symbol.as_deref(), Some("n.Outer.Inner"));
+    assert_eq!(warning.line, Some(4));
+}
