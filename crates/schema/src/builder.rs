@@ -1,10 +1,12 @@
 //! [`SchemaBuilder`]: collects schema sources in precedence order and builds one consistent
 //! [`Schema`] out of them, skipping (with one warning each) the files that cannot join it.
 //!
-//! Every `.proto` file is parsed exactly once (protox-parse); the parsed files are then
-//! checked for conflicting fully-qualified names in precedence order, files whose imports are
-//! missing or skipped are skipped too, and the survivors are added to one
-//! [`DescriptorPool`] in dependency order, where prost-reflect resolves and checks the types.
+//! Every `.proto` file is parsed exactly once (protox-parse, files of a directory in
+//! parallel) and indexed (the names it defines, with lines). Building then checks the files
+//! for conflicting fully-qualified names in precedence order, skips files whose imports are
+//! missing or skipped, and adds the survivors to one [`DescriptorPool`] in a single batch,
+//! where prost-reflect resolves and checks the types; only if that batch fails are files
+//! added one at a time, in dependency order, to find and skip the culprits.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -40,7 +40,11 @@
 //!     "octaneapi.ApiItem.Kind": { "name": "Kind", "full_name": "octaneapi.ApiItem.Kind",
 //!       "values": [ { "name": "KIND_A", "number": 0 } ] }
 //!   },
-//!   "warnings": [ "apinodesystem.proto:12: skipped: ..." ]
+//!   "warnings": [                        // files skipped while loading
+//!     { "file": "module.proto", "line": 6, "symbol": "octaneapi.StartRequest",
+//!       "first_defined_in": "/sdk/protodef/callback.proto",   // line/symbol/first: or null
+//!       "message": "/sdk/protodef/module.proto:6: skipped: conflicting definition ..." }
+//!   ]
 //! }
 //! ```
 //!
@@ -138,7 +142,19 @@ pub(crate) fn schema_to_json(schema: &Schema) -> Value {
         );
     }
 
-    let warnings: Vec<String> = schema.warnings().iter().map(ToString::to_string).collect();
+    let warnings: Vec<Value> = schema
+        .warnings()
+        .iter()
+        .map(|w| {
+            json!({
+                "file": w.file,
+                "line": w.line,
+                "symbol": w.symbol,
+                "first_defined_in": w.first_defined_in,
+                "message": w.to_string(),
+            })
+        })
+        .collect();
     json!({
         "services": services,
         "messages": Map::from_iter(messages),

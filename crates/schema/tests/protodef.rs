@@ -58,6 +58,17 @@ fn everything_loadable_loads_and_each_defect_warns_once() {
         .get_message_by_name("octaneapi.ObjectRef")
         .is_some());
 
+    let json = schema.to_json();
+    assert_eq!(
+        json["services"].as_array().map(Vec::len),
+        Some(fixture.services)
+    );
+    let json_warnings = json["warnings"].as_array().expect("warnings");
+    assert_eq!(json_warnings.len(), fixture.skipped.len());
+    assert!(json_warnings
+        .iter()
+        .any(|w| w["file"] == "module.proto" && w["symbol"] == "octaneapi.StartRequest"));
+
     let warnings = schema.warnings();
     assert_eq!(
         warnings.len(),
