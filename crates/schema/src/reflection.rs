@@ -151,9 +151,19 @@ macro_rules! reflection_client {
                     .max_decoding_message_size(64 * 1024 * 1024);
                 // One request in flight at a time, so a tiny queue suffices.
                 let (requests, receiver) = mpsc::channel(4);
-                let responses = client
-                    .server_reflection_info(ReceiverStream::new(receiver))
+                let opened = tokio::time::timeout(
+                    ANSWER_TIMEOUT,
+                    client.server_reflection_info(ReceiverStream::new(receiver)),
+                );
+                let responses = opened
                     .await
+                    .map_err(|_| SchemaError::Reflection {
+                        code: tonic::Code::DeadlineExceeded,
+                        message: format!(
+                            "the reflection stream did not open within {} s",
+                            ANSWER_TIMEOUT.as_secs()
+                        ),
+                    })?
                     .map_err(status_error)?
                     .into_inner();
                 let mut session = Session {

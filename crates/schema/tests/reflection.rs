@@ -122,3 +122,18 @@ async fn a_server_without_reflection_is_a_typed_error() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_typed_error() {
+    // A port that was just free: nothing listens there any more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    match reflection::fetch(channel).await {
+        Err(SchemaError::Reflection { code, .. }) => assert_eq!(code, tonic::Code::Unavailable),
+        other => panic!("expected a reflection error, got {other:?}"),
+    }
+}
