@@ -383,6 +383,8 @@ fn parse_proto_text(
     origin: &str,
     source: &str,
 ) -> Result<FileDescriptorProto, Box<SchemaWarning>> {
+    // Editors on Windows may start a file with a byte-order mark; the parser rejects it.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     protox_parse::parse(name, source).map_err(|error| {
         let line = error.span().map(|span| line_of_offset(source, span.start));
         Box::new(SchemaWarning {

@@ -72,6 +72,8 @@ impl Schema {
     /// at the same level of preference are an [`LookupError::AmbiguousService`].
     pub fn find_service(&self, name: &str) -> Result<ServiceDescriptor, LookupError> {
         let name = name.trim();
+        // A leading dot is protobuf's spelling of an absolute name.
+        let name = name.strip_prefix('.').unwrap_or(name);
         let exact = |a: &str, b: &str| a == b;
         let caseless = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         for matches in [

@@ -408,3 +408,17 @@ fn nested_definitions_are_found_on_their_lines() {
     assert_eq!(warning.symbol.as_deref(), Some("n.Outer.Inner"));
     assert_eq!(warning.line, Some(4));
 }
+
+#[test]
+fn byte_order_marks_and_stray_bytes_do_not_stop_a_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut text =
+        b"\xef\xbb\xbfsyntax = \"proto3\";\npackage w;\n// caf\xe9 \x96 na\xefve\n".to_vec();
+    text.extend_from_slice(b"message M { string s = 1; }\nservice S { rpc M(M) returns (M); }\n");
+    std::fs::write(dir.path().join("w.proto"), text).expect("write");
+    let mut builder = SchemaBuilder::new();
+    builder.add_proto_path(dir.path()).expect("dir");
+    let schema = builder.build().expect("builds");
+    assert!(schema.warnings().is_empty(), "{:#?}", schema.warnings());
+    assert!(schema.find_method("w.S", "M").is_ok());
+}
