@@ -311,9 +311,9 @@ impl LoopState {
             .map_or(0, |r| r.film().samples_per_pixel())
     }
 
-    fn next_publish_at(&self) -> Instant {
-        self.last_publish
-            .map_or_else(Instant::now, |at| at + self.publish_interval)
+    /// When the next frame may be published (`None`: right away).
+    fn next_publish_at(&self) -> Option<Instant> {
+        self.last_publish.map(|at| at + self.publish_interval)
     }
 
     /// Starts a new accumulation at change level `level`.
@@ -378,10 +378,10 @@ impl LoopState {
             if spp > 0 && spp != self.published_spp {
                 // Idle with samples nobody has seen yet: publish them when the rate allows.
                 let now = Instant::now();
-                let due = self.next_publish_at();
-                if due <= now {
-                    return Some(Step::Publish);
-                }
+                let due = match self.next_publish_at() {
+                    Some(due) if due > now => due,
+                    _ => return Some(Step::Publish),
+                };
                 control = engine
                     .wake
                     .wait_timeout(control, due - now)
@@ -410,7 +410,10 @@ impl LoopState {
                 renderer.render_sample();
                 let took = started.elapsed();
                 self.render_time += took;
-                if Instant::now() >= self.next_publish_at() {
+                if self
+                    .next_publish_at()
+                    .is_none_or(|due| Instant::now() >= due)
+                {
                     self.publish(engine);
                 }
                 let rest = priority.rest_after(took);
