@@ -1,6 +1,6 @@
 //! Choosing a consistent subset of candidate files and adding it to a descriptor pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use prost_reflect::DescriptorPool;
@@ -80,13 +80,17 @@ impl Selected {
     }
 }
 
+/// Most rounds of conflict checking; real schemas settle in two or three. Past this bound
+/// the pool's own dependency check still keeps the result consistent.
+const MAX_SELECTION_ROUNDS: usize = 64;
+
 /// Pick the files that can load together, in precedence order, reporting the others.
 ///
 /// A file is skipped when: it did not parse; a different file of the same name came first;
 /// it defines a fully-qualified name that an earlier kept file defines; it imports a file
-/// that is missing or skipped. Skipping a file for a missing or skipped import frees its
-/// names, which can let a later file in, so the checks repeat until nothing changes (each
-/// round skips at least one more file for good: at most as many rounds as files).
+/// that is missing or skipped. Skipping a file for its imports frees its names, which can
+/// let a later file in (and the files importing that one), so the choice is recomputed until
+/// it settles.
 pub(crate) fn select_files(
     candidates: Vec<Candidate>,
     warnings: &mut Vec<SchemaWarning>,
@@ -94,6 +98,7 @@ pub(crate) fn select_files(
     // One file per import name: the first that parsed wins.
     let mut files: Vec<Selected> = Vec::new();
     let mut index_by_name: HashMap<String, usize> = HashMap::new();
+    let mut unparsed: HashSet<String> = HashSet::new();
     for candidate in candidates {
         let Candidate {
             name,
@@ -101,7 +106,10 @@ pub(crate) fn select_files(
             parsed,
         } = candidate;
         match parsed {
-            Err(warning) => warnings.push(*warning),
+            Err(warning) => {
+                unparsed.insert(name);
+                warnings.push(*warning);
+            }
             Ok(file) => match index_by_name.get(&name).and_then(|&i| files.get(i)) {
                 // The same file met twice (e.g. google/protobuf/empty.proto from both a
                 // descriptor set and reflection, maybe encoded a little differently): quiet.
@@ -124,88 +132,157 @@ pub(crate) fn select_files(
             },
         }
     }
+    // A name that parsed somewhere is not "unparsed" (an earlier broken copy loses to it).
+    unparsed.retain(|name| !index_by_name.contains_key(name));
 
-    // `hard[i]`: skipped for good (a missing or skipped import). `conflict[i]`: skipped
-    // because an earlier kept file defines one of its names.
-    let mut hard: Vec<Option<SchemaWarning>> = vec![None; files.len()];
-    let mut conflict: Vec<Option<SchemaWarning>>;
-    loop {
-        conflict = vec![None; files.len()];
-        let mut owner: HashMap<&str, usize> = HashMap::new();
-        for (i, file) in files.iter().enumerate() {
-            if hard.get(i).is_some_and(Option::is_some) {
-                continue;
-            }
-            let clash = file.file.symbols.iter().find_map(|(symbol, line)| {
-                match owner.get(symbol.as_str()) {
-                    Some(&j) if j != i => Some((symbol, *line, j)),
-                    _ => None,
-                }
-            });
-            match clash {
-                Some((symbol, line, j)) => {
-                    let first = files.get(j).map(|f| f.origin.clone()).unwrap_or_default();
-                    if let Some(slot) = conflict.get_mut(i) {
-                        *slot = Some(SchemaWarning {
-                            file: file.name.clone(),
-                            origin: file.origin.clone(),
-                            line,
-                            symbol: Some(symbol.clone()),
-                            message: format!(
-                                "conflicting definition of '{symbol}', already defined in \
-                                 {first} which takes precedence"
-                            ),
-                            first_defined_in: Some(first),
-                        });
-                    }
-                }
-                None => {
-                    for (symbol, _) in &file.file.symbols {
-                        owner.entry(symbol.as_str()).or_insert(i);
-                    }
-                }
+    // Who imports whom, by index, for propagating skips to importers.
+    let mut importers: Vec<Vec<usize>> = vec![Vec::new(); files.len()];
+    for (i, file) in files.iter().enumerate() {
+        for import in file.file.dependencies() {
+            if let Some(slot) = index_by_name
+                .get(import)
+                .and_then(|&d| importers.get_mut(d))
+            {
+                slot.push(i);
             }
         }
-        let kept = |i: usize, hard: &[Option<SchemaWarning>]| {
-            hard.get(i).is_some_and(Option::is_none) && conflict.get(i).is_some_and(Option::is_none)
-        };
-        let mut changed = false;
-        for (i, file) in files.iter().enumerate() {
-            if !kept(i, &hard) {
-                continue;
-            }
-            let problem =
-                file.file
-                    .dependencies()
-                    .find_map(|import| match index_by_name.get(import) {
-                        None => Some((import, "which no source provides")),
-                        Some(&d) if !kept(d, &hard) => Some((import, "which was skipped")),
-                        Some(_) => None,
-                    });
-            if let Some((import, why)) = problem {
-                let warning = file.skip(
-                    file.file.import_line(import),
-                    format!("imports '{import}', {why}"),
-                );
-                if let Some(slot) = hard.get_mut(i) {
-                    *slot = Some(warning);
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
+    }
+
+    let mut by_import: Vec<Option<SchemaWarning>> = vec![None; files.len()];
+    let mut by_conflict: Vec<Option<SchemaWarning>> = vec![None; files.len()];
+    for _ in 0..MAX_SELECTION_ROUNDS {
+        by_conflict = conflicts(&files, &by_import);
+        let next = import_failures(&files, &index_by_name, &unparsed, &importers, &by_conflict);
+        let settled = next
+            .iter()
+            .zip(&by_import)
+            .all(|(a, b)| a.is_some() == b.is_some());
+        by_import = next;
+        if settled {
             break;
         }
     }
 
     let mut selected = Vec::new();
-    for ((file, hard), conflict) in files.into_iter().zip(hard).zip(conflict) {
-        match hard.or(conflict) {
+    for ((file, by_import), by_conflict) in files.into_iter().zip(by_import).zip(by_conflict) {
+        match by_conflict.or(by_import) {
             Some(warning) => warnings.push(warning),
             None => selected.push(file),
         }
     }
     selected
+}
+
+/// For each file not skipped for its imports, in precedence order: the first name it defines
+/// that an earlier kept file defined already.
+fn conflicts(
+    files: &[Selected],
+    by_import: &[Option<SchemaWarning>],
+) -> Vec<Option<SchemaWarning>> {
+    let mut out: Vec<Option<SchemaWarning>> = vec![None; files.len()];
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        if by_import.get(i).is_some_and(Option::is_some) {
+            continue;
+        }
+        let clash =
+            file.file
+                .symbols
+                .iter()
+                .find_map(|(symbol, line)| match owner.get(symbol.as_str()) {
+                    Some(&j) if j != i => Some((symbol, *line, j)),
+                    _ => None,
+                });
+        match clash {
+            Some((symbol, line, j)) => {
+                let first = files.get(j).map(|f| f.origin.clone()).unwrap_or_default();
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(SchemaWarning {
+                        file: file.name.clone(),
+                        origin: file.origin.clone(),
+                        line,
+                        symbol: Some(symbol.clone()),
+                        message: format!(
+                            "conflicting definition of '{symbol}', already defined in {first} \
+                             which takes precedence"
+                        ),
+                        first_defined_in: Some(first),
+                    });
+                }
+            }
+            None => {
+                for (symbol, _) in &file.file.symbols {
+                    owner.entry(symbol.as_str()).or_insert(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Files to skip because an import is missing, did not parse, or is skipped (for a conflict
+/// or, transitively, for its own imports).
+fn import_failures(
+    files: &[Selected],
+    index_by_name: &HashMap<String, usize>,
+    unparsed: &HashSet<String>,
+    importers: &[Vec<usize>],
+    by_conflict: &[Option<SchemaWarning>],
+) -> Vec<Option<SchemaWarning>> {
+    let mut out: Vec<Option<SchemaWarning>> = vec![None; files.len()];
+    let skipped_for_conflict = |i: usize| by_conflict.get(i).is_some_and(Option::is_some);
+    let mut queue: Vec<usize> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        if skipped_for_conflict(i) {
+            queue.push(i);
+            continue;
+        }
+        let problem = file
+            .file
+            .dependencies()
+            .find_map(|import| match index_by_name.get(import) {
+                None if unparsed.contains(import) => Some((import, "which was skipped")),
+                None => Some((import, "which no source provides")),
+                Some(&d) if skipped_for_conflict(d) => Some((import, "which was skipped")),
+                Some(_) => None,
+            });
+        if let Some((import, why)) = problem {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(file.skip(
+                    file.file.import_line(import),
+                    format!("imports '{import}', {why}"),
+                ));
+                queue.push(i);
+            }
+        }
+    }
+    // Importers of skipped files are skipped too, transitively.
+    while let Some(skipped) = queue.pop() {
+        let Some(skipped_file) = files.get(skipped) else {
+            continue;
+        };
+        for &importer in importers
+            .get(skipped)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if skipped_for_conflict(importer) || out.get(importer).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some(file) = files.get(importer) else {
+                continue;
+            };
+            let import = skipped_file.name.as_str();
+            if let Some(slot) = out.get_mut(importer) {
+                *slot = Some(file.skip(
+                    file.file.import_line(import),
+                    format!("imports '{import}', which was skipped"),
+                ));
+                queue.push(importer);
+            }
+        }
+    }
+    out
 }
 
 /// Add the selected files to `pool`.

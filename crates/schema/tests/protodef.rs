@@ -422,3 +422,76 @@ fn byte_order_marks_and_stray_bytes_do_not_stop_a_file() {
     assert!(schema.warnings().is_empty(), "{:#?}", schema.warnings());
     assert!(schema.find_method("w.S", "M").is_ok());
 }
+
+#[test]
+fn a_file_freed_by_a_skipped_rival_brings_its_importers_back() {
+    // y.proto (first) defines p.Shared but imports a missing file, so it is skipped; that
+    // lets x.proto (which defines p.Shared too) in, and z.proto (which imports x) with it.
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "y.proto",
+            "syntax = \"proto3\";\npackage p;\nimport \"missing.proto\";\nmessage Shared {}\n",
+        )
+        .expect("y")
+        .add_proto_source(
+            "z.proto",
+            "syntax = \"proto3\";\npackage p;\nimport \"x.proto\";\n\
+             service Z { rpc Go(Shared) returns (Shared); }\n",
+        )
+        .expect("z")
+        .add_proto_source(
+            "x.proto",
+            "syntax = \"proto3\";\npackage p;\nmessage Shared { int32 n = 1; }\n",
+        )
+        .expect("x");
+    let schema = builder.build().expect("builds");
+    let skipped: Vec<&str> = schema.warnings().iter().map(|w| w.file.as_str()).collect();
+    assert_eq!(skipped, ["y.proto"], "{:#?}", schema.warnings());
+    assert!(schema.find_method("p.Z", "Go").is_ok());
+    assert_eq!(
+        schema
+            .pool()
+            .get_message_by_name("p.Shared")
+            .map(|m| m.parent_file().name().to_owned()),
+        Some("x.proto".to_owned())
+    );
+}
+
+#[test]
+fn importers_of_an_unparsable_file_say_it_was_skipped() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("broken.proto"),
+        "syntax = \"proto3\";\nmessage {\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("user.proto"),
+        "syntax = \"proto3\";\nimport \"broken.proto\";\nmessage U {}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("fine.proto"),
+        "syntax = \"proto3\";\nmessage F {}\nservice S { rpc M(F) returns (F); }\n",
+    )
+    .expect("write");
+    let mut builder = SchemaBuilder::new();
+    builder.add_proto_path(dir.path()).expect("dir");
+    let schema = builder.build().expect("fine.proto loads");
+    let user = warning_for(schema.warnings(), "user.proto");
+    let [warning] = user.as_slice() else {
+        panic!(
+            "expected one warning for user.proto: {:#?}",
+            schema.warnings()
+        );
+    };
+    assert_eq!(warning.line, Some(2));
+    assert!(
+        warning
+            .message
+            .contains("'broken.proto', which was skipped"),
+        "{warning}"
+    );
+    assert_eq!(schema.warnings().len(), 2);
+}
