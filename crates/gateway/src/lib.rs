@@ -1,9 +1,38 @@
 //! octaneweb's gateway: it lets a web browser call any method of a gRPC schema loaded at run
 //! time on one upstream render server.
 //!
-//! - [`upstream`]: the single shared HTTP/2 channel to the upstream and dynamic (schema-driven)
-//!   unary and streaming calls.
+//! - [`upstream`]: the single shared HTTP/2 channel to the upstream and dynamic
+//!   (schema-driven) unary and streaming calls over it.
+//! - [`protocol`]: the browser-facing protocols (the original proxy's JSON route with NDJSON
+//!   for server streams, Server-Sent Events).
+//! - [`server`]: shared state, the router with CORS, body limits and call ids, operations
+//!   routes (health, readiness, metrics, schema) and the HTTP/1.1 + h2c server loop.
+//! - [`error`]: the one mapping of failures to gRPC codes, HTTP statuses and JSON bodies.
+//! - [`metrics`]: Prometheus metrics and the per-call log line.
+//! - [`call`]: one call from the command line.
+//!
+//! ```no_run
+//! # async fn run(schema: octaneweb_schema::Schema) -> Result<(), Box<dyn std::error::Error>> {
+//! use octaneweb_gateway::{router, serve, GatewayConfig, GatewayState, Upstream, UpstreamConfig};
+//! let upstream = Upstream::new(UpstreamConfig::default())?;
+//! let state = GatewayState::new(schema, upstream, GatewayConfig::default());
+//! let app = router(state, axum::Router::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:51023").await?;
+//! serve(listener, app, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod call;
+pub mod error;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
 pub mod upstream;
 
+pub use call::{call, CallError};
+pub use error::GatewayError;
+pub use metrics::{Metrics, Protocol};
+pub use server::{
+    router, serve, CallId, GatewayConfig, GatewayState, LogFormat, ResolvedMethod, ShutdownSignal,
+};
 pub use upstream::{Upstream, UpstreamConfig, UpstreamError, UpstreamTls};

@@ -193,12 +193,15 @@ impl Upstream {
     /// Record whether a call reached the upstream. Front protocols that read a stream to its
     /// end call this with the stream's final status; calls made through [`Upstream`] record
     /// their own outcome.
+    ///
+    /// `DEADLINE_EXCEEDED` and `CANCELLED` say nothing about reachability (a local timer or
+    /// the client ended the call) and leave the state as it was.
     pub fn observe(&self, status: Option<&Status>) {
-        let reached = !matches!(status, Some(s) if is_unreachable(s));
-        let new = if reached {
-            STATE_CONNECTED
-        } else {
-            STATE_DISCONNECTED
+        let new = match status {
+            None => STATE_CONNECTED,
+            Some(s) if matches!(s.code(), Code::DeadlineExceeded | Code::Cancelled) => return,
+            Some(s) if is_unreachable(s) => STATE_DISCONNECTED,
+            Some(_) => STATE_CONNECTED,
         };
         let old = self.inner.state.swap(new, Ordering::Relaxed);
         if old == STATE_DISCONNECTED && new == STATE_CONNECTED {

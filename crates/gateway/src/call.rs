@@ -1,0 +1,165 @@
+//! One call from the command line (`octaneweb call METHOD [JSON]`).
+//!
+//! Input: for unary and server-streaming methods one JSON object (empty = empty message);
+//! for client- and bidirectional-streaming methods a JSON array of objects or a sequence of
+//! objects (one per line), sent in order. Output: each response message as one line of
+//! proto3 JSON (proto field names).
+//!
+//! Exit codes ([`CallError::exit_code`]): 0 on success, otherwise the gRPC code number of the
+//! failure (1 CANCELLED ... 16 UNAUTHENTICATED). Local problems map like the HTTP routes do:
+//! an unknown service or method is NOT_FOUND (5), a bad method path or JSON input
+//! INVALID_ARGUMENT (3), an unreachable upstream UNAVAILABLE (14), a deadline
+//! DEADLINE_EXCEEDED (4).
+
+use std::io::Write;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use octaneweb_schema::{json_to_message, message_to_json, Schema};
+use prost_reflect::DynamicMessage;
+use tonic::Code;
+
+use crate::error::{code_name, GatewayError};
+use crate::protocol::{deadline_after, pump, upstream_request, StreamEvent};
+use crate::upstream::Upstream;
+
+/// Most request messages read for a streaming call.
+pub const MAX_INPUT_MESSAGES: usize = 100_000;
+
+/// A failed command-line call.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", code_name(*.code))]
+pub struct CallError {
+    /// The gRPC code of the failure.
+    pub code: Code,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl CallError {
+    /// The process exit code: the gRPC code number (never 0).
+    pub fn exit_code(&self) -> i32 {
+        match self.code as i32 {
+            0 => 2,
+            n => n,
+        }
+    }
+
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        CallError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<GatewayError> for CallError {
+    fn from(error: GatewayError) -> Self {
+        CallError::new(error.code(), error.to_string())
+    }
+}
+
+impl From<tonic::Status> for CallError {
+    fn from(status: tonic::Status) -> Self {
+        GatewayError::from(status).into()
+    }
+}
+
+/// Call `method` (`Service/method`, `Service.method`, `package.Service/Method`; lenient
+/// service names) with `json` as input and write each response message as one line to `out`.
+/// `timeout` bounds the whole call (the upstream's configured default applies as well).
+pub async fn call<W: Write>(
+    schema: &Schema,
+    upstream: &Upstream,
+    method: &str,
+    json: &str,
+    timeout: Option<Duration>,
+    out: &mut W,
+) -> Result<(), CallError> {
+    let descriptor = schema
+        .find_method_path(method)
+        .map_err(GatewayError::from)?;
+    let input = descriptor.input();
+    let call_id = uuid::Uuid::new_v4().to_string();
+
+    let write = |out: &mut W, message: &DynamicMessage| -> Result<(), CallError> {
+        let line = serde_json::to_string(&message_to_json(message))
+            .map_err(|e| CallError::new(Code::Internal, e.to_string()))?;
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| CallError::new(Code::Internal, format!("writing the output: {e}")))
+    };
+
+    if descriptor.is_client_streaming() {
+        let messages = parse_sequence(&input, json)?;
+        let request = upstream_request(futures::stream::iter(messages), timeout, &call_id);
+        if descriptor.is_server_streaming() {
+            let deadline = deadline_after(upstream.call_timeout(&request));
+            let response = upstream.streaming(&descriptor, request).await?;
+            drain(upstream, response.into_inner(), deadline, out, write).await
+        } else {
+            let response = upstream.client_streaming(&descriptor, request).await?;
+            write(out, response.get_ref())
+        }
+    } else {
+        let message = json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?;
+        let request = upstream_request(message, timeout, &call_id);
+        if descriptor.is_server_streaming() {
+            let deadline = deadline_after(upstream.call_timeout(&request));
+            let response = upstream.server_streaming(&descriptor, request).await?;
+            drain(upstream, response.into_inner(), deadline, out, write).await
+        } else {
+            let response = upstream.unary(&descriptor, request).await?;
+            write(out, response.get_ref())
+        }
+    }
+}
+
+async fn drain<W: Write>(
+    upstream: &Upstream,
+    messages: tonic::Streaming<DynamicMessage>,
+    deadline: Option<tokio::time::Instant>,
+    out: &mut W,
+    write: impl Fn(&mut W, &DynamicMessage) -> Result<(), CallError>,
+) -> Result<(), CallError> {
+    let events = pump(upstream.clone(), messages, deadline, None);
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            StreamEvent::Message(message) => write(out, &message)?,
+            StreamEvent::End(status) if status.code() == Code::Ok => return Ok(()),
+            StreamEvent::End(status) => return Err(status.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A JSON array of messages, or whitespace-separated JSON objects.
+fn parse_sequence(
+    input: &prost_reflect::MessageDescriptor,
+    json: &str,
+) -> Result<Vec<DynamicMessage>, CallError> {
+    let invalid = |e: String| CallError::new(Code::InvalidArgument, e);
+    let mut values = Vec::new();
+    for value in serde_json::Deserializer::from_str(json).into_iter::<serde_json::Value>() {
+        let value = value.map_err(|e| invalid(format!("malformed JSON input: {e}")))?;
+        match value {
+            serde_json::Value::Array(items) => values.extend(items),
+            other => values.push(other),
+        }
+        if values.len() > MAX_INPUT_MESSAGES {
+            return Err(invalid(format!(
+                "more than {MAX_INPUT_MESSAGES} input messages"
+            )));
+        }
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let text = value.to_string();
+            json_to_message(input, text.as_bytes())
+                .map_err(|e| invalid(format!("input message {index}: {e}")))
+        })
+        .collect()
+}

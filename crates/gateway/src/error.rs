@@ -1,0 +1,240 @@
+//! The one place where every gateway failure gets its gRPC code, HTTP status and JSON body.
+//!
+//! Every front protocol reports failures through [`GatewayError`]: the JSON route answers
+//! `{"success":false,"error":"<text>","code":"<GRPC_CODE_NAME>"}` with [`GatewayError::http_status`];
+//! streaming protocols put [`GatewayError::code`] and the text in their final status.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use octaneweb_schema::{JsonError, LookupError};
+use tonic::{Code, Status};
+
+/// Why a call through the gateway failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The service or method name does not resolve in the schema.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The request body is not a valid message of the method's input type.
+    #[error("invalid request body: {0}")]
+    Json(#[from] JsonError),
+    /// The request body is larger than the configured limit.
+    #[error("request body larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request body could not be read from the client.
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    /// The method's streaming kind cannot be carried by this protocol.
+    #[error("{method} is a {kind} method; {protocol} cannot carry it, use {instead}")]
+    UnsupportedStreaming {
+        /// Full name of the method.
+        method: String,
+        /// "client-streaming" or "bidirectional-streaming".
+        kind: &'static str,
+        /// The protocol that was used.
+        protocol: &'static str,
+        /// The protocols that can carry it.
+        instead: &'static str,
+    },
+    /// The HTTP method is not allowed on this route.
+    #[error("HTTP method {method} is not allowed here; use {allowed}")]
+    MethodNotAllowed {
+        /// The HTTP method that was used.
+        method: String,
+        /// The HTTP method(s) to use instead.
+        allowed: &'static str,
+    },
+    /// A request header or query parameter is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The upstream (or the channel to it) answered with a gRPC status.
+    #[error("{}", upstream_message(.0))]
+    Upstream(Status),
+}
+
+fn upstream_message(status: &Status) -> String {
+    if status.message().is_empty() {
+        format!("upstream returned {}", code_name(status.code()))
+    } else {
+        status.message().to_owned()
+    }
+}
+
+impl From<Status> for GatewayError {
+    fn from(status: Status) -> Self {
+        GatewayError::Upstream(status)
+    }
+}
+
+impl GatewayError {
+    /// The gRPC status code that describes this failure.
+    pub fn code(&self) -> Code {
+        match self {
+            GatewayError::Lookup(LookupError::UnknownService { .. })
+            | GatewayError::Lookup(LookupError::UnknownMethod { .. }) => Code::NotFound,
+            GatewayError::Lookup(_) => Code::InvalidArgument,
+            GatewayError::Json(_) => Code::InvalidArgument,
+            GatewayError::BodyTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::BodyRead(_) => Code::Cancelled,
+            GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
+            GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
+            GatewayError::BadRequest(_) => Code::InvalidArgument,
+            GatewayError::Upstream(status) => status.code(),
+        }
+    }
+
+    /// The HTTP status for this failure: the usual gRPC -> HTTP mapping ([`http_status_for`]),
+    /// except where HTTP has a more precise answer (413 for a too-large body, 405 for a
+    /// wrong HTTP method, 400 for a body that could not be read).
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            other => http_status_for(other.code()),
+        }
+    }
+
+    /// This failure as a gRPC status (for protocols that carry gRPC statuses).
+    pub fn to_status(&self) -> Status {
+        match self {
+            GatewayError::Upstream(status) => status.clone(),
+            other => Status::new(other.code(), other.to_string()),
+        }
+    }
+
+    /// The original proxy's error body: `{"success":false,"error":...,"code":...}`.
+    pub fn json_body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "success": false,
+            "error": self.to_string(),
+            "code": code_name(self.code()),
+        });
+        if let GatewayError::Lookup(LookupError::AmbiguousService { candidates, .. }) = self {
+            body["candidates"] = serde_json::json!(candidates);
+        }
+        if let GatewayError::Json(error) = self {
+            if !error.path().is_empty() {
+                body["field"] = serde_json::json!(error.path());
+            }
+        }
+        body
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = (self.http_status(), axum::Json(self.json_body())).into_response();
+        if self.http_status() == StatusCode::METHOD_NOT_ALLOWED {
+            if let GatewayError::MethodNotAllowed { allowed, .. } = &self {
+                if let Ok(value) = http::HeaderValue::from_str(allowed) {
+                    response.headers_mut().insert(http::header::ALLOW, value);
+                }
+            }
+        }
+        response
+    }
+}
+
+/// The conventional HTTP status for a gRPC code.
+pub fn http_status_for(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        // 499 "client closed request" is the customary (nginx) status for a cancelled call.
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Internal | Code::Unknown | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The canonical upper-case name of a gRPC code (`NOT_FOUND`), as used in JSON bodies.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_name_and_status() {
+        let table = [
+            (Code::InvalidArgument, 400),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::Unauthenticated, 401),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 400),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unknown, 500),
+            (Code::DataLoss, 500),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Cancelled, 499),
+        ];
+        for (code, status) in table {
+            assert_eq!(http_status_for(code).as_u16(), status, "{code:?}");
+            assert_eq!(
+                Code::from(code as i32),
+                code,
+                "{} round trip",
+                code_name(code)
+            );
+        }
+        assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
+    }
+
+    #[test]
+    fn local_failures_map_to_precise_statuses() {
+        let too_large = GatewayError::BodyTooLarge { limit: 10 };
+        assert_eq!(too_large.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(too_large.json_body()["code"], "RESOURCE_EXHAUSTED");
+        let ambiguous = GatewayError::Lookup(LookupError::AmbiguousService {
+            name: "Foo".into(),
+            candidates: vec!["a.FooService".into(), "b.FooService".into()],
+        });
+        assert_eq!(ambiguous.http_status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ambiguous.json_body()["candidates"][1], "b.FooService");
+        let unknown = GatewayError::Lookup(LookupError::UnknownService { name: "X".into() });
+        assert_eq!(unknown.http_status(), StatusCode::NOT_FOUND);
+        assert_eq!(unknown.json_body()["success"], false);
+        let upstream = GatewayError::from(Status::unavailable(""));
+        assert_eq!(upstream.http_status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(upstream.to_string(), "upstream returned UNAVAILABLE");
+    }
+}

@@ -1,0 +1,199 @@
+//! `POST /{Service}/{method}`: the original proxy's JSON route.
+//!
+//! The body is the request message as proto3 JSON (proto or lowerCamelCase field names,
+//! 64-bit integers as numbers or strings); an empty body is the empty message. Any
+//! `Content-Type` is accepted, as the original proxy did.
+//!
+//! - Unary methods answer `200 {"success":true,"data":<response>}` with proto field names.
+//! - Server-streaming methods answer `200` with `Content-Type: application/x-ndjson`: one line
+//!   `{"data":<response>}` per message, then one final line
+//!   `{"end":{"code":"OK","message":""}}` (or the failure's code and message). Errors found
+//!   before the stream starts answer like unary failures.
+//! - Client- and bidirectional-streaming methods answer 400: they need the WebSocket (`/ws`)
+//!   or gRPC (gRPC-Web, Connect, pass-through).
+//! - Failures answer `{"success":false,"error":"<text>","code":"<GRPC_CODE>"}` with the HTTP
+//!   status of [`GatewayError::http_status`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{header, HeaderValue, StatusCode};
+use octaneweb_schema::{json_to_message, message_to_json};
+use prost_reflect::DynamicMessage;
+use tonic::{Code, Streaming};
+
+use super::{
+    deadline_after, pump, read_body, requested_timeout, status_json, unresolved_label,
+    upstream_request, StreamEvent,
+};
+use crate::error::GatewayError;
+use crate::metrics::{CallTracker, Protocol};
+use crate::server::{CallId, GatewayState, ShutdownSignal};
+
+/// Content type of streamed answers.
+pub const NDJSON: &str = "application/x-ndjson";
+
+enum Answer {
+    Unary(DynamicMessage),
+    Stream {
+        messages: Box<Streaming<DynamicMessage>>,
+        deadline: Option<tokio::time::Instant>,
+    },
+}
+
+/// The route handler.
+pub async fn handle(
+    State(state): State<GatewayState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    let call_id = request
+        .extensions()
+        .get::<CallId>()
+        .map(|c| Arc::clone(&c.0))
+        .unwrap_or_else(|| Arc::from(""));
+    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
+    let mut tracker =
+        state
+            .metrics
+            .start_call(Protocol::Json, unresolved_label(), Arc::clone(&call_id));
+    match run(&state, path, request, &call_id, &mut tracker).await {
+        Ok(Answer::Unary(message)) => {
+            let body = success_body(&message);
+            state
+                .metrics
+                .add_bytes_out(Protocol::Json, body.len() as u64);
+            tracker.finish(Code::Ok, "");
+            json_response(StatusCode::OK, body)
+        }
+        Ok(Answer::Stream { messages, deadline }) => {
+            ndjson_response(&state, messages, deadline, shutdown, tracker)
+        }
+        Err(error) => {
+            tracker.finish(error.code(), &error.to_string());
+            error.into_response()
+        }
+    }
+}
+
+async fn run(
+    state: &GatewayState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+    call_id: &str,
+    tracker: &mut CallTracker,
+) -> Result<Answer, GatewayError> {
+    let Path((service, method)) =
+        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
+    let resolved = state.resolve_method(&service, &method)?;
+    tracker.set_method(Arc::clone(&resolved.label));
+    let descriptor = &resolved.descriptor;
+    if descriptor.is_client_streaming() {
+        return Err(GatewayError::UnsupportedStreaming {
+            method: descriptor.full_name().to_owned(),
+            kind: if descriptor.is_server_streaming() {
+                "bidirectional-streaming"
+            } else {
+                "client-streaming"
+            },
+            protocol: "the JSON route",
+            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
+        });
+    }
+    let timeout = requested_timeout(request.headers())?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    state
+        .metrics
+        .add_bytes_in(Protocol::Json, body.len() as u64);
+    let message = json_to_message(&descriptor.input(), &body)?;
+    let request = upstream_request(message, timeout, call_id);
+    if descriptor.is_server_streaming() {
+        let deadline = deadline_after(state.upstream.call_timeout(&request));
+        let response = state.upstream.server_streaming(descriptor, request).await?;
+        Ok(Answer::Stream {
+            messages: Box::new(response.into_inner()),
+            deadline,
+        })
+    } else {
+        let response = state.upstream.unary(descriptor, request).await?;
+        Ok(Answer::Unary(response.into_inner()))
+    }
+}
+
+/// `{"success":true,"data":<message>}` without building an intermediate wrapper value.
+fn success_body(message: &DynamicMessage) -> Vec<u8> {
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"success\":true,\"data\":");
+    // Writing a JSON value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut body, &message_to_json(message));
+    body.push(b'}');
+    body
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn ndjson_response(
+    state: &GatewayState,
+    messages: Box<Streaming<DynamicMessage>>,
+    deadline: Option<tokio::time::Instant>,
+    shutdown: Option<ShutdownSignal>,
+    tracker: CallTracker,
+) -> Response {
+    let metrics = Arc::clone(&state.metrics);
+    let events = pump(state.upstream.clone(), *messages, deadline, shutdown);
+    // The tracker lives in the stream: if the client disconnects, the body (and with it the
+    // upstream stream) is dropped and the tracker records the call as cancelled.
+    let mut tracker = Some(tracker);
+    let lines = events.map(move |event| {
+        let mut line = Vec::with_capacity(256);
+        match event {
+            StreamEvent::Message(message) => {
+                line.extend_from_slice(b"{\"data\":");
+                let _ = serde_json::to_writer(&mut line, &message_to_json(&message));
+                line.push(b'}');
+            }
+            StreamEvent::End(status) => {
+                let _ = serde_json::to_writer(
+                    &mut line,
+                    &serde_json::json!({ "end": status_json(&status) }),
+                );
+                if let Some(tracker) = tracker.take() {
+                    tracker.finish(status.code(), status.message());
+                }
+            }
+        }
+        line.push(b'\n');
+        metrics.add_bytes_out(Protocol::Json, line.len() as u64);
+        Ok::<Bytes, Infallible>(Bytes::from(line))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(NDJSON)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}

@@ -1,0 +1,176 @@
+//! Browser-facing protocols. Each turns its own framing into schema-driven upstream calls:
+//!
+//! - [`json`]: `POST /{Service}/{method}`, the original proxy's JSON route (plus NDJSON for
+//!   server streams);
+//! - [`sse`]: `GET /sse/{Service}/{method}`, Server-Sent Events for server streams.
+//!
+//! # Deadlines
+//!
+//! Clients may bound a call with the `X-Timeout-Ms` header (milliseconds) or a gRPC-style
+//! `grpc-timeout` header (`250m`, `5S`, ...); if both are present the smaller wins, and the
+//! gateway's `--timeout` default caps either. SSE also reads `?timeout_ms=` because
+//! `EventSource` cannot set headers.
+
+pub mod json;
+pub mod sse;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use prost_reflect::DynamicMessage;
+use tokio::time::Instant;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status, Streaming};
+
+use crate::error::GatewayError;
+use crate::server::ShutdownSignal;
+use crate::upstream::{parse_grpc_timeout, Upstream};
+
+/// Request header with a call deadline in milliseconds.
+pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
+
+/// The `method` label of calls whose method did not resolve.
+pub(crate) fn unresolved_label() -> Arc<str> {
+    Arc::from("unresolved")
+}
+
+/// The deadline the client asked for in `X-Timeout-Ms` or `grpc-timeout` (the smaller).
+pub fn requested_timeout(headers: &HeaderMap) -> Result<Option<Duration>, GatewayError> {
+    let mut timeout: Option<Duration> = None;
+    if let Some(value) = headers.get(X_TIMEOUT_MS) {
+        let ms = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                GatewayError::BadRequest(format!(
+                    "header X-Timeout-Ms must be a whole number of milliseconds, got {value:?}"
+                ))
+            })?;
+        timeout = Some(Duration::from_millis(ms));
+    }
+    if let Some(value) = headers.get("grpc-timeout") {
+        let parsed = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            GatewayError::BadRequest(format!(
+                "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
+            ))
+        })?;
+        timeout = Some(timeout.map_or(parsed, |t| t.min(parsed)));
+    }
+    Ok(timeout)
+}
+
+/// A tonic request for the upstream carrying the deadline and the call id.
+pub(crate) fn upstream_request<T>(
+    message: T,
+    timeout: Option<Duration>,
+    call_id: &str,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    if let Ok(value) = MetadataValue::try_from(call_id) {
+        request.metadata_mut().insert("x-call-id", value);
+    }
+    request
+}
+
+/// Read a whole request body, refusing more than `limit` bytes.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(error) => Err(GatewayError::BodyRead(error.to_string())),
+    }
+}
+
+/// What a response stream yields to a front protocol.
+#[derive(Debug)]
+pub(crate) enum StreamEvent {
+    /// One response message.
+    Message(DynamicMessage),
+    /// The final status; nothing follows.
+    End(Status),
+}
+
+/// Read an upstream response stream until it ends, the deadline passes or the server shuts
+/// down, always finishing with exactly one [`StreamEvent::End`]. Dropping the returned stream
+/// drops the upstream stream, which cancels the upstream call.
+pub(crate) fn pump(
+    upstream: Upstream,
+    mut messages: Streaming<DynamicMessage>,
+    deadline: Option<Instant>,
+    shutdown: Option<ShutdownSignal>,
+) -> impl Stream<Item = StreamEvent> + Send {
+    async_stream::stream! {
+        let shutdown = ShutdownSignal::wait_opt(shutdown);
+        tokio::pin!(shutdown);
+        loop {
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // The flag says whether the status came from the upstream (and so tells
+            // something about its reachability) or from the gateway itself.
+            let next = tokio::select! {
+                next = messages.message() => next.map_err(|status| (status, true)),
+                () = expired => Err((
+                    Status::deadline_exceeded("the call's deadline passed while streaming"),
+                    false,
+                )),
+                () = &mut shutdown => Err((
+                    Status::unavailable("the gateway is shutting down"),
+                    false,
+                )),
+            };
+            match next {
+                Ok(Some(message)) => yield StreamEvent::Message(message),
+                Ok(None) => {
+                    yield StreamEvent::End(Status::new(Code::Ok, ""));
+                    break;
+                }
+                Err((status, from_upstream)) => {
+                    if from_upstream {
+                        upstream.observe(Some(&status));
+                    }
+                    yield StreamEvent::End(status);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The absolute deadline for a call starting now.
+pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// `{"code":"OK","message":""}`, the final status object of streaming answers.
+pub(crate) fn status_json(status: &Status) -> serde_json::Value {
+    serde_json::json!({
+        "code": crate::error::code_name(status.code()),
+        "message": status.message(),
+    })
+}

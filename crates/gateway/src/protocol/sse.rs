@@ -1,0 +1,193 @@
+//! `GET /sse/{Service}/{method}?message=<url-encoded JSON>`: Server-Sent Events.
+//!
+//! For server-streaming methods (unary methods work too: one event, then the end). The
+//! request message is the `message` query parameter (absent = empty message); `timeout_ms`
+//! sets a deadline, since `EventSource` cannot send headers.
+//!
+//! Each response message is one unnamed event whose `data:` is the message as proto3 JSON
+//! (proto field names). The stream always finishes with one `event: end` whose data is
+//! `{"code":"OK","message":""}` or the failure's gRPC code name and message (including
+//! failures of the upstream call itself); clients should close the `EventSource` on it, or
+//! the browser reconnects. A comment line is sent every 15 s to keep proxies from timing
+//! out. A client that disconnects cancels the upstream call.
+//!
+//! Problems found before calling the upstream (unknown method, malformed `message`,
+//! client-streaming method) answer with the JSON error body and HTTP status, not a stream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures::{Stream, StreamExt as _};
+use http::HeaderMap;
+use octaneweb_schema::{json_to_message, message_to_json};
+use prost_reflect::DynamicMessage;
+use serde::Deserialize;
+use tonic::{Code, Status, Streaming};
+
+use super::{
+    deadline_after, pump, requested_timeout, status_json, unresolved_label, upstream_request,
+    StreamEvent,
+};
+use crate::error::GatewayError;
+use crate::metrics::{CallTracker, Protocol};
+use crate::server::{CallId, GatewayState, ShutdownSignal};
+
+/// Interval of keep-alive comments.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Query parameters of the SSE route.
+#[derive(Debug, Deserialize)]
+pub struct SseQuery {
+    /// The request message as JSON.
+    pub message: Option<String>,
+    /// Deadline in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+enum Start {
+    Unary(DynamicMessage),
+    Stream {
+        messages: Box<Streaming<DynamicMessage>>,
+        deadline: Option<tokio::time::Instant>,
+    },
+    Failed(Status),
+}
+
+/// The route handler.
+pub async fn handle(
+    State(state): State<GatewayState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SseQuery>, QueryRejection>,
+    call_id: Option<Extension<CallId>>,
+    shutdown: Option<Extension<ShutdownSignal>>,
+    headers: HeaderMap,
+) -> Response {
+    let call_id = call_id
+        .map(|Extension(CallId(id))| id)
+        .unwrap_or_else(|| Arc::from(""));
+    let mut tracker =
+        state
+            .metrics
+            .start_call(Protocol::Sse, unresolved_label(), Arc::clone(&call_id));
+    let start = match start(&state, path, query, &headers, &call_id, &mut tracker).await {
+        Ok(start) => start,
+        Err(error) => {
+            tracker.finish(error.code(), &error.to_string());
+            return error.into_response();
+        }
+    };
+    let events = events(&state, start, shutdown.map(|Extension(s)| s), tracker);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    response.headers_mut().insert(
+        http::header::HeaderName::from_static("x-accel-buffering"),
+        http::HeaderValue::from_static("no"),
+    );
+    response
+}
+
+async fn start(
+    state: &GatewayState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SseQuery>, QueryRejection>,
+    headers: &HeaderMap,
+    call_id: &str,
+    tracker: &mut CallTracker,
+) -> Result<Start, GatewayError> {
+    let Path((service, method)) =
+        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
+    let resolved = state.resolve_method(&service, &method)?;
+    tracker.set_method(Arc::clone(&resolved.label));
+    let descriptor = &resolved.descriptor;
+    if descriptor.is_client_streaming() {
+        return Err(GatewayError::UnsupportedStreaming {
+            method: descriptor.full_name().to_owned(),
+            kind: if descriptor.is_server_streaming() {
+                "bidirectional-streaming"
+            } else {
+                "client-streaming"
+            },
+            protocol: "Server-Sent Events",
+            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
+        });
+    }
+    let Query(query) =
+        query.map_err(|e| GatewayError::BadRequest(format!("bad query string: {e}")))?;
+    let text = query.message.unwrap_or_default();
+    if text.len() > state.config.max_body_bytes {
+        return Err(GatewayError::BodyTooLarge {
+            limit: state.config.max_body_bytes,
+        });
+    }
+    state.metrics.add_bytes_in(Protocol::Sse, text.len() as u64);
+    let message = json_to_message(&descriptor.input(), text.as_bytes())?;
+    let mut timeout = requested_timeout(headers)?;
+    if let Some(ms) = query.timeout_ms {
+        let asked = Duration::from_millis(ms);
+        timeout = Some(timeout.map_or(asked, |t| t.min(asked)));
+    }
+    let request = upstream_request(message, timeout, call_id);
+    Ok(if descriptor.is_server_streaming() {
+        let deadline = deadline_after(state.upstream.call_timeout(&request));
+        match state.upstream.server_streaming(descriptor, request).await {
+            Ok(response) => Start::Stream {
+                messages: Box::new(response.into_inner()),
+                deadline,
+            },
+            Err(status) => Start::Failed(status),
+        }
+    } else {
+        match state.upstream.unary(descriptor, request).await {
+            Ok(response) => Start::Unary(response.into_inner()),
+            Err(status) => Start::Failed(status),
+        }
+    })
+}
+
+fn events(
+    state: &GatewayState,
+    start: Start,
+    shutdown: Option<ShutdownSignal>,
+    tracker: CallTracker,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+    let upstream = state.upstream.clone();
+    let metrics = Arc::clone(&state.metrics);
+    let source: futures::stream::BoxStream<'static, StreamEvent> = match start {
+        Start::Unary(message) => futures::stream::iter([
+            StreamEvent::Message(message),
+            StreamEvent::End(Status::new(Code::Ok, "")),
+        ])
+        .boxed(),
+        Start::Failed(status) => futures::stream::iter([StreamEvent::End(status)]).boxed(),
+        Start::Stream { messages, deadline } => {
+            pump(upstream, *messages, deadline, shutdown).boxed()
+        }
+    };
+    // Owned by the stream: dropped with it when the client goes away (recorded as cancelled).
+    let mut tracker = Some(tracker);
+    source.map(move |event| {
+        let event = match event {
+            StreamEvent::Message(message) => {
+                let data = serde_json::to_string(&message_to_json(&message)).unwrap_or_default();
+                metrics.add_bytes_out(Protocol::Sse, data.len() as u64);
+                Event::default().data(data)
+            }
+            StreamEvent::End(status) => {
+                if let Some(tracker) = tracker.take() {
+                    tracker.finish(status.code(), status.message());
+                }
+                Event::default()
+                    .event("end")
+                    .data(status_json(&status).to_string())
+            }
+        };
+        Ok(event)
+    })
+}

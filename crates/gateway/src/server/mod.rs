@@ -1,0 +1,393 @@
+//! HTTP composition: shared state, the router with every gateway route, and the server loop
+//! (HTTP/1.1 and h2c on one port) with graceful shutdown.
+
+pub mod cors;
+pub mod ops;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use octaneweb_schema::Schema;
+use prost_reflect::MethodDescriptor;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt as _;
+
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::protocol;
+use crate::upstream::Upstream;
+
+/// Default limit on request bodies: 8 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most connections served at once; further clients wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long shutdown waits for in-flight calls before closing what is left.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most distinct (service, method) spellings remembered by the method cache.
+const METHOD_CACHE_LIMIT: usize = 4096;
+/// Longest client-chosen call id echoed back; longer ones are replaced.
+const MAX_CALL_ID_LEN: usize = 128;
+
+/// The request and response header carrying a call's id.
+pub static X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+
+/// Log line format; the binary sets up the tracing subscriber accordingly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of the browser-facing side.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Origins allowed to call the gateway from a browser, exactly as sent in `Origin`
+    /// (`https://app.example.com`), or `*` for any. The gateway's own origin and
+    /// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*` are always allowed.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A method resolved from a (lenient) service and method name.
+#[derive(Clone, Debug)]
+pub struct ResolvedMethod {
+    /// The method's descriptor.
+    pub descriptor: MethodDescriptor,
+    /// `package.Service/Method`, the metrics and log label.
+    pub label: Arc<str>,
+}
+
+struct StateInner {
+    /// service spelling -> method name -> method; two levels so a lookup needs no allocation.
+    methods: RwLock<HashMap<String, HashMap<String, ResolvedMethod>>>,
+    cached_methods: std::sync::atomic::AtomicUsize,
+    schema_json: OnceLock<Bytes>,
+}
+
+/// Everything a gateway route needs; cheap to clone.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// The schema every call is resolved against.
+    pub schema: Schema,
+    /// The upstream render server.
+    pub upstream: Upstream,
+    /// Browser-facing settings.
+    pub config: Arc<GatewayConfig>,
+    /// Call metrics.
+    pub metrics: Arc<Metrics>,
+    inner: Arc<StateInner>,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("upstream", &self.upstream)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayState {
+    /// State for a gateway in front of `upstream`, resolving calls against `schema`.
+    pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
+        GatewayState {
+            schema,
+            upstream,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            inner: Arc::new(StateInner {
+                methods: RwLock::new(HashMap::new()),
+                cached_methods: std::sync::atomic::AtomicUsize::new(0),
+                schema_json: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Resolve a leniently named method, remembering the answer for the next call.
+    pub fn resolve_method(
+        &self,
+        service: &str,
+        method: &str,
+    ) -> Result<ResolvedMethod, GatewayError> {
+        use std::sync::atomic::Ordering;
+        {
+            let cache = self.inner.methods.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = cache.get(service).and_then(|m| m.get(method)) {
+                return Ok(found.clone());
+            }
+        }
+        let descriptor = self.schema.find_method(service, method)?;
+        let label: Arc<str> = Arc::from(format!(
+            "{}/{}",
+            descriptor.parent_service().full_name(),
+            descriptor.name()
+        ));
+        let resolved = ResolvedMethod { descriptor, label };
+        // Only successful lookups are cached, and only up to a bound, so odd spellings sent
+        // by clients cannot grow the cache without limit.
+        if self.inner.cached_methods.load(Ordering::Relaxed) < METHOD_CACHE_LIMIT {
+            let mut cache = self
+                .inner
+                .methods
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let previous = cache
+                .entry(service.to_owned())
+                .or_default()
+                .insert(method.to_owned(), resolved.clone());
+            if previous.is_none() {
+                self.inner.cached_methods.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// `Schema::to_json`, serialized once.
+    pub(crate) fn schema_json(&self) -> Bytes {
+        self.inner
+            .schema_json
+            .get_or_init(|| {
+                Bytes::from(serde_json::to_vec(&self.schema.to_json()).unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// The id of the current call: the client's `X-Call-Id` (if short and printable) or a fresh
+/// UUID. Present as a request extension on every request through [`router`].
+#[derive(Clone, Debug)]
+pub struct CallId(pub Arc<str>);
+
+/// Fires when the server begins shutting down, so long-lived streams can end cleanly.
+/// Present as a request extension on requests served by [`serve`].
+#[derive(Clone, Debug)]
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone: the server is gone too, so treat it as shutdown.
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+
+    /// Resolves once shutdown has begun; never if `signal` is `None`.
+    pub async fn wait_opt(signal: Option<ShutdownSignal>) {
+        match signal {
+            Some(mut signal) => signal.wait().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// All gateway routes (JSON calls, SSE, operations, `/schema`) with CORS, body limit and
+/// call ids. `extra` routes (the render routes, the web client) are merged in; the generic
+/// `POST /{Service}/{method}` route takes two-segment paths that `extra` does not define, and
+/// hands requests other than POST on such paths to `extra` (so a fallback in `extra`, such
+/// as static files, still serves `GET /js/app.js`); when `extra` has nothing for them either
+/// they get 405.
+pub fn router(state: GatewayState, extra: Router) -> Router {
+    let cors = cors::layer(&state.config);
+    let body_limit = state.config.max_body_bytes;
+    let extra_for_other_methods = extra.clone();
+    let json_route = axum::routing::post(protocol::json::handle)
+        .fallback(move |request: Request| other_method(extra_for_other_methods.clone(), request));
+    let gateway = Router::new()
+        .route("/health", get(ops::health))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/schema", get(ops::schema))
+        .route(
+            "/sse/{service}/{method}",
+            get(protocol::sse::handle).fallback(|request: Request| async move {
+                GatewayError::MethodNotAllowed {
+                    method: request.method().to_string(),
+                    allowed: "GET",
+                }
+                .into_response()
+            }),
+        )
+        .route("/{service}/{method}", json_route)
+        .with_state(state);
+    extra
+        .merge(gateway)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(call_id))
+        .layer(cors)
+}
+
+/// A non-POST request on a `/{Service}/{method}` path: `extra` may know it (static files);
+/// otherwise it is the wrong HTTP method for a call.
+async fn other_method(extra: Router, request: Request) -> Response {
+    let method = request.method().to_string();
+    let response = match extra.oneshot(request).await {
+        Ok(response) => response,
+        Err(infallible) => match infallible {},
+    };
+    if response.status() == StatusCode::NOT_FOUND
+        || response.status() == StatusCode::METHOD_NOT_ALLOWED
+    {
+        GatewayError::MethodNotAllowed {
+            method,
+            allowed: "POST",
+        }
+        .into_response()
+    } else {
+        response
+    }
+}
+
+/// JSON 404 for paths nothing handles; the binary may install it as the router's fallback.
+pub async fn not_found(request: Request) -> Response {
+    let body = serde_json::json!({
+        "success": false,
+        "error": format!("no route for {} {}", request.method(), request.uri().path()),
+        "code": "NOT_FOUND",
+    });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// Attach a [`CallId`] to the request and echo it in `X-Call-Id` on the answer.
+async fn call_id(mut request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(&X_CALL_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CALL_ID_LEN)
+        .map(str::to_owned);
+    let id: Arc<str> = Arc::from(given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+    request.extensions_mut().insert(CallId(Arc::clone(&id)));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_CALL_ID.clone(), value);
+    }
+    response
+}
+
+/// Serve HTTP/1.1 (with upgrades, for WebSockets) and HTTP/2 with prior knowledge (h2c) on
+/// `listener` until `shutdown` resolves; then stop accepting, tell long-lived streams to end
+/// ([`ShutdownSignal`]) and wait up to [`DRAIN_TIMEOUT`] for in-flight calls.
+///
+/// Every request carries `ConnectInfo<SocketAddr>` and [`ShutdownSignal`] extensions.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let signal = ShutdownSignal(shutdown_rx);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024)
+        .adaptive_window(true);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically EMFILE; back off briefly instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let signal = signal.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(signal.clone());
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request.map(Body::new)).await;
+                    Ok::<_, Infallible>(match response {
+                        Ok(response) => response,
+                        Err(infallible) => match infallible {},
+                    })
+                }
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: calls still running after {} s were cut off",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// The peer address of a request served by [`serve`], if known.
+pub fn peer_addr(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
