@@ -66,8 +66,8 @@ fn json_error(error: serde_json::Error, path: &str) -> JsonError {
 /// serde_json appends " at line L column C" to every message; the position is kept separately.
 fn strip_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(index) => text[..index].to_owned(),
+    match text.rfind(" at line ").and_then(|index| text.get(..index)) {
+        Some(message) => message.to_owned(),
         None => text,
     }
 }

@@ -235,7 +235,8 @@ fn describe_writes_maps_and_optional_fields() {
             "m.proto",
             "syntax = \"proto3\";\npackage m;\nmessage Bag {\n  map<string, Item> items = 1;\n  \
              optional int32 count = 2;\n  repeated bytes blobs = 3;\n  message Item { double w = 1; }\n}\n\
-             service Bags { rpc Put(Bag) returns (Bag); }\n",
+             service Bags { rpc Put(Bag) returns (Bag);\n  rpc Peek(Bag) returns (Bag) {\n    \
+             option idempotency_level = NO_SIDE_EFFECTS;\n  }\n}\n",
         )
         .expect("m");
     let schema = builder.build().expect("builds");
@@ -256,6 +257,11 @@ fn describe_writes_maps_and_optional_fields() {
     );
 
     let json = schema.to_json();
+    let methods = &json["services"][0]["methods"];
+    assert_eq!(methods[0]["name"], "Put");
+    assert!(methods[0].get("idempotency_level").is_none(), "{methods}");
+    assert_eq!(methods[1]["name"], "Peek");
+    assert_eq!(methods[1]["idempotency_level"], "NO_SIDE_EFFECTS");
     let fields = &json["messages"]["m.Bag"]["fields"];
     assert_eq!(fields[0]["kind"], "map");
     assert_eq!(fields[0]["map"]["key_kind"], "string");
