@@ -84,6 +84,9 @@ pub(crate) struct Engine {
     status: watch::Sender<EngineStatus>,
     scene: Arc<Scene>,
     config: RenderServerConfig,
+    /// Tests set this to make the next sample panic, like a path tracer bug would.
+    #[cfg(test)]
+    pub(crate) inject_panic: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -235,6 +238,8 @@ pub(crate) fn start(config: RenderServerConfig) -> Result<Arc<Engine>, RenderSer
         status,
         scene,
         config,
+        #[cfg(test)]
+        inject_panic: std::sync::atomic::AtomicBool::new(false),
     });
     let for_thread = Arc::clone(&engine);
     std::thread::Builder::new()
@@ -407,6 +412,10 @@ impl LoopState {
                 };
                 engine.set_rendering(true);
                 let started = Instant::now();
+                #[cfg(test)]
+                if engine.inject_panic.swap(false, Ordering::AcqRel) {
+                    panic!("injected test failure");
+                }
                 renderer.render_sample();
                 let took = started.elapsed();
                 self.render_time += took;

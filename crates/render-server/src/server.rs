@@ -188,3 +188,103 @@ impl Drop for RenderServer {
         let _ = self.shutdown.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use octaneweb_proto::octaneapi::api_render_engine::{
+        GrabRenderResultRequest, RestartRenderingRequest,
+    };
+    use octaneweb_proto::octaneapi::api_render_engine_service_client::ApiRenderEngineServiceClient;
+    use octaneweb_proto::octaneapi::stream_callback_request::Payload;
+    use octaneweb_proto::octaneapi::stream_callback_service_client::StreamCallbackServiceClient;
+    use tonic::transport::Endpoint;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// Reads the stream until `wanted` matches a payload.
+    async fn wait_for(
+        stream: &mut tonic::Streaming<gen2::StreamCallbackRequest>,
+        wanted: impl Fn(&Payload) -> bool,
+    ) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let message = stream.message().await.expect("healthy").expect("open");
+                if message.payload.as_ref().is_some_and(&wanted) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("callback arrived in time");
+    }
+
+    #[tokio::test]
+    async fn statistics_flow_and_a_panicking_renderer_reports_render_failure() {
+        let server = RenderServer::start(RenderServerConfig {
+            width: 64,
+            height: 32,
+            max_callback_rate: 100.0,
+            ..RenderServerConfig::default()
+        })
+        .expect("start");
+        let engine = Arc::clone(&server.engine);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut stream = StreamCallbackServiceClient::new(channel.clone())
+            .callback_channel(())
+            .await
+            .expect("callbackChannel")
+            .into_inner();
+        wait_for(&mut stream, |p| matches!(p, Payload::NewStatistics(_))).await;
+
+        engine.inject_panic.store(true, Ordering::Release);
+        wait_for(&mut stream, |p| matches!(p, Payload::RenderFailure(_))).await;
+        assert_eq!(engine.subscribe_status().borrow().failures, 1);
+
+        // The last good frame stays available, and a restart renders again.
+        let mut control = ApiRenderEngineServiceClient::new(channel);
+        let grabbed = control
+            .grab_render_result(GrabRenderResultRequest {})
+            .await
+            .expect("grab")
+            .into_inner();
+        assert!(grabbed.result);
+        let level = engine.change_level();
+        control
+            .restart_rendering(RestartRenderingRequest {})
+            .await
+            .expect("restart");
+        tokio::time::timeout(WAIT, async {
+            loop {
+                wait_for(&mut stream, |p| matches!(p, Payload::NewImage(_))).await;
+                let latest = engine.latest_frame().expect("frame");
+                if latest.stats.change_level > level {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("rendering resumed after restart");
+
+        let _ = stop.send(());
+        tokio::time::timeout(WAIT, serving)
+            .await
+            .expect("serve returns")
+            .expect("joins")
+            .expect("clean shutdown");
+    }
+}
