@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         last = Some(schema);
     }
     times.sort();
+    let naive = naive_load_times(&dirs)?;
     let schema = last.ok_or("no run")?;
     let methods: usize = schema.services().iter().map(|s| s.methods().len()).sum();
     println!(
@@ -58,5 +59,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times[RUNS / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3
     );
+    if let Some((kept, total, median)) = naive {
+        println!(
+            "baseline, naive greedy loader (protox per file, then prost-reflect): kept {kept} of \
+             {total} files, median {:.2} ms",
+            median.as_secs_f64() * 1e3
+        );
+    }
     Ok(())
+}
+
+/// The approach this crate replaces, timed on the same input for comparison: compile every
+/// file separately with protox (which re-parses its imports each time), then add what
+/// compiled to one pool, skipping what does not fit. Only for a single directory.
+fn naive_load_times(
+    dirs: &[PathBuf],
+) -> Result<Option<(usize, usize, Duration)>, Box<dyn std::error::Error>> {
+    let [dir] = dirs else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".proto"))
+        .collect();
+    names.sort();
+    let mut times = Vec::new();
+    let mut kept = 0;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut pool = octaneweb_schema::prost_reflect::DescriptorPool::new();
+        kept = 0;
+        for name in &names {
+            let mut resolver = protox::file::ChainFileResolver::new();
+            resolver.add(LossyResolver(dir.clone()));
+            resolver.add(protox::file::GoogleFileResolver::new());
+            let mut compiler = protox::Compiler::with_file_resolver(resolver);
+            compiler.include_imports(true);
+            if compiler.open_file(name).is_err() {
+                continue;
+            }
+            if pool
+                .add_file_descriptor_set(compiler.file_descriptor_set())
+                .is_ok()
+            {
+                kept += 1;
+            }
+        }
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(times.get(1).map(|median| (kept, names.len(), *median)))
+}
+
+/// Reads files from one directory, decoding non-UTF-8 bytes lossily (as the SDK needs).
+struct LossyResolver(PathBuf);
+
+impl protox::file::FileResolver for LossyResolver {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        let bytes =
+            std::fs::read(self.0.join(name)).map_err(|_| protox::Error::file_not_found(name))?;
+        protox::file::File::from_source(name, &String::from_utf8_lossy(&bytes))
+    }
 }
