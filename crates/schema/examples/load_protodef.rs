@@ -69,12 +69,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Files kept, files seen, median time.
+type NaiveResult = (usize, usize, Duration);
+
 /// The approach this crate replaces, timed on the same input for comparison: compile every
 /// file separately with protox (which re-parses its imports each time), then add what
 /// compiled to one pool, skipping what does not fit. Only for a single directory.
-fn naive_load_times(
-    dirs: &[PathBuf],
-) -> Result<Option<(usize, usize, Duration)>, Box<dyn std::error::Error>> {
+fn naive_load_times(dirs: &[PathBuf]) -> Result<Option<NaiveResult>, Box<dyn std::error::Error>> {
     let [dir] = dirs else {
         return Ok(None);
     };
