@@ -1,0 +1,187 @@
+//! Encodings of the newest frame, each computed at most once and shared.
+//!
+//! The cache holds encodings of one frame only (the newest it has seen). Each entry is a shared
+//! future of a blocking encode task, so the first viewer to ask starts the encode and every
+//! other viewer asking for the same key awaits the same result. A newer frame clears the cache.
+//! Requests for an older frame, or beyond `max_keys` different keys, are encoded uncached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use crate::encode::{encode, EncodeError, EncodedFrame, EncodingKey};
+use crate::frame::Frame;
+use crate::metrics::HubMetrics;
+
+type EncodeResult = Result<Arc<EncodedFrame>, EncodeError>;
+type SharedEncode = Shared<BoxFuture<'static, EncodeResult>>;
+
+struct CacheState {
+    seq: u64,
+    entries: HashMap<EncodingKey, SharedEncode>,
+}
+
+pub(crate) struct EncodeCache {
+    state: Mutex<CacheState>,
+    max_keys: usize,
+}
+
+impl EncodeCache {
+    pub fn new(max_keys: usize) -> EncodeCache {
+        EncodeCache {
+            state: Mutex::new(CacheState {
+                seq: 0,
+                entries: HashMap::new(),
+            }),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    /// Drops every encoding older than `seq` (called when a frame is published).
+    pub fn advance(&self, seq: u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.seq < seq {
+            state.seq = seq;
+            state.entries.clear();
+        }
+    }
+
+    /// Number of encodings held now.
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// The encoding of `frame` for `key`, encoding it if nobody has yet.
+    pub async fn get(
+        &self,
+        frame: &Arc<Frame>,
+        key: EncodingKey,
+        metrics: &Arc<HubMetrics>,
+    ) -> EncodeResult {
+        let shared = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.seq < frame.seq {
+                state.seq = frame.seq;
+                state.entries.clear();
+            }
+            if state.seq != frame.seq {
+                None
+            } else if let Some(existing) = state.entries.get(&key) {
+                Some(existing.clone())
+            } else if state.entries.len() < self.max_keys {
+                let task = spawn_encode(frame.clone(), key, metrics.clone());
+                state.entries.insert(key, task.clone());
+                Some(task)
+            } else {
+                None
+            }
+        };
+        match shared {
+            Some(task) => task.await,
+            None => spawn_encode(frame.clone(), key, metrics.clone()).await,
+        }
+    }
+}
+
+/// Starts the encode on the blocking pool now; the returned future only collects the result.
+fn spawn_encode(frame: Arc<Frame>, key: EncodingKey, metrics: Arc<HubMetrics>) -> SharedEncode {
+    let task = tokio::task::spawn_blocking(move || {
+        let outcome = encode(&frame, key);
+        match &outcome {
+            Ok(encoded) => metrics.encoded(key.format, encoded.encode_time),
+            Err(error) => {
+                tracing::warn!(seq = frame.seq, format = key.format.label(), %error, "frame encode failed")
+            }
+        }
+        outcome.map(Arc::new)
+    });
+    async move { task.await.unwrap_or(Err(EncodeError::Cancelled)) }
+        .boxed()
+        .shared()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{EncodingKind, Format, Tonemap};
+    use crate::frame::{Pixels, RenderImage};
+    use bytes::Bytes;
+
+    fn frame(seq: u64) -> Arc<Frame> {
+        Arc::new(Frame::new(
+            seq,
+            1,
+            0,
+            RenderImage {
+                width: 4,
+                height: 4,
+                pixels: Pixels::Rgba8(Bytes::from(vec![seq as u8; 64])),
+                image_type: 0,
+                color_space: 1,
+                is_linear: false,
+                render_pass_id: 0,
+                tonemapped_samples_per_pixel: seq as f32,
+                calculated_samples_per_pixel: seq as f32,
+                samples_per_second: 0.0,
+                render_time: 0.0,
+                change_level: 0,
+                has_pending_updates: false,
+                has_alpha: true,
+                fingerprint: seq,
+            },
+        ))
+    }
+
+    #[tokio::test]
+    async fn each_encoding_is_computed_once_and_shared() {
+        let cache = Arc::new(EncodeCache::new(4));
+        let metrics = Arc::new(HubMetrics::default());
+        let f = frame(1);
+        let format = Format::image(EncodingKind::Png, 0);
+        let key = EncodingKey::new(format, Tonemap::default(), false);
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (cache, metrics, f) = (cache.clone(), metrics.clone(), f.clone());
+            tasks.push(tokio::spawn(
+                async move { cache.get(&f, key, &metrics).await },
+            ));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(metrics.encodes(format), 1);
+        assert!(results.iter().all(|r| Arc::ptr_eq(r, &results[0])));
+        assert_eq!(cache.len(), 1);
+
+        // A newer frame clears the old encodings.
+        cache.advance(2);
+        assert_eq!(cache.len(), 0);
+        // A request for the stale frame still works, uncached.
+        let stale = cache.get(&f, key, &metrics).await.unwrap();
+        assert_eq!(stale.frame.seq, 1);
+        assert_eq!(cache.len(), 0);
+        assert_eq!(metrics.encodes(format), 2);
+    }
+
+    #[tokio::test]
+    async fn the_number_of_cached_keys_is_bounded() {
+        let cache = EncodeCache::new(2);
+        let metrics = Arc::new(HubMetrics::default());
+        let f = frame(1);
+        for quality in [10, 20, 30, 40] {
+            let key = EncodingKey::new(
+                Format::image(EncodingKind::Jpeg, quality),
+                Tonemap::default(),
+                false,
+            );
+            cache.get(&f, key, &metrics).await.unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+    }
+}

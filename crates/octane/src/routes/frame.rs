@@ -1,0 +1,144 @@
+//! `GET /render/frame.{png,jpg,raw}`: the newest frame once, with ETag / If-None-Match.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{json_error, unavailable, RenderState};
+use crate::encode::{EncodingKind, Format, Tonemap};
+
+type Params = Query<HashMap<String, String>>;
+
+pub(crate) async fn png(state: State<RenderState>, headers: HeaderMap, query: Params) -> Response {
+    serve(state, headers, query, EncodingKind::Png).await
+}
+
+pub(crate) async fn jpeg(state: State<RenderState>, headers: HeaderMap, query: Params) -> Response {
+    serve(state, headers, query, EncodingKind::Jpeg).await
+}
+
+pub(crate) async fn raw(state: State<RenderState>, headers: HeaderMap, query: Params) -> Response {
+    serve(state, headers, query, EncodingKind::Raw).await
+}
+
+/// Parses `name` from the query as `T` within `range`, or explains what is wrong.
+fn param<T>(
+    query: &HashMap<String, String>,
+    name: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<Option<T>, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let Some(text) = query.get(name) else {
+        return Ok(None);
+    };
+    match text.parse::<T>() {
+        Ok(value) if range.contains(&value) => Ok(Some(value)),
+        _ => Err(format!(
+            "query parameter {name}={text:?} must be a number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// True if `If-None-Match` lists `etag` (or `*`).
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+async fn serve(
+    State(state): State<RenderState>,
+    headers: HeaderMap,
+    Query(query): Params,
+    kind: EncodingKind,
+) -> Response {
+    let defaults = state.hub.config();
+    let quality = match param(&query, "quality", 1u8..=100) {
+        Ok(q) => q.unwrap_or(defaults.default_quality),
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+    };
+    let mut tonemap = defaults.default_tonemap;
+    match param(&query, "exposure", -20f32..=20.0) {
+        Ok(Some(exposure)) => tonemap.exposure = exposure,
+        Ok(None) => {}
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+    }
+    match param(&query, "gamma", 0.1f32..=10.0) {
+        Ok(Some(gamma)) => tonemap.gamma = gamma,
+        Ok(None) => {}
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+    }
+    // A poll keeps (or starts) the subscription for the idle grace.
+    state.hub.touch();
+    let Some(frame) = state.hub.latest() else {
+        let status = state.hub.status();
+        let why = status
+            .schema_error
+            .or(status.last_error)
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return unavailable(format!(
+            "no render frame has arrived yet{why}; retry shortly"
+        ));
+    };
+    let etag = format!("\"{}\"", frame.seq);
+    if not_modified(&headers, &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        return response;
+    }
+    let encoded = match state
+        .hub
+        .encoded(
+            &frame,
+            Format::image(kind, quality),
+            valid_or_default(tonemap),
+        )
+        .await
+    {
+        Ok(encoded) => encoded,
+        Err(error) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    };
+    let mut response = encoded.payload().into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(kind.content_type()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let numbers = [
+        (header::ETAG.as_str(), etag),
+        ("x-frame-seq", frame.seq.to_string()),
+        ("x-frame-width", frame.width().to_string()),
+        ("x-frame-height", frame.height().to_string()),
+        (
+            "x-frame-samples-per-pixel",
+            frame.image.tonemapped_samples_per_pixel.to_string(),
+        ),
+    ];
+    for (name, value) in numbers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(name, value);
+        }
+    }
+    response
+}
+
+fn valid_or_default(tonemap: Tonemap) -> Tonemap {
+    tonemap.validate().unwrap_or_default()
+}

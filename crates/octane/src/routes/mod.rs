@@ -1,0 +1,75 @@
+//! The render routes (axum): the WebSocket frame stream, single-frame endpoints and the
+//! original proxy's callback/SSE endpoints. Merge [`routes`] into the gateway's router.
+
+mod callback;
+mod frame;
+mod sse;
+mod ws;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::sync::mpsc;
+
+use crate::hub::FrameHub;
+
+/// Shared state of the render routes.
+#[derive(Clone)]
+pub(crate) struct RenderState {
+    pub hub: FrameHub,
+    /// Original-proxy SSE clients by `client_id`, for `/render/ping-client`.
+    pub sse_clients: Arc<Mutex<HashMap<String, mpsc::Sender<()>>>>,
+}
+
+impl RenderState {
+    fn sse_client_count(&self) -> usize {
+        self.sse_clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The render routes for `hub`:
+///
+/// - `GET /render/ws`: WebSocket frame stream (binary header + image; JSON control and events)
+/// - `GET /render/frame.png`, `/render/frame.jpg?quality=N`, `/render/frame.raw`: the newest
+///   frame once, with ETag / If-None-Match
+/// - `POST /render/register-callback`, `GET /render/stream` (SSE),
+///   `GET /render/callback-status`, `POST /render/ping-client`: the original proxy's shapes
+pub fn routes(hub: FrameHub) -> Router {
+    let state = RenderState {
+        hub,
+        sse_clients: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new()
+        .route("/render/ws", get(ws::upgrade))
+        .route("/render/frame.png", get(frame::png))
+        .route("/render/frame.jpg", get(frame::jpeg))
+        .route("/render/frame.jpeg", get(frame::jpeg))
+        .route("/render/frame.raw", get(frame::raw))
+        .route("/render/register-callback", post(callback::register))
+        .route("/render/callback-status", get(callback::status))
+        .route("/render/ping-client", post(callback::ping_client))
+        .route("/render/stream", get(sse::stream))
+        .with_state(state)
+}
+
+/// `{"success": false, "error": message}` with `status`.
+pub(crate) fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "success": false, "error": message.into() });
+    (status, Json(body)).into_response()
+}
+
+/// 503 with `Retry-After: 1` and a JSON error.
+pub(crate) fn unavailable(message: impl Into<String>) -> Response {
+    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}

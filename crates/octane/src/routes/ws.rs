@@ -1,0 +1,353 @@
+//! `GET /render/ws`: the WebSocket frame stream. Binary messages carry a frame (48-byte
+//! header, then the payload); text messages carry JSON events. The viewer controls encoding,
+//! quality, frame rate, exposure and gamma with JSON text messages. See
+//! docs/render-stream.md.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{unavailable, RenderState};
+use crate::encode::{tonemap, EncodingKind, Format, Tonemap, HEADER_LEN, HEADER_VERSION};
+use crate::hub::{HubEvent, Viewer};
+
+/// Largest control message accepted from a viewer.
+const MAX_CONTROL_BYTES: usize = 16 * 1024;
+/// Control messages queued while a frame is being sent.
+const CONTROL_QUEUE: usize = 16;
+/// A frame send that takes longer than this ends the connection (the viewer stopped reading).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Highest `max_fps` a viewer can ask for.
+const MAX_FPS: u32 = 240;
+
+/// One viewer's stream settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Settings {
+    encoding: EncodingKind,
+    quality: u8,
+    /// 0 = unlimited.
+    max_fps: u32,
+    tonemap: Tonemap,
+}
+
+impl Settings {
+    fn format(&self) -> Format {
+        Format::image(self.encoding, self.quality)
+    }
+
+    fn min_interval(&self) -> Option<Duration> {
+        (self.max_fps > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(self.max_fps)))
+    }
+
+    fn to_json(self, kind: &str) -> Value {
+        json!({
+            "type": kind,
+            "encoding": self.encoding.name(),
+            "quality": self.quality,
+            "max_fps": self.max_fps,
+            "exposure": self.tonemap.exposure,
+            "gamma": self.tonemap.gamma,
+        })
+    }
+}
+
+/// A parsed viewer control message.
+#[derive(Debug, PartialEq)]
+enum Control {
+    Config(Settings),
+    Pause,
+    Resume,
+}
+
+/// Parses a control message against the current settings; the error text goes back to the
+/// viewer as `{"type":"error","message":...}`.
+fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("control message is not JSON: {e}"))?;
+    let Some(object) = value.as_object() else {
+        return Err("control message must be a JSON object with a \"type\"".into());
+    };
+    let kind = object
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("control message needs a string \"type\" (config, pause or resume)")?;
+    match kind {
+        "pause" => return Ok(Control::Pause),
+        "resume" => return Ok(Control::Resume),
+        "config" => {}
+        other => {
+            return Err(format!(
+                "unknown control message type {other:?} (expected config, pause or resume)"
+            ))
+        }
+    }
+    let mut settings = current;
+    for (key, value) in object {
+        match key.as_str() {
+            "type" => {}
+            "encoding" => {
+                let name = value.as_str().unwrap_or_default();
+                settings.encoding = EncodingKind::parse(name).ok_or_else(|| {
+                    format!("encoding {value} is not one of \"raw\", \"png\", \"jpeg\"")
+                })?;
+            }
+            "quality" => {
+                settings.quality = value
+                    .as_u64()
+                    .filter(|q| (1..=100).contains(q))
+                    .and_then(|q| u8::try_from(q).ok())
+                    .ok_or_else(|| format!("quality {value} must be an integer from 1 to 100"))?;
+            }
+            "max_fps" => {
+                settings.max_fps = value
+                    .as_u64()
+                    .filter(|f| *f <= u64::from(MAX_FPS))
+                    .and_then(|f| u32::try_from(f).ok())
+                    .ok_or_else(|| {
+                        format!("max_fps {value} must be an integer from 0 (unlimited) to {MAX_FPS}")
+                    })?;
+            }
+            "exposure" => {
+                let exposure = value.as_f64().map(|v| v as f32).unwrap_or(f32::NAN);
+                settings.tonemap.exposure = exposure;
+            }
+            "gamma" => {
+                let gamma = value.as_f64().map(|v| v as f32).unwrap_or(f32::NAN);
+                settings.tonemap.gamma = gamma;
+            }
+            other => {
+                return Err(format!(
+                    "unknown config field {other:?} (expected encoding, quality, max_fps, exposure, gamma)"
+                ))
+            }
+        }
+    }
+    settings.tonemap = settings.tonemap.validate().map_err(|e| match e {
+        tonemap::TonemapError::Exposure(_) | tonemap::TonemapError::Gamma(_) => e.to_string(),
+    })?;
+    Ok(Control::Config(settings))
+}
+
+pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<RenderState>) -> Response {
+    let viewer = match state.hub.viewer() {
+        Ok(viewer) => viewer,
+        Err(error) => return unavailable(error.to_string()),
+    };
+    ws.max_message_size(MAX_CONTROL_BYTES)
+        .max_frame_size(MAX_CONTROL_BYTES)
+        .on_upgrade(move |socket| serve(socket, viewer, state))
+}
+
+fn text(value: &Value) -> Message {
+    Message::Text(Utf8Bytes::from(value.to_string()))
+}
+
+fn event_json(event: &HubEvent) -> Value {
+    match event {
+        HubEvent::NewStatistics {
+            callback_id,
+            user_data,
+            timestamp,
+        } => {
+            json!({"type": "statistics", "callback_id": callback_id, "user_data": user_data, "timestamp": timestamp})
+        }
+        HubEvent::RenderFailure {
+            callback_id,
+            user_data,
+            timestamp,
+        } => {
+            json!({"type": "renderFailure", "callback_id": callback_id, "user_data": user_data, "timestamp": timestamp})
+        }
+        HubEvent::ProjectManagerChanged { timestamp } => {
+            json!({"type": "projectManagerChanged", "timestamp": timestamp})
+        }
+        HubEvent::Upstream { connected } => json!({"type": "upstream", "connected": connected}),
+    }
+}
+
+/// What the reader task forwards to the writer loop.
+enum Incoming {
+    Text(String),
+    Binary,
+}
+
+async fn serve(socket: WebSocket, mut viewer: Viewer, state: RenderState) {
+    let (mut sink, mut stream) = socket.split();
+    let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(CONTROL_QUEUE);
+    // Reads on its own task so a frame being sent never stops control messages from queueing;
+    // when the socket closes the channel closes and the writer loop ends.
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let forwarded = match message {
+                Message::Text(text) => Incoming::Text(text.as_str().to_owned()),
+                Message::Binary(_) => Incoming::Binary,
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if incoming_tx.send(forwarded).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let config = state.hub.config();
+    let mut settings = Settings {
+        encoding: config.default_encoding,
+        quality: config.default_quality.clamp(1, 100),
+        max_fps: 0,
+        tonemap: config.default_tonemap,
+    };
+    let status = state.hub.status();
+    let mut hello = settings.to_json("hello");
+    if let Some(object) = hello.as_object_mut() {
+        object.insert("version".into(), json!(HEADER_VERSION));
+        object.insert("header_bytes".into(), json!(HEADER_LEN));
+        object.insert("connected".into(), json!(viewer.upstream_connected()));
+        object.insert("generation".into(), json!(status.generation));
+        if let Some(error) = status.schema_error {
+            object.insert("error".into(), json!(error));
+        }
+    }
+    let mut events = state.hub.events();
+    let mut paused = false;
+    let mut next_allowed = Instant::now();
+
+    let outcome: Result<(), axum::Error> = async {
+        sink.send(text(&hello)).await?;
+        loop {
+            let rate_limited = Instant::now() < next_allowed;
+            tokio::select! {
+                biased;
+                message = incoming.recv() => {
+                    let reply = match message {
+                        None => return Ok(()),
+                        Some(Incoming::Binary) => json!({
+                            "type": "error",
+                            "message": "binary messages are not accepted; send JSON text control messages",
+                        }),
+                        Some(Incoming::Text(body)) => match parse_control(&body, settings) {
+                            Ok(Control::Pause) => {
+                                paused = true;
+                                json!({"type": "paused"})
+                            }
+                            Ok(Control::Resume) => {
+                                paused = false;
+                                viewer.rewind();
+                                json!({"type": "resumed"})
+                            }
+                            Ok(Control::Config(new)) => {
+                                if new.format() != settings.format() || new.tonemap != settings.tonemap {
+                                    viewer.rewind();
+                                }
+                                if new.max_fps != settings.max_fps {
+                                    next_allowed = Instant::now();
+                                }
+                                settings = new;
+                                settings.to_json("config")
+                            }
+                            Err(message) => json!({"type": "error", "message": message}),
+                        },
+                    };
+                    sink.send(text(&reply)).await?;
+                }
+                event = events.next() => {
+                    sink.send(text(&event_json(&event))).await?;
+                }
+                _ = tokio::time::sleep_until(next_allowed), if !paused && rate_limited => {}
+                frame = viewer.next_frame(), if !paused && !rate_limited => {
+                    let encoded = match state.hub.encoded(&frame, settings.format(), settings.tonemap).await {
+                        Ok(encoded) => encoded,
+                        Err(error) => {
+                            sink.send(text(&json!({"type": "error", "message": error.to_string()}))).await?;
+                            continue;
+                        }
+                    };
+                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(encoded.message()))).await {
+                        Ok(sent) => sent?,
+                        Err(_) => {
+                            tracing::info!("render viewer stopped reading; closing its WebSocket");
+                            return Ok(());
+                        }
+                    }
+                    viewer.sent(&encoded);
+                    if let Some(interval) = settings.min_interval() {
+                        next_allowed = Instant::now() + interval;
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(error) = outcome {
+        tracing::debug!(%error, "render WebSocket closed");
+    }
+    reader.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Settings {
+        Settings {
+            encoding: EncodingKind::Jpeg,
+            quality: 85,
+            max_fps: 0,
+            tonemap: Tonemap::default(),
+        }
+    }
+
+    #[test]
+    fn config_messages_update_only_the_given_fields() {
+        let parsed = parse_control(
+            r#"{"type":"config","encoding":"png","max_fps":30,"exposure":1.5}"#,
+            defaults(),
+        )
+        .unwrap();
+        let Control::Config(s) = parsed else {
+            panic!("expected config")
+        };
+        assert_eq!(s.encoding, EncodingKind::Png);
+        assert_eq!(s.quality, 85);
+        assert_eq!(s.max_fps, 30);
+        assert_eq!(s.tonemap.exposure, 1.5);
+        assert_eq!(
+            parse_control(r#"{"type":"pause"}"#, defaults()),
+            Ok(Control::Pause)
+        );
+        assert_eq!(
+            parse_control(r#"{"type":"resume"}"#, defaults()),
+            Ok(Control::Resume)
+        );
+    }
+
+    #[test]
+    fn bad_control_messages_name_the_problem() {
+        let cases = [
+            ("garbage", "not JSON"),
+            ("[1,2]", "JSON object"),
+            (r#"{"kind":"config"}"#, "\"type\""),
+            (r#"{"type":"explode"}"#, "unknown control message type"),
+            (r#"{"type":"config","encoding":"gif"}"#, "encoding"),
+            (r#"{"type":"config","quality":0}"#, "quality"),
+            (r#"{"type":"config","quality":"high"}"#, "quality"),
+            (r#"{"type":"config","max_fps":1000}"#, "max_fps"),
+            (r#"{"type":"config","exposure":99}"#, "exposure"),
+            (r#"{"type":"config","gamma":0}"#, "gamma"),
+            (
+                r#"{"type":"config","colour":"red"}"#,
+                "unknown config field",
+            ),
+        ];
+        for (input, expected) in cases {
+            let error = parse_control(input, defaults()).unwrap_err();
+            assert!(error.contains(expected), "{input}: {error}");
+        }
+    }
+}
