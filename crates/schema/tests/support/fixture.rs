@@ -11,7 +11,8 @@
 //! - `apinodesystem.proto` has a comma where a semicolon belongs.
 //!
 //! Everything else is ordinary: ~80 per-class files in package `octaneapi`, each with a
-//! message holding nested request/response types and a service with a dozen methods, and a
+//! message holding nested request/response types and a service with a dozen methods (most
+//! also import three "core" class files and use their types), and a
 //! few bigger files with several classes each (100 files, ~105 services, ~1,350 methods).
 
 #![allow(dead_code)]
@@ -23,6 +24,10 @@ use std::path::Path;
 pub const METHODS_PER_CLASS: usize = 13;
 /// Number of per-class files.
 pub const CLASS_COUNT: usize = 76;
+/// How many core per-class files each other per-class file imports.
+pub const LINKS_PER_CLASS: usize = 3;
+/// The per-class files the others import.
+pub const CORE_CLASSES: usize = 10;
 
 /// Why the loader must skip a fixture file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,10 +196,31 @@ pub fn octane_like_protodef() -> Fixture {
     // Per-class files: one message and one service each.
     let classes = class_names();
     let mut class_lines: BTreeMap<String, u32> = BTreeMap::new();
-    for class in &classes {
-        let mut file = ProtoText::new(&["common.proto", "octaneenums.proto"]);
+    for (index, class) in classes.iter().enumerate() {
+        // Like the SDK's files, most refer to types of a few core classes (the first ten,
+        // which import no other class file, so the imports form no cycle).
+        let linked: Vec<&String> = if index < CORE_CLASSES {
+            Vec::new()
+        } else {
+            (0..LINKS_PER_CLASS)
+                .map(|k| &classes[(index + 3 * k) % CORE_CLASSES])
+                .collect()
+        };
+        let linked_files: Vec<String> = linked.iter().map(|c| file_of(c)).collect();
+        let mut imports = vec!["common.proto", "octaneenums.proto"];
+        imports.extend(linked_files.iter().map(String::as_str));
+        let mut file = ProtoText::new(&imports);
         let line = write_class_message(&mut file, class);
         write_class_service(&mut file, class);
+        file.line(&format!("message {class}Links {{"));
+        for (n, other) in linked.iter().enumerate() {
+            file.line(&format!(
+                "  {other}.Mode {}_mode = {};",
+                other.to_lowercase(),
+                n + 1
+            ));
+        }
+        file.line("}");
         class_lines.insert(class.clone(), line);
         add(&mut fixture, &file_of(class), file.text.into_bytes());
         fixture.services += 1;
