@@ -369,13 +369,26 @@ async fn with_deadline<T>(
 ) -> Result<T, Status> {
     match timeout {
         None => call.await,
-        Some(timeout) => match tokio::time::timeout(timeout, call).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => Err(Status::deadline_exceeded(format!(
-                "no answer from the upstream within the deadline of {} ms",
-                timeout.as_millis()
-            ))),
-        },
+        Some(timeout) => {
+            let expired = || {
+                Status::deadline_exceeded(format!(
+                    "no answer from the upstream within the deadline of {} ms",
+                    timeout.as_millis()
+                ))
+            };
+            match tokio::time::timeout(timeout, call).await {
+                // tonic's channel enforces `grpc-timeout` itself and reports it as CANCELLED
+                // "Timeout expired"; for the caller it is the deadline passing.
+                Ok(Err(status))
+                    if status.code() == Code::Cancelled
+                        && status.message() == tonic::TimeoutExpired(()).to_string() =>
+                {
+                    Err(expired())
+                }
+                Ok(outcome) => outcome,
+                Err(_elapsed) => Err(expired()),
+            }
+        }
     }
 }
 

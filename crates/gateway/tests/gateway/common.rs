@@ -1,0 +1,348 @@
+//! Test harness: real render servers and gateways on ephemeral loopback ports, real clients.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use octaneweb_gateway::{router, serve, GatewayConfig, GatewayState, Upstream, UpstreamConfig};
+use octaneweb_render_server::{RenderServer, RenderServerConfig};
+use octaneweb_schema::{Schema, SchemaBuilder};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Bound on any single HTTP exchange in tests, so a hang fails instead of blocking CI.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The built-in schema (callback generation 2).
+pub fn builtin_schema() -> Schema {
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_descriptor_set("builtin", octaneweb_proto::DESCRIPTOR_SET)
+        .expect("built-in descriptor set loads");
+    builder.build().expect("built-in schema builds")
+}
+
+/// A small render server config (fast to render).
+pub fn small_config() -> RenderServerConfig {
+    RenderServerConfig {
+        width: 64,
+        height: 32,
+        ..Default::default()
+    }
+}
+
+/// A render server running on the caller's runtime until dropped.
+pub struct RenderServerHandle {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RenderServerHandle {
+    /// Stop the server and wait until it has closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RenderServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Start a render server on `listener`.
+pub fn start_render_server_on(
+    listener: TcpListener,
+    config: RenderServerConfig,
+) -> RenderServerHandle {
+    let addr = listener.local_addr().expect("local addr");
+    let server = RenderServer::start(config).expect("render server starts");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    RenderServerHandle {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Start a render server on an ephemeral port.
+pub async fn start_render_server(config: RenderServerConfig) -> RenderServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    start_render_server_on(listener, config)
+}
+
+/// One render server shared by the tests that only read from it (on its own runtime thread,
+/// so it outlives each test's runtime).
+pub fn shared_render_server() -> SocketAddr {
+    static SHARED: OnceLock<SocketAddr> = OnceLock::new();
+    *SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("send");
+                let server = RenderServer::start(small_config()).expect("render server starts");
+                let _ = server.serve(listener, std::future::pending()).await;
+            });
+        });
+        rx.recv().expect("shared render server address")
+    })
+}
+
+/// A gateway served by `octaneweb_gateway::serve` until dropped.
+pub struct GatewayHandle {
+    pub base: String,
+    pub state: GatewayState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl GatewayHandle {
+    /// `http://127.0.0.1:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Begin shutdown and wait until `serve` returns.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("serve task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Options of a test gateway.
+pub struct GatewayOptions {
+    pub schema: Schema,
+    pub config: GatewayConfig,
+    pub default_timeout: Option<Duration>,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            schema: builtin_schema(),
+            config: GatewayConfig::default(),
+            default_timeout: None,
+        }
+    }
+}
+
+/// Start a gateway in front of `target` with the built-in schema and default settings.
+pub async fn start_gateway(target: &str) -> GatewayHandle {
+    start_gateway_with(target, GatewayOptions::default()).await
+}
+
+/// Start a gateway in front of `target`.
+pub async fn start_gateway_with(target: &str, options: GatewayOptions) -> GatewayHandle {
+    let upstream = Upstream::new(UpstreamConfig {
+        default_timeout: options.default_timeout,
+        ..UpstreamConfig::with_target(target)
+    })
+    .expect("upstream");
+    let state = GatewayState::new(options.schema, upstream, options.config);
+    let app = router(state.clone(), axum::Router::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    GatewayHandle {
+        base: format!("http://{addr}"),
+        state,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// An HTTP client without proxies or pooling surprises.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(EXCHANGE_TIMEOUT)
+        .build()
+        .expect("client")
+}
+
+/// A JSON answer: status, headers, body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// POST `body` (raw text) to `url` and parse the JSON answer.
+pub async fn post(url: &str, body: &str) -> Answer {
+    let response = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    read_answer(response).await
+}
+
+/// Read a JSON answer.
+pub async fn read_answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text:?}"));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// POST and expect `{"success":true,"data":...}`; returns `data`.
+pub async fn call_ok(gateway: &GatewayHandle, path: &str, body: &str) -> Value {
+    let answer = post(&gateway.url(path), body).await;
+    assert_eq!(
+        answer.status, 200,
+        "{path} {body}: unexpected answer {}",
+        answer.body
+    );
+    assert_eq!(answer.body["success"], true, "{path}: {}", answer.body);
+    answer.body["data"].clone()
+}
+
+/// POST and expect a failure with `status` and gRPC `code`; returns the error text.
+pub async fn call_err(
+    gateway: &GatewayHandle,
+    path: &str,
+    body: &str,
+    status: u16,
+    code: &str,
+) -> String {
+    let answer = post(&gateway.url(path), body).await;
+    assert_eq!(answer.status, status, "{path} {body}: {}", answer.body);
+    assert_eq!(answer.body["success"], false, "{path}: {}", answer.body);
+    assert_eq!(answer.body["code"], code, "{path}: {}", answer.body);
+    answer.body["error"]
+        .as_str()
+        .expect("error text")
+        .to_owned()
+}
+
+/// Reads a streamed body line by line (NDJSON) or event by event (SSE).
+pub struct BodyReader {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl BodyReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next chunk of text ending with `separator` (without it); `None` at the end.
+    pub async fn next_until(&mut self, separator: &[u8]) -> Option<String> {
+        loop {
+            if let Some(at) = self
+                .buffer
+                .windows(separator.len())
+                .position(|w| w == separator)
+            {
+                let piece: Vec<u8> = self.buffer.drain(..at + separator.len()).collect();
+                let text = String::from_utf8(piece[..at].to_vec()).expect("utf-8");
+                return Some(text);
+            }
+            let chunk = tokio::time::timeout(EXCHANGE_TIMEOUT, self.response.chunk())
+                .await
+                .expect("stream stalled")
+                .expect("stream error")?;
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next NDJSON line as JSON.
+    pub async fn next_line(&mut self) -> Option<Value> {
+        let line = self.next_until(b"\n").await?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")))
+    }
+
+    /// The next SSE event that is not only comments: (event name, data).
+    pub async fn next_event(&mut self) -> Option<(String, String)> {
+        loop {
+            let block = self.next_until(b"\n\n").await?;
+            let mut name = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_owned();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                }
+            }
+            if !data.is_empty() {
+                return Some((name, data.join("\n")));
+            }
+        }
+    }
+}
+
+/// An address that nothing listens on (bound, then released). It is on 127.0.0.2, where
+/// no other test listens, so a parallel test cannot take it over in between.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.2:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    addr
+}
+
+/// Poll `check` every 20 ms until it returns true, failing after `EXCHANGE_TIMEOUT`.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EXCHANGE_TIMEOUT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! The gateway over real sockets: JSON calls, SSE and NDJSON streams, errors, operations,
+//! in front of the reference render server (and small purpose-built gRPC servers where a
+//! server-side observation is needed).
+
+mod common;
+mod errors;
+mod json_calls;
+mod ops;
+mod streams;

@@ -1,0 +1,186 @@
+//! Operations routes, CORS and h2c.
+
+use octaneweb_gateway::GatewayConfig;
+
+use crate::common::*;
+
+async fn get(url: String) -> reqwest::Response {
+    client().get(url).send().await.expect("request")
+}
+
+#[tokio::test]
+async fn health_healthz_readyz_with_a_live_upstream() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let health = read_answer(get(gateway.url("/health")).await).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(
+        health.body,
+        serde_json::json!({"status": "ok", "connected": true})
+    );
+    let healthz = read_answer(get(gateway.url("/healthz")).await).await;
+    assert_eq!(healthz.body, serde_json::json!({"status": "ok"}));
+    let readyz = read_answer(get(gateway.url("/readyz")).await).await;
+    assert_eq!(readyz.status, 200, "{}", readyz.body);
+    assert_eq!(readyz.body["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_is_503_with_a_reason_when_the_upstream_is_down() {
+    let gateway = start_gateway(&closed_port().await.to_string()).await;
+    let response = get(gateway.url("/readyz")).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let readyz = read_answer(response).await;
+    assert_eq!(readyz.status, 503);
+    assert!(readyz.body["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("health check"));
+    let healthz = read_answer(get(gateway.url("/healthz")).await).await;
+    assert_eq!(healthz.status, 200, "the process itself is fine");
+    let health = read_answer(get(gateway.url("/health")).await).await;
+    assert_eq!(health.body["connected"], false);
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_protocol_method_and_code() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    call_ok(&gateway, "/LiveLink/GetCamera", "").await;
+    call_err(&gateway, "/LiveLink/Nope", "", 404, "NOT_FOUND").await;
+    let response = get(gateway.url("/metrics")).await;
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.expect("text");
+    for expected in [
+        "octaneweb_calls_total{protocol=\"json\",method=\"livelinkapi.LiveLinkService/GetCamera\",code=\"OK\"} 1",
+        "octaneweb_calls_total{protocol=\"json\",method=\"unresolved\",code=\"NOT_FOUND\"} 1",
+        "octaneweb_call_duration_seconds_count{protocol=\"json\",method=\"livelinkapi.LiveLinkService/GetCamera\"} 1",
+        "octaneweb_calls_in_flight{protocol=\"json\"} 0",
+        "octaneweb_upstream_connected 1",
+        "# TYPE octaneweb_sent_bytes_total counter",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn schema_lists_services_and_messages() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let answer = read_answer(get(gateway.url("/schema")).await).await;
+    assert_eq!(answer.status, 200);
+    let services: Vec<&str> = answer.body["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["full_name"].as_str())
+        .collect();
+    for expected in [
+        "octaneapi.ApiItemService",
+        "octaneapi.ApiRenderEngineService",
+        "octaneapi.StreamCallbackService",
+        "livelinkapi.LiveLinkService",
+    ] {
+        assert!(services.contains(&expected), "{expected} in {services:?}");
+    }
+    assert!(answer.body["messages"]["octaneapi.ObjectRef"].is_object());
+}
+
+#[tokio::test]
+async fn cors_preflight_on_any_path_and_exposed_headers() {
+    let gateway = start_gateway_with(
+        &shared_render_server().to_string(),
+        GatewayOptions {
+            config: GatewayConfig {
+                cors_origins: vec!["https://app.example.com".into()],
+                ..GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    for (path, origin) in [
+        ("/LiveLink/GetCamera", "http://localhost:5173"),
+        ("/no/such/route/at/all", "http://127.0.0.1:8080"),
+        ("/render/stream", "https://app.example.com"),
+    ] {
+        let response = client()
+            .request(reqwest::Method::OPTIONS, gateway.url(path))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,x-call-id,x-grpc-web",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], origin, "{path}");
+        let allowed = headers["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii");
+        assert!(allowed.contains("x-grpc-web"), "{allowed}");
+        assert!(headers["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .contains("POST"));
+    }
+
+    let response = client()
+        .request(reqwest::Method::OPTIONS, gateway.url("/LiveLink/GetCamera"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "a foreign origin is not allowed"
+    );
+
+    let response = client()
+        .post(gateway.url("/LiveLink/GetCamera"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for header in ["x-call-id", "grpc-status", "grpc-message", "content-type"] {
+        assert!(exposed.contains(header), "{header} in {exposed}");
+    }
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served_on_the_same_port() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(EXCHANGE_TIMEOUT)
+        .build()
+        .expect("client");
+    let response = h2
+        .post(gateway.url("/LiveLink/GetCamera"))
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let answer = read_answer(response).await;
+    assert_eq!(answer.body["success"], true);
+}
