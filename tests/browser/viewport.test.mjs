@@ -2,6 +2,7 @@
 // control confirmed by GetCamera, and pause / continue of the render engine.
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   callJson, canvasStats, frameCount, launchBrowser, openPage, screenshot, startDemo, waitForFrames,
@@ -96,6 +97,35 @@ describe('viewport', { timeout: 180000 }, () => {
     for (const axis of ['x', 'y', 'z']) {
       assert.ok(Math.abs((now.position?.[axis] ?? 0) - home.position[axis]) < 1e-3, `position.${axis}`);
     }
+  });
+
+  test('the stream switches between PNG, raw RGBA and JPEG frames', async () => {
+    for (const encoding of ['png', 'raw', 'jpeg']) {
+      await page.selectOption('#sel-encoding', encoding);
+      await page.waitForFunction((e) => document.getElementById('viewport').dataset.encoding === e, encoding);
+      const stats = await canvasStats(page);
+      assert.ok(stats.std > 5, `${encoding} frame is blank: ${JSON.stringify(stats)}`);
+    }
+    assert.equal(await page.isDisabled('#rng-quality'), false, 'quality applies to JPEG');
+  });
+
+  test('1:1 shows the frame pixel for pixel and fit scales it into the viewport', async () => {
+    await page.click('#btn-actual');
+    const actual = await page.locator('#frame-canvas').boundingBox();
+    assert.equal(Math.round(actual.width), 256);
+    assert.equal(Math.round(actual.height), 128);
+    assert.equal(await page.getAttribute('#btn-actual', 'aria-pressed'), 'true');
+    await page.click('#btn-fit');
+    const fit = await page.locator('#frame-canvas').boundingBox();
+    assert.ok(fit.width > 256, `fit width ${fit.width}`);
+  });
+
+  test('Save PNG downloads the current frame as a PNG file', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#btn-save')]);
+    assert.match(download.suggestedFilename(), /^octaneweb-frame-\d+\.png$/);
+    const bytes = await readFile(await download.path());
+    assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.ok(bytes.length > 1000, `PNG of ${bytes.length} bytes`);
   });
 
   test('pause stops frames and continue resumes them', async () => {

@@ -24,6 +24,12 @@ function clip(text) {
   return text.length > MAX_RESPONSE_CHARS ? `${text.slice(0, MAX_RESPONSE_CHARS)}\n… (${text.length - MAX_RESPONSE_CHARS} more characters)` : text;
 }
 
+function outcomeClass(outcome) {
+  const text = String(outcome || '');
+  if (text.startsWith('OK')) return 'ok';
+  return text.startsWith('cancelled') ? '' : 'bad';
+}
+
 function loadHistory() {
   try {
     const parsed = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
@@ -347,7 +353,10 @@ export class Explorer {
           }
           lines.push(`#${count} ${pretty}`);
           if (lines.length > MAX_STREAM_MESSAGES_SHOWN) lines.shift();
+          const atBottom = this.response.scrollHeight - this.response.scrollTop - this.response.clientHeight < 40;
           this.response.textContent = clip(lines.join('\n'));
+          // Follow new messages unless the user scrolled up to read.
+          if (atBottom) this.response.scrollTop = this.response.scrollHeight;
           this.root.dataset.messages = String(count);
           this.statusLine.textContent = `Streaming… ${count} message${count === 1 ? '' : 's'}`;
         },
@@ -409,7 +418,7 @@ export class Explorer {
     this.historyList.replaceChildren(...this.history.map((entry, index) => h('li', { dataset: { index: String(index) } },
       h('div', { className: 'history-main' },
         h('span', { className: 'method-path' }, `${shortName(entry.service)}/${entry.method}`),
-        h('span', { className: `badge ${String(entry.outcome).startsWith('OK') ? 'ok' : 'bad'}` }, entry.outcome || '…')),
+        h('span', { className: `badge ${outcomeClass(entry.outcome)}` }, entry.outcome || '…')),
       h('div', { className: 'history-actions' },
         h('button', { type: 'button', className: 'small ghost', onclick: () => this.restore(entry) }, 'Edit'),
         h('button', { type: 'button', className: 'small', onclick: () => this.replay(entry) }, 'Replay')))));

@@ -232,7 +232,7 @@ settingsDialog.addEventListener('close', () => {
 document.addEventListener('keydown', (event) => {
   if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
   if (isTyping(event.target) || document.querySelector('dialog[open]')) return;
-  const onButton = event.target instanceof HTMLButtonElement || event.target instanceof HTMLSummaryElement;
+  const onButton = event.target instanceof Element && event.target.matches('button, summary, a[href]');
   const actions = {
     '?': () => helpDialog.showModal(),
     ' ': () => byId(renderPaused ? 'btn-continue' : 'btn-pause').click(),

@@ -82,7 +82,8 @@ export class ConnectionStatus extends EventTarget {
         return;
       }
     } catch (err) {
-      this.update('down', 'unknown', err?.message || String(err));
+      // "Unreachable" says it all; a timeout is worth spelling out.
+      this.update('down', 'unknown', err?.unreachable && !err.code ? '' : err?.message || String(err));
       return;
     }
     if (health.connected === true) {

@@ -195,11 +195,21 @@ export class PollTransport extends Transport {
     return fps > 0 ? Math.max(POLL_MIN_INTERVAL_MS, 1000 / fps) : POLL_DEFAULT_INTERVAL_MS;
   }
 
+  configure(config) {
+    super.configure(config);
+    // The ETag names the frame, not its encoding: fetch the new look at once.
+    this.etag = '';
+  }
+
   path() {
-    if (this.config.encoding === 'png') return 'render/frame.png';
-    if (this.config.encoding === 'raw') return 'render/frame.raw';
-    const quality = Number.isFinite(this.config.quality) ? this.config.quality : 85;
-    return `render/frame.jpg?quality=${quality}`;
+    const params = new URLSearchParams();
+    let file = 'render/frame.jpg';
+    if (this.config.encoding === 'png') file = 'render/frame.png';
+    else if (this.config.encoding === 'raw') file = 'render/frame.raw';
+    else if (Number.isFinite(this.config.quality)) params.set('quality', String(this.config.quality));
+    if (Number.isFinite(this.config.exposure) && this.config.exposure !== 0) params.set('exposure', String(this.config.exposure));
+    const query = params.toString();
+    return query ? `${file}?${query}` : file;
   }
 
   async loop() {
@@ -235,15 +245,16 @@ export class PollTransport extends Transport {
       seq: Number(response.headers.get('X-Frame-Seq')) || Number(this.etag.replace(/\D/g, '')) || this.localSeq + 1,
       width: Number(response.headers.get('X-Frame-Width')) || 0,
       height: Number(response.headers.get('X-Frame-Height')) || 0,
-      spp: Number(response.headers.get('X-Samples-Per-Pixel')) || NaN,
-      renderTime: Number(response.headers.get('X-Render-Time')) || NaN,
-      sps: Number(response.headers.get('X-Samples-Per-Second')) || NaN,
+      spp: Number(response.headers.get('X-Frame-Samples-Per-Pixel')) || NaN,
+      // The frame routes do not report these; the HUD shows a dash.
+      renderTime: NaN,
+      sps: NaN,
       gatewayTimeMs: null,
-      hdr: response.headers.get('X-Frame-Hdr') === '1',
+      hdr: false,
       encoding: this.config.encoding || 'jpeg',
       payload: null,
     };
-    if (path.endsWith('.raw')) {
+    if (path.includes('.raw')) {
       const buffer = await response.arrayBuffer();
       if (!(frame.width > 0 && frame.height > 0) || buffer.byteLength < frame.width * frame.height * 4) {
         throw new Error('render/frame.raw: size headers missing or body too short');

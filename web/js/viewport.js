@@ -76,6 +76,8 @@ export class Viewport extends EventTarget {
   /** Changes stream settings; the WebSocket forwards them to the server at once. */
   configure(config) {
     this.config = { ...this.config, ...config };
+    // The server re-sends the current frame in the new look, under the same sequence number.
+    this.lastSeq = -1;
     this.transport?.configure(config);
     if ('exposure' in config && this.lastFrame?.payload?.kind === 'float') this.redraw();
   }
@@ -140,6 +142,7 @@ export class Viewport extends EventTarget {
       this.run(next);
       return;
     }
+    this.setMode(mode, false);
     const delay = this.retryDelay;
     this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
     this.retryTimer = setTimeout(() => {
@@ -216,6 +219,7 @@ export class Viewport extends EventTarget {
     this.root.dataset.width = String(width);
     this.root.dataset.height = String(height);
     this.root.dataset.hdr = frame.hdr ? '1' : '0';
+    this.root.dataset.encoding = frame.encoding;
     this.empty.hidden = true;
     this.canvas.hidden = false;
     this.dispatchEvent(new CustomEvent('frame', { detail: { ...frame, width, height, payload: null, drawnAt: Date.now() } }));
