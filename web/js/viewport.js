@@ -151,6 +151,10 @@ export class Viewport extends EventTarget {
   }
 
   onNotice(message) {
+    if (message.type === 'config') {
+      // The server applied new stream settings; frames after this show them.
+      this.root.dataset.configAcks = String(Number(this.root.dataset.configAcks || 0) + 1);
+    }
     if (message.type === 'upstream') this.status.reportUpstream(Boolean(message.connected));
     if (message.type === 'error') toast(`Stream: ${message.message}`, 'error');
     if (message.type === 'renderFailure') toast('The render server reported a render failure', 'error');
