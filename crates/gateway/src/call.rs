@@ -37,11 +37,11 @@ pub struct CallError {
 }
 
 impl CallError {
-    /// The process exit code: the gRPC code number (never 0).
-    pub fn exit_code(&self) -> i32 {
-        match self.code as i32 {
-            0 => 2,
-            n => n,
+    /// The process exit code: the gRPC code number (1..=16; never 0).
+    pub fn exit_code(&self) -> u8 {
+        match u8::try_from(self.code as i32) {
+            Ok(0) | Err(_) => 2,
+            Ok(n) => n,
         }
     }
 
@@ -67,8 +67,19 @@ impl From<tonic::Status> for CallError {
 
 /// Call `method` (`Service/method`, `Service.method`, `package.Service/Method`; lenient
 /// service names) with `json` as input and write each response message as one line to `out`.
-/// `timeout` bounds the whole call (the upstream's configured default applies as well).
+/// The upstream's configured default deadline bounds the whole call.
 pub async fn call<W: Write>(
+    schema: &Schema,
+    upstream: &Upstream,
+    method: &str,
+    json: &str,
+    out: &mut W,
+) -> Result<(), CallError> {
+    call_with_timeout(schema, upstream, method, json, None, out).await
+}
+
+/// [`call`] with a deadline of its own (the upstream's configured default still caps it).
+pub async fn call_with_timeout<W: Write>(
     schema: &Schema,
     upstream: &Upstream,
     method: &str,

@@ -29,7 +29,7 @@ pub mod protocol;
 pub mod server;
 pub mod upstream;
 
-pub use call::{call, CallError};
+pub use call::{call, call_with_timeout, CallError};
 pub use error::GatewayError;
 pub use metrics::{Metrics, Protocol};
 pub use server::{
