@@ -115,6 +115,13 @@ describe('panels', { timeout: 180000 }, () => {
     await screenshot(page, 'explorer-stream-cancelled');
   });
 
+  test('client-streaming methods are listed but explained instead of called', async () => {
+    await page.fill('#explorer-search', 'StreamCamera');
+    await page.click('button[data-method="livelinkapi.LiveLinkService/StreamCamera"]');
+    assert.equal(await page.isDisabled('#explorer-call'), true);
+    assert.match(await page.textContent('#explorer-status'), /Client-streaming/);
+  });
+
   test('calls are kept in a history that can be replayed', async () => {
     const entries = page.locator('#explorer-history > li[data-index]');
     const count = await entries.count();

@@ -85,6 +85,79 @@ describe('viewport', { timeout: 180000 }, () => {
     await screenshot(page, 'camera-orbited');
   });
 
+  test('camera math: orbit keeps distance and target, pan keeps the view, dolly scales the distance', async () => {
+    const r = await page.evaluate(async () => {
+      const m = await import(new URL('js/camera.js', location.href).href);
+      const camera = { position: { x: 0, y: 1, z: 5 }, target: { x: 0, y: 1, z: 0 }, up: { x: 0, y: 1, z: 0 }, fov: 45 };
+      const dist = (a, b) => Math.hypot(a.x - b.x, a.y - b.y, a.z - b.z);
+      const orbited = m.orbit(camera, 0.7, -0.3);
+      const panned = m.pan(camera, 30, -10, 200);
+      const dollied = m.dolly(camera, 0.5);
+      // Orbiting far past the pole stops just short of it instead of flipping over.
+      const overPole = m.orbit(camera, 0, -10);
+      const offset = { x: overPole.position.x, y: overPole.position.y - 1, z: overPole.position.z };
+      return {
+        orbitDistance: dist(orbited.position, orbited.target),
+        orbitTarget: orbited.target,
+        orbitMoved: dist(orbited.position, camera.position),
+        panOffset: [panned.position.x - panned.target.x, panned.position.y - panned.target.y, panned.position.z - panned.target.z],
+        panMoved: dist(panned.target, camera.target),
+        dollyDistance: dist(dollied.position, dollied.target),
+        poleAngle: Math.acos(offset.y / Math.hypot(offset.x, offset.y, offset.z)),
+      };
+    });
+    assert.ok(Math.abs(r.orbitDistance - 5) < 1e-9, `orbit distance ${r.orbitDistance}`);
+    assert.deepEqual(r.orbitTarget, { x: 0, y: 1, z: 0 });
+    assert.ok(r.orbitMoved > 1);
+    r.panOffset.forEach((v, i) => assert.ok(Math.abs(v - [0, 0, 5][i]) < 1e-9, `pan offset ${r.panOffset}`));
+    assert.ok(r.panMoved > 0.1);
+    assert.ok(Math.abs(r.dollyDistance - 2.5) < 1e-9);
+    assert.ok(r.poleAngle > 0.01 && r.poleAngle < 0.1, `pole angle ${r.poleAngle}`);
+  });
+
+  test('camera sender: one call in flight, the newest state wins, the rate is bounded', async () => {
+    const slow = await page.evaluate(async () => {
+      const { CoalescingSender } = await import(new URL('js/camera.js', location.href).href);
+      const sent = [];
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const sender = new CoalescingSender(async (value) => {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        sent.push(value);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        inFlight -= 1;
+      }, 120);
+      for (let i = 1; i <= 100; i += 1) {
+        sender.push(i);
+        await new Promise((resolve) => setTimeout(resolve, 3));
+      }
+      while (sender.inFlight || sender.pending !== undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+      return { sent, maxInFlight };
+    });
+    assert.equal(slow.maxInFlight, 1);
+    assert.equal(slow.sent.at(-1), 100, 'the newest state is sent last');
+    assert.ok(slow.sent.length < 10, `a slow server got ${slow.sent.length} calls for 100 moves`);
+    assert.deepEqual([...slow.sent].sort((a, b) => a - b), slow.sent, 'states never go backwards');
+
+    const fast = await page.evaluate(async () => {
+      const { CoalescingSender } = await import(new URL('js/camera.js', location.href).href);
+      const sent = [];
+      const sender = new CoalescingSender(async (value) => { sent.push(value); }, 10);
+      const started = performance.now();
+      let i = 0;
+      while (performance.now() - started < 1000) {
+        i += 1;
+        sender.push(i);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      while (sender.inFlight || sender.pending !== undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+      return { sent, pushed: i };
+    });
+    assert.ok(fast.sent.length <= 12, `10/s allowed ${fast.sent.length} calls in about a second`);
+    assert.equal(fast.sent.at(-1), fast.pushed);
+  });
+
   test('reset view returns the camera to where it started', async () => {
     const sent = Number(await page.getAttribute('#viewport', 'data-camera-sent'));
     await page.click('#btn-reset-camera');
@@ -149,6 +222,22 @@ describe('viewport', { timeout: 180000 }, () => {
     await page.waitForFunction(() => document.body.dataset.render === 'running');
     await waitForFrames(page, settled);
     assert.deepEqual(page.problems, []);
+  });
+
+  test('the layout fits a tablet without horizontal scrolling', async () => {
+    const tablet = await openPage(browser, { viewport: { width: 820, height: 1180 } });
+    await tablet.goto(demo.url);
+    await waitForFrames(tablet, 0);
+    const layout = await tablet.evaluate(() => ({
+      overflow: document.documentElement.scrollWidth - window.innerWidth,
+      viewport: document.getElementById('viewport').getBoundingClientRect().width,
+      side: document.querySelector('.side').getBoundingClientRect().width,
+    }));
+    assert.ok(layout.overflow <= 0, `page scrolls sideways by ${layout.overflow}px`);
+    assert.ok(layout.viewport > 700 && layout.side > 700, `stacked layout expected: ${JSON.stringify(layout)}`);
+    await screenshot(tablet, 'tablet');
+    assert.deepEqual(tablet.problems, []);
+    await tablet.context().close();
   });
 
   test('keyboard shortcuts: ? opens the help overlay listing them', async () => {
