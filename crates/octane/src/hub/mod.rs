@@ -632,3 +632,75 @@ impl Drop for Viewer {
         self.shared.viewer_left();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Pixels;
+    use bytes::Bytes;
+
+    fn image(spp: f32, fill: u8) -> RenderImage {
+        RenderImage {
+            width: 2,
+            height: 2,
+            pixels: Pixels::Rgba8(Bytes::from(vec![fill; 16])),
+            image_type: 0,
+            color_space: 1,
+            is_linear: false,
+            render_pass_id: 0,
+            tonemapped_samples_per_pixel: spp,
+            calculated_samples_per_pixel: spp,
+            samples_per_second: 0.0,
+            render_time: 0.0,
+            change_level: 1,
+            has_pending_updates: false,
+            has_alpha: true,
+            fingerprint: u64::from(fill),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_dropped_and_slow_viewers_skip_to_the_newest() {
+        let hub = FrameHub::detached(FrameHubConfig::default());
+        let mut viewer = hub.viewer().unwrap();
+        assert_eq!(
+            hub.publish_image(image(1.0, 1), 1, 0).map(|f| f.seq),
+            Some(1)
+        );
+        assert!(
+            hub.publish_image(image(1.0, 1), 1, 0).is_none(),
+            "duplicate"
+        );
+        assert_eq!(viewer.next_frame().await.seq, 1);
+        for spp in 2..=6 {
+            hub.publish_image(image(spp as f32, spp as u8), 1, 0);
+        }
+        let newest = viewer.next_frame().await;
+        assert_eq!(newest.seq, 6);
+        let metrics = hub.metrics().snapshot();
+        assert_eq!(metrics.frames_duplicate, 1);
+        assert_eq!(metrics.frames_published, 6);
+        assert_eq!(metrics.frames_skipped, 4);
+        // Rewinding re-delivers the newest without counting a skip.
+        viewer.rewind();
+        assert_eq!(viewer.next_frame().await.seq, 6);
+        assert_eq!(hub.metrics().snapshot().frames_skipped, 4);
+    }
+
+    #[tokio::test]
+    async fn the_viewer_limit_holds_and_frees_on_leave() {
+        let hub = FrameHub::detached(FrameHubConfig {
+            max_viewers: 2,
+            ..FrameHubConfig::default()
+        });
+        let a = hub.viewer().unwrap();
+        let _b = hub.viewer().unwrap();
+        assert!(matches!(
+            hub.viewer(),
+            Err(HubError::TooManyViewers { limit: 2 })
+        ));
+        drop(a);
+        assert!(hub.viewer().is_ok());
+        assert!(matches!(hub.register().await, Err(HubError::NoUpstream)));
+    }
+}

@@ -19,9 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 /// Upper bound of any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A running reference render server.
 pub struct Server {
@@ -128,8 +127,8 @@ impl Gateway {
         generation: CallbackGeneration,
         config: FrameHubConfig,
     ) -> Gateway {
-        let upstream =
-            Upstream::new(UpstreamConfig::with_target(upstream_addr.to_string())).expect("upstream");
+        let upstream = Upstream::new(UpstreamConfig::with_target(upstream_addr.to_string()))
+            .expect("upstream");
         let hub = FrameHub::start(upstream, &schema(generation), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -202,7 +201,10 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
 pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,338 @@
+//! The WebSocket frame stream against the reference render server, over real sockets.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use octaneweb_octane::encode::FLAG_SOURCE_HDR;
+use octaneweb_octane::EncodingKind;
+use octaneweb_render_server::{CallbackGeneration, ImageFormat};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Frames arrive in order with growing samples per pixel, at the configured size.
+async fn frames_in_order(generation: CallbackGeneration, format: ImageFormat) {
+    let server = Server::start(Server::config(generation, format)).await;
+    let gateway = Gateway::start(server.addr, generation, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    let hello = next_json_of(&mut ws, "hello").await;
+    assert_eq!(hello["encoding"], "raw");
+    assert_eq!(hello["header_bytes"], 48);
+    assert_eq!(
+        hello["generation"],
+        match generation {
+            CallbackGeneration::Gen1 => 1,
+            CallbackGeneration::Gen2 => 2,
+        }
+    );
+
+    let mut frames = Vec::new();
+    while frames.len() < 6 {
+        frames.push(next_frame(&mut ws).await);
+    }
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0].0, &pair[1].0);
+        assert!(b.seq > a.seq, "sequence grows: {} then {}", a.seq, b.seq);
+        assert!(
+            b.samples_per_pixel >= a.samples_per_pixel,
+            "spp does not shrink: {} then {}",
+            a.samples_per_pixel,
+            b.samples_per_pixel
+        );
+    }
+    let (first, last) = (&frames[0].0, &frames[frames.len() - 1].0);
+    assert!(last.samples_per_pixel > first.samples_per_pixel);
+    for (header, payload) in &frames {
+        assert_eq!((header.width, header.height), (64, 32));
+        assert_eq!(header.encoding, EncodingKind::Raw);
+        assert_eq!(payload.len(), 64 * 32 * 4);
+        let hdr = header.flags & FLAG_SOURCE_HDR != 0;
+        assert_eq!(hdr, format == ImageFormat::Hdr);
+        assert!(header.arrived_unix_micros > 1_600_000_000_000_000);
+    }
+    // The image is not blank: the reference scene has visible content.
+    let (_, payload) = &frames[frames.len() - 1];
+    assert!(payload
+        .chunks_exact(4)
+        .any(|p| p[0] > 16 || p[1] > 16 || p[2] > 16));
+    // Duplicates are never shown (our server sends none; sequence numbers have no repeats).
+    let seqs: HashSet<u64> = frames.iter().map(|(h, _)| h.seq).collect();
+    assert_eq!(seqs.len(), frames.len());
+    let status = gateway.hub.status();
+    assert!(status.registered && status.connected);
+    assert!(status.metrics.frames_published >= 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen1_ldr_frames_arrive_in_order() {
+    frames_in_order(CallbackGeneration::Gen1, ImageFormat::Ldr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen1_hdr_frames_arrive_in_order() {
+    frames_in_order(CallbackGeneration::Gen1, ImageFormat::Hdr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen2_ldr_frames_arrive_in_order() {
+    frames_in_order(CallbackGeneration::Gen2, ImageFormat::Ldr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen2_hdr_frames_arrive_in_order() {
+    frames_in_order(CallbackGeneration::Gen2, ImageFormat::Hdr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encodings_follow_the_viewers_config() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Hdr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+
+    send_text(&mut ws, r#"{"type":"config","encoding":"png"}"#).await;
+    let ack = next_json_of(&mut ws, "config").await;
+    assert_eq!(ack["encoding"], "png");
+    let (header, payload) = loop {
+        let (header, payload) = next_frame(&mut ws).await;
+        if header.encoding == EncodingKind::Png {
+            break (header, payload);
+        }
+    };
+    assert_eq!(&payload[..8], b"\x89PNG\r\n\x1a\n");
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&payload))
+        .read_info()
+        .expect("valid PNG");
+    assert_eq!(
+        (reader.info().width, reader.info().height),
+        (header.width, header.height)
+    );
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    reader.next_frame(&mut pixels).expect("PNG decodes");
+
+    send_text(
+        &mut ws,
+        r#"{"type":"config","encoding":"jpeg","quality":40,"exposure":1.0,"gamma":2.0}"#,
+    )
+    .await;
+    let ack = next_json_of(&mut ws, "config").await;
+    assert_eq!(ack["quality"], 40);
+    assert_eq!(ack["exposure"], 1.0);
+    loop {
+        let (header, payload) = next_frame(&mut ws).await;
+        if header.encoding == EncodingKind::Jpeg {
+            assert_eq!(&payload[..3], &[0xFF, 0xD8, 0xFF]);
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_control_messages_get_an_error_and_the_stream_continues() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    let (before, _) = next_frame(&mut ws).await;
+
+    let garbage = [
+        ("this is not json", "not JSON"),
+        (r#"{"type":"config","quality":1000}"#, "quality"),
+        (r#"{"type":"launch"}"#, "unknown control message type"),
+        (r#"{"no":"type"}"#, "\"type\""),
+    ];
+    for (message, expected) in garbage {
+        send_text(&mut ws, message).await;
+        let error = next_json_of(&mut ws, "error").await;
+        let text = error["message"].as_str().expect("error message is text");
+        assert!(text.contains(expected), "{message:?} -> {text}");
+    }
+    futures::SinkExt::send(&mut ws, Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .expect("send binary");
+    let error = next_json_of(&mut ws, "error").await;
+    assert!(error["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("binary"));
+
+    // Frames keep coming after the errors.
+    let (after, _) = next_frame(&mut ws).await;
+    assert!(after.seq > before.seq);
+    let (later, _) = next_frame(&mut ws).await;
+    assert!(later.seq > after.seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_frames_and_resume_restarts_them() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    next_frame(&mut ws).await;
+    send_text(&mut ws, r#"{"type":"pause"}"#).await;
+    // Frames sent before the pause took effect may still be in flight; drain up to the ack.
+    next_json_of(&mut ws, "paused").await;
+    let published = gateway.hub.status().metrics.frames_published;
+    wait_until("more frames published while paused", || {
+        gateway.hub.status().metrics.frames_published >= published + 3
+    })
+    .await;
+    send_text(&mut ws, r#"{"type":"resume"}"#).await;
+    // Nothing but text (events, the ack) may arrive before the resume ack.
+    loop {
+        match next_message(&mut ws).await {
+            Message::Binary(_) => panic!("a frame arrived while paused"),
+            Message::Text(text) if text.as_str().contains("\"resumed\"") => break,
+            _ => {}
+        }
+    }
+    let (header, _) = next_frame(&mut ws).await;
+    assert!(header.seq > 0);
+}
+
+/// 50 viewers at once while one reads a frame a second: the others keep the full rate and the
+/// hub's memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_viewers_keep_the_rate_while_one_is_slow() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
+
+    // The slow viewer: raw frames, reads one a second.
+    let mut slow = gateway.ws().await;
+    next_json_of(&mut slow, "hello").await;
+    let slow_task = tokio::spawn(async move {
+        let mut got = 0u32;
+        let end = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < end {
+            if let Some(Ok(Message::Binary(_))) = slow.next().await {
+                got += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        (got, slow)
+    });
+
+    let mut fast = Vec::new();
+    for _ in 0..49 {
+        let mut ws = gateway.ws().await;
+        next_json_of(&mut ws, "hello").await;
+        fast.push(ws);
+    }
+    // Warm up: everyone has a frame.
+    for ws in &mut fast {
+        next_frame(ws).await;
+    }
+    let rss_before = rss_bytes();
+    let published_before = gateway.hub.status().metrics.frames_published;
+    let window = Duration::from_secs(3);
+    let mut readers = Vec::new();
+    for mut ws in fast {
+        readers.push(tokio::spawn(async move {
+            let end = tokio::time::Instant::now() + window;
+            let mut seqs = Vec::new();
+            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(end, ws.next()).await {
+                if let Message::Binary(data) = message {
+                    let (header, _) =
+                        octaneweb_octane::FrameHeader::parse(&data).expect("valid header");
+                    seqs.push(header.seq);
+                }
+            }
+            (seqs, ws)
+        }));
+    }
+    let mut counts = Vec::new();
+    let mut keep = Vec::new();
+    for reader in readers {
+        let (seqs, ws) = reader.await.expect("reader");
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "in order");
+        counts.push(seqs.len() as u64);
+        keep.push(ws);
+    }
+    let published = gateway.hub.status().metrics.frames_published - published_before;
+    let (slow_got, _slow) = slow_task.await.expect("slow reader");
+    assert!(
+        published >= 20,
+        "the upstream kept rendering: {published} frames in 3 s"
+    );
+    let min = counts.iter().copied().min().unwrap_or(0);
+    // Every fast viewer kept (nearly) the full rate despite the slow one.
+    assert!(
+        min * 10 >= published * 8,
+        "slowest fast viewer got {min} of {published} frames: {counts:?}"
+    );
+    assert!(
+        slow_got <= 4,
+        "the slow viewer read at its own pace ({slow_got})"
+    );
+    let status = gateway.hub.status();
+    assert_eq!(status.viewers, 50);
+    // One encoding shared by all 50 viewers: one encode per frame, one cache entry.
+    assert!(status.cached_encodings <= 1, "{}", status.cached_encodings);
+    let encodes = status.metrics.encodes["raw"];
+    assert!(
+        encodes <= status.metrics.frames_published + 1,
+        "{encodes} encodes for {} frames",
+        status.metrics.frames_published
+    );
+    let rss_after = rss_bytes();
+    assert!(
+        rss_after < rss_before + 64 * 1024 * 1024,
+        "memory stays flat: {rss_before} -> {rss_after}"
+    );
+    drop(keep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_resume_without_reconnecting_after_the_upstream_restarts() {
+    let config = Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr);
+    let server = Server::start(config.clone()).await;
+    let addr = server.addr;
+    let gateway = Gateway::start(addr, CallbackGeneration::Gen2, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    let (before, _) = next_frame(&mut ws).await;
+
+    server.stop().await;
+    let down = next_json_of(&mut ws, "upstream").await;
+    assert_eq!(down["connected"], false);
+
+    let _server = Server::restart_on(addr, config).await;
+    let up = next_json_of(&mut ws, "upstream").await;
+    assert_eq!(up["connected"], true);
+    let (after, payload) = next_frame(&mut ws).await;
+    assert!(after.seq > before.seq, "{} then {}", before.seq, after.seq);
+    assert_eq!(payload.len(), 64 * 32 * 4);
+    let (later, _) = next_frame(&mut ws).await;
+    assert!(later.seq > after.seq);
+    let status = gateway.hub.status();
+    assert!(status.metrics.subscriptions >= 2);
+    assert!(status.metrics.subscription_failures >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_is_unset_when_the_last_viewer_leaves() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen1, ImageFormat::Ldr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen1, hub_config()).await;
+    assert!(
+        !gateway.hub.status().active,
+        "nothing runs before a viewer comes"
+    );
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    next_frame(&mut ws).await;
+    assert!(gateway.hub.status().registered);
+    drop(ws);
+    wait_until("the subscription to close after the idle grace", || {
+        let status = gateway.hub.status();
+        !status.registered && !status.connected && status.viewers == 0
+    })
+    .await;
+    // A new viewer starts it again.
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    next_frame(&mut ws).await;
+    assert!(gateway.hub.status().metrics.subscriptions >= 2);
+}
