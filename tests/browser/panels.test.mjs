@@ -87,6 +87,61 @@ describe('panels', { timeout: 180000 }, () => {
     assert.equal(await objectPtr.locator('[data-field="handle"] input').getAttribute('aria-invalid'), 'true');
   });
 
+  test('generated forms round-trip repeated fields, maps, nested messages, oneofs and well-known types', async () => {
+    const result = await page.evaluate(async () => {
+      const { requestForm } = await import(new URL('js/form.js', location.href).href);
+      const field = (name, number, kind, extra = {}) => ({ name, json_name: name, number, kind, label: 'optional', repeated: false, ...extra });
+      const schema = {
+        enums: { 't.Color': { values: [{ name: 'RED', number: 0 }, { name: 'BLUE', number: 1 }] } },
+        messages: {
+          't.Point': { fields: [field('x', 1, 'double'), field('y', 2, 'double')], oneofs: [] },
+          't.Req': {
+            fields: [
+              field('ids', 1, 'uint64', { label: 'repeated', repeated: true }),
+              field('points', 2, 'message', { label: 'repeated', repeated: true, type_name: 't.Point' }),
+              field('labels', 3, 'map', { repeated: true, map: { key_kind: 'string', value_kind: 'int32' } }),
+              field('origin', 4, 'message', { type_name: 't.Point' }),
+              field('color', 5, 'enum', { type_name: 't.Color' }),
+              field('name', 6, 'string', { oneof: 'pick' }),
+              field('count', 7, 'sint64', { oneof: 'pick' }),
+              field('when', 8, 'message', { type_name: 'google.protobuf.Timestamp' }),
+              field('maybe', 9, 'message', { type_name: 'google.protobuf.Int32Value' }),
+              field('flag', 10, 'bool'),
+            ],
+            oneofs: [{ name: 'pick', synthetic: false, fields: ['name', 'count'] }],
+          },
+        },
+      };
+      const value = {
+        ids: ['18446744073709551615', '1'],
+        points: [{ x: 1.5, y: -2 }, { x: 3 }],
+        labels: { a: 1, b: 2 },
+        origin: { y: 4 },
+        color: 'BLUE',
+        count: '-9223372036854775808',
+        when: '2026-01-01T00:00:00Z',
+        maybe: 7,
+        flag: true,
+      };
+      const form = requestForm(schema, 't.Req');
+      document.body.append(form.el);
+      form.set(value);
+      const roundTrip = form.get();
+      // A value out of range for its type is refused with the field's path.
+      form.set({ ...value, ids: ['18446744073709551616'] });
+      let error = '';
+      try {
+        form.get();
+      } catch (err) {
+        error = err.message;
+      }
+      form.el.remove();
+      return { value, roundTrip, error };
+    });
+    assert.deepEqual(result.roundTrip, result.value);
+    assert.match(result.error, /^ids\[0\]: out of range for uint64/);
+  });
+
   test('the explorer shows the precise error of a failing call', async () => {
     const objectPtr = page.locator('#explorer-form [data-field="objectPtr"]');
     await objectPtr.locator('[data-field="handle"] input').fill('18446744073709551615');

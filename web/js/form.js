@@ -65,17 +65,17 @@ function setInvalid(input, problem) {
 function scalarEditor(kind, path, id, { optionalBool = false } = {}) {
   if (kind === 'bool') {
     if (optionalBool) {
-      const select = h('select', { id }, h('option', { value: '' }, '(unset)'), h('option', { value: 'true' }, 'true'), h('option', { value: 'false' }, 'false'));
+      const select = h('select', { id, 'aria-label': path }, h('option', { value: '' }, '(unset)'), h('option', { value: 'true' }, 'true'), h('option', { value: 'false' }, 'false'));
       return {
         el: select,
         get: () => (select.value === '' ? undefined : select.value === 'true'),
         set: (v) => { select.value = v === undefined || v === null ? '' : String(Boolean(v)); },
       };
     }
-    const box = h('input', { id, type: 'checkbox' });
+    const box = h('input', { id, type: 'checkbox', 'aria-label': path });
     return { el: box, get: () => (box.checked ? true : undefined), set: (v) => { box.checked = Boolean(v); } };
   }
-  const input = h('input', { id, type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: placeholderFor(kind) });
+  const input = h('input', { id, type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: placeholderFor(kind), 'aria-label': `${path} (${kind})` });
   if (INT32_KINDS.has(kind) || INT64_KINDS.has(kind) || FLOAT_KINDS.has(kind)) input.inputMode = FLOAT_KINDS.has(kind) ? 'decimal' : 'numeric';
   const get = () => {
     const text = input.value.trim();
@@ -143,9 +143,9 @@ export function parseScalar(kind, text, path) {
   throw new FormError(path, `unsupported field kind ${kind}`);
 }
 
-function enumEditor(schema, typeName, id) {
+function enumEditor(schema, typeName, path, id) {
   const values = schema.enums[typeName]?.values || [];
-  const select = h('select', { id }, h('option', { value: '' }, '(default)'), values.map((v) => h('option', { value: v.name }, `${v.name} (${v.number})`)));
+  const select = h('select', { id, 'aria-label': `${path} (${shortName(typeName)})` }, h('option', { value: '' }, '(default)'), values.map((v) => h('option', { value: v.name }, `${v.name} (${v.number})`)));
   return {
     el: select,
     get: () => (select.value === '' ? undefined : select.value),
@@ -159,7 +159,7 @@ function enumEditor(schema, typeName, id) {
 
 /** A textarea taking arbitrary JSON (for Struct/Any and for too-deep messages). */
 function jsonEditor(path, id) {
-  const area = h('textarea', { id, rows: 3, spellcheck: 'false', placeholder: 'JSON' });
+  const area = h('textarea', { id, rows: 3, spellcheck: 'false', placeholder: 'JSON', 'aria-label': `${path} (JSON)` });
   return {
     el: area,
     get: () => {
@@ -177,7 +177,7 @@ function jsonEditor(path, id) {
 
 /** An editor for a single (non-repeated) value of a field's type. */
 function valueEditor(schema, kind, typeName, path, depth, id, opts = {}) {
-  if (kind === 'enum') return enumEditor(schema, typeName, id);
+  if (kind === 'enum') return enumEditor(schema, typeName, path, id);
   if (kind === 'message') {
     if (WKT_STRING.has(typeName)) return scalarEditor('string', path, id);
     if (WKT_JSON.has(typeName)) return jsonEditor(path, id);

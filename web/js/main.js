@@ -278,6 +278,8 @@ status.addEventListener('change', (event) => {
 status.addEventListener('recovered', () => {
   toast('Connection restored', 'ok', 3000);
   viewport.start();
+  // The server may have restarted with another camera: "reset view" goes to its camera.
+  camera.home = null;
   loadCamera();
   outliner.load();
 });
