@@ -1,0 +1,137 @@
+// Deployment shapes: the client served from another origin (pointed at the gateway with
+// ?server=), and the gateway behind a reverse proxy under a path prefix. Both use real
+// servers started here on loopback: a static file server for web/ and a small HTTP and
+// WebSocket reverse proxy in front of the real demo.
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { launchBrowser, openPage, repoRoot, screenshot, startDemo, waitForFrames } from './harness.mjs';
+
+const CONTENT_TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+
+/** Serves the files of web/ at `/static/` (nothing outside web/, no directory listings). */
+function startStaticServer() {
+  const webRoot = path.join(repoRoot, 'web');
+  const server = http.createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://x');
+    const relative = pathname.replace(/^\/static\//, '') || 'index.html';
+    const file = path.normalize(path.join(webRoot, relative));
+    if (!pathname.startsWith('/static/') || !file.startsWith(webRoot + path.sep)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'Content-Type': CONTENT_TYPES[path.extname(file)] || 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  return listen(server);
+}
+
+/** Forwards `/octane/*` to the gateway (HTTP and WebSocket upgrades), stripping the prefix. */
+function startPrefixProxy(gateway) {
+  const target = new URL(gateway);
+  const port = Number(target.port);
+  const strip = (url) => (url.startsWith('/octane/') ? url.slice('/octane'.length) : null);
+  const server = http.createServer((req, res) => {
+    const upstreamPath = strip(req.url);
+    if (upstreamPath === null) {
+      res.writeHead(404).end();
+      return;
+    }
+    const upstream = http.request({
+      host: '127.0.0.1', port, path: upstreamPath, method: req.method, headers: { ...req.headers, host: target.host },
+    }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const upstreamPath = strip(req.url);
+    if (upstreamPath === null) {
+      socket.destroy();
+      return;
+    }
+    const upstream = net.connect(port, '127.0.0.1', () => {
+      const headers = Object.entries({ ...req.headers, host: target.host }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      upstream.write(`${req.method} ${upstreamPath} HTTP/1.1\r\n${headers}\r\n\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  return listen(server);
+}
+
+function listen(server) {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` }));
+  });
+}
+
+function close({ server }) {
+  server.closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+describe('deploy', { timeout: 180000 }, () => {
+  let demo;
+  let browser;
+  let staticSite;
+  let proxy;
+
+  before(async () => {
+    demo = await startDemo();
+    staticSite = await startStaticServer();
+    proxy = await startPrefixProxy(demo.url);
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (proxy) await close(proxy);
+    if (staticSite) await close(staticSite);
+    await demo?.stop();
+  });
+
+  /** Loads a page and checks that frames, the scene and a JSON call all work from it. */
+  async function checkClient(pageUrl, name) {
+    const page = await openPage(browser);
+    await page.goto(pageUrl);
+    await waitForFrames(page, 0);
+    assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws');
+    await page.waitForFunction(() => document.getElementById('outliner').dataset.state === 'ready');
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    await page.fill('#explorer-search', 'GetMeshes');
+    await page.click('button[data-method="livelinkapi.LiveLinkService/GetMeshes"]');
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    assert.match(await page.textContent('#explorer-response'), /"meshes"/);
+    await screenshot(page, name);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  }
+
+  test('the client served from another origin reaches the gateway given by ?server=', async () => {
+    const pageUrl = `${staticSite.url}static/index.html?server=${encodeURIComponent(demo.url)}`;
+    await checkClient(pageUrl, 'other-origin');
+  });
+
+  test('the client works behind a reverse proxy under a path prefix', async () => {
+    await checkClient(`${proxy.url}octane/`, 'path-prefix');
+  });
+});
