@@ -29,7 +29,7 @@ use tonic::{Code, Status, Streaming};
 
 use crate::error::GatewayError;
 use crate::server::ShutdownSignal;
-use crate::upstream::{parse_grpc_timeout, Upstream};
+use crate::upstream::{clamp_grpc_timeout, parse_grpc_timeout, Upstream};
 
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
@@ -73,7 +73,7 @@ pub(crate) fn upstream_request<T>(
 ) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Some(timeout) = timeout {
-        request.set_timeout(timeout);
+        request.set_timeout(clamp_grpc_timeout(timeout));
     }
     if let Ok(value) = MetadataValue::try_from(call_id) {
         request.metadata_mut().insert("x-call-id", value);

@@ -6,6 +6,15 @@ use std::time::Duration;
 /// Largest value the header can carry (8 digits).
 const MAX_VALUE: u64 = 99_999_999;
 
+/// Longest deadline the header can express (99,999,999 hours). Longer durations must be
+/// clamped to it before [`tonic::Request::set_timeout`], which panics beyond it.
+pub const MAX_GRPC_TIMEOUT: Duration = Duration::from_secs(MAX_VALUE * 3600);
+
+/// `timeout`, shortened to what `grpc-timeout` can express.
+pub fn clamp_grpc_timeout(timeout: Duration) -> Duration {
+    timeout.min(MAX_GRPC_TIMEOUT)
+}
+
 /// Parse a `grpc-timeout` value; `None` if it is malformed.
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -66,6 +75,15 @@ mod tests {
         for bad in ["", "m", "10", "10x", "123456789S", "-1S", "1.5S", "é", "1é"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn huge_timeouts_are_clamped() {
+        let huge = Duration::from_secs(u64::MAX);
+        assert_eq!(clamp_grpc_timeout(huge), MAX_GRPC_TIMEOUT);
+        let mut request = tonic::Request::new(());
+        request.set_timeout(clamp_grpc_timeout(huge));
+        assert_eq!(format_grpc_timeout(MAX_GRPC_TIMEOUT), "99999999H");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 pub use codec::DynamicCodec;
-pub use deadline::{format_grpc_timeout, parse_grpc_timeout};
+pub use deadline::{clamp_grpc_timeout, format_grpc_timeout, parse_grpc_timeout, MAX_GRPC_TIMEOUT};
 
 /// The upstream a gateway talks to when none is configured: Octane's LiveLink default.
 pub const DEFAULT_TARGET: &str = "127.0.0.1:51022";
@@ -247,10 +247,11 @@ impl Upstream {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        match (requested, self.inner.config.default_timeout) {
+        let timeout = match (requested, self.inner.config.default_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        timeout.map(clamp_grpc_timeout)
     }
 
     /// Call a unary method.

@@ -102,6 +102,20 @@ async fn bad_requests_get_precise_errors_and_the_gateway_keeps_serving() {
         .expect("error")
         .contains("X-Timeout-Ms"));
     still_serving().await;
+
+    // Absurdly long deadlines are just long.
+    for (header, value) in [
+        ("X-Timeout-Ms", "18446744073709551615"),
+        ("grpc-timeout", "99999999H"),
+    ] {
+        let response = client()
+            .post(gateway.url("/LiveLink/GetCamera"))
+            .header(header, value)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{header}: {value}");
+    }
 }
 
 #[tokio::test]
