@@ -156,6 +156,7 @@ export class Viewport extends EventTarget {
       this.root.dataset.configAcks = String(Number(this.root.dataset.configAcks || 0) + 1);
     }
     if (message.type === 'upstream') this.status.reportUpstream(Boolean(message.connected));
+    if (message.type === 'hello' && message.error) toast(`Render stream: ${message.error}`, 'error');
     if (message.type === 'error') toast(`Stream: ${message.message}`, 'error');
     if (message.type === 'renderFailure') toast('The render server reported a render failure', 'error');
     this.dispatchEvent(new CustomEvent('notice', { detail: message }));
