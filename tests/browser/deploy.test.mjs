@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, openPage, repoRoot, screenshot, startDemo, waitForFrames } from './harness.mjs';
 
@@ -133,5 +134,16 @@ describe('deploy', { timeout: 180000 }, () => {
 
   test('the client works behind a reverse proxy under a path prefix', async () => {
     await checkClient(`${proxy.url}octane/`, 'path-prefix');
+  });
+
+  test('opened from file://, where Chromium refuses ES modules, the page says where to go', async () => {
+    const page = await openPage(browser);
+    const file = pathToFileURL(path.join(repoRoot, 'web', 'index.html'));
+    file.searchParams.set('server', demo.url);
+    await page.goto(file.href);
+    await page.waitForSelector('#banner:not([hidden])');
+    assert.match(await page.textContent('#banner'), /file:\/\//);
+    assert.equal(await page.getAttribute('#banner a', 'href'), demo.url);
+    await page.context().close();
   });
 });

@@ -38,6 +38,14 @@ describe('viewport', { timeout: 180000 }, () => {
     assert.deepEqual(page.problems, []);
   });
 
+  test('every control has a name for screen readers', async () => {
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select, textarea, [role="tab"]')]
+      .filter((el) => el.offsetParent !== null || el.closest('dialog'))
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.textContent.trim()))
+      .map((el) => el.outerHTML.slice(0, 120)));
+    assert.deepEqual(unnamed, []);
+  });
+
   test('the viewport shows a non-blank rendered image at the render size', async () => {
     await waitForFrames(page, 1);
     const stats = await canvasStats(page);
