@@ -498,6 +498,30 @@ mod tests {
         assert!(err.to_string().contains("tls"));
     }
 
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn tls_builds_an_https_channel_and_rejects_bad_certificates() {
+        let config = UpstreamConfig {
+            tls: Some(UpstreamTls {
+                domain: Some("render.example".into()),
+                ca_certificate_pem: None,
+            }),
+            ..UpstreamConfig::with_target("render.example:51022")
+        };
+        assert!(Upstream::new(config).is_ok());
+        let config = UpstreamConfig {
+            tls: Some(UpstreamTls {
+                domain: None,
+                ca_certificate_pem: Some(b"not a certificate".to_vec()),
+            }),
+            ..UpstreamConfig::default()
+        };
+        // Either rejected up front or at the first handshake; never a panic.
+        if let Ok(upstream) = Upstream::new(config) {
+            assert!(!upstream.check_ready().await);
+        }
+    }
+
     #[tokio::test]
     async fn call_timeout_is_the_smaller_deadline() {
         let config = UpstreamConfig {
