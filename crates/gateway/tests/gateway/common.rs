@@ -150,6 +150,8 @@ pub struct GatewayOptions {
     pub schema: Schema,
     pub config: GatewayConfig,
     pub default_timeout: Option<Duration>,
+    /// Routes merged in front of the gateway's own (as the binary merges the render routes).
+    pub extra: axum::Router,
 }
 
 impl Default for GatewayOptions {
@@ -158,6 +160,7 @@ impl Default for GatewayOptions {
             schema: builtin_schema(),
             config: GatewayConfig::default(),
             default_timeout: None,
+            extra: axum::Router::new(),
         }
     }
 }
@@ -175,7 +178,7 @@ pub async fn start_gateway_with(target: &str, options: GatewayOptions) -> Gatewa
     })
     .expect("upstream");
     let state = GatewayState::new(options.schema, upstream, options.config);
-    let app = router(state.clone(), axum::Router::new());
+    let app = router(state.clone(), options.extra);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -184,3 +184,46 @@ async fn http2_prior_knowledge_is_served_on_the_same_port() {
     let answer = read_answer(response).await;
     assert_eq!(answer.body["success"], true);
 }
+
+#[tokio::test]
+async fn extra_routes_and_their_fallback_share_the_port() {
+    let extra = axum::Router::new()
+        .route(
+            "/render/stream",
+            axum::routing::get(|| async { "render stream" }),
+        )
+        .fallback(|| async { "static file" });
+    let gateway = start_gateway_with(
+        &shared_render_server().to_string(),
+        GatewayOptions {
+            extra,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let text = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    };
+    assert_eq!(
+        text(get(gateway.url("/render/stream")).await).await,
+        "render stream"
+    );
+    // Two-segment GETs that are not calls reach the extra fallback (static files) ...
+    assert_eq!(
+        text(get(gateway.url("/js/app.js")).await).await,
+        "static file"
+    );
+    assert_eq!(
+        text(get(gateway.url("/index.html")).await).await,
+        "static file"
+    );
+    // ... while POSTs on them are calls, and gateway routes keep working.
+    call_ok(&gateway, "/LiveLink/GetCamera", "").await;
+    let health = read_answer(get(gateway.url("/health")).await).await;
+    assert_eq!(health.body["status"], "ok");
+    assert!(get(gateway.url("/js/app.js"))
+        .await
+        .headers()
+        .contains_key("x-call-id"));
+}
