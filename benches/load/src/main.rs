@@ -1,0 +1,297 @@
+//! Load harness for the gateway's unary JSON route (not a test: it prints figures).
+//!
+//! In one run on one machine it measures the same unary call made three ways against the
+//! reference render server:
+//!
+//! - direct: a tonic client straight to the render server (the baseline),
+//! - gateway: `POST /LiveLink/GetCamera` JSON through octaneweb's gateway,
+//! - python: the same JSON call through `benches/python-proxy/proxy.py` (aiohttp + grpc.aio,
+//!   generated message classes), the way the original proxy was built,
+//!
+//! at each concurrency level, several rounds each, and reports medians: throughput, p50, p99,
+//! and the ratios the targets are stated in. Run it with `benches/run-load` (which prepares
+//! the Python baseline's virtualenv) or directly:
+//!
+//! ```sh
+//! cargo run --release -p octaneweb-load -- --python target/bench-venv/bin/python
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
+use octaneweb_gateway::{GatewayConfig, GatewayState};
+use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
+use octaneweb_proto::livelinkapi::Empty;
+use octaneweb_render_server::{RenderServer, RenderServerConfig};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Measure the gateway's unary JSON calls against direct gRPC and the Python baseline"
+)]
+struct Args {
+    /// Concurrent callers per level.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    concurrency: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Rounds per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Python interpreter with benches/python-proxy/requirements.txt installed; without it the
+    /// Python baseline is skipped.
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+/// One measured round.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    calls_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+
+    // The render server idles after one sample per pixel, so rendering does not compete with
+    // the calls for the CPU.
+    let render_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let render_addr = render_listener.local_addr()?;
+    let server = RenderServer::start(RenderServerConfig {
+        width: 64,
+        height: 32,
+        max_samples_per_pixel: Some(1),
+        ..RenderServerConfig::default()
+    })?;
+    tokio::spawn(server.serve(render_listener, std::future::pending()));
+
+    let gateway_addr = start_gateway(render_addr).await?;
+    let mut python = match &args.python {
+        Some(interpreter) => Some(start_python(interpreter, render_addr).await?),
+        None => None,
+    };
+
+    println!("| callers | path | calls/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    let mut summary = Vec::new();
+    for &callers in &args.concurrency {
+        let seconds = Duration::from_secs_f64(args.seconds);
+        let direct = median(args.rounds, || run_direct(render_addr, callers, seconds)).await?;
+        let gateway = median(args.rounds, || {
+            run_http(
+                format!("http://{gateway_addr}/LiveLink/GetCamera"),
+                callers,
+                seconds,
+            )
+        })
+        .await?;
+        print_row(callers, "direct tonic", direct);
+        print_row(callers, "gateway JSON", gateway);
+        let python_round = match &python {
+            Some((addr, _)) => {
+                let round = median(args.rounds, || {
+                    run_http(
+                        format!("http://{addr}/LiveLink/GetCamera"),
+                        callers,
+                        seconds,
+                    )
+                })
+                .await?;
+                print_row(callers, "python proxy JSON", round);
+                Some(round)
+            }
+            None => None,
+        };
+        summary.push((callers, direct, gateway, python_round));
+    }
+    println!();
+    for (callers, direct, gateway, python_round) in summary {
+        println!(
+            "{callers} callers: gateway/direct throughput {:.2}; added p50 {:.0} µs",
+            gateway.calls_per_second / direct.calls_per_second,
+            gateway.p50.as_secs_f64() * 1e6 - direct.p50.as_secs_f64() * 1e6,
+        );
+        if let Some(py) = python_round {
+            println!(
+                "{callers} callers: gateway/python throughput {:.1}x",
+                gateway.calls_per_second / py.calls_per_second
+            );
+        }
+    }
+    if let Some((_, child)) = python.as_mut() {
+        let _ = child.kill().await;
+    }
+    Ok(())
+}
+
+async fn start_gateway(render_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let upstream = Upstream::new(UpstreamConfig {
+        target: render_addr.to_string(),
+        ..UpstreamConfig::default()
+    })?;
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder.add_descriptor_set("built-in", octaneweb_proto::DESCRIPTOR_SET)?;
+    let schema = builder.build()?;
+    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
+    // No extra routes: the harness measures the gateway alone.
+    let app = octaneweb_gateway::router(state, axum::Router::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(octaneweb_gateway::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    Ok(addr)
+}
+
+async fn start_python(
+    interpreter: &PathBuf,
+    render_addr: SocketAddr,
+) -> anyhow::Result<(SocketAddr, tokio::process::Child)> {
+    let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../python-proxy/proxy.py");
+    let mut child = tokio::process::Command::new(interpreter)
+        .arg(&script)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--upstream")
+        .arg(render_addr.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", script.display()))?;
+    let stdout = child.stdout.take().context("python proxy stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.contains("listening") {
+                return Ok::<bool, std::io::Error>(true);
+            }
+        }
+        Ok(false)
+    })
+    .await
+    .context("python proxy did not start within 60 s")??;
+    if !ready {
+        bail!("python proxy exited before listening");
+    }
+    Ok((SocketAddr::from(([127, 0, 0, 1], port)), child))
+}
+
+async fn median<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Round>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Round>>,
+{
+    // One unmeasured warm-up round: connections, caches, the Python proxy's first calls.
+    run().await?;
+    let mut results = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        results.push(run().await?);
+    }
+    let pick = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Ok(Round {
+        calls_per_second: pick(results.iter().map(|r| r.calls_per_second).collect()),
+        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
+        p99: Duration::from_secs_f64(pick(results.iter().map(|r| r.p99.as_secs_f64()).collect())),
+    })
+}
+
+async fn run_direct(addr: SocketAddr, callers: usize, length: Duration) -> anyhow::Result<Round> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    drive(callers, length, move || {
+        let mut client = LiveLinkServiceClient::new(channel.clone());
+        async move {
+            client.get_camera(Empty {}).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn run_http(url: String, callers: usize, length: Duration) -> anyhow::Result<Round> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(callers)
+        .build()?;
+    let url = Arc::new(url);
+    drive(callers, length, move || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let response = client.post(url.as_str()).body("{}").send().await?;
+            if !response.status().is_success() {
+                bail!("HTTP {}", response.status());
+            }
+            let body = response.bytes().await?;
+            if !body.windows(14).any(|w| w == b"\"success\":true") {
+                bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Runs `callers` loops of `call` for `length`, recording each call's latency.
+async fn drive<F, Fut>(callers: usize, length: Duration, call: F) -> anyhow::Result<Round>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(callers);
+    for _ in 0..callers.max(1) {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let begin = Instant::now();
+                call().await?;
+                latencies.push(begin.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    if all.is_empty() {
+        bail!("no call completed");
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize];
+    Ok(Round {
+        calls_per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+fn print_row(callers: usize, path: &str, round: Round) {
+    println!(
+        "| {callers} | {path} | {:.0} | {:.0} µs | {:.0} µs |",
+        round.calls_per_second,
+        round.p50.as_secs_f64() * 1e6,
+        round.p99.as_secs_f64() * 1e6
+    );
+}

@@ -1,0 +1,273 @@
+//! Command-line interface: every flag, its environment fallback and its help text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Drive a live gRPC render server (Octane LiveLink) from a web browser.
+///
+/// `octaneweb demo` runs everything on this machine: the reference render server and the
+/// gateway with its web client. `octaneweb serve` puts the gateway in front of a running
+/// Octane (or any gRPC server).
+#[derive(Debug, Parser)]
+#[command(
+    name = "octaneweb",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Log format on stderr. RUST_LOG sets the level (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OCTANEWEB_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway in front of a gRPC server (by default Octane on 127.0.0.1:51022).
+    Serve(ServeArgs),
+    /// Run the reference render server and the gateway together, and print the URL to open.
+    Demo(DemoArgs),
+    /// Run the reference LiveLink render server (a progressive CPU path tracer).
+    RenderServer(RenderServerArgs),
+    /// List the services of the loaded schema, or describe a service, method, message or enum.
+    Describe(DescribeArgs),
+    /// Call one method with a JSON request and print the response as JSON (one line per
+    /// message for streams). The exit code reflects the gRPC status.
+    Call(CallArgs),
+}
+
+/// Where the gateway finds its schema. With none of --proto, --descriptor-set and --reflect,
+/// the built-in reference protos are used.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// A .proto file or a directory of them (searched recursively; imports resolve within the
+    /// given directories). Repeatable; earlier paths take precedence on conflicts.
+    #[arg(long = "proto", value_name = "PATH")]
+    pub proto: Vec<PathBuf>,
+
+    /// A FileDescriptorSet as written by `protoc -o` or `buf build`. Repeatable.
+    #[arg(long = "descriptor-set", value_name = "FILE")]
+    pub descriptor_set: Vec<PathBuf>,
+
+    /// Ask the upstream's reflection service for its schema (v1, then v1alpha).
+    #[arg(long)]
+    pub reflect: bool,
+
+    /// Which built-in reference schema to load: callback stream generation 2 (current SDKs),
+    /// generation 1 (images inline), or none. Default: gen2 when no other source is given,
+    /// none otherwise. When combined with other sources it is loaded last (lowest precedence).
+    #[arg(long, value_enum, value_name = "SET")]
+    pub builtin_schema: Option<BuiltinSchema>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuiltinSchema {
+    Gen2,
+    Gen1,
+    None,
+}
+
+/// The upstream gRPC server.
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamArgs {
+    /// Upstream gRPC server as host:port. Defaults to OCTANE_HOST:OCTANE_PORT, each falling
+    /// back to 127.0.0.1 and 51022 (as the original proxy read them).
+    #[arg(long, value_name = "HOST:PORT", env = "OCTANEWEB_UPSTREAM")]
+    pub upstream: Option<String>,
+
+    /// Deadline of a call when the client gives none, e.g. 30s, 500ms, 2m. 0 means none.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl UpstreamArgs {
+    /// The upstream address, from --upstream or OCTANE_HOST / OCTANE_PORT.
+    pub fn target(&self) -> String {
+        if let Some(target) = &self.upstream {
+            return target.clone();
+        }
+        let host = std::env::var("OCTANE_HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+        let port = std::env::var("OCTANE_PORT").unwrap_or_else(|_| "51022".to_owned());
+        format!("{host}:{port}")
+    }
+}
+
+/// The gateway's HTTP side.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Address the gateway listens on. Use 0.0.0.0:PORT to accept other machines.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:51023",
+        env = "OCTANEWEB_LISTEN"
+    )]
+    pub listen: SocketAddr,
+
+    /// An origin allowed to call the gateway from a browser (CORS), e.g.
+    /// https://app.example.com. Repeatable. Default: the gateway's own origin and any
+    /// http://localhost:* or http://127.0.0.1:* page.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body: usize,
+
+    /// Subscribe to render frames at start instead of on the first viewer.
+    #[arg(long)]
+    pub render_autostart: bool,
+
+    /// Keep the OnNewImage callback registered when the last viewer leaves.
+    #[arg(long)]
+    pub keep_callback: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+}
+
+/// Settings of the reference render server.
+#[derive(Debug, Clone, Args)]
+pub struct RendererArgs {
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 1024)]
+    pub width: u32,
+    /// Image height in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub height: u32,
+    /// Callback stream generation: 2 sends a notification per new image (the client grabs it),
+    /// 1 sends images inline (as the original Python proxy expects).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub callback_generation: u8,
+    /// Most newImage callbacks per second.
+    #[arg(long, default_value_t = 30.0)]
+    pub callback_rate: f64,
+    /// Send linear float RGBA (IMAGE_TYPE_HDR_RGBA) instead of 8-bit sRGB RGBA.
+    #[arg(long)]
+    pub hdr: bool,
+    /// Directory GetFile may serve files from. Without it GetFile refuses every path.
+    #[arg(long, value_name = "DIR")]
+    pub file_root: Option<PathBuf>,
+    /// Stop refining at this many samples per pixel.
+    #[arg(long, value_name = "N")]
+    pub max_spp: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderServerArgs {
+    /// Address the render server listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:51022")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub renderer: RendererArgs,
+    /// Render one still to this PNG file and exit, instead of serving.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// Samples per pixel of the --snapshot still.
+    #[arg(long, default_value_t = 256, requires = "snapshot")]
+    pub spp: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address the gateway (and its web client) listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:51023")]
+    pub listen: SocketAddr,
+    /// Address of the in-process render server. Port 0 picks a free one, so a running Octane
+    /// on 51022 is left alone.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub render_listen: SocketAddr,
+    #[command(flatten)]
+    pub renderer: RendererArgs,
+    /// Do not try to open the page in a browser.
+    #[arg(long)]
+    pub no_open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// A service, method, message or enum name. Without it, every service is listed.
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The method: Service/method or Service.method; the service name may drop its package
+    /// and its "Service" suffix (ApiItem/name, LiveLink.GetCamera).
+    pub method: String,
+    /// The request as JSON (proto3 JSON mapping). Empty means the empty message; `-` reads
+    /// standard input.
+    pub json: Option<String>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

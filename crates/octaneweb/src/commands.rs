@@ -1,0 +1,227 @@
+//! One function per subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
+use octaneweb_gateway::{GatewayConfig, GatewayState};
+use octaneweb_octane::{FrameHub, FrameHubConfig};
+use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
+use octaneweb_schema::{Schema, SchemaBuilder};
+use tokio::net::TcpListener;
+
+use crate::cli::{
+    BuiltinSchema, CallArgs, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs, RendererArgs,
+    ServeArgs, UpstreamArgs,
+};
+use crate::shutdown::Shutdown;
+use crate::{schema_sources, web};
+
+/// `octaneweb serve`: the gateway in front of a running upstream.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let upstream = upstream(&args.upstream)?;
+    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let listener = bind(args.gateway.listen, "gateway").await?;
+    run_gateway(
+        listener,
+        schema,
+        upstream,
+        &args.gateway,
+        Shutdown::on_signals(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `octaneweb demo`: the reference render server in-process, and the gateway in front of it.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::on_signals();
+    let render_listener = bind(args.render_listen, "render server").await?;
+    let render_addr = render_listener.local_addr()?;
+    let config = renderer_config(&args.renderer);
+    let generation = config.callback_generation;
+    let server = RenderServer::start(config).context("starting the reference render server")?;
+    let render_task = tokio::spawn(server.serve(render_listener, shutdown.clone().wait()));
+
+    let upstream = Upstream::new(UpstreamConfig {
+        target: render_addr.to_string(),
+        ..UpstreamConfig::default()
+    })?;
+    let mut builder = SchemaBuilder::new();
+    schema_sources::add_builtin(
+        &mut builder,
+        match generation {
+            CallbackGeneration::Gen1 => BuiltinSchema::Gen1,
+            CallbackGeneration::Gen2 => BuiltinSchema::Gen2,
+        },
+    )?;
+    let schema = builder.build()?;
+    let gateway = GatewayArgs {
+        listen: args.listen,
+        cors_origin: Vec::new(),
+        max_body: 8 * 1024 * 1024,
+        render_autostart: true,
+        keep_callback: false,
+    };
+    let listener = bind(args.listen, "gateway").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    println!("octaneweb demo: render server on {render_addr}");
+    println!("octaneweb demo: open {url} in a browser (Ctrl-C stops)");
+    if !args.no_open {
+        open_browser(&url);
+    }
+    run_gateway(listener, schema, upstream, &gateway, shutdown).await?;
+    match render_task.await {
+        Ok(result) => result.context("reference render server")?,
+        Err(error) => anyhow::bail!("reference render server task failed: {error}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `octaneweb render-server`: serve, or render one still with --snapshot.
+pub async fn render_server(args: RenderServerArgs) -> anyhow::Result<ExitCode> {
+    let config = renderer_config(&args.renderer);
+    if let Some(path) = &args.snapshot {
+        let spp = args.spp;
+        let out = path.clone();
+        tokio::task::spawn_blocking(move || octaneweb_render_server::snapshot(&config, spp, &out))
+            .await
+            .context("snapshot task")?
+            .with_context(|| format!("rendering {}", path.display()))?;
+        println!("wrote {} ({spp} samples per pixel)", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let listener = bind(args.listen, "render server").await?;
+    tracing::info!(addr = %listener.local_addr()?, "reference render server listening");
+    let server = RenderServer::start(config).context("starting the reference render server")?;
+    server
+        .serve(listener, Shutdown::on_signals().wait())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `octaneweb describe [NAME]`.
+pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let upstream = upstream(&args.upstream)?;
+    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let text = schema.describe(args.name.as_deref())?;
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `octaneweb call METHOD [JSON]`.
+pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let upstream = upstream(&args.upstream)?;
+    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let json = match args.json.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the request from standard input")?;
+            text
+        }
+        Some(text) => text.to_owned(),
+        None => String::new(),
+    };
+    let mut stdout = std::io::stdout();
+    match octaneweb_gateway::call(&schema, &upstream, &args.method, &json, &mut stdout).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("octaneweb call: {error}");
+            Ok(ExitCode::from(error.exit_code()))
+        }
+    }
+}
+
+async fn run_gateway(
+    listener: TcpListener,
+    schema: Schema,
+    upstream: Upstream,
+    args: &GatewayArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let hub = FrameHub::start(
+        upstream.clone(),
+        &schema,
+        FrameHubConfig {
+            autostart: args.render_autostart,
+            unset_when_idle: !args.keep_callback,
+            ..FrameHubConfig::default()
+        },
+    );
+    let config = GatewayConfig {
+        cors_origins: args.cors_origin.clone(),
+        max_body_bytes: args.max_body,
+        ..GatewayConfig::default()
+    };
+    let state = GatewayState::new(schema, upstream, config);
+    let extra = web::routes().merge(octaneweb_octane::routes(hub));
+    let app = octaneweb_gateway::router(state, extra);
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        web_files = web::file_count(),
+        "gateway listening"
+    );
+    octaneweb_gateway::serve(listener, app, shutdown.wait())
+        .await
+        .context("gateway server")?;
+    Ok(())
+}
+
+fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
+    let timeout = (!args.timeout.is_zero()).then_some(args.timeout);
+    Ok(Upstream::new(UpstreamConfig {
+        target: args.target(),
+        default_timeout: timeout,
+        ..UpstreamConfig::default()
+    })?)
+}
+
+fn renderer_config(args: &RendererArgs) -> RenderServerConfig {
+    RenderServerConfig {
+        width: args.width,
+        height: args.height,
+        callback_generation: if args.callback_generation == 1 {
+            CallbackGeneration::Gen1
+        } else {
+            CallbackGeneration::Gen2
+        },
+        max_callback_rate: args.callback_rate,
+        image_format: if args.hdr {
+            ImageFormat::Hdr
+        } else {
+            ImageFormat::Ldr
+        },
+        file_root: args.file_root.clone(),
+        max_samples_per_pixel: args.max_spp,
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{what}: cannot listen on {addr}"))
+}
+
+/// Best effort: only on an interactive terminal with a desktop session.
+fn open_browser(url: &str) {
+    use std::io::IsTerminal as _;
+    let desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if !(std::io::stdout().is_terminal() && desktop) {
+        return;
+    }
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}

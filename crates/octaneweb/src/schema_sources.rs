@@ -1,0 +1,60 @@
+//! Turns the schema flags into a loaded [`Schema`], in precedence order: --proto paths,
+//! --descriptor-set files, --reflect, then the built-in reference protos.
+
+use anyhow::Context as _;
+use octaneweb_schema::{Schema, SchemaBuilder};
+
+use crate::cli::{BuiltinSchema, SchemaArgs};
+
+/// Loads the schema the flags ask for. `upstream` is only contacted with --reflect.
+pub async fn load(
+    args: &SchemaArgs,
+    upstream: &octaneweb_gateway::upstream::Upstream,
+) -> anyhow::Result<Schema> {
+    let mut builder = SchemaBuilder::new();
+    for path in &args.proto {
+        builder
+            .add_proto_path(path)
+            .with_context(|| format!("loading --proto {}", path.display()))?;
+    }
+    for path in &args.descriptor_set {
+        builder
+            .add_descriptor_set_file(path)
+            .with_context(|| format!("loading --descriptor-set {}", path.display()))?;
+    }
+    if args.reflect {
+        let files = octaneweb_schema::reflection::fetch(upstream.channel())
+            .await
+            .with_context(|| {
+                format!("asking {} for its schema by reflection", upstream.target())
+            })?;
+        builder.add_file_descriptors(&format!("reflection of {}", upstream.target()), files)?;
+    }
+    let explicit = !args.proto.is_empty() || !args.descriptor_set.is_empty() || args.reflect;
+    let builtin = args.builtin_schema.unwrap_or(if explicit {
+        BuiltinSchema::None
+    } else {
+        BuiltinSchema::Gen2
+    });
+    add_builtin(&mut builder, builtin)?;
+    let schema = builder.build().context("building the schema")?;
+    Ok(schema)
+}
+
+/// Adds one of the built-in reference schemas.
+pub fn add_builtin(builder: &mut SchemaBuilder, which: BuiltinSchema) -> anyhow::Result<()> {
+    match which {
+        BuiltinSchema::Gen2 => {
+            builder
+                .add_descriptor_set("built-in reference protos", octaneweb_proto::DESCRIPTOR_SET)?;
+        }
+        BuiltinSchema::Gen1 => {
+            builder.add_descriptor_set(
+                "built-in reference protos (callback generation 1)",
+                octaneweb_proto::DESCRIPTOR_SET_GEN1,
+            )?;
+        }
+        BuiltinSchema::None => {}
+    }
+    Ok(())
+}
