@@ -95,8 +95,8 @@ export function launchBrowser() {
  * Opens a page in a fresh context (so localStorage starts empty) and records console errors
  * and uncaught exceptions in `page.problems`.
  */
-export async function openPage(browser, { viewport = { width: 1440, height: 900 }, initScript } = {}) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+export async function openPage(browser, { viewport = { width: 1440, height: 900 }, initScript, hasTouch = false } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, hasTouch });
   const page = await context.newPage();
   page.problems = [];
   page.on('console', (message) => {

@@ -248,7 +248,38 @@ describe('viewport', { timeout: 180000 }, () => {
     await tablet.context().close();
   });
 
-  test('keyboard shortcuts: ? opens the help overlay listing them', async () => {
+  test('on a touch screen, spreading two fingers zooms the camera in', async () => {
+    const tablet = await openPage(browser, { viewport: { width: 1024, height: 768 }, hasTouch: true });
+    await tablet.goto(demo.url);
+    await waitForFrames(tablet, 0);
+    await tablet.waitForFunction(() => document.getElementById('viewport').dataset.camera === 'ready');
+    const distance = (c) => Math.hypot(
+      (c.position?.x ?? 0) - (c.target?.x ?? 0), (c.position?.y ?? 0) - (c.target?.y ?? 0), (c.position?.z ?? 0) - (c.target?.z ?? 0));
+    const before_ = distance(await callJson(demo.url, 'LiveLink', 'GetCamera'));
+    const sent = Number(await tablet.getAttribute('#viewport', 'data-camera-sent') || 0);
+    const box = await tablet.locator('#viewport').boundingBox();
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2;
+    const cdp = await tablet.context().newCDPSession(tablet);
+    const fingers = (spread) => [{ x: cx - spread, y: cy, id: 1 }, { x: cx + spread, y: cy, id: 2 }];
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: fingers(40) });
+    for (let spread = 50; spread <= 160; spread += 10) {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(spread) });
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await tablet.waitForFunction((n) => {
+      const el = document.getElementById('viewport');
+      return Number(el.dataset.cameraSent) > n && el.dataset.cameraBusy === '0';
+    }, sent);
+    const after_ = distance(await callJson(demo.url, 'LiveLink', 'GetCamera'));
+    assert.ok(after_ < before_ * 0.6, `pinch did not zoom in: ${before_} -> ${after_}`);
+    assert.deepEqual(tablet.problems, []);
+    await tablet.context().close();
+    // Leave the shared camera as the other tests expect it.
+    await page.click('#btn-reset-camera');
+  });
+
+  test('keyboard shortcuts: ? opens the help overlay listing them, H toggles the HUD', async () => {
     await page.locator('body').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('?');
     await page.waitForSelector('#dlg-help[open]');
@@ -257,5 +288,10 @@ describe('viewport', { timeout: 180000 }, () => {
     await screenshot(page, 'help-overlay');
     await page.keyboard.press('Escape');
     await page.waitForSelector('#dlg-help:not([open])', { state: 'attached' });
+    // A listed shortcut works: H hides and shows the statistics overlay.
+    await page.keyboard.press('h');
+    assert.equal(await page.isHidden('#hud'), true);
+    await page.keyboard.press('h');
+    assert.equal(await page.isVisible('#hud'), true);
   });
 });

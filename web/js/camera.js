@@ -186,12 +186,14 @@ export class CameraController extends EventTarget {
     if (this.camera) this.update(orbit(this.camera, -dxPx * ORBIT_RAD_PER_PX, -dyPx * ORBIT_RAD_PER_PX));
   }
 
-  panBy(dxPx, dyPx) {
-    if (!this.camera) return;
-    // Convert screen pixels to image pixels so the scene follows the pointer.
+  /** Height of the image on screen, so panning moves the scene with the pointer. */
+  shownHeight() {
     const canvas = this.surface.querySelector('canvas');
-    const shown = canvas?.getBoundingClientRect().height || this.surface.clientHeight || 1;
-    this.update(pan(this.camera, dxPx, dyPx, shown));
+    return canvas?.getBoundingClientRect().height || this.surface.clientHeight || 1;
+  }
+
+  panBy(dxPx, dyPx) {
+    if (this.camera) this.update(pan(this.camera, dxPx, dyPx, this.shownHeight()));
   }
 
   zoomBy(wheelDelta) {
@@ -204,15 +206,41 @@ export class CameraController extends EventTarget {
 
   attach() {
     const el = this.surface;
+    /** Active touch points (id -> {x, y}); two of them pinch (zoom) and pan together. */
+    const touches = new Map();
+    let pinch = null;
+    const pinchState = () => {
+      const [a, b] = [...touches.values()];
+      return { distance: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+    };
     el.addEventListener('contextmenu', (event) => event.preventDefault());
     el.addEventListener('pointerdown', (event) => {
       if (event.button !== 0 && event.button !== 2) return;
       el.focus({ preventScroll: true });
       el.setPointerCapture(event.pointerId);
+      if (event.pointerType === 'touch') {
+        touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+        if (touches.size === 2) {
+          this.drag = null;
+          pinch = pinchState();
+          return;
+        }
+        if (touches.size > 2) return;
+      }
       this.drag = { id: event.pointerId, x: event.clientX, y: event.clientY, pan: event.button === 2 || event.shiftKey };
       el.classList.add('dragging');
     });
     el.addEventListener('pointermove', (event) => {
+      if (pinch && touches.has(event.pointerId)) {
+        touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+        const next = pinchState();
+        if (this.camera && next.distance > 1 && pinch.distance > 1) {
+          const panned = pan(this.camera, next.x - pinch.x, next.y - pinch.y, this.shownHeight());
+          this.update(dolly(panned, pinch.distance / next.distance));
+        }
+        pinch = next;
+        return;
+      }
       const drag = this.drag;
       if (!drag || drag.id !== event.pointerId) return;
       const dx = event.clientX - drag.x;
@@ -223,6 +251,8 @@ export class CameraController extends EventTarget {
       else this.orbitBy(dx, dy);
     });
     const end = (event) => {
+      touches.delete(event.pointerId);
+      if (touches.size < 2) pinch = null;
       if (this.drag?.id !== event.pointerId) return;
       this.drag = null;
       el.classList.remove('dragging');

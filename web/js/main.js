@@ -184,6 +184,7 @@ const SHORTCUTS = [
   ['Arrow keys', 'Orbit the camera (viewport focused)'],
   ['Shift + arrows', 'Pan the camera (viewport focused)'],
   ['+ / −', 'Zoom in / out (viewport focused)'],
+  ['H', 'Show or hide the statistics overlay'],
   ['V', 'Focus the viewport'],
   ['/', 'Search the API explorer'],
   ['Ctrl + Enter', 'Call the selected method (explorer)'],
@@ -242,6 +243,10 @@ document.addEventListener('keydown', (event) => {
     s: () => viewport.savePng(),
     Home: () => camera.reset(),
     v: () => viewportEl.focus(),
+    h: () => {
+      const hud = byId('hud');
+      hud.hidden = !hud.hidden;
+    },
     '/': () => {
       selectTab(byId('tab-api'));
       byId('explorer-search').focus();
