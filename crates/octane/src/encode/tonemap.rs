@@ -98,15 +98,20 @@ impl ToneCurve {
     pub fn apply(&self, src: &[f32], dst: &mut [u8]) {
         let lut: &[u8; LUT_SIZE] = &self.lut;
         let scale = self.index_scale;
-        let index = |v: f32| -> usize {
-            // NaN clamps to NaN and converts to 0; the mask keeps the index in the table.
-            ((v * scale + 0.5).clamp(0.0, LUT_MAX) as usize) & (LUT_SIZE - 1)
-        };
+        // Alpha goes through the same arithmetic with its own scale, so all four lanes share
+        // one branch-free sequence the compiler can vectorise; only the table loads are scalar.
+        let scales = [scale, scale, scale, 255.0];
+        let tops = [LUT_MAX, LUT_MAX, LUT_MAX, 255.0];
         for (s, d) in src.chunks_exact(4).zip(dst.chunks_exact_mut(4)) {
-            d[0] = lut[index(s[0])];
-            d[1] = lut[index(s[1])];
-            d[2] = lut[index(s[2])];
-            d[3] = (s[3].clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+            let mut lanes = [0u32; 4];
+            for c in 0..4 {
+                // max() maps NaN to 0; after min() the value is in range, so the cast is exact.
+                lanes[c] = (s[c] * scales[c] + 0.5).max(0.0).min(tops[c]) as u32;
+            }
+            d[0] = lut[lanes[0] as usize & (LUT_SIZE - 1)];
+            d[1] = lut[lanes[1] as usize & (LUT_SIZE - 1)];
+            d[2] = lut[lanes[2] as usize & (LUT_SIZE - 1)];
+            d[3] = lanes[3] as u8;
         }
     }
 

@@ -2,7 +2,7 @@
 //! into frames and events, reconnect with backoff, unset when idle.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -185,19 +185,24 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
     // Grabs run beside the stream so a slow grab never stalls callback reading; the Notify
     // holds at most one permit, so notifications that pile up collapse into one grab.
     let grab_wanted = Arc::new(Notify::new());
+    let last_user_data = Arc::new(AtomicU64::new(0));
     let _grabber = plan.grab.clone().map(|grab| {
         // An initial grab shows the current image at once, even if rendering is finished.
         grab_wanted.notify_one();
         let only_once = plan.generation == CallbackGeneration::Gen1;
-        AbortOnDrop(tokio::spawn(grab_loop(
-            shared.clone(),
-            upstream.clone(),
-            grab,
-            plan.release.clone(),
-            grab_wanted.clone(),
-            callback_id,
-            only_once,
-        )))
+        AbortOnDrop(tokio::spawn(
+            Grabber {
+                shared: shared.clone(),
+                upstream: upstream.clone(),
+                grab,
+                release: plan.release.clone(),
+                wanted: grab_wanted.clone(),
+                user_data: last_user_data.clone(),
+                callback_id,
+                only_once,
+            }
+            .run(),
+        ))
     });
 
     let mut stop = shared.stop.subscribe();
@@ -218,7 +223,8 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
             }
             item = stream.next() => match item {
                 Some(Ok(message)) => {
-                    handle_callback(shared, plan, &message, callback_id, &grab_wanted, &mut reported).await;
+                    let grab = Grab { wanted: &grab_wanted, user_data: &last_user_data };
+                    handle_callback(shared, plan, &message, callback_id, grab, &mut reported).await;
                 }
                 Some(Err(status)) => {
                     upstream.observe(Some(&status));
@@ -306,12 +312,19 @@ fn payload_of(message: &DynamicMessage) -> Option<(u32, DynamicMessage)> {
     })
 }
 
+/// How the stream reader asks the grabber for an image (generation 2).
+struct Grab<'a> {
+    wanted: &'a Notify,
+    /// `user_data` of the newest notification, reported with the grabbed frame.
+    user_data: &'a AtomicU64,
+}
+
 async fn handle_callback(
     shared: &Arc<Shared>,
     plan: &Plan,
     message: &DynamicMessage,
     callback_id: i32,
-    grab_wanted: &Notify,
+    grab: Grab<'_>,
     reported: &mut ReportedErrors,
 ) {
     let Some((number, body)) = payload_of(message) else {
@@ -327,7 +340,10 @@ async fn handle_callback(
     let event = match number {
         payload::NEW_IMAGE => {
             match plan.generation {
-                CallbackGeneration::Gen2 => grab_wanted.notify_one(),
+                CallbackGeneration::Gen2 => {
+                    grab.user_data.store(user_data, Ordering::Relaxed);
+                    grab.wanted.notify_one();
+                }
                 CallbackGeneration::Gen1 => {
                     let images = body
                         .get_field_by_number(4)
@@ -367,58 +383,77 @@ async fn decode_blocking(array: DynamicMessage) -> Result<RenderImage, ImageErro
         .unwrap_or(Err(ImageError::NoImage))
 }
 
-async fn grab_loop(
+/// Grabs (and releases) render results whenever `wanted` is notified.
+struct Grabber {
     shared: Arc<Shared>,
     upstream: Upstream,
     grab: MethodDescriptor,
     release: Option<MethodDescriptor>,
     wanted: Arc<Notify>,
+    /// `user_data` of the newest `newImage` notification.
+    user_data: Arc<AtomicU64>,
     callback_id: i32,
+    /// Generation 1: one grab at the start only (images come inline afterwards).
     only_once: bool,
-) {
-    let mut reported = ReportedErrors::default();
-    let timeout = shared.config.call_timeout;
-    loop {
-        wanted.notified().await;
-        let response = unary(&upstream, &grab, DynamicMessage::new(grab.input()), timeout).await;
-        let response = match response {
-            Ok(response) => response,
-            Err(status) => {
-                // The stream notices a lost upstream too and restarts the session.
-                tracing::debug!(%status, "grabRenderResult failed");
-                if only_once {
-                    return;
-                }
-                continue;
-            }
-        };
-        let has_result = response
-            .get_field_by_number(1)
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        if has_result {
-            // Release at once: the image bytes are already ours.
-            if let Some(release) = &release {
-                let request = DynamicMessage::new(release.input());
-                if let Err(status) = unary(&upstream, release, request, timeout).await {
-                    tracing::debug!(%status, "releaseRenderResult failed");
-                }
-            }
-            match response
-                .get_field_by_number(2)
-                .and_then(|v| v.as_message().cloned())
-            {
-                Some(array) => match decode_blocking(array).await {
-                    Ok(image) => {
-                        shared.publish(image, callback_id, 0);
+}
+
+impl Grabber {
+    async fn run(self) {
+        let Grabber {
+            shared,
+            upstream,
+            grab,
+            release,
+            wanted,
+            user_data,
+            callback_id,
+            only_once,
+        } = self;
+        let mut reported = ReportedErrors::default();
+        let timeout = shared.config.call_timeout;
+        loop {
+            wanted.notified().await;
+            let response =
+                unary(&upstream, &grab, DynamicMessage::new(grab.input()), timeout).await;
+            let response = match response {
+                Ok(response) => response,
+                Err(status) => {
+                    // The stream notices a lost upstream too and restarts the session.
+                    tracing::debug!(%status, "grabRenderResult failed");
+                    if only_once {
+                        return;
                     }
-                    Err(error) => reported.report(&shared, &error),
-                },
-                None => reported.report(&shared, &ImageError::NoImage),
+                    continue;
+                }
+            };
+            let has_result = response
+                .get_field_by_number(1)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if has_result {
+                // Release at once: the image bytes are already ours.
+                if let Some(release) = &release {
+                    let request = DynamicMessage::new(release.input());
+                    if let Err(status) = unary(&upstream, release, request, timeout).await {
+                        tracing::debug!(%status, "releaseRenderResult failed");
+                    }
+                }
+                match response
+                    .get_field_by_number(2)
+                    .and_then(|v| v.as_message().cloned())
+                {
+                    Some(array) => match decode_blocking(array).await {
+                        Ok(image) => {
+                            shared.publish(image, callback_id, user_data.load(Ordering::Relaxed));
+                        }
+                        Err(error) => reported.report(&shared, &error),
+                    },
+                    None => reported.report(&shared, &ImageError::NoImage),
+                }
             }
-        }
-        if only_once {
-            return;
+            if only_once {
+                return;
+            }
         }
     }
 }

@@ -65,6 +65,15 @@ enum Control {
     Resume,
 }
 
+/// A JSON number within `min..=max`, rounded to the nearest whole number (browsers send
+/// sliders' values as floats).
+fn whole_number(value: &Value, min: f64, max: f64) -> Option<u64> {
+    value
+        .as_f64()
+        .filter(|v| v.is_finite() && (min..=max).contains(v))
+        .map(|v| v.round() as u64)
+}
+
 /// Parses a control message against the current settings; the error text goes back to the
 /// viewer as `{"type":"error","message":...}`.
 fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
@@ -98,19 +107,15 @@ fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
                 })?;
             }
             "quality" => {
-                settings.quality = value
-                    .as_u64()
-                    .filter(|q| (1..=100).contains(q))
+                settings.quality = whole_number(value, 1.0, 100.0)
                     .and_then(|q| u8::try_from(q).ok())
-                    .ok_or_else(|| format!("quality {value} must be an integer from 1 to 100"))?;
+                    .ok_or_else(|| format!("quality {value} must be a number from 1 to 100"))?;
             }
             "max_fps" => {
-                settings.max_fps = value
-                    .as_u64()
-                    .filter(|f| *f <= u64::from(MAX_FPS))
+                settings.max_fps = whole_number(value, 0.0, f64::from(MAX_FPS))
                     .and_then(|f| u32::try_from(f).ok())
                     .ok_or_else(|| {
-                        format!("max_fps {value} must be an integer from 0 (unlimited) to {MAX_FPS}")
+                        format!("max_fps {value} must be a number from 0 (unlimited) to {MAX_FPS}")
                     })?;
             }
             "exposure" => {
@@ -306,7 +311,7 @@ mod tests {
     #[test]
     fn config_messages_update_only_the_given_fields() {
         let parsed = parse_control(
-            r#"{"type":"config","encoding":"png","max_fps":30,"exposure":1.5}"#,
+            r#"{"type":"config","encoding":"png","max_fps":29.97,"exposure":1.5}"#,
             defaults(),
         )
         .unwrap();
