@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -13,6 +14,55 @@ export const repoRoot = path.resolve(here, '..', '..');
 export const artifactsDir = path.join(repoRoot, 'test-artifacts', 'browser');
 
 const STARTUP_TIMEOUT_MS = 60000;
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts another `octaneweb` command (e.g. `serve`, `render-server`) and resolves once
+ * `ready()` says it is up; resolves to `{process, output(), stop()}`.
+ */
+export async function startCommand(args, ready, timeoutMs = STARTUP_TIMEOUT_MS) {
+  const bin = process.env.OCTANEWEB_BIN || path.join(repoRoot, 'target', 'debug', 'octaneweb');
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  let output = '';
+  const remember = (chunk) => {
+    output = (output + chunk.toString()).slice(-32 * 1024);
+  };
+  child.stdout.on('data', remember);
+  child.stderr.on('data', remember);
+  const started = Date.now();
+  while (!(await ready().catch(() => false))) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`octaneweb ${args[0]} exited:\n${output}`);
+    if (Date.now() - started > timeoutMs) {
+      child.kill('SIGKILL');
+      throw new Error(`octaneweb ${args[0]} not ready within ${timeoutMs / 1000} s:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { process: child, output: () => output, stop: () => stopProcess(child) };
+}
+
+/** Resolves true once something accepts TCP connections on 127.0.0.1:port. */
+export function portOpen(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 /**
  * Starts `octaneweb demo` and resolves to `{url, process, output, stop()}` once it prints

@@ -93,8 +93,9 @@ export class ConnectionStatus extends EventTarget {
     // /health reports the last call's outcome; /readyz probes the upstream now.
     try {
       const ready = await request('readyz', { timeoutMs: HEALTH_TIMEOUT_MS });
-      const text = await ready.text().catch(() => '');
-      this.update('up', ready.ok ? 'up' : 'down', ready.ok ? '' : text.slice(0, 200));
+      const answer = await ready.json().catch(() => null);
+      const reason = String(answer?.reason || answer?.error || `readyz answered HTTP ${ready.status}`).slice(0, 300);
+      this.update('up', ready.ok ? 'up' : 'down', ready.ok ? '' : reason);
     } catch (err) {
       this.update('down', 'unknown', err?.message || String(err));
     }

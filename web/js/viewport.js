@@ -135,9 +135,9 @@ export class Viewport extends EventTarget {
     if (generation !== this.generation) return;
     const index = FALLBACK_ORDER.indexOf(mode);
     const next = FALLBACK_ORDER[index + 1];
-    // Fall back only when this transport never worked while the gateway is up; otherwise
-    // the outage is not the transport's fault, so retry it with backoff.
-    if (!gotFrame && next && this.status.gatewayUp()) {
+    // Fall back only when this transport never worked while the gateway and its upstream are
+    // up; otherwise the outage is not the transport's fault, so retry it with backoff.
+    if (!gotFrame && next && this.status.gatewayUp() && this.status.upstream !== 'down') {
       toast(`${MODE_LABELS[mode]} unavailable (${reason}); trying ${MODE_LABELS[next]}`, 'info');
       this.run(next);
       return;
