@@ -93,6 +93,39 @@ describe('viewport', { timeout: 180000 }, () => {
     await screenshot(page, 'camera-orbited');
   });
 
+  test('right-drag pans (the target moves with the camera) and the wheel zooms', async () => {
+    const sub = (a = {}, b = {}) => ['x', 'y', 'z'].map((k) => (a[k] ?? 0) - (b[k] ?? 0));
+    const waitSent = async (n) => page.waitForFunction((count) => {
+      const el = document.getElementById('viewport');
+      return Number(el.dataset.cameraSent) > count && el.dataset.cameraBusy === '0';
+    }, n);
+    const sentCount = async () => Number(await page.getAttribute('#viewport', 'data-camera-sent') || 0);
+    const start = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    const box = await page.locator('#viewport').boundingBox();
+    const x = box.x + box.width / 2;
+    const y = box.y + box.height / 2;
+    let sent = await sentCount();
+    await page.mouse.move(x, y);
+    await page.mouse.down({ button: 'right' });
+    for (let i = 1; i <= 6; i += 1) await page.mouse.move(x + i * 12, y - i * 6);
+    await page.mouse.up({ button: 'right' });
+    await waitSent(sent);
+    const panned = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    const targetMoved = Math.hypot(...sub(panned.target, start.target));
+    assert.ok(targetMoved > 0.01, `pan did not move the target: ${JSON.stringify({ start, panned })}`);
+    sub(panned.position, panned.target).forEach((v, i) => {
+      assert.ok(Math.abs(v - sub(start.position, start.target)[i]) < 1e-3, 'pan changed the view direction');
+    });
+    sent = await sentCount();
+    await page.mouse.move(x, y);
+    await page.mouse.wheel(0, -400);
+    await waitSent(sent);
+    const zoomed = await callJson(demo.url, 'LiveLink', 'GetCamera');
+    const distance = (c) => Math.hypot(...sub(c.position, c.target));
+    assert.ok(distance(zoomed) < distance(panned) * 0.8, `wheel did not zoom in: ${distance(panned)} -> ${distance(zoomed)}`);
+    await page.click('#btn-reset-camera');
+  });
+
   test('camera math: orbit keeps distance and target, pan keeps the view, dolly scales the distance', async () => {
     const r = await page.evaluate(async () => {
       const m = await import(new URL('js/camera.js', location.href).href);
@@ -230,6 +263,23 @@ describe('viewport', { timeout: 180000 }, () => {
     await page.waitForFunction(() => document.body.dataset.render === 'running');
     await waitForFrames(page, settled);
     assert.deepEqual(page.problems, []);
+  });
+
+  test('stop ends rendering and restart starts it again', async () => {
+    await page.click('#btn-stop');
+    await page.waitForFunction(() => document.body.dataset.render === 'stopped');
+    let settled = await frameCount(page);
+    for (let tries = 0; tries < 10; tries += 1) {
+      await page.waitForTimeout(800);
+      const now = await frameCount(page);
+      if (now === settled) break;
+      settled = now;
+    }
+    await page.waitForTimeout(1500);
+    assert.equal(await frameCount(page), settled, 'frames kept arriving after stop');
+    await page.click('#btn-restart');
+    await page.waitForFunction(() => document.body.dataset.render === 'running');
+    await waitForFrames(page, settled);
   });
 
   test('the layout fits a tablet without horizontal scrolling', async () => {

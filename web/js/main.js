@@ -95,9 +95,9 @@ let renderPaused = false;
 async function renderCommand(method, label) {
   try {
     await call('ApiRenderEngine', method, {});
-    if (method === 'pauseRendering') renderPaused = true;
-    if (method === 'continueRendering' || method === 'restartRendering') renderPaused = false;
-    document.body.dataset.render = renderPaused ? 'paused' : 'running';
+    const states = { pauseRendering: 'paused', stopRendering: 'stopped', continueRendering: 'running', restartRendering: 'running' };
+    renderPaused = states[method] !== 'running';
+    document.body.dataset.render = states[method];
     toast(label, 'ok', 1500);
   } catch (err) {
     toast(`${method} failed: ${err.message}`, 'error');
