@@ -265,6 +265,28 @@ describe('viewport', { timeout: 180000 }, () => {
     assert.deepEqual(page.problems, []);
   });
 
+  test('a hidden page pauses its WebSocket stream and resumes when shown again', async () => {
+    const setHidden = (hidden) => page.evaluate((value) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => value });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    await page.click('#btn-restart');
+    await waitForFrames(page, await frameCount(page));
+    await setHidden(true);
+    let settled = await frameCount(page);
+    for (let tries = 0; tries < 10; tries += 1) {
+      await page.waitForTimeout(800);
+      const now = await frameCount(page);
+      if (now === settled) break;
+      settled = now;
+    }
+    await page.waitForTimeout(1000);
+    assert.equal(await frameCount(page), settled, 'frames kept arriving while hidden');
+    await setHidden(false);
+    await waitForFrames(page, settled);
+    assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws');
+  });
+
   test('stop ends rendering and restart starts it again', async () => {
     await page.click('#btn-stop');
     await page.waitForFunction(() => document.body.dataset.render === 'stopped');

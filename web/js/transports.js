@@ -60,7 +60,10 @@ export class WsTransport extends Transport {
     }
     this.socket = socket;
     socket.binaryType = 'arraybuffer';
-    socket.addEventListener('open', () => this.sendConfig());
+    socket.addEventListener('open', () => {
+      this.sendConfig();
+      if (this.heldState?.type === 'pause') this.send(this.heldState);
+    });
     socket.addEventListener('message', (event) => this.onSocketMessage(event));
     socket.addEventListener('error', () => this.fail('WebSocket error'));
     socket.addEventListener('close', (event) => this.fail(`WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`));
@@ -95,9 +98,10 @@ export class WsTransport extends Transport {
     if (Object.keys(message).length > 1) this.send(message);
   }
 
-  /** Sends a control message if the socket is open (e.g. {type: 'pause'}). */
+  /** Sends a control message (e.g. {type: 'pause'}); one sent while connecting goes out on open. */
   send(message) {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    else if (message.type === 'pause' || message.type === 'resume') this.heldState = message;
   }
 
   onSocketMessage(event) {
@@ -215,6 +219,13 @@ export class PollTransport extends Transport {
   async loop() {
     while (this.active) {
       let delay = this.interval();
+      if (document.hidden) {
+        // Nobody is looking: poll again later.
+        await new Promise((resolve) => {
+          this.timer = setTimeout(resolve, POLL_WAIT_MS);
+        });
+        continue;
+      }
       try {
         delay = await this.pollOnce();
       } catch (err) {

@@ -50,6 +50,8 @@ export class Viewport extends EventTarget {
     this.firstFrameTimer = null;
     this.retryTimer = null;
     this.generation = 0;
+    // A hidden tab needs no frames: ask the server to hold them (WebSocket) until it is back.
+    document.addEventListener('visibilitychange', () => this.control({ type: document.hidden ? 'pause' : 'resume' }));
   }
 
   /** Starts streaming with the preferred transport (again, if already running). */
@@ -120,10 +122,16 @@ export class Viewport extends EventTarget {
     this.transport = new Transport(hooks, this.config);
     this.setMode(mode);
     this.transport.start();
-    this.firstFrameTimer = setTimeout(() => {
-      if (generation !== this.generation || gotFrame) return;
-      this.transport?.fail?.(`no frame within ${FIRST_FRAME_TIMEOUT_MS / 1000} s`);
-    }, FIRST_FRAME_TIMEOUT_MS);
+    if (document.hidden) this.control({ type: 'pause' });
+    const armFirstFrameTimer = () => {
+      this.firstFrameTimer = setTimeout(() => {
+        if (generation !== this.generation || gotFrame) return;
+        // A hidden page asked for no frames; their absence says nothing about the transport.
+        if (document.hidden) armFirstFrameTimer();
+        else this.transport?.fail?.(`no frame within ${FIRST_FRAME_TIMEOUT_MS / 1000} s`);
+      }, FIRST_FRAME_TIMEOUT_MS);
+    };
+    armFirstFrameTimer();
   }
 
   async onTransportFailed(mode, gotFrame, reason) {
