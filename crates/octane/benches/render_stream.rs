@@ -172,6 +172,9 @@ async fn sse_viewer(
         .expect("stream");
     ready.fetch_add(1, Ordering::Relaxed);
     let mut body = response.bytes_stream();
+    if !decode {
+        return count_sse_events(&mut body, end).await;
+    }
     let mut buffer: Vec<u8> = Vec::with_capacity(4 << 20);
     let mut scanned = 0usize;
     let mut stats = ViewerStats::default();
@@ -210,6 +213,32 @@ async fn sse_viewer(
             }
             buffer.drain(..end_of_event);
             scanned = 0;
+        }
+    }
+    stats
+}
+
+/// Counts image events without keeping them (so the client's memory stays out of the
+/// server's RSS figure): an event ends at "\n\n"; image events are the long ones.
+async fn count_sse_events(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    end: tokio::time::Instant,
+) -> ViewerStats {
+    let mut stats = ViewerStats::default();
+    let mut previous = 0u8;
+    let mut event_len = 0usize;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(end, body.next()).await {
+        stats.wire_bytes += chunk.len() as u64;
+        for &byte in chunk.iter() {
+            event_len += 1;
+            if byte == b'\n' && previous == b'\n' {
+                if event_len > 4096 {
+                    stats.frames += 1;
+                    stats.pixel_bytes += PIXEL_BYTES as u64;
+                }
+                event_len = 0;
+            }
+            previous = byte;
         }
     }
     stats
