@@ -64,6 +64,28 @@ describe('fallback', { timeout: 180000 }, () => {
     await page.context().close();
   });
 
+  test('the transport chosen in Settings is used at once and after a reload', async () => {
+    const page = await openPage(browser);
+    await page.goto(demo.url);
+    await waitForFrames(page, 0);
+    assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws');
+    await page.click('#btn-settings');
+    await page.selectOption('#set-transport', 'sse');
+    await page.fill('#set-maxfps', '10');
+    await screenshot(page, 'settings');
+    await page.click('#btn-settings-save');
+    await page.waitForFunction(() => document.getElementById('viewport').dataset.mode === 'sse');
+    await waitForFrames(page, Number(await page.getAttribute('#viewport', 'data-frames')));
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('viewport').dataset.mode === 'sse');
+    await waitForFrames(page, 0);
+    await page.click('#btn-settings');
+    assert.equal(await page.inputValue('#set-maxfps'), '10');
+    await page.keyboard.press('Escape');
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+
   test('a banner shows while the gateway is down and the page recovers by itself', async () => {
     const page = await openPage(browser);
     await page.goto(demo.url);
