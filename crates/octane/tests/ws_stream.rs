@@ -248,3 +248,23 @@ async fn the_callback_is_unset_when_the_last_viewer_leaves() {
     }
     assert!(gateway.hub.status().metrics.subscriptions >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_call_deadline_does_not_cut_the_callback_stream() {
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let upstream = octaneweb_gateway::upstream::UpstreamConfig {
+        default_timeout: Some(std::time::Duration::from_millis(300)),
+        ..octaneweb_gateway::upstream::UpstreamConfig::with_target(server.addr.to_string())
+    };
+    let gateway = Gateway::start_with(upstream, CallbackGeneration::Gen2, hub_config()).await;
+    let mut ws = gateway.ws().await;
+    next_json_of(&mut ws, "hello").await;
+    let (first, _) = next_frame(&mut ws).await;
+    // Well past the deadline, frames still come over the first subscription.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (later, _) = next_frame(&mut ws).await;
+    assert!(later.seq > first.seq);
+    let status = gateway.hub.status();
+    assert_eq!(status.metrics.subscriptions, 1, "{:?}", status.last_error);
+    assert_eq!(status.metrics.subscription_failures, 0);
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use octaneweb_gateway::upstream::Upstream;
+use octaneweb_gateway::upstream::{DynamicCodec, Upstream};
 use prost_reflect::{DynamicMessage, MethodDescriptor, Value};
 use tokio::sync::Notify;
 use tonic::{Request, Status};
@@ -155,12 +155,8 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
             ))
         }
     };
-    let open = DynamicMessage::new(plan.callback_channel.input());
-    let mut stream = match upstream
-        .server_streaming(&plan.callback_channel, Request::new(open))
-        .await
-    {
-        Ok(response) => response.into_inner(),
+    let mut stream = match open_callback_stream(upstream, &plan.callback_channel).await {
+        Ok(stream) => stream,
         Err(status) => {
             return broken(format!(
                 "callbackChannel on {}: {}",
@@ -242,6 +238,43 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
             }
         }
     }
+}
+
+/// Opens `callbackChannel` on the upstream's shared channel without a deadline: the stream
+/// lives as long as the subscription, so the gateway's default per-call deadline (meant for
+/// ordinary calls) must not cut it.
+async fn open_callback_stream(
+    upstream: &Upstream,
+    method: &MethodDescriptor,
+) -> Result<tonic::Streaming<DynamicMessage>, Status> {
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    let path = http::uri::PathAndQuery::try_from(path).map_err(|e| {
+        Status::internal(format!(
+            "method {} has no valid path: {e}",
+            method.full_name()
+        ))
+    })?;
+    let limit = upstream.config().max_message_bytes;
+    let mut grpc = tonic::client::Grpc::new(upstream.channel())
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let connect = async {
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))?;
+        let request = Request::new(DynamicMessage::new(method.input()));
+        grpc.server_streaming(request, path, DynamicCodec::for_method(method))
+            .await
+    };
+    // Bound only the wait for the response headers.
+    let outcome = tokio::time::timeout(upstream.config().connect_timeout * 4, connect)
+        .await
+        .unwrap_or_else(|_| Err(Status::unavailable("no answer to callbackChannel in time")));
+    match &outcome {
+        Ok(_) => upstream.observe(None),
+        Err(status) => upstream.observe(Some(status)),
+    }
+    outcome.map(tonic::Response::into_inner)
 }
 
 fn idle_check_period(grace: Duration) -> Duration {

@@ -127,8 +127,16 @@ impl Gateway {
         generation: CallbackGeneration,
         config: FrameHubConfig,
     ) -> Gateway {
-        let upstream = Upstream::new(UpstreamConfig::with_target(upstream_addr.to_string()))
-            .expect("upstream");
+        let upstream_config = UpstreamConfig::with_target(upstream_addr.to_string());
+        Gateway::start_with(upstream_config, generation, config).await
+    }
+
+    pub async fn start_with(
+        upstream_config: UpstreamConfig,
+        generation: CallbackGeneration,
+        config: FrameHubConfig,
+    ) -> Gateway {
+        let upstream = Upstream::new(upstream_config).expect("upstream");
         let hub = FrameHub::start(upstream, &schema(generation), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
