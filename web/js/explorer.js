@@ -75,9 +75,10 @@ export class Explorer {
     this.statusLine = h('div', { className: 'call-status', id: 'explorer-status', role: 'status', 'aria-live': 'polite' });
     this.response = h('pre', { className: 'response', id: 'explorer-response', tabindex: '0', 'aria-label': 'Response' });
     this.historyList = h('ol', { className: 'history', id: 'explorer-history', 'aria-label': 'Call history' });
+    this.warnings = h('details', { className: 'schema-warnings', id: 'explorer-warnings', hidden: true });
 
     this.root.replaceChildren(
-      h('div', { className: 'explorer-picker' }, this.search, this.methodList),
+      h('div', { className: 'explorer-picker' }, this.search, this.methodList, this.warnings),
       h('div', { className: 'explorer-call' },
         this.title,
         this.editor = h('div', { className: 'request-editor', hidden: true },
@@ -114,12 +115,23 @@ export class Explorer {
       this.schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
       this.root.dataset.state = 'ready';
       this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
+      this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
       this.renderMethods();
       if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
     } catch (err) {
       this.root.dataset.state = 'error';
       this.methodList.replaceChildren(h('p', { className: 'error-text' }, `Could not load the schema: ${err.message}`));
     }
+  }
+
+  /** Files the gateway skipped while loading the schema (e.g. conflicts in an SDK's protodef). */
+  renderWarnings(warnings) {
+    this.warnings.replaceChildren();
+    this.warnings.hidden = warnings.length === 0;
+    if (!warnings.length) return;
+    this.warnings.append(
+      h('summary', {}, `${warnings.length} schema warning${warnings.length === 1 ? '' : 's'}`),
+      h('ul', {}, warnings.slice(0, 100).map((w) => h('li', {}, typeof w === 'string' ? w : String(w?.message ?? JSON.stringify(w))))));
   }
 
   renderMethods() {
