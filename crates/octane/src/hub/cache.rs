@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::sync::Semaphore;
 
 use crate::encode::{encode, EncodeError, EncodedFrame, EncodingKey};
 use crate::frame::Frame;
@@ -25,6 +26,9 @@ struct CacheState {
 pub(crate) struct EncodeCache {
     state: Mutex<CacheState>,
     max_keys: usize,
+    /// Bounds encodes running at once (cached or not), so many viewers asking for many
+    /// different encodings queue instead of piling up CPU work and output buffers.
+    permits: Arc<Semaphore>,
 }
 
 impl EncodeCache {
@@ -35,6 +39,9 @@ impl EncodeCache {
                 entries: HashMap::new(),
             }),
             max_keys: max_keys.max(1),
+            permits: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
+            )),
         }
     }
 
@@ -74,7 +81,7 @@ impl EncodeCache {
             } else if let Some(existing) = state.entries.get(&key) {
                 Some(existing.clone())
             } else if state.entries.len() < self.max_keys {
-                let task = spawn_encode(frame.clone(), key, metrics.clone());
+                let task = spawn_encode(frame.clone(), key, metrics.clone(), &self.permits);
                 state.entries.insert(key, task.clone());
                 Some(task)
             } else {
@@ -83,26 +90,42 @@ impl EncodeCache {
         };
         match shared {
             Some(task) => task.await,
-            None => spawn_encode(frame.clone(), key, metrics.clone()).await,
+            None => spawn_encode(frame.clone(), key, metrics.clone(), &self.permits).await,
         }
     }
 }
 
-/// Starts the encode on the blocking pool now; the returned future only collects the result.
-fn spawn_encode(frame: Arc<Frame>, key: EncodingKey, metrics: Arc<HubMetrics>) -> SharedEncode {
-    let task = tokio::task::spawn_blocking(move || {
-        let outcome = encode(&frame, key);
-        match &outcome {
-            Ok(encoded) => metrics.encoded(key.format, encoded.encode_time),
-            Err(error) => {
-                tracing::warn!(seq = frame.seq, format = key.format.label(), %error, "frame encode failed")
-            }
-        }
-        outcome.map(Arc::new)
+/// Starts the encode now (on the blocking pool, once a permit is free); the returned future
+/// only collects the result, so a viewer that goes away does not cancel it for the others.
+fn spawn_encode(
+    frame: Arc<Frame>,
+    key: EncodingKey,
+    metrics: Arc<HubMetrics>,
+    permits: &Arc<Semaphore>,
+) -> SharedEncode {
+    let permits = permits.clone();
+    let task = tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return Err(EncodeError::Cancelled);
+        };
+        tokio::task::spawn_blocking(move || encode_now(&frame, key, &metrics))
+            .await
+            .unwrap_or(Err(EncodeError::Cancelled))
     });
     async move { task.await.unwrap_or(Err(EncodeError::Cancelled)) }
         .boxed()
         .shared()
+}
+
+fn encode_now(frame: &Arc<Frame>, key: EncodingKey, metrics: &HubMetrics) -> EncodeResult {
+    let outcome = encode(frame, key);
+    match &outcome {
+        Ok(encoded) => metrics.encoded(key.format, encoded.encode_time),
+        Err(error) => {
+            tracing::warn!(seq = frame.seq, format = key.format.label(), %error, "frame encode failed")
+        }
+    }
+    outcome.map(Arc::new)
 }
 
 #[cfg(test)]
