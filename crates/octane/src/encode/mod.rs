@@ -125,6 +125,11 @@ impl EncodingKey {
         }
     }
 
+    /// Identity of the tonemap part of the key.
+    pub(crate) fn tonemap_bits(&self) -> (u32, u32) {
+        self.tonemap_bits
+    }
+
     /// The tonemap this key stands for.
     pub fn tonemap(&self) -> Tonemap {
         Tonemap {
@@ -312,29 +317,37 @@ pub fn rgba8<'a>(frame: &'a Frame, tonemap: Tonemap) -> Cow<'a, [u8]> {
 
 /// Encodes `frame` for `key`. Blocking and CPU-bound.
 pub fn encode(frame: &Arc<Frame>, key: EncodingKey) -> Result<EncodedFrame, EncodeError> {
+    encode_rgba(frame, key, &rgba8(frame, key.tonemap()))
+}
+
+/// Encodes `frame` for `key` from `pixels`, the frame as sRGB RGBA8 (for HDR frames: already
+/// tonemapped with the key's settings). Blocking and CPU-bound.
+pub fn encode_rgba(
+    frame: &Arc<Frame>,
+    key: EncodingKey,
+    pixels: &[u8],
+) -> Result<EncodedFrame, EncodeError> {
     let started = Instant::now();
-    let pixels = rgba8(frame, key.tonemap());
     let (message, payload) = match key.format {
         Format::Image { kind, quality } => {
-            let mut out = BytesMut::with_capacity(HEADER_LEN + encoded_size_hint(kind, &pixels));
+            let mut out = BytesMut::with_capacity(HEADER_LEN + encoded_size_hint(kind, pixels));
             FrameHeader::for_frame(frame, kind).write(&mut out);
             match kind {
-                EncodingKind::Raw => out.extend_from_slice(&pixels),
+                EncodingKind::Raw => out.extend_from_slice(pixels),
                 EncodingKind::Png => {
                     let mut writer = (&mut out).writer();
-                    encode_png(&pixels, frame.width(), frame.height(), &mut writer)?;
+                    encode_png(pixels, frame.width(), frame.height(), &mut writer)?;
                 }
                 EncodingKind::Jpeg => {
-                    let mut body = Vec::with_capacity(pixels.len() / 8);
-                    encode_jpeg(&pixels, frame.width(), frame.height(), quality, &mut body)?;
-                    out.extend_from_slice(&body);
+                    let mut writer = (&mut out).writer();
+                    encode_jpeg(pixels, frame.width(), frame.height(), quality, &mut writer)?;
                 }
             }
             let len = out.len();
             (out.freeze(), HEADER_LEN..len)
         }
         Format::ProxyJson => {
-            let json = proxy_image_event(frame, &pixels)?;
+            let json = proxy_image_event(frame, pixels)?;
             let mut out = BytesMut::with_capacity(json.len() + 8);
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(&json);
@@ -355,7 +368,7 @@ fn encoded_size_hint(kind: EncodingKind, pixels: &[u8]) -> usize {
     match kind {
         EncodingKind::Raw => pixels.len(),
         EncodingKind::Png => pixels.len() / 2,
-        EncodingKind::Jpeg => 0,
+        EncodingKind::Jpeg => pixels.len() / 8,
     }
 }
 
@@ -385,7 +398,7 @@ pub fn encode_jpeg(
     width: u32,
     height: u32,
     quality: u8,
-    out: &mut Vec<u8>,
+    out: &mut impl std::io::Write,
 ) -> Result<(), EncodeError> {
     let w = u16::try_from(width)
         .map_err(|_| EncodeError::Jpeg(format!("width {width} exceeds JPEG's 65535")))?;

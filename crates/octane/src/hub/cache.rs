@@ -11,16 +11,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
-use crate::encode::{encode, EncodeError, EncodedFrame, EncodingKey};
+use crate::encode::{encode, encode_rgba, rgba8, EncodeError, EncodedFrame, EncodingKey};
 use crate::frame::Frame;
 use crate::metrics::HubMetrics;
 
 type EncodeResult = Result<Arc<EncodedFrame>, EncodeError>;
 type SharedEncode = Shared<BoxFuture<'static, EncodeResult>>;
+type SharedPixels = Shared<BoxFuture<'static, Result<Arc<Vec<u8>>, EncodeError>>>;
 
 struct CacheState {
     seq: u64,
     entries: HashMap<EncodingKey, SharedEncode>,
+    /// HDR frames: the tonemapped RGBA8 per tonemap, shared by every encoding that uses it.
+    tonemapped: HashMap<(u32, u32), SharedPixels>,
+}
+
+impl CacheState {
+    fn reset(&mut self, seq: u64) {
+        self.seq = seq;
+        self.entries.clear();
+        self.tonemapped.clear();
+    }
 }
 
 pub(crate) struct EncodeCache {
@@ -37,6 +48,7 @@ impl EncodeCache {
             state: Mutex::new(CacheState {
                 seq: 0,
                 entries: HashMap::new(),
+                tonemapped: HashMap::new(),
             }),
             max_keys: max_keys.max(1),
             permits: Arc::new(Semaphore::new(
@@ -49,8 +61,7 @@ impl EncodeCache {
     pub fn advance(&self, seq: u64) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.seq < seq {
-            state.seq = seq;
-            state.entries.clear();
+            state.reset(seq);
         }
     }
 
@@ -73,15 +84,21 @@ impl EncodeCache {
         let shared = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if state.seq < frame.seq {
-                state.seq = frame.seq;
-                state.entries.clear();
+                state.reset(frame.seq);
             }
             if state.seq != frame.seq {
                 None
             } else if let Some(existing) = state.entries.get(&key) {
                 Some(existing.clone())
             } else if state.entries.len() < self.max_keys {
-                let task = spawn_encode(frame.clone(), key, metrics.clone(), &self.permits);
+                let pixels = frame.is_hdr().then(|| {
+                    state
+                        .tonemapped
+                        .entry(key.tonemap_bits())
+                        .or_insert_with(|| spawn_tonemap(frame.clone(), key, &self.permits))
+                        .clone()
+                });
+                let task = spawn_encode(frame.clone(), key, metrics.clone(), &self.permits, pixels);
                 state.entries.insert(key, task.clone());
                 Some(task)
             } else {
@@ -90,7 +107,7 @@ impl EncodeCache {
         };
         match shared {
             Some(task) => task.await,
-            None => spawn_encode(frame.clone(), key, metrics.clone(), &self.permits).await,
+            None => spawn_encode(frame.clone(), key, metrics.clone(), &self.permits, None).await,
         }
     }
 }
@@ -102,13 +119,19 @@ fn spawn_encode(
     key: EncodingKey,
     metrics: Arc<HubMetrics>,
     permits: &Arc<Semaphore>,
+    pixels: Option<SharedPixels>,
 ) -> SharedEncode {
     let permits = permits.clone();
     let task = tokio::spawn(async move {
+        // Wait for shared pixels BEFORE taking a permit: their tonemap needs one too.
+        let pixels = match pixels {
+            Some(shared) => Some(shared.await?),
+            None => None,
+        };
         let Ok(_permit) = permits.acquire_owned().await else {
             return Err(EncodeError::Cancelled);
         };
-        tokio::task::spawn_blocking(move || encode_now(&frame, key, &metrics))
+        tokio::task::spawn_blocking(move || encode_now(&frame, key, &metrics, pixels.as_deref()))
             .await
             .unwrap_or(Err(EncodeError::Cancelled))
     });
@@ -117,8 +140,32 @@ fn spawn_encode(
         .shared()
 }
 
-fn encode_now(frame: &Arc<Frame>, key: EncodingKey, metrics: &HubMetrics) -> EncodeResult {
-    let outcome = encode(frame, key);
+/// Tonemaps an HDR frame for `key`'s settings (once a permit is free).
+fn spawn_tonemap(frame: Arc<Frame>, key: EncodingKey, permits: &Arc<Semaphore>) -> SharedPixels {
+    let permits = permits.clone();
+    let task = tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return Err(EncodeError::Cancelled);
+        };
+        tokio::task::spawn_blocking(move || Arc::new(rgba8(&frame, key.tonemap()).into_owned()))
+            .await
+            .map_err(|_| EncodeError::Cancelled)
+    });
+    async move { task.await.unwrap_or(Err(EncodeError::Cancelled)) }
+        .boxed()
+        .shared()
+}
+
+fn encode_now(
+    frame: &Arc<Frame>,
+    key: EncodingKey,
+    metrics: &HubMetrics,
+    pixels: Option<&Vec<u8>>,
+) -> EncodeResult {
+    let outcome = match pixels {
+        Some(pixels) => encode_rgba(frame, key, pixels),
+        None => encode(frame, key),
+    };
     match &outcome {
         Ok(encoded) => metrics.encoded(key.format, encoded.encode_time),
         Err(error) => {
@@ -190,6 +237,38 @@ mod tests {
         assert_eq!(stale.frame.seq, 1);
         assert_eq!(cache.len(), 0);
         assert_eq!(metrics.encodes(format), 2);
+    }
+
+    #[tokio::test]
+    async fn hdr_encodings_share_one_tonemap() {
+        let cache = EncodeCache::new(8);
+        let metrics = Arc::new(HubMetrics::default());
+        let hdr = Arc::new(Frame::new(
+            5,
+            1,
+            0,
+            RenderImage {
+                pixels: Pixels::RgbaF32(vec![0.5; 64]),
+                image_type: 2,
+                ..frame(5).image.clone()
+            },
+        ));
+        let tonemap = Tonemap::default();
+        let raw = EncodingKey::new(Format::image(EncodingKind::Raw, 0), tonemap, true);
+        let sse = EncodingKey::new(Format::ProxyJson, tonemap, true);
+        let raw = cache.get(&hdr, raw, &metrics).await.unwrap();
+        cache.get(&hdr, sse, &metrics).await.unwrap();
+        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 1);
+        assert_eq!(&raw.payload()[..4], &[188, 188, 188, 128]);
+        let brighter = Tonemap {
+            exposure: 1.0,
+            ..tonemap
+        };
+        let png = EncodingKey::new(Format::image(EncodingKind::Png, 0), brighter, true);
+        cache.get(&hdr, png, &metrics).await.unwrap();
+        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 2);
+        cache.advance(6);
+        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 0);
     }
 
     #[tokio::test]
