@@ -411,3 +411,74 @@ async fn repeat_polls_get_304_and_every_format_is_served() {
     let bad: Value = bad.json().await.expect("JSON");
     assert!(bad["error"].as_str().unwrap().contains("quality"));
 }
+
+/// Served by the gateway's own server, WebSocket and SSE viewers end promptly at shutdown
+/// instead of holding the drain until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_the_gateway_shuts_down() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let upstream = octaneweb_gateway::upstream::Upstream::new(
+        octaneweb_gateway::upstream::UpstreamConfig::with_target(server.addr.to_string()),
+    )
+    .expect("upstream");
+    let hub = octaneweb_octane::FrameHub::start(
+        upstream,
+        &schema(CallbackGeneration::Gen2),
+        hub_config(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(octaneweb_gateway::serve(
+        listener,
+        octaneweb_octane::routes(hub),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/render/ws"))
+        .await
+        .expect("ws connects");
+    next_frame(&mut ws).await;
+    let response = reqwest::get(format!("http://{addr}/render/stream"))
+        .await
+        .expect("sse");
+    let mut sse = SseReader::new(response);
+    sse.next_of("newImage").await;
+
+    let began = std::time::Instant::now();
+    stop.send(()).expect("server running");
+    let close = loop {
+        match next_message(&mut ws).await {
+            Message::Close(frame) => break frame,
+            _ => continue,
+        }
+    };
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+    // The SSE body ends (the reader sees the stream close).
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = sse.body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the SSE stream ended");
+    tokio::time::timeout(WAIT, serving)
+        .await
+        .expect("serve returns")
+        .expect("serve task")
+        .expect("serve ok");
+    assert!(
+        began.elapsed() < octaneweb_gateway::server::DRAIN_TIMEOUT,
+        "shutdown took {:?}",
+        began.elapsed()
+    );
+}

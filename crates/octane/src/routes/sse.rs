@@ -11,7 +11,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::Stream;
+use octaneweb_gateway::ShutdownSignal;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -41,7 +43,10 @@ fn event(value: &serde_json::Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
 }
 
-pub(crate) async fn stream(State(state): State<RenderState>) -> Response {
+pub(crate) async fn stream(
+    State(state): State<RenderState>,
+    shutdown: Option<Extension<ShutdownSignal>>,
+) -> Response {
     let viewer = match state.hub.viewer() {
         Ok(viewer) => viewer,
         Err(error) => return unavailable(error.to_string()),
@@ -57,7 +62,8 @@ pub(crate) async fn stream(State(state): State<RenderState>) -> Response {
         state: state.clone(),
         client_id,
     };
-    let body = Body::from_stream(events(state, viewer, guard, ping_rx));
+    let shutdown = shutdown.map(|Extension(signal)| signal);
+    let body = Body::from_stream(events(state, viewer, guard, ping_rx, shutdown));
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(
@@ -75,9 +81,13 @@ fn events(
     mut viewer: Viewer,
     guard: ClientGuard,
     mut ping_rx: mpsc::Receiver<()>,
+    shutdown: Option<ShutdownSignal>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     async_stream::stream! {
         let guard = guard;
+        // The server is shutting down: end the stream so the drain does not wait for it.
+        let shutdown = ShutdownSignal::wait_opt(shutdown);
+        tokio::pin!(shutdown);
         let mut events = state.hub.events();
         yield Ok(event(&json!({
             "type": "connected",
@@ -90,6 +100,7 @@ fn events(
         let tonemap = state.hub.config().default_tonemap;
         loop {
             tokio::select! {
+                _ = &mut shutdown => break,
                 frame = viewer.next_frame() => {
                     match state.hub.encoded(&frame, Format::ProxyJson, tonemap).await {
                         Ok(encoded) => {

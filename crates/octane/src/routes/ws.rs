@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
+use octaneweb_gateway::ShutdownSignal;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -139,14 +141,18 @@ fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
     Ok(Control::Config(settings))
 }
 
-pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<RenderState>) -> Response {
+pub(crate) async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<RenderState>,
+    shutdown: Option<Extension<ShutdownSignal>>,
+) -> Response {
     let viewer = match state.hub.viewer() {
         Ok(viewer) => viewer,
         Err(error) => return unavailable(error.to_string()),
     };
     ws.max_message_size(MAX_CONTROL_BYTES)
         .max_frame_size(MAX_CONTROL_BYTES)
-        .on_upgrade(move |socket| serve(socket, viewer, state))
+        .on_upgrade(move |socket| serve(socket, viewer, state, shutdown.map(|Extension(s)| s)))
 }
 
 fn text(value: &Value) -> Message {
@@ -182,7 +188,12 @@ enum Incoming {
     Binary,
 }
 
-async fn serve(socket: WebSocket, mut viewer: Viewer, state: RenderState) {
+async fn serve(
+    socket: WebSocket,
+    mut viewer: Viewer,
+    state: RenderState,
+    shutdown: Option<ShutdownSignal>,
+) {
     let (mut sink, mut stream) = socket.split();
     let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(CONTROL_QUEUE);
     // Reads on its own task so a frame being sent never stops control messages from queueing;
@@ -223,12 +234,19 @@ async fn serve(socket: WebSocket, mut viewer: Viewer, state: RenderState) {
     let mut paused = false;
     let mut next_allowed = Instant::now();
 
+    let shutdown = ShutdownSignal::wait_opt(shutdown);
+    tokio::pin!(shutdown);
     let outcome: Result<(), axum::Error> = async {
         sink.send(text(&hello)).await?;
         loop {
             let rate_limited = Instant::now() < next_allowed;
             tokio::select! {
                 biased;
+                _ = &mut shutdown => {
+                    let close = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
+                    sink.send(Message::Close(Some(close))).await?;
+                    return Ok(());
+                }
                 message = incoming.recv() => {
                     let reply = match message {
                         None => return Ok(()),
