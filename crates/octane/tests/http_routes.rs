@@ -410,6 +410,26 @@ async fn repeat_polls_get_304_and_every_format_is_served() {
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().await.expect("JSON");
     assert!(bad["error"].as_str().unwrap().contains("quality"));
+    for (query, expected) in [
+        ("/render/frame.png?exposure=99", "exposure"),
+        ("/render/frame.raw?gamma=zero", "gamma"),
+        ("/render/frame?encoding=gif", "encoding"),
+    ] {
+        let bad = client.get(gateway.url(query)).send().await.expect("bad");
+        assert_eq!(bad.status(), 400, "{query}");
+        let bad: Value = bad.json().await.expect("JSON");
+        assert!(bad["error"].as_str().unwrap().contains(expected), "{bad}");
+    }
+    let default = client
+        .get(gateway.url("/render/frame"))
+        .send()
+        .await
+        .expect("default encoding");
+    assert_eq!(default.status(), 200);
+    assert_eq!(
+        default.headers()["content-type"],
+        "application/octet-stream"
+    );
 }
 
 /// Served by the gateway's own server, WebSocket and SSE viewers end promptly at shutdown

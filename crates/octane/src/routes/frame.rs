@@ -23,6 +23,23 @@ pub(crate) async fn raw(state: State<RenderState>, headers: HeaderMap, query: Pa
     serve(state, headers, query, EncodingKind::Raw).await
 }
 
+/// `GET /render/frame?encoding=png|jpeg|raw`: the configured default encoding unless asked.
+pub(crate) async fn any(state: State<RenderState>, headers: HeaderMap, query: Params) -> Response {
+    let kind = match query.get("encoding") {
+        None => state.hub.config().default_encoding,
+        Some(name) => match EncodingKind::parse(name) {
+            Some(kind) => kind,
+            None => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("encoding={name:?} is not one of png, jpeg, raw"),
+                )
+            }
+        },
+    };
+    serve(state, headers, query, kind).await
+}
+
 /// Parses `name` from the query as `T` within `range`, or explains what is wrong.
 fn param<T>(
     query: &HashMap<String, String>,

@@ -37,8 +37,8 @@ impl RenderState {
 /// The render routes for `hub`:
 ///
 /// - `GET /render/ws`: WebSocket frame stream (binary header + image; JSON control and events)
-/// - `GET /render/frame.png`, `/render/frame.jpg?quality=N`, `/render/frame.raw`: the newest
-///   frame once, with ETag / If-None-Match
+/// - `GET /render/frame.png`, `/render/frame.jpg?quality=N`, `/render/frame.raw` (and
+///   `/render/frame?encoding=...`): the newest frame once, with ETag / If-None-Match
 /// - `POST /render/register-callback`, `GET /render/stream` (SSE),
 ///   `GET /render/callback-status`, `POST /render/ping-client`: the original proxy's shapes
 pub fn routes(hub: FrameHub) -> Router {
@@ -48,6 +48,7 @@ pub fn routes(hub: FrameHub) -> Router {
     };
     Router::new()
         .route("/render/ws", get(ws::upgrade))
+        .route("/render/frame", get(frame::any))
         .route("/render/frame.png", get(frame::png))
         .route("/render/frame.jpg", get(frame::jpeg))
         .route("/render/frame.jpeg", get(frame::jpeg))
