@@ -4,8 +4,24 @@
 //!   generations), decodes each image, drops duplicates and keeps only the newest frame.
 //! - [`encode`] turns a frame into raw RGBA8, PNG or JPEG (HDR tonemapped) once per encoding
 //!   and shares the result with every viewer that asked for it.
-//! - [`routes`] serves the frames to browsers: a WebSocket with a binary header, single-frame
+//! - [`routes()`] serves the frames to browsers: a WebSocket with a binary header, single-frame
 //!   endpoints with ETag, and the original proxy's SSE endpoints.
+//!
+//! The wire formats are described in `docs/render-stream.md`.
+//!
+//! ```no_run
+//! # async fn run(schema: octaneweb_schema::Schema) -> Result<(), Box<dyn std::error::Error>> {
+//! use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
+//! use octaneweb_octane::{routes, FrameHub, FrameHubConfig};
+//!
+//! let upstream = Upstream::new(UpstreamConfig::default())?;
+//! let hub = FrameHub::start(upstream, &schema, FrameHubConfig::default());
+//! let render_routes: axum::Router = routes(hub.clone());
+//! // Merge `render_routes` into the gateway's router; append the hub's metrics to /metrics:
+//! let prometheus_text = hub.metrics_text();
+//! # let _ = (render_routes, prometheus_text);
+//! # Ok(()) }
+//! ```
 
 pub mod encode;
 pub mod frame;
