@@ -38,5 +38,4 @@ pub mod gen1 {
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/octane_gen2.bin"));
 
 /// The same schema with callback stream generation 1 (`proto/octane-gen1/callback.proto`).
-pub const DESCRIPTOR_SET_GEN1: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/octane_gen1.bin"));
+pub const DESCRIPTOR_SET_GEN1: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/octane_gen1.bin"));
