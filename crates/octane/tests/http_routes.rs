@@ -430,6 +430,11 @@ async fn repeat_polls_get_304_and_every_format_is_served() {
         default.headers()["content-type"],
         "application/octet-stream"
     );
+    let out = gateway.hub.status().metrics.frames_out;
+    assert!(
+        out["png"] >= 1 && out["jpeg"] >= 1 && out["raw"] >= 2,
+        "{out:?}"
+    );
 }
 
 /// Served by the gateway's own server, WebSocket and SSE viewers end promptly at shutdown

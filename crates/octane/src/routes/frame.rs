@@ -128,7 +128,12 @@ async fn serve(
         Ok(encoded) => encoded,
         Err(error) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
-    let mut response = encoded.payload().into_response();
+    let payload = encoded.payload();
+    state
+        .hub
+        .metrics()
+        .frame_sent(encoded.format, payload.len(), frame.arrived.elapsed());
+    let mut response = payload.into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
