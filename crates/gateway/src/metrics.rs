@@ -97,7 +97,12 @@ struct PerProtocol {
 pub struct Metrics {
     series: Mutex<HashMap<(Protocol, Arc<str>), Series>>,
     protocols: [PerProtocol; Protocol::ALL.len()],
+    /// Other components' metrics (e.g. the render frame hub), appended to every exposition.
+    sources: Mutex<Vec<MetricsSource>>,
 }
+
+/// Renders a component's metrics as Prometheus text.
+type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -117,7 +122,17 @@ impl Metrics {
         Self {
             series: Mutex::new(HashMap::new()),
             protocols: Default::default(),
+            sources: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Appends another component's metrics (Prometheus text, with its own HELP and TYPE
+    /// lines) to every `/metrics` answer. Meant for start-up wiring, not per request.
+    pub fn add_source(&self, source: impl Fn() -> String + Send + Sync + 'static) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(source));
     }
 
     /// Start tracking a call: counts it in flight until the returned tracker is finished or
@@ -296,6 +311,19 @@ impl Metrics {
             "octaneweb_upstream_reconnects_total {}",
             upstream.reconnects()
         );
+        // Cloned out of the lock so a slow source never blocks add_source or another scrape.
+        let sources: Vec<MetricsSource> = self
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for source in sources {
+            let text = source();
+            out.push_str(&text);
+            if !text.is_empty() && !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
         out
     }
 }
@@ -413,6 +441,23 @@ mod tests {
                 .finish(Code::Ok, "");
         }
         assert_eq!(metrics.calls(Protocol::Json, "other", Code::Ok), 10);
+    }
+
+    #[tokio::test]
+    async fn added_sources_are_appended_to_every_exposition() {
+        let metrics = Metrics::new();
+        let scrapes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&scrapes);
+        metrics.add_source(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            format!("# TYPE other_scrapes_total counter\nother_scrapes_total {n}")
+        });
+        let upstream = Upstream::new(UpstreamConfig::default()).unwrap();
+        let first = metrics.render(&upstream);
+        let second = metrics.render(&upstream);
+        assert!(first.ends_with("other_scrapes_total 1\n"), "{first}");
+        assert!(second.ends_with("other_scrapes_total 2\n"), "{second}");
+        assert!(first.contains("octaneweb_upstream_reconnects_total 0"));
     }
 
     #[test]

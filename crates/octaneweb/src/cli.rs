@@ -90,6 +90,20 @@ pub struct UpstreamArgs {
     /// Deadline of a call when the client gives none, e.g. 30s, 500ms, 2m. 0 means none.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// Connect to the upstream over TLS (system roots, plus --upstream-ca if given).
+    #[arg(long)]
+    pub upstream_tls: bool,
+
+    /// PEM file with a CA certificate to trust for the upstream, in addition to the system
+    /// roots. Implies --upstream-tls.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Name to verify the upstream's certificate against (default: the host of --upstream).
+    /// Implies --upstream-tls.
+    #[arg(long, value_name = "NAME")]
+    pub upstream_tls_domain: Option<String>,
 }
 
 impl UpstreamArgs {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
+use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{GatewayConfig, GatewayState};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
@@ -22,6 +22,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let upstream = upstream(&args.upstream)?;
     let schema = schema_sources::load(&args.schema, &upstream).await?;
     let listener = bind(args.gateway.listen, "gateway").await?;
+    println!(
+        "octaneweb serve: gateway on http://{}/ in front of {}",
+        listener.local_addr()?,
+        upstream.target()
+    );
     run_gateway(
         listener,
         schema,
@@ -158,24 +163,45 @@ async fn run_gateway(
         ..GatewayConfig::default()
     };
     let state = GatewayState::new(schema, upstream, config);
-    let extra = web::routes().merge(octaneweb_octane::routes(hub));
+    let metrics_hub = hub.clone();
+    state.metrics.add_source(move || metrics_hub.metrics_text());
+    let extra = web::routes().merge(octaneweb_octane::routes(hub.clone()));
     let app = octaneweb_gateway::router(state, extra);
     tracing::info!(
         addr = %listener.local_addr()?,
         web_files = web::file_count(),
         "gateway listening"
     );
-    octaneweb_gateway::serve(listener, app, shutdown.wait())
-        .await
-        .context("gateway server")?;
+    let served = octaneweb_gateway::serve(listener, app, shutdown.wait()).await;
+    // Unset the render callback on the way out, so the upstream stops sending.
+    hub.shutdown();
+    served.context("gateway server")?;
     Ok(())
 }
 
 fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
     let timeout = (!args.timeout.is_zero()).then_some(args.timeout);
+    let wants_tls =
+        args.upstream_tls || args.upstream_ca.is_some() || args.upstream_tls_domain.is_some();
+    let tls = if wants_tls {
+        let ca_certificate_pem = match &args.upstream_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("reading --upstream-ca {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Some(UpstreamTls {
+            domain: args.upstream_tls_domain.clone(),
+            ca_certificate_pem,
+        })
+    } else {
+        None
+    };
     Ok(Upstream::new(UpstreamConfig {
         target: args.target(),
         default_timeout: timeout,
+        tls,
         ..UpstreamConfig::default()
     })?)
 }

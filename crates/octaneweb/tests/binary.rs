@@ -1,0 +1,181 @@
+//! The real `octaneweb` binary, started as a process on ephemeral loopback ports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
+
+/// A running `octaneweb demo`, killed on drop.
+struct Demo {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--width",
+            "64",
+            "--height",
+            "32",
+            "--max-spp",
+            "64",
+            "--no-open",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start octaneweb demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("demo printed its URL")
+            .expect("read stdout");
+        if let Some(rest) = line.split("open http://").nth(1) {
+            break rest.split('/').next().expect("address").to_owned();
+        }
+    };
+    Demo { child, addr }
+}
+
+/// A minimal HTTP/1.1 exchange; returns (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let answer = String::from_utf8_lossy(&raw);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn demo_serves_the_client_the_json_routes_and_render_metrics() {
+    let demo = start_demo();
+    let (status, page) = http(&demo.addr, "GET", "/", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "index.html at /");
+
+    let (status, body) = http(&demo.addr, "POST", "/LiveLink/GetCamera", "{}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"success\":true"), "{body}");
+
+    // The frame hub subscribes at start in the demo; wait for its first frame.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _) = http(&demo.addr, "GET", "/render/frame.png", "");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no frame within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, metrics) = http(&demo.addr, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("octaneweb_calls_total"), "{metrics}");
+    assert!(
+        metrics.contains("octaneweb_render_"),
+        "the frame hub's metrics are part of /metrics:\n{metrics}"
+    );
+}
+
+#[test]
+fn snapshot_writes_a_png_of_the_scene() {
+    let dir = std::env::temp_dir().join(format!("octaneweb-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("still.png");
+    let output = Command::new(BIN)
+        .args([
+            "render-server",
+            "--width",
+            "64",
+            "--height",
+            "32",
+            "--spp",
+            "4",
+        ])
+        .arg("--snapshot")
+        .arg(&path)
+        .output()
+        .expect("run snapshot");
+    assert!(output.status.success(), "{output:?}");
+    let bytes = std::fs::read(&path).expect("png written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn describe_lists_the_builtin_services_and_names_unknown_ones() {
+    let output = Command::new(BIN)
+        .arg("describe")
+        .output()
+        .expect("describe");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    for service in [
+        "livelinkapi.LiveLinkService",
+        "octaneapi.ApiRenderEngineService",
+        "octaneapi.StreamCallbackService",
+    ] {
+        assert!(text.contains(service), "{service} missing from:\n{text}");
+    }
+    let output = Command::new(BIN)
+        .args(["describe", "nope.NoSuchService"])
+        .output()
+        .expect("describe unknown");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope.NoSuchService"));
+}
+
+#[test]
+fn call_exit_code_reflects_the_status() {
+    // Nothing listens on this port: the call fails with UNAVAILABLE (14).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let output = Command::new(BIN)
+        .args(["call", "LiveLink/GetCamera", "--upstream"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .expect("call");
+    assert_eq!(output.status.code(), Some(14), "{output:?}");
+
+    let output = Command::new(BIN)
+        .args(["call", "LiveLink/NoSuchMethod"])
+        .output()
+        .expect("call unknown");
+    // NOT_FOUND (5): the schema has no such method, so nothing is sent upstream.
+    assert_eq!(output.status.code(), Some(5), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NoSuchMethod"));
+}
