@@ -240,7 +240,8 @@ async fn run_http(url: String, callers: usize, length: Duration) -> anyhow::Resu
                 bail!("HTTP {}", response.status());
             }
             let body = response.bytes().await?;
-            if !body.windows(14).any(|w| w == b"\"success\":true") {
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            if answer.get("success") != Some(&serde_json::Value::Bool(true)) {
                 bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
             }
             Ok(())
