@@ -20,10 +20,11 @@ pub mod reflection;
 mod resolve;
 mod schema;
 pub mod schema_json;
+mod sorted_json;
 
 pub use builder::SchemaBuilder;
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
-pub use json::{json_to_message, message_to_json};
+pub use json::{json_to_message, message_to_json, write_message_json};
 pub use schema::Schema;
 
 // Re-exported so users need not depend on the exact prost-reflect version themselves.

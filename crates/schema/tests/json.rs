@@ -1,7 +1,7 @@
 //! JSON <-> message conversion with octaneweb's own protos.
 
 use octaneweb_schema::prost_reflect::{DescriptorPool, MessageDescriptor, Value};
-use octaneweb_schema::{json_to_message, message_to_json, JsonError};
+use octaneweb_schema::{json_to_message, message_to_json, write_message_json, JsonError};
 use serde_json::json;
 
 fn pool() -> DescriptorPool {
@@ -176,4 +176,70 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
         "{}".to_owned() + &"}".repeat(20)
     );
     assert!(json_to_message(&node, ok.as_bytes()).is_ok());
+}
+
+/// `write_message_json` must write exactly what writing `message_to_json`'s value does: keys
+/// sorted, floats widened, maps and well-known types included.
+#[test]
+fn written_json_is_byte_identical_to_the_value_form() {
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "shapes.proto",
+            "syntax = \"proto3\";\npackage s;\n\
+             import \"google/protobuf/struct.proto\";\n\
+             import \"google/protobuf/timestamp.proto\";\n\
+             import \"google/protobuf/wrappers.proto\";\n\
+             import \"google/protobuf/any.proto\";\n\
+             enum Color { RED = 0; GREEN = 1; }\n\
+             message Inner { float z = 1; float a = 2; string quote = 3; }\n\
+             message Shapes {\n\
+               Inner zeta = 1; double alpha = 2; float f = 3; bytes blob = 4; Color color = 5;\n\
+               repeated Inner items = 6; map<string, int64> by_name = 7;\n\
+               map<int32, Inner> by_id = 8; map<bool, string> flags = 9;\n\
+               google.protobuf.Struct meta = 10; google.protobuf.Timestamp at = 11;\n\
+               google.protobuf.FloatValue wrapped = 12; google.protobuf.Any any = 13;\n\
+               uint64 big = 14; sint32 neg = 15; repeated Color colors = 16;\n\
+               oneof pick { string b_text = 17; Inner a_inner = 18; }\n\
+             }\n\
+             service S { rpc M(Shapes) returns (Shapes); }\n",
+        )
+        .expect("shapes");
+    let schema = builder.build().expect("builds");
+    let shapes = schema
+        .pool()
+        .get_message_by_name("s.Shapes")
+        .expect("Shapes");
+    let bodies: [&[u8]; 7] = [
+        b"",
+        br#"{"zeta":{"z":0.1,"a":-3.4e38,"quote":"a\"b\\c\u0001\u00e9"},"alpha":1e-300,"f":"NaN"}"#,
+        br#"{"f":"Infinity","blob":"AAEC/w==","color":"GREEN","big":"18446744073709551615","neg":-5}"#,
+        br#"{"items":[{"z":1.5},{},{"a":"-Infinity"}],"colors":["GREEN","RED",7]}"#,
+        br#"{"by_name":{"b":1,"a":"2","\"q":3,"\u00e9":4,"A":5},"by_id":{"10":{"z":2},"-1":{},"2":{"a":1}},"flags":{"true":"t","false":"f"}}"#,
+        br#"{"meta":{"z":[1,"x",null,true,{"b":{},"a":[]}],"a":0.30000001},"at":"2026-01-02T03:04:05.123Z","wrapped":0.2}"#,
+        br#"{"a_inner":{"quote":"</script>"},"any":{"@type":"type.googleapis.com/s.Inner","z":0.5,"a":1}}"#,
+    ];
+    for body in bodies {
+        let msg = json_to_message(&shapes, body)
+            .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
+        let expected = serde_json::to_vec(&message_to_json(&msg)).expect("value form");
+        let mut written = b"prefix:".to_vec();
+        write_message_json(&msg, &mut written);
+        assert_eq!(
+            String::from_utf8_lossy(&written[b"prefix:".len()..]),
+            String::from_utf8_lossy(&expected),
+            "for {}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(written.starts_with(b"prefix:"));
+    }
+    // A message the direct writer handles fully is written once, in sorted key order.
+    let inner = schema.pool().get_message_by_name("s.Inner").expect("Inner");
+    let msg = json_to_message(&inner, br#"{"z":0.1,"a":2}"#).expect("valid");
+    let mut written = Vec::new();
+    write_message_json(&msg, &mut written);
+    assert_eq!(
+        String::from_utf8_lossy(&written),
+        r#"{"a":2.0,"quote":"","z":0.10000000149011612}"#
+    );
 }

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{header, HeaderValue, StatusCode};
-use octaneweb_schema::{json_to_message, message_to_json};
+use octaneweb_schema::{json_to_message, write_message_json};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
@@ -131,8 +131,7 @@ async fn run(
 fn success_body(message: &DynamicMessage) -> Vec<u8> {
     let mut body = Vec::with_capacity(256);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
-    // Writing a JSON value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut body, &message_to_json(message));
+    write_message_json(message, &mut body);
     body.push(b'}');
     body
 }
@@ -166,7 +165,7 @@ fn ndjson_response(
         match event {
             StreamEvent::Message(message) => {
                 line.extend_from_slice(b"{\"data\":");
-                let _ = serde_json::to_writer(&mut line, &message_to_json(&message));
+                write_message_json(&message, &mut line);
                 line.push(b'}');
             }
             StreamEvent::End(status) => {
