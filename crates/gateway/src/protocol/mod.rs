@@ -36,7 +36,9 @@ pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
 
 /// The `method` label of calls whose method did not resolve.
 pub(crate) fn unresolved_label() -> Arc<str> {
-    Arc::from("unresolved")
+    // Shared rather than allocated per call: every call starts out unresolved.
+    static LABEL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    Arc::clone(LABEL.get_or_init(|| Arc::from("unresolved")))
 }
 
 /// The deadline the client asked for in `X-Timeout-Ms` or `grpc-timeout` (the smaller).

@@ -283,16 +283,49 @@ async fn call_id(mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(&X_CALL_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_CALL_ID_LEN)
-        .map(str::to_owned);
-    let id: Arc<str> = Arc::from(given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+        .filter(|v| {
+            v.to_str()
+                .is_ok_and(|v| !v.is_empty() && v.len() <= MAX_CALL_ID_LEN)
+        })
+        .cloned();
+    // The echoed header reuses the client's value as it came (no copy); a fresh id is
+    // formatted on the stack and allocated once.
+    let (id, echo): (Arc<str>, Option<HeaderValue>) = match given {
+        Some(value) => (Arc::from(value.to_str().unwrap_or_default()), Some(value)),
+        None => {
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id: &str = fresh_call_id().hyphenated().encode_lower(&mut text);
+            (Arc::from(id), HeaderValue::from_str(id).ok())
+        }
+    };
     request.extensions_mut().insert(CallId(Arc::clone(&id)));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = echo {
         response.headers_mut().insert(X_CALL_ID.clone(), value);
     }
     response
+}
+
+/// A random (version 4) UUID for a call that brought no id of its own. Call ids correlate
+/// log lines and need not be secret, so the bytes come from a per-thread generator seeded
+/// once from the operating system instead of one system call per request.
+fn fresh_call_id() -> uuid::Uuid {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    // splitmix64: fast, and every seed gives a full-period sequence.
+    let next = || {
+        STATE.with(|state| {
+            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    };
+    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// Serve HTTP/1.1 (with upgrades, for WebSockets) and HTTP/2 with prior knowledge (h2c) on
@@ -390,4 +423,23 @@ pub fn peer_addr(request: &Request) -> Option<SocketAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_call_id;
+
+    #[test]
+    fn fresh_call_ids_are_distinct_version_4_uuids() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = fresh_call_id();
+            assert_eq!(id.get_version(), Some(uuid::Version::Random));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            assert!(seen.insert(id), "repeated id {id}");
+        }
+        // Other threads start from their own seeds.
+        let other = std::thread::spawn(fresh_call_id).join().expect("thread");
+        assert!(!seen.contains(&other));
+    }
 }
