@@ -1,5 +1,9 @@
 //! The accumulation buffer and its conversions to displayable pixels.
 
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
 /// Pixel data in one of the two formats the film can produce.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pixels {
@@ -58,30 +62,36 @@ impl Film {
         self.samples = self.samples.saturating_add(1);
     }
 
-    /// RGBA8 sRGB pixels (alpha 255), `width * height * 4` bytes.
+    /// The displayable image: RGBA8, sRGB-encoded, alpha 255, `width * height * 4` bytes.
+    ///
+    /// Tone mapping: the mean radiance is multiplied by [`EXPOSURE`], mapped through a filmic
+    /// curve (Narkowicz's fit of the ACES reference tone curve, which rolls highlights off
+    /// smoothly instead of clipping) and sRGB-encoded via a lookup table. Runs in parallel; an
+    /// empty film (0 samples) is black.
     pub fn to_srgb8(&self) -> Vec<u8> {
-        let scale = if self.samples == 0 {
-            0.0
-        } else {
-            1.0 / self.samples as f32
-        };
-        let mut out = Vec::with_capacity(self.sums.len() / 3 * 4);
-        for px in self.sums.chunks_exact(3) {
-            for &c in px {
-                out.push(((c * scale).clamp(0.0, 1.0) * 255.0) as u8);
-            }
-            out.push(255);
-        }
+        let scale = self.mean_scale() * EXPOSURE;
+        let lut = srgb_lut();
+        let mut out = vec![0u8; self.sums.len() / 3 * 4];
+        const PIXELS_PER_TASK: usize = 4096;
+        out.par_chunks_mut(PIXELS_PER_TASK * 4)
+            .zip(self.sums.par_chunks(PIXELS_PER_TASK * 3))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
+                    if let ([r, g, b, a], [sr, sg, sb]) = (d, s) {
+                        *r = encode(lut, *sr * scale);
+                        *g = encode(lut, *sg * scale);
+                        *b = encode(lut, *sb * scale);
+                        *a = 255;
+                    }
+                }
+            });
         out
     }
 
-    /// RGBA linear float pixels (mean radiance, alpha 1.0), `width * height * 4` floats.
+    /// RGBA linear float pixels (mean radiance, no tone mapping, alpha 1.0),
+    /// `width * height * 4` floats. An empty film (0 samples) is black.
     pub fn to_linear_f32(&self) -> Vec<f32> {
-        let scale = if self.samples == 0 {
-            0.0
-        } else {
-            1.0 / self.samples as f32
-        };
+        let scale = self.mean_scale();
         let mut out = Vec::with_capacity(self.sums.len() / 3 * 4);
         for px in self.sums.chunks_exact(3) {
             for &c in px {
@@ -91,4 +101,55 @@ impl Film {
         }
         out
     }
+
+    /// The image in the requested format: [`Pixels::Rgba8`] from [`Film::to_srgb8`] or
+    /// [`Pixels::RgbaF32`] from [`Film::to_linear_f32`].
+    pub fn to_pixels(&self, linear_float: bool) -> Pixels {
+        if linear_float {
+            Pixels::RgbaF32(self.to_linear_f32())
+        } else {
+            Pixels::Rgba8(self.to_srgb8())
+        }
+    }
+
+    fn mean_scale(&self) -> f32 {
+        if self.samples == 0 {
+            0.0
+        } else {
+            1.0 / self.samples as f32
+        }
+    }
+}
+
+/// Scale applied to mean radiance before tone mapping in [`Film::to_srgb8`].
+pub const EXPOSURE: f32 = 1.0;
+
+const LUT_SIZE: usize = 8192;
+
+/// Maps a tone-mapped value in [0, 1] (quantised to LUT_SIZE steps) to its sRGB byte.
+fn srgb_lut() -> &'static [u8; LUT_SIZE] {
+    static LUT: OnceLock<Box<[u8; LUT_SIZE]>> = OnceLock::new();
+    LUT.get_or_init(|| {
+        let mut lut = Box::new([0u8; LUT_SIZE]);
+        for (i, v) in lut.iter_mut().enumerate() {
+            let linear = i as f32 / (LUT_SIZE - 1) as f32;
+            let srgb = if linear <= 0.003_130_8 {
+                linear * 12.92
+            } else {
+                1.055 * linear.powf(1.0 / 2.4) - 0.055
+            };
+            *v = (srgb * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
+        }
+        lut
+    })
+}
+
+/// Filmic curve then sRGB byte for one linear channel value.
+#[inline]
+fn encode(lut: &[u8; LUT_SIZE], x: f32) -> u8 {
+    let x = if x > 0.0 { x } else { 0.0 }; // also maps NaN to 0
+    let mapped = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14);
+    // `as usize` saturates, and min keeps the index in range.
+    let index = ((mapped * (LUT_SIZE - 1) as f32 + 0.5) as usize).min(LUT_SIZE - 1);
+    lut.get(index).copied().unwrap_or(255)
 }

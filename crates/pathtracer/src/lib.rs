@@ -5,16 +5,23 @@
 //! ([`Film::to_srgb8`]) or linear floats ([`Film::to_linear_f32`]). [`Scene::builtin`] is a
 //! small demo scene (ground, spheres, meshes, sky with a sun).
 
+mod bvh;
 mod camera;
 mod film;
+mod geometry;
+mod integrator;
+mod material;
 pub mod math;
 mod png_io;
 mod render;
+mod rng;
 mod scene;
 
 pub use camera::{Camera, Ray};
-pub use film::{Film, Pixels};
+pub use film::{Film, Pixels, EXPOSURE};
 pub use math::Vec3;
 pub use png_io::{encode_png, write_png};
-pub use render::{RenderError, Renderer};
-pub use scene::{Environment, Hit, Material, MaterialKind, Scene, SceneObject, ShapeKind};
+pub use render::{RenderError, Renderer, MAX_DIMENSION};
+pub use scene::{
+    Environment, Hit, Material, MaterialKind, Scene, SceneObject, ShapeKind, SUN_ANGULAR_RADIUS,
+};

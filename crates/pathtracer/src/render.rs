@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::camera::{Camera, CameraFrame};
 use crate::film::Film;
+use crate::integrator;
+use crate::rng::Rng;
 use crate::scene::Scene;
 
 /// Largest accepted image side, in pixels.
@@ -81,20 +85,40 @@ impl Renderer {
         self.film.clear();
     }
 
-    /// Adds one sample to every pixel.
+    /// Adds exactly one sample to every pixel of the film, rows in parallel (rayon).
+    ///
+    /// Each sample is a full light path from the camera (jittered within the pixel, so edges
+    /// are antialiased), seeded from (pixel index, sample index): the same camera and sample
+    /// count always give the same image.
     pub fn render_sample(&mut self) {
-        let w = self.film.width() as usize;
-        let h = self.film.height() as usize;
-        let frame = CameraFrame::new(&self.camera, w as f32 / h as f32);
-        let sums = self.film.sums_mut();
-        for (i, px) in sums.chunks_exact_mut(3).enumerate() {
-            let sx = ((i % w) as f32 + 0.5) / w as f32 * 2.0 - 1.0;
-            let sy = 1.0 - ((i / w) as f32 + 0.5) / h as f32 * 2.0;
-            let d = frame.ray(sx, sy).dir;
-            px[0] += d.x * 0.5 + 0.5;
-            px[1] += d.y * 0.5 + 0.5;
-            px[2] += d.z * 0.5 + 0.5;
+        let sample_index = self.film.samples_per_pixel();
+        if sample_index == u32::MAX {
+            return; // the count cannot grow further; keep the image as it is
         }
+        let width = self.film.width() as usize;
+        let height = self.film.height() as usize;
+        let frame = CameraFrame::new(&self.camera, width as f32 / height as f32);
+        let scene: &Scene = &self.scene;
+        let inv_w = 2.0 / width as f32;
+        let inv_h = 2.0 / height as f32;
+        self.film
+            .sums_mut()
+            .par_chunks_mut(width * 3)
+            .enumerate()
+            .for_each(|(y, row)| {
+                for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                    let pixel_index = (y * width + x) as u32;
+                    let mut rng = Rng::for_pixel(pixel_index, sample_index);
+                    let sx = (x as f32 + rng.next_f32()) * inv_w - 1.0;
+                    let sy = 1.0 - (y as f32 + rng.next_f32()) * inv_h;
+                    let radiance = integrator::radiance(scene, frame.ray(sx, sy), &mut rng);
+                    if let [r, g, b] = px {
+                        *r += radiance.x;
+                        *g += radiance.y;
+                        *b += radiance.z;
+                    }
+                }
+            });
         self.film.finish_sample();
     }
 

@@ -1,6 +1,10 @@
 //! Scene description: materials, objects (spheres and triangle meshes) and the sky.
 
+use std::fmt;
+
+use crate::bvh::Bvh;
 use crate::camera::{Camera, Ray};
+use crate::geometry::{self, PolyMesh, Triangle};
 use crate::math::Vec3;
 
 /// How a surface scatters or emits light.
@@ -91,43 +95,324 @@ pub struct Hit {
     pub object: usize,
 }
 
-/// A renderable scene.
-#[derive(Clone, Debug)]
-pub struct Scene {
-    objects: Vec<SceneObject>,
-    materials: Vec<Material>,
-    environment: Environment,
-    camera: Camera,
-}
-
 /// The identity 3x4 matrix.
-#[allow(dead_code)] // used by the mesh builders
 pub(crate) const IDENTITY_3X4: [[f64; 4]; 3] = [
     [1.0, 0.0, 0.0, 0.0],
     [0.0, 1.0, 0.0, 0.0],
     [0.0, 0.0, 1.0, 0.0],
 ];
 
+/// Angular radius of the sun disk in radians (about 1.7 degrees: a little larger than the real
+/// sun so shadows have visibly soft edges and converge quickly).
+pub const SUN_ANGULAR_RADIUS: f32 = 0.03;
+
+/// A renderable scene: objects with materials, a sky and a default camera.
+///
+/// Rendering uses analytic spheres and a BVH over all mesh triangles; the polygon meshes in
+/// [`SceneObject`] are what the scene looks like to an exporter.
+#[derive(Clone)]
+pub struct Scene {
+    objects: Vec<SceneObject>,
+    materials: Vec<Material>,
+    environment: Environment,
+    camera: Camera,
+    spheres: Vec<Sphere>,
+    /// One hierarchy per mesh object: rays skip a whole object after one box test, and the
+    /// huge floor does not inflate the boxes of the small objects.
+    meshes: Vec<Bvh>,
+    /// Indices into `spheres` of the emissive ones (sampled directly as lights).
+    sphere_lights: Vec<usize>,
+    /// Cosine of [`SUN_ANGULAR_RADIUS`].
+    sun_cos_max: f32,
+}
+
+impl fmt::Debug for Scene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scene")
+            .field(
+                "objects",
+                &self.objects.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            )
+            .field("materials", &self.materials.len())
+            .field("environment", &self.environment.name)
+            .field("camera", &self.camera)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An analytic sphere used for rendering.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sphere {
+    pub center: Vec3,
+    pub radius: f32,
+    pub object: usize,
+}
+
+impl Sphere {
+    /// Nearest root of |o + t d - c|^2 = r^2 inside (t_min, t_max); `dir` must be unit length.
+    #[inline]
+    pub fn intersect(&self, origin: Vec3, dir: Vec3, t_min: f32, t_max: f32) -> Option<f32> {
+        let oc = origin - self.center;
+        let b = oc.dot(dir);
+        let c = oc.dot(oc) - self.radius * self.radius;
+        let disc = b * b - c;
+        if disc < 0.0 {
+            return None;
+        }
+        let sq = disc.sqrt();
+        let near = -b - sq;
+        if near > t_min && near < t_max {
+            return Some(near);
+        }
+        let far = -b + sq;
+        if far > t_min && far < t_max {
+            return Some(far);
+        }
+        None
+    }
+}
+
+/// Internal hit record with the extra data shading needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SurfaceHit {
+    pub t: f32,
+    pub point: Vec3,
+    /// Shading normal, flipped to face the incoming ray.
+    pub normal: Vec3,
+    /// Geometric normal, flipped to face the incoming ray.
+    pub geometric_normal: Vec3,
+    pub object: usize,
+    /// Index into the scene's sphere list when the hit surface is an analytic sphere.
+    pub sphere: Option<usize>,
+}
+
+/// Builder input for one object.
+struct ObjectSpec {
+    name: &'static str,
+    material: usize,
+    shape: Shape,
+}
+
+enum Shape {
+    Sphere { center: Vec3, radius: f32 },
+    Mesh(PolyMesh),
+}
+
+fn material(
+    name: &str,
+    kind: MaterialKind,
+    albedo: Vec3,
+    roughness: f32,
+    emission: Vec3,
+) -> Material {
+    Material {
+        name: name.to_string(),
+        kind,
+        albedo,
+        roughness,
+        emission,
+    }
+}
+
 impl Scene {
-    /// The built-in demo scene.
+    /// The built-in demo scene: a large floor, a matte red sphere, a glossy gold sphere, a
+    /// glowing orange sphere, a blue box, a green glossy icosahedron and a copper torus under a
+    /// late-afternoon sky with a sun.
     pub fn builtin() -> Scene {
+        use MaterialKind::{Diffuse, Emissive, Glossy};
+        let materials = vec![
+            material(
+                "Floor white",
+                Diffuse,
+                Vec3::new(0.55, 0.53, 0.50),
+                1.0,
+                Vec3::ZERO,
+            ),
+            material(
+                "Red matte",
+                Diffuse,
+                Vec3::new(0.80, 0.10, 0.08),
+                1.0,
+                Vec3::ZERO,
+            ),
+            material("Gold", Glossy, Vec3::new(1.0, 0.72, 0.30), 0.1, Vec3::ZERO),
+            material(
+                "Warm glow",
+                Emissive,
+                Vec3::ZERO,
+                1.0,
+                Vec3::new(6.0, 2.6, 0.7),
+            ),
+            material(
+                "Blue matte",
+                Diffuse,
+                Vec3::new(0.12, 0.25, 0.75),
+                1.0,
+                Vec3::ZERO,
+            ),
+            material(
+                "Green glossy",
+                Glossy,
+                Vec3::new(0.20, 0.70, 0.30),
+                0.35,
+                Vec3::ZERO,
+            ),
+            material(
+                "Copper",
+                Glossy,
+                Vec3::new(0.95, 0.55, 0.40),
+                0.22,
+                Vec3::ZERO,
+            ),
+        ];
+        let objects = vec![
+            ObjectSpec {
+                name: "Floor",
+                material: 0,
+                shape: Shape::Mesh(geometry::floor_quad(100.0, 0.0)),
+            },
+            ObjectSpec {
+                name: "Red sphere",
+                material: 1,
+                shape: Shape::Sphere {
+                    center: Vec3::new(-1.9, 0.8, 0.2),
+                    radius: 0.8,
+                },
+            },
+            ObjectSpec {
+                name: "Gold sphere",
+                material: 2,
+                shape: Shape::Sphere {
+                    center: Vec3::new(0.2, 1.0, -0.9),
+                    radius: 1.0,
+                },
+            },
+            ObjectSpec {
+                name: "Glowing sphere",
+                material: 3,
+                shape: Shape::Sphere {
+                    center: Vec3::new(1.25, 0.35, 1.3),
+                    radius: 0.35,
+                },
+            },
+            ObjectSpec {
+                name: "Blue box",
+                material: 4,
+                shape: Shape::Mesh(geometry::cuboid(
+                    Vec3::new(2.7, 0.6, -0.6),
+                    Vec3::new(0.6, 0.6, 0.6),
+                    0.6,
+                )),
+            },
+            ObjectSpec {
+                name: "Green icosahedron",
+                material: 5,
+                shape: Shape::Mesh(geometry::icosahedron(Vec3::new(-3.9, 0.75, -1.6), 0.8, 0.3)),
+            },
+            ObjectSpec {
+                name: "Copper torus",
+                material: 6,
+                shape: Shape::Mesh(geometry::torus(
+                    Vec3::new(-0.4, 0.62, 1.6),
+                    0.5,
+                    0.2,
+                    (64, 24),
+                    (1.1, 0.5),
+                )),
+            },
+        ];
+        let environment = Environment {
+            name: "Afternoon sky".into(),
+            zenith: Vec3::new(0.07, 0.15, 0.42),
+            horizon: Vec3::new(0.36, 0.42, 0.55),
+            ground: Vec3::new(0.25, 0.22, 0.20),
+            sun_direction: Vec3::new(-0.72, 0.45, 0.42).normalized(),
+            sun_radiance: Vec3::new(1450.0, 1250.0, 1000.0),
+        };
+        let camera = Camera {
+            position: Vec3::new(0.0, 2.4, 7.8),
+            target: Vec3::new(-0.3, 0.7, 0.0),
+            up: Vec3::new(0.0, 1.0, 0.0),
+            fov_degrees: 38.0,
+        };
+        Scene::assemble(objects, materials, environment, camera)
+    }
+
+    fn assemble(
+        specs: Vec<ObjectSpec>,
+        materials: Vec<Material>,
+        environment: Environment,
+        camera: Camera,
+    ) -> Scene {
+        let mut objects = Vec::with_capacity(specs.len());
+        let mut spheres = Vec::new();
+        let mut meshes = Vec::new();
+        for (index, spec) in specs.into_iter().enumerate() {
+            let (kind, mesh) = match spec.shape {
+                Shape::Sphere { center, radius } => {
+                    spheres.push(Sphere {
+                        center,
+                        radius,
+                        object: index,
+                    });
+                    (
+                        ShapeKind::Sphere,
+                        geometry::uv_sphere(center, radius, 32, 16),
+                    )
+                }
+                Shape::Mesh(mesh) => {
+                    let mut triangles: Vec<Triangle> = Vec::new();
+                    geometry::triangulate(
+                        &mesh.positions,
+                        &mesh.normals,
+                        &mesh.verts_per_poly,
+                        &mesh.poly_vert_indices,
+                        &mesh.poly_normal_indices,
+                        index as u32,
+                        &mut triangles,
+                    );
+                    if !triangles.is_empty() {
+                        meshes.push(Bvh::build(triangles));
+                    }
+                    (ShapeKind::Mesh, mesh)
+                }
+            };
+            objects.push(SceneObject {
+                name: spec.name.to_string(),
+                kind,
+                material: spec.material,
+                positions: mesh.positions,
+                normals: mesh.normals,
+                verts_per_poly: mesh.verts_per_poly,
+                poly_vert_indices: mesh.poly_vert_indices,
+                poly_normal_indices: mesh.poly_normal_indices,
+                world_matrix: IDENTITY_3X4,
+            });
+        }
+        let sphere_lights = spheres
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                objects
+                    .get(s.object)
+                    .and_then(|o| materials.get(o.material))
+                    .is_some_and(|m| {
+                        m.kind == MaterialKind::Emissive && m.emission.max_component() > 0.0
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut environment = environment;
+        environment.sun_direction = environment.sun_direction.normalized();
         Scene {
-            objects: Vec::new(),
-            materials: Vec::new(),
-            environment: Environment {
-                name: "Daylight sky".into(),
-                zenith: Vec3::new(0.3, 0.5, 1.0),
-                horizon: Vec3::new(0.9, 0.9, 1.0),
-                ground: Vec3::new(0.3, 0.25, 0.2),
-                sun_direction: Vec3::new(0.5, 0.7, 0.3).normalized(),
-                sun_radiance: Vec3::splat(100.0),
-            },
-            camera: Camera {
-                position: Vec3::new(0.0, 2.0, 8.0),
-                target: Vec3::new(0.0, 0.8, 0.0),
-                up: Vec3::new(0.0, 1.0, 0.0),
-                fov_degrees: 40.0,
-            },
+            objects,
+            materials,
+            environment,
+            camera,
+            spheres,
+            meshes,
+            sphere_lights,
+            sun_cos_max: SUN_ANGULAR_RADIUS.cos(),
         }
     }
 
@@ -151,9 +436,129 @@ impl Scene {
         &self.environment
     }
 
-    /// The closest intersection with `t_min < t < t_max`, if any.
+    /// The closest intersection with `t_min < t < t_max`, if any. `ray.dir` need not be unit
+    /// length (it is normalised here); `t` is then measured in units of the normalised
+    /// direction, i.e. world distance.
     pub fn intersect(&self, ray: &Ray, t_min: f32, t_max: f32) -> Option<Hit> {
-        let _ = (ray, t_min, t_max);
-        None
+        let dir = ray.dir.normalized();
+        if dir == Vec3::ZERO || !ray.origin.is_finite() || t_min.is_nan() || t_max.is_nan() {
+            return None;
+        }
+        let hit = self.trace(ray.origin, dir, t_min, t_max)?;
+        Some(Hit {
+            t: hit.t,
+            point: hit.point,
+            normal: hit.normal,
+            object: hit.object,
+        })
+    }
+
+    /// Closest hit for a unit-length `dir`.
+    pub(crate) fn trace(
+        &self,
+        origin: Vec3,
+        dir: Vec3,
+        t_min: f32,
+        t_max: f32,
+    ) -> Option<SurfaceHit> {
+        let mut closest = t_max;
+        let mut found: Option<(usize, bool, Vec3, Vec3)> = None; // (object, is sphere index, n, ng)
+        let mut sphere_index = None;
+        for (i, s) in self.spheres.iter().enumerate() {
+            if let Some(t) = s.intersect(origin, dir, t_min, closest) {
+                closest = t;
+                sphere_index = Some(i);
+            }
+        }
+        let inv_dir = Vec3::new(1.0 / dir.x, 1.0 / dir.y, 1.0 / dir.z);
+        for mesh in &self.meshes {
+            if let Some(hit) = mesh.intersect(origin, dir, inv_dir, t_min, closest) {
+                closest = hit.t;
+                sphere_index = None;
+                let tri = hit.triangle;
+                found = Some((
+                    tri.object as usize,
+                    false,
+                    tri.shading_normal(hit.u, hit.v),
+                    tri.ng,
+                ));
+            }
+        }
+        let point = origin + dir * closest;
+        if let Some(i) = sphere_index {
+            let s = self.spheres.get(i)?;
+            let n = ((point - s.center) * (1.0 / s.radius)).normalized();
+            found = Some((s.object, true, n, n));
+        }
+        let (object, _, mut normal, mut geometric_normal) = found?;
+        if geometric_normal.dot(dir) > 0.0 {
+            geometric_normal = -geometric_normal;
+        }
+        if normal.dot(geometric_normal) < 0.0 {
+            normal = -normal;
+        }
+        Some(SurfaceHit {
+            t: closest,
+            point,
+            normal,
+            geometric_normal,
+            object,
+            sphere: sphere_index,
+        })
+    }
+
+    /// True when anything blocks the segment `t_min < t < t_max` along unit `dir`.
+    pub(crate) fn occluded(&self, origin: Vec3, dir: Vec3, t_min: f32, t_max: f32) -> bool {
+        self.spheres
+            .iter()
+            .any(|s| s.intersect(origin, dir, t_min, t_max).is_some())
+            || {
+                let inv_dir = Vec3::new(1.0 / dir.x, 1.0 / dir.y, 1.0 / dir.z);
+                self.meshes
+                    .iter()
+                    .any(|m| m.occluded(origin, dir, inv_dir, t_min, t_max))
+            }
+    }
+
+    /// Sky radiance in direction `dir` (unit), without the sun disk.
+    #[inline]
+    pub(crate) fn sky_radiance(&self, dir: Vec3) -> Vec3 {
+        let env = &self.environment;
+        if dir.y >= 0.0 {
+            // sqrt keeps the horizon band narrow and bright, like a real sky.
+            let t = dir.y.sqrt();
+            env.horizon * (1.0 - t) + env.zenith * t
+        } else {
+            let t = (-dir.y * 6.0).min(1.0);
+            env.horizon * (1.0 - t) + env.ground * t
+        }
+    }
+
+    /// Cosine of the sun's angular radius.
+    pub(crate) fn sun_cos_max(&self) -> f32 {
+        self.sun_cos_max
+    }
+
+    pub(crate) fn spheres(&self) -> &[Sphere] {
+        &self.spheres
+    }
+
+    pub(crate) fn sphere_lights(&self) -> &[usize] {
+        &self.sphere_lights
+    }
+
+    /// Material of an object (a neutral diffuse grey if the index is out of range).
+    pub(crate) fn material_of(&self, object: usize) -> &Material {
+        static FALLBACK: Material = Material {
+            name: String::new(),
+            kind: MaterialKind::Diffuse,
+            albedo: Vec3::splat(0.5),
+            roughness: 1.0,
+            emission: Vec3::ZERO,
+        };
+        self.objects
+            .get(object)
+            .and_then(|o| self.materials.get(o.material))
+            .unwrap_or(&FALLBACK)
     }
 }
