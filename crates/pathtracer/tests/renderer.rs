@@ -87,7 +87,7 @@ fn accumulation_grows_by_one_and_resets() {
     assert_eq!(renderer.film().samples_per_pixel(), 0);
     renderer.render_sample();
     let mut camera = renderer.camera();
-    camera.position = camera.position + Vec3::new(0.5, 0.0, 0.0);
+    camera.position += Vec3::new(0.5, 0.0, 0.0);
     renderer.set_camera(camera).expect("valid camera");
     assert_eq!(
         renderer.film().samples_per_pixel(),
