@@ -377,3 +377,83 @@ fn build_node(
     build_node(nodes, triangles, left, start, mid, depth + 1);
     build_node(nodes, triangles, left + 1, mid, end, depth + 1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{torus, triangulate};
+    use crate::rng::Rng;
+
+    fn torus_triangles() -> Vec<Triangle> {
+        let mesh = torus(Vec3::new(0.5, 0.2, -0.3), 1.0, 0.3, (40, 16), (0.7, 0.2));
+        let mut tris = Vec::new();
+        triangulate(
+            &mesh.positions,
+            &mesh.normals,
+            &mesh.verts_per_poly,
+            &mesh.poly_vert_indices,
+            &mesh.poly_normal_indices,
+            0,
+            &mut tris,
+        );
+        tris
+    }
+
+    /// The hierarchy must find exactly what testing every triangle finds.
+    #[test]
+    fn closest_hit_and_occlusion_match_brute_force() {
+        let tris = torus_triangles();
+        assert_eq!(tris.len(), 40 * 16 * 2);
+        let bvh = Bvh::build(tris.clone());
+        let mut rng = Rng::for_pixel(1, 1);
+        let mut hits = 0;
+        for _ in 0..3000 {
+            let origin = Vec3::new(
+                rng.next_f32() * 6.0 - 3.0,
+                rng.next_f32() * 6.0 - 3.0,
+                rng.next_f32() * 6.0 - 3.0,
+            );
+            let aim = Vec3::new(
+                rng.next_f32() - 0.5,
+                rng.next_f32() - 0.5,
+                rng.next_f32() - 0.5,
+            );
+            let dir = (Vec3::new(0.5, 0.2, -0.3) + aim * 2.0 - origin).normalized();
+            let inv = Vec3::new(1.0 / dir.x, 1.0 / dir.y, 1.0 / dir.z);
+            let brute = tris
+                .iter()
+                .filter_map(|t| t.intersect(origin, dir, 1e-4, f32::INFINITY))
+                .map(|(t, _, _)| t)
+                .fold(f32::INFINITY, f32::min);
+            let found = bvh
+                .intersect(origin, dir, inv, 1e-4, f32::INFINITY)
+                .map(|h| h.t);
+            match found {
+                Some(t) => {
+                    hits += 1;
+                    assert!((t - brute).abs() < 1e-5, "bvh {t} vs brute {brute}");
+                }
+                None => assert!(brute.is_infinite(), "bvh missed a hit at {brute}"),
+            }
+            assert_eq!(
+                bvh.occluded(origin, dir, inv, 1e-4, f32::INFINITY),
+                brute.is_finite()
+            );
+        }
+        assert!(
+            hits > 300,
+            "only {hits} rays hit the torus: the test aims badly"
+        );
+    }
+
+    #[test]
+    fn empty_hierarchy_hits_nothing() {
+        let bvh = Bvh::build(Vec::new());
+        let dir = Vec3::new(0.0, 0.0, 1.0);
+        let inv = Vec3::new(f32::INFINITY, f32::INFINITY, 1.0);
+        assert!(bvh
+            .intersect(Vec3::ZERO, dir, inv, 0.0, f32::INFINITY)
+            .is_none());
+        assert!(!bvh.occluded(Vec3::ZERO, dir, inv, 0.0, f32::INFINITY));
+    }
+}

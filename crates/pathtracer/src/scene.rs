@@ -562,3 +562,120 @@ impl Scene {
             .unwrap_or(&FALLBACK)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_scene_meshes_are_consistent() {
+        let scene = Scene::builtin();
+        let objects = scene.objects();
+        assert!(
+            (5..=8).contains(&objects.len()),
+            "{} objects",
+            objects.len()
+        );
+        let mut triangles = 0usize;
+        for object in objects {
+            assert!(
+                scene.materials().get(object.material).is_some(),
+                "{}",
+                object.name
+            );
+            let corners: u32 = object.verts_per_poly.iter().sum();
+            assert_eq!(
+                corners as usize,
+                object.poly_vert_indices.len(),
+                "{}",
+                object.name
+            );
+            assert_eq!(
+                object.poly_vert_indices.len(),
+                object.poly_normal_indices.len()
+            );
+            assert!(object.verts_per_poly.iter().all(|&n| n >= 3));
+            assert!(object
+                .poly_vert_indices
+                .iter()
+                .all(|&i| (i as usize) < object.positions.len()));
+            assert!(object
+                .poly_normal_indices
+                .iter()
+                .all(|&i| (i as usize) < object.normals.len()));
+            assert!(object
+                .normals
+                .iter()
+                .all(|n| (n.length() - 1.0).abs() < 1e-3));
+            assert_eq!(object.world_matrix, IDENTITY_3X4);
+            triangles += object
+                .verts_per_poly
+                .iter()
+                .map(|&n| n as usize - 2)
+                .sum::<usize>();
+        }
+        assert!(
+            triangles < 10_000,
+            "{triangles} triangles: keep the scene interactive"
+        );
+        assert!(objects.iter().any(|o| o.kind == ShapeKind::Sphere));
+        assert!(objects.iter().any(|o| o.kind == ShapeKind::Mesh));
+        assert_eq!(
+            scene.sphere_lights().len(),
+            1,
+            "the glowing sphere is a light"
+        );
+    }
+
+    /// Every object is hit (and reported as itself) by a ray from above aimed at it.
+    #[test]
+    fn every_object_can_be_hit() {
+        let scene = Scene::builtin();
+        for object in scene.objects() {
+            let target = match object.kind {
+                ShapeKind::Sphere => {
+                    let n = object.positions.len() as f32;
+                    object.positions.iter().fold(Vec3::ZERO, |a, &p| a + p) / n
+                }
+                // Centre of the first polygon, approached from its normal side.
+                ShapeKind::Mesh => {
+                    let count = object.verts_per_poly.first().copied().unwrap_or(0) as usize;
+                    let pts = object.poly_vert_indices.iter().take(count);
+                    pts.fold(Vec3::ZERO, |a, &i| a + object.positions[i as usize]) / count as f32
+                }
+            };
+            let origin = Vec3::new(target.x, 30.0, target.z + 20.0);
+            let ray = Ray::new(origin, target - origin);
+            let hit = scene.intersect(&ray, 1e-4, f32::INFINITY);
+            assert!(
+                hit.is_some_and(|h| scene.objects()[h.object].name == object.name),
+                "{} was not hit: {hit:?}",
+                object.name
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_rays_are_misses_not_panics() {
+        let scene = Scene::builtin();
+        let cases = [
+            Ray::new(Vec3::ZERO, Vec3::ZERO),
+            Ray::new(Vec3::new(f32::NAN, 1.0, 1.0), Vec3::new(0.0, -1.0, 0.0)),
+            Ray::new(
+                Vec3::new(0.0, 1.0, 1.0),
+                Vec3::new(f32::INFINITY, -1.0, 0.0),
+            ),
+            Ray::new(Vec3::splat(f32::MAX), Vec3::new(-1.0, -1.0, -1.0)),
+        ];
+        for ray in cases {
+            let hit = scene.intersect(&ray, 0.0, f32::INFINITY);
+            assert!(hit.is_none_or(|h| h.t.is_finite()), "{ray:?} -> {hit:?}");
+        }
+        let down = Ray::new(Vec3::new(0.0, 1.0, 5.0), Vec3::new(0.0, -1.0, 0.0));
+        assert!(scene.intersect(&down, f32::NAN, f32::INFINITY).is_none());
+        // A non-unit direction is normalised: t is world distance to the floor.
+        let long = Ray::new(Vec3::new(0.0, 1.0, 5.0), Vec3::new(0.0, -7.0, 0.0));
+        let hit = scene.intersect(&long, 1e-4, f32::INFINITY);
+        assert!(hit.is_some_and(|h| (h.t - 1.0).abs() < 1e-4), "{hit:?}");
+    }
+}
