@@ -72,16 +72,26 @@ impl Film {
         let scale = self.mean_scale() * EXPOSURE;
         let lut = srgb_lut();
         let mut out = vec![0u8; self.sums.len() / 3 * 4];
-        const PIXELS_PER_TASK: usize = 4096;
         out.par_chunks_mut(PIXELS_PER_TASK * 4)
             .zip(self.sums.par_chunks(PIXELS_PER_TASK * 3))
             .for_each(|(dst, src)| {
-                for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
-                    if let ([r, g, b, a], [sr, sg, sb]) = (d, s) {
-                        *r = encode(lut, *sr * scale);
-                        *g = encode(lut, *sg * scale);
-                        *b = encode(lut, *sb * scale);
-                        *a = 255;
+                // Two passes per block: the curve over plain floats (branch-free, so the
+                // compiler vectorises it), then table look-ups and the RGBA interleave.
+                let mut indices = [0u32; BLOCK_PIXELS * 3];
+                for (dst, src) in dst
+                    .chunks_mut(BLOCK_PIXELS * 4)
+                    .zip(src.chunks(BLOCK_PIXELS * 3))
+                {
+                    for (index, &sum) in indices.iter_mut().zip(src) {
+                        *index = lut_index(sum * scale);
+                    }
+                    for (d, i) in dst.chunks_exact_mut(4).zip(indices.chunks_exact(3)) {
+                        if let ([r, g, b, a], [ir, ig, ib]) = (d, i) {
+                            *r = lut.get(*ir as usize).copied().unwrap_or(255);
+                            *g = lut.get(*ig as usize).copied().unwrap_or(255);
+                            *b = lut.get(*ib as usize).copied().unwrap_or(255);
+                            *a = 255;
+                        }
                     }
                 }
             });
@@ -144,12 +154,21 @@ fn srgb_lut() -> &'static [u8; LUT_SIZE] {
     })
 }
 
-/// Filmic curve then sRGB byte for one linear channel value.
-#[inline]
-fn encode(lut: &[u8; LUT_SIZE], x: f32) -> u8 {
-    let x = if x > 0.0 { x } else { 0.0 }; // also maps NaN to 0
+/// Pixels per parallel task of [`Film::to_srgb8`].
+const PIXELS_PER_TASK: usize = 8192;
+/// Pixels per inner block (the index buffer lives on the stack).
+const BLOCK_PIXELS: usize = 256;
+
+/// Filmic curve of one linear channel value, as an index into the sRGB table.
+#[inline(always)]
+fn lut_index(x: f32) -> u32 {
+    let x = x.max(0.0); // also maps NaN to 0
     let mapped = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14);
-    // `as usize` saturates, and min keeps the index in range.
-    let index = ((mapped * (LUT_SIZE - 1) as f32 + 0.5) as usize).min(LUT_SIZE - 1);
-    lut.get(index).copied().unwrap_or(255)
+    // The curve tends to 1.03 for huge x (and is NaN for x = inf); clamp before converting.
+    let scaled = (mapped * (LUT_SIZE - 1) as f32 + 0.5).min((LUT_SIZE - 1) as f32);
+    if scaled >= 0.0 {
+        scaled as u32
+    } else {
+        (LUT_SIZE - 1) as u32 // NaN from an infinite sum: the brightest value
+    }
 }
