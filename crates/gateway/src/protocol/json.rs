@@ -29,8 +29,8 @@ use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
 use super::{
-    deadline_after, pump, read_body, requested_timeout, status_json, unresolved_label,
-    upstream_request, StreamEvent,
+    deadline_after, pump, read_body, requested_timeout, resolve_for_browser, status_json,
+    unresolved_label, upstream_request, StreamEvent,
 };
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
@@ -89,23 +89,8 @@ async fn run(
     call_id: &str,
     tracker: &mut CallTracker,
 ) -> Result<Answer, GatewayError> {
-    let Path((service, method)) =
-        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
-    let resolved = state.resolve_method(&service, &method)?;
-    tracker.set_method(Arc::clone(&resolved.label));
+    let resolved = resolve_for_browser(state, path, tracker, "the JSON route")?;
     let descriptor = &resolved.descriptor;
-    if descriptor.is_client_streaming() {
-        return Err(GatewayError::UnsupportedStreaming {
-            method: descriptor.full_name().to_owned(),
-            kind: if descriptor.is_server_streaming() {
-                "bidirectional-streaming"
-            } else {
-                "client-streaming"
-            },
-            protocol: "the JSON route",
-            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
-        });
-    }
     let timeout = requested_timeout(request.headers())?;
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;

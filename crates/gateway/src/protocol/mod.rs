@@ -27,14 +27,47 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status, Streaming};
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+
 use crate::error::GatewayError;
-use crate::server::ShutdownSignal;
+use crate::metrics::CallTracker;
+use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::upstream::{clamp_grpc_timeout, parse_grpc_timeout, Upstream};
 
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
 
 /// The `method` label of calls whose method did not resolve.
+/// Resolves the `/{Service}/{method}` of a browser-facing route, records the method on the
+/// call's metrics, and refuses client- and bidi-streaming methods, which `protocol` (a
+/// request-then-response protocol) cannot carry.
+pub(crate) fn resolve_for_browser(
+    state: &GatewayState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    tracker: &mut CallTracker,
+    protocol: &'static str,
+) -> Result<ResolvedMethod, GatewayError> {
+    let Path((service, method)) =
+        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
+    let resolved = state.resolve_method(&service, &method)?;
+    tracker.set_method(Arc::clone(&resolved.label));
+    let descriptor = &resolved.descriptor;
+    if descriptor.is_client_streaming() {
+        return Err(GatewayError::UnsupportedStreaming {
+            method: descriptor.full_name().to_owned(),
+            kind: if descriptor.is_server_streaming() {
+                "bidirectional-streaming"
+            } else {
+                "client-streaming"
+            },
+            protocol,
+            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
+        });
+    }
+    Ok(resolved)
+}
+
 pub(crate) fn unresolved_label() -> Arc<str> {
     // Shared rather than allocated per call: every call starts out unresolved.
     static LABEL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();

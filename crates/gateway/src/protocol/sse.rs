@@ -31,8 +31,8 @@ use serde::Deserialize;
 use tonic::{Code, Status, Streaming};
 
 use super::{
-    deadline_after, pump, requested_timeout, status_json, unresolved_label, upstream_request,
-    StreamEvent,
+    deadline_after, pump, requested_timeout, resolve_for_browser, status_json, unresolved_label,
+    upstream_request, StreamEvent,
 };
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
@@ -101,23 +101,8 @@ async fn start(
     call_id: &str,
     tracker: &mut CallTracker,
 ) -> Result<Start, GatewayError> {
-    let Path((service, method)) =
-        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
-    let resolved = state.resolve_method(&service, &method)?;
-    tracker.set_method(Arc::clone(&resolved.label));
+    let resolved = resolve_for_browser(state, path, tracker, "Server-Sent Events")?;
     let descriptor = &resolved.descriptor;
-    if descriptor.is_client_streaming() {
-        return Err(GatewayError::UnsupportedStreaming {
-            method: descriptor.full_name().to_owned(),
-            kind: if descriptor.is_server_streaming() {
-                "bidirectional-streaming"
-            } else {
-                "client-streaming"
-            },
-            protocol: "Server-Sent Events",
-            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
-        });
-    }
     let Query(query) =
         query.map_err(|e| GatewayError::BadRequest(format!("bad query string: {e}")))?;
     let text = query.message.unwrap_or_default();
