@@ -6,7 +6,8 @@
 //!
 //! The curve is a lookup table indexed by the top bits of the f32 bit pattern of the exposed,
 //! clamped value, so the inner loop is one multiply, one clamp, one shift and one load per
-//! channel, with no branches; tables are cached per setting.
+//! channel, with no branches. Tables depend only on gamma (exposure is applied before the
+//! look-up) and are cached.
 
 use std::sync::{Arc, Mutex};
 
