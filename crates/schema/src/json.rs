@@ -3,7 +3,6 @@
 use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 
 use crate::error::JsonError;
-use crate::sorted_json::SortedJson;
 
 /// Parse a JSON body into a message of type `desc` (proto3 JSON mapping).
 ///
@@ -37,21 +36,14 @@ pub fn message_to_json(msg: &DynamicMessage) -> serde_json::Value {
         .unwrap_or_else(|error| serde_json::json!({ "serialization_error": error.to_string() }))
 }
 
-/// Append [`message_to_json`]'s JSON text (compact, keys sorted) to `out`, without building
-/// the intermediate [`serde_json::Value`]: the same bytes as
-/// `serde_json::to_writer(out, &message_to_json(msg))`, for a fraction of the allocations.
+/// Append [`message_to_json`]'s JSON text (compact, keys sorted) to `out`.
+///
+/// A hand-written serializer that skipped the intermediate value was tried and measured: it
+/// saved about 2.6% of the instructions of writing an answer and nothing measurable in the
+/// gateway's throughput, so the value path, which defines the output, is the only path.
 pub fn write_message_json(msg: &DynamicMessage, out: &mut Vec<u8>) {
-    let start = out.len();
-    if msg
-        .serialize_with_options(SortedJson { out: &mut *out }, &proto_field_options())
-        .is_err()
-    {
-        // Shapes the direct writer does not handle (and failures) take the value path, which
-        // defines the output.
-        out.truncate(start);
-        // Writing a JSON value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &message_to_json(msg));
-    }
+    // Writing a JSON value into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &message_to_json(msg));
 }
 
 fn proto_field_options() -> SerializeOptions {

@@ -20,7 +20,6 @@ pub mod reflection;
 mod resolve;
 mod schema;
 pub mod schema_json;
-mod sorted_json;
 
 pub use builder::SchemaBuilder;
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
