@@ -2,7 +2,16 @@
 //!
 //! - [`json`]: `POST /{Service}/{method}`, the original proxy's JSON route (plus NDJSON for
 //!   server streams);
-//! - [`sse`]: `GET /sse/{Service}/{method}`, Server-Sent Events for server streams.
+//! - [`sse`]: `GET /sse/{Service}/{method}`, Server-Sent Events for server streams;
+//! - [`grpc`]: native gRPC pass-through (`application/grpc`, h2c), bytes never decoded;
+//! - [`grpc_web`]: gRPC-Web (binary and base64 text) translated to gRPC;
+//! - [`connect`]: the Connect protocol (unary JSON/binary, GET, server streaming);
+//! - [`ws`]: `GET /ws`, one WebSocket multiplexing calls of all four RPC kinds;
+//! - [`batch`]: `POST /batch`, many JSON calls in one round trip.
+//!
+//! gRPC, gRPC-Web and Connect share paths with the JSON route (`/pkg.Service/Method`); a
+//! request is handed to them by its content type and headers ([`WireProtocol::of`]) before
+//! routing.
 //!
 //! # Deadlines
 //!
@@ -11,8 +20,13 @@
 //! gateway's `--timeout` default caps either. SSE also reads `?timeout_ms=` because
 //! `EventSource` cannot set headers.
 
+pub mod batch;
+pub mod connect;
+pub mod grpc;
+pub mod grpc_web;
 pub mod json;
 pub mod sse;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +52,62 @@ use crate::upstream::{clamp_grpc_timeout, parse_grpc_timeout, Upstream};
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
 
-/// The `method` label of calls whose method did not resolve.
+/// A standard wire protocol recognised from a request's headers, before routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireProtocol {
+    /// `application/grpc` (and `application/grpc+proto`, `+json`, ...).
+    Grpc,
+    /// `application/grpc-web`, `application/grpc-web+proto`, `application/grpc-web-text`...
+    GrpcWeb,
+    /// Connect: a `Connect-Protocol-Version` header, an `application/connect+*` or
+    /// `application/proto` content type, or a GET with `connect=v1` in the query.
+    Connect,
+}
+
+impl WireProtocol {
+    /// The wire protocol of `request`, or `None` for the gateway's own routes (JSON, SSE,
+    /// WebSocket, operations, static files).
+    pub fn of<B>(request: &http::Request<B>) -> Option<WireProtocol> {
+        let headers = request.headers();
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/grpc-web") {
+            return Some(WireProtocol::GrpcWeb);
+        }
+        if content_type == "application/grpc" || content_type.starts_with("application/grpc+") {
+            return Some(WireProtocol::Grpc);
+        }
+        if content_type.starts_with("application/connect+")
+            || content_type == "application/proto"
+            || headers.contains_key("connect-protocol-version")
+        {
+            return Some(WireProtocol::Connect);
+        }
+        if request.method() == http::Method::GET
+            && request
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|pair| pair == "connect=v1"))
+        {
+            return Some(WireProtocol::Connect);
+        }
+        None
+    }
+}
+
+/// A gRPC-style `UNIMPLEMENTED` answer for a protocol this build does not serve yet.
+pub(crate) fn not_yet(what: &str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    GatewayError::Upstream(Status::unimplemented(format!(
+        "{what} is not implemented in this build"
+    )))
+    .into_response()
+}
+
 /// Resolves the `/{Service}/{method}` of a browser-facing route, records the method on the
 /// call's metrics, and refuses client- and bidi-streaming methods, which `protocol` (a
 /// request-then-response protocol) cannot carry.

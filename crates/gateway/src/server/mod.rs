@@ -12,10 +12,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -238,13 +238,31 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
                 .into_response()
             }),
         )
+        .route("/ws", get(protocol::ws::handle))
+        .route("/batch", post(protocol::batch::handle))
         .route("/{service}/{method}", json_route)
-        .with_state(state);
+        .with_state(state.clone());
     extra
         .merge(gateway)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
         .layer(cors)
+}
+
+/// gRPC, gRPC-Web and Connect requests go to their protocol before routing: they share
+/// paths with the JSON route and are told apart by content type and headers.
+async fn wire_protocols(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match protocol::WireProtocol::of(&request) {
+        Some(protocol::WireProtocol::Grpc) => protocol::grpc::handle(state, request).await,
+        Some(protocol::WireProtocol::GrpcWeb) => protocol::grpc_web::handle(state, request).await,
+        Some(protocol::WireProtocol::Connect) => protocol::connect::handle(state, request).await,
+        None => next.run(request).await,
+    }
 }
 
 /// A non-POST request on a `/{Service}/{method}` path: `extra` may know it (static files);

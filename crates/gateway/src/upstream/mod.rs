@@ -17,6 +17,8 @@
 
 pub mod codec;
 mod deadline;
+pub mod forward;
+pub mod raw;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
