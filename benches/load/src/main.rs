@@ -9,11 +9,16 @@
 //!   generated message classes), the way the original proxy was built,
 //!
 //! at each concurrency level, several rounds each, and reports medians: throughput, p50, p99,
-//! and the ratios the targets are stated in. Run it with `benches/run-load` (which prepares
-//! the Python baseline's virtualenv) or directly:
+//! and the ratios the targets are stated in.
+//!
+//! The render server and the gateway run as the real `octaneweb` binary (`render-server`
+//! and `serve`), each in its own process, as users run them; this process only generates
+//! load. Run it with `benches/run-load` (which builds the binary and prepares the Python
+//! baseline's virtualenv) or directly:
 //!
 //! ```sh
-//! cargo run --release -p octaneweb-load -- --python target/bench-venv/bin/python
+//! cargo build --release -p octaneweb -p octaneweb-load
+//! target/release/octaneweb-load --python target/bench-venv/bin/python
 //! ```
 
 use std::net::SocketAddr;
@@ -24,11 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
-use octaneweb_gateway::{GatewayConfig, GatewayState};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::Empty;
-use octaneweb_render_server::{RenderServer, RenderServerConfig};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::net::TcpListener;
 
@@ -50,6 +52,13 @@ struct Args {
     /// Python baseline is skipped.
     #[arg(long)]
     python: Option<PathBuf>,
+    /// The `octaneweb` binary to measure; default: the one next to this harness.
+    #[arg(long)]
+    octaneweb: Option<PathBuf>,
+    /// RUST_LOG of the gateway process. The default (info) writes one log line per call, as
+    /// a gateway started without settings does; the lines go to /dev/null.
+    #[arg(long, default_value = "info")]
+    gateway_log: String,
 }
 
 /// One measured round.
@@ -60,23 +69,56 @@ struct Round {
     p99: Duration,
 }
 
+// The same allocator as the `octaneweb` binary, so the load generator does not contend on
+// glibc's arena locks either.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
+    let octaneweb = match &args.octaneweb {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the harness binary has no directory")?
+            .join("octaneweb"),
+    };
     // The render server idles after one sample per pixel, so rendering does not compete with
     // the calls for the CPU.
-    let render_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let render_addr = render_listener.local_addr()?;
-    let server = RenderServer::start(RenderServerConfig {
-        width: 64,
-        height: 32,
-        max_samples_per_pixel: Some(1),
-        ..RenderServerConfig::default()
-    })?;
-    tokio::spawn(server.serve(render_listener, std::future::pending()));
-
-    let gateway_addr = start_gateway(render_addr).await?;
+    let render_addr = free_loopback_addr().await?;
+    let _render_server = spawn_octaneweb(
+        &octaneweb,
+        &[
+            "render-server",
+            "--listen",
+            &render_addr.to_string(),
+            "--width",
+            "64",
+            "--height",
+            "32",
+            "--max-spp",
+            "1",
+        ],
+        "warn",
+        render_addr,
+    )
+    .await?;
+    let gateway_addr = free_loopback_addr().await?;
+    let _gateway = spawn_octaneweb(
+        &octaneweb,
+        &[
+            "serve",
+            "--listen",
+            &gateway_addr.to_string(),
+            "--upstream",
+            &render_addr.to_string(),
+        ],
+        &args.gateway_log,
+        gateway_addr,
+    )
+    .await?;
     let mut python = match &args.python {
         Some(interpreter) => Some(start_python(interpreter, render_addr).await?),
         None => None,
@@ -135,25 +177,46 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_gateway(render_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let upstream = Upstream::new(UpstreamConfig {
-        target: render_addr.to_string(),
-        ..UpstreamConfig::default()
-    })?;
-    let mut builder = octaneweb_schema::SchemaBuilder::new();
-    builder.add_descriptor_set("built-in", octaneweb_proto::DESCRIPTOR_SET)?;
-    let schema = builder.build()?;
-    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
-    // No extra routes: the harness measures the gateway alone.
-    let app = octaneweb_gateway::router(state, axum::Router::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(octaneweb_gateway::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    Ok(addr)
+/// A loopback address with a port that was free a moment ago.
+async fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?)
+}
+
+/// Start `octaneweb ARGS` and wait until it accepts connections on `addr`.
+async fn spawn_octaneweb(
+    binary: &PathBuf,
+    args: &[&str],
+    log: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<tokio::process::Child> {
+    let mut child = tokio::process::Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with `cargo build --release -p octaneweb`)",
+                binary.display()
+            )
+        })?;
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("octaneweb {} exited with {status}", args.join(" "));
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "octaneweb {} did not listen on {addr} within 30 s",
+                args.join(" ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(child)
 }
 
 async fn start_python(
@@ -216,7 +279,7 @@ async fn run_direct(addr: SocketAddr, callers: usize, length: Duration) -> anyho
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
-    drive(callers, length, move || {
+    drive(callers, length, move |_caller| {
         let mut client = LiveLinkServiceClient::new(channel.clone());
         async move {
             client.get_camera(Empty {}).await?;
@@ -227,19 +290,39 @@ async fn run_direct(addr: SocketAddr, callers: usize, length: Duration) -> anyho
 }
 
 async fn run_http(url: String, callers: usize, length: Duration) -> anyhow::Result<Round> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(callers)
-        .build()?;
-    let url = Arc::new(url);
-    drive(callers, length, move || {
-        let client = client.clone();
-        let url = url.clone();
+    let uri: http::Uri = url.parse()?;
+    let authority = uri.authority().context("URL without host")?.clone();
+    let addr: SocketAddr = authority.as_str().parse()?;
+    // Each caller keeps one HTTP/1.1 connection, as a browser tab does. A bare hyper
+    // connection rather than a pooled client keeps the load generator's own CPU use small on
+    // a machine whose cores it shares with the servers it measures.
+    let mut senders = Vec::with_capacity(callers);
+    for _ in 0..callers.max(1) {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        senders.push(Arc::new(tokio::sync::Mutex::new(sender)));
+    }
+    drive(callers, length, move |caller| {
+        let sender = Arc::clone(&senders[caller % senders.len()]);
+        let uri = uri.clone();
+        let authority = authority.clone();
         async move {
-            let response = client.post(url.as_str()).body("{}").send().await?;
-            if !response.status().is_success() {
-                bail!("HTTP {}", response.status());
+            let mut sender = sender.lock().await;
+            let request = http::Request::post(uri.path())
+                .header(http::header::HOST, authority.as_str())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await?
+                .to_bytes();
+            if !status.is_success() {
+                bail!("HTTP {status}");
             }
-            let body = response.bytes().await?;
             let answer: serde_json::Value = serde_json::from_slice(&body)?;
             if answer.get("success") != Some(&serde_json::Value::Bool(true)) {
                 bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
@@ -250,22 +333,22 @@ async fn run_http(url: String, callers: usize, length: Duration) -> anyhow::Resu
     .await
 }
 
-/// Runs `callers` loops of `call` for `length`, recording each call's latency.
+/// Runs `callers` loops of `call(caller index)` for `length`, recording each call's latency.
 async fn drive<F, Fut>(callers: usize, length: Duration, call: F) -> anyhow::Result<Round>
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let deadline = Instant::now() + length;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(callers);
-    for _ in 0..callers.max(1) {
+    for caller in 0..callers.max(1) {
         let call = call.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let begin = Instant::now();
-                call().await?;
+                call(caller).await?;
                 latencies.push(begin.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
