@@ -7,4 +7,5 @@ mod common;
 mod errors;
 mod json_calls;
 mod ops;
+mod passthrough;
 mod streams;
