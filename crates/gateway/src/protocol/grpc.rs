@@ -183,7 +183,7 @@ async fn forward_call(
 
 /// `/package.Service/Method` with the characters names can have; anything else is not a
 /// gRPC method (UNIMPLEMENTED, as a gRPC server answers an unknown path).
-fn method_path(path: &str) -> Result<PathAndQuery, Status> {
+pub(crate) fn method_path(path: &str) -> Result<PathAndQuery, Status> {
     let bad = || {
         Status::unimplemented(format!(
             "{path:?} is not a gRPC method path (/package.Service/Method)"

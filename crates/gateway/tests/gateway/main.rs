@@ -5,6 +5,7 @@
 mod cli_call;
 mod common;
 mod errors;
+mod grpc_web;
 mod json_calls;
 mod ops;
 mod passthrough;
