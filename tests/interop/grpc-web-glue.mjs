@@ -53,14 +53,14 @@ export function grpcWebCaller(registry, baseUrl, format) {
   /** A unary call; resolves to the response message (a @bufbuild/protobuf message). */
   const unary = (serviceName, methodName, init = {}, metadata = {}) => {
     const method = describe(serviceName, methodName);
-    return client.thenableCall(base + method.path, new method.Request(init), metadata, method.descriptor).then((response) => response.value);
+    return client.unaryCall(base + method.path, new method.Request(init), metadata, method.descriptor).then((response) => response.value);
   };
 
   /** A unary call to a path no schema has, with Empty in and out. */
   const unaryMissing = (path) => {
     const Empty = classFor(registry.getMessage('google.protobuf.Empty'));
     const descriptor = new MethodDescriptor(path, MethodType.UNARY, Empty, Empty, (request) => request.serializeBinary(), Empty.deserializeBinary.bind(Empty));
-    return client.thenableCall(base + path, new Empty(), {}, descriptor);
+    return client.unaryCall(base + path, new Empty(), {}, descriptor);
   };
 
   /**
