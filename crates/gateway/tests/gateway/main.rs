@@ -4,6 +4,7 @@
 
 mod cli_call;
 mod common;
+mod connect;
 mod errors;
 mod grpc_web;
 mod json_calls;
