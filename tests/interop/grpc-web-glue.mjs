@@ -66,17 +66,20 @@ export function grpcWebCaller(registry, baseUrl, format) {
   /**
    * A server stream bounded by a deadline (`deadlineMs` from now); collects messages until
    * `enough(messages)` says so (then cancels) or the stream ends. Resolves to
-   * `{messages, ended}` with ended 'enough', 'deadline' or 'end'; rejects on other errors.
+   * `{messages, ended, elapsedMs}` with ended 'enough', 'deadline' or 'end'; rejects on other
+   * errors. `elapsedMs` tells whether messages came as they were sent (well before the
+   * deadline) or only when the response ended.
    */
   const stream = (serviceName, methodName, init, { deadlineMs, enough }) => {
     const method = describe(serviceName, methodName);
     return new Promise((resolve, reject) => {
       const messages = [];
+      const started = Date.now();
       let settled = false;
       const settle = (fn, value) => {
         if (settled) return;
         settled = true;
-        fn(value);
+        fn({ ...value, elapsedMs: Date.now() - started });
       };
       const call = client.serverStreaming(base + method.path, new method.Request(init), { deadline: String(Date.now() + deadlineMs) }, method.descriptor);
       call.on('data', (response) => {
@@ -88,7 +91,10 @@ export function grpcWebCaller(registry, baseUrl, format) {
       });
       call.on('error', (error) => {
         if (error.code === StatusCode.DEADLINE_EXCEEDED) settle(resolve, { messages, ended: 'deadline' });
-        else settle(reject, Object.assign(new Error(`${method.path}: code ${error.code}: ${error.message}`), { code: error.code }));
+        else {
+          settled = true;
+          reject(Object.assign(new Error(`${method.path}: code ${error.code}: ${error.message}`), { code: error.code }));
+        }
       });
       call.on('end', () => settle(resolve, { messages, ended: 'end' }));
     });
@@ -165,7 +171,7 @@ export async function grpcWebCallbacks(caller, userData, deadlineMs = 2500) {
   for (;;) {
     const next = await grab();
     if (next && next.tonemappedSamplesPerPixel > previous.tonemappedSamplesPerPixel) {
-      return { notifications: outcome.messages.length, newImages: images.length, ended: outcome.ended, size, spp: [previous.tonemappedSamplesPerPixel, next.tonemappedSamplesPerPixel] };
+      return { notifications: outcome.messages.length, newImages: images.length, ended: outcome.ended, streamMs: outcome.elapsedMs, size, spp: [previous.tonemappedSamplesPerPixel, next.tonemappedSamplesPerPixel] };
     }
     check(Date.now() - started < 10000, `samples per pixel stayed at ${previous.tonemappedSamplesPerPixel}`);
     if (next) previous = next;
