@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { build } from 'esbuild';
+import { build, stop as stopEsbuild } from 'esbuild';
 import { MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, buildDescriptorSet, here, launchBrowser, openPage, startDemo } from './common.mjs';
 import { grewSomewhere } from './scenarios.mjs';
 
@@ -39,6 +39,8 @@ before(async () => {
     build({ entryPoints: [path.join(here, 'browser-page.mjs')], bundle: true, format: 'esm', platform: 'browser', target: 'chrome110', write: false, logLevel: 'silent' }),
   ]);
   demo = started;
+  // esbuild's service process would keep Node alive for half a minute after the tests.
+  await stopEsbuild();
   site = await startStaticServer(
     new Map([
       ['/', { type: 'text/html; charset=utf-8', body: PAGE }],

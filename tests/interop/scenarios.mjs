@@ -150,8 +150,11 @@ export async function callbackStream(clients, { userData, minImages = 3, timeout
   if (restart) await clients.engine.restartRendering({});
 
   const seen = { notifications: 0, newImages: 0, userDataSeen: false, spp: [], sizes: [] };
+  // Bounded by our own timer rather than `timeoutMs`: connect's deadline timer outlives a
+  // stream the caller leaves early and would keep Node running until it fires.
   const abort = new AbortController();
-  const stream = clients.callbacks.callbackChannel({}, { signal: abort.signal, timeoutMs });
+  const timer = setTimeout(() => abort.abort(new Error(`callbackChannel: not done within ${timeoutMs} ms`)), timeoutMs);
+  const stream = clients.callbacks.callbackChannel({}, { signal: abort.signal });
   try {
     for await (const message of stream) {
       seen.notifications += 1;
@@ -171,6 +174,7 @@ export async function callbackStream(clients, { userData, minImages = 3, timeout
       if (seen.newImages >= minImages && grew && seen.userDataSeen) break;
     }
   } finally {
+    clearTimeout(timer);
     abort.abort();
   }
   check(seen.newImages >= minImages, `callbackChannel: expected ${minImages} newImage notifications, got ${seen.newImages}`);
