@@ -79,4 +79,5 @@ test('bidi streaming: ServerReflectionInfo over v1alpha (grpcio-reflection stubs
 test('deadline: a stream past its timeout ends with DEADLINE_EXCEEDED', () => passed('deadline'));
 test('status codes: NOT_FOUND with the server message, UNIMPLEMENTED for an unknown method', () => passed('status_codes'));
 test('metadata: custom text and binary request metadata pass', () => passed('metadata'));
+test('grpc.aio: interleaved bidi (each answer before the next request), stream cancel, channel reuse', () => passed('aio'));
 test('the Python run exits 0', () => assert.equal(run.exitCode, 0, run.stderr));

@@ -245,6 +245,44 @@ def check_metadata(channel, m):
     return f"initial metadata keys {sorted(initial)}"
 
 
+def check_aio_interleaved_bidi(_channel, m):
+    """grpc.aio: bidi with each request answered before the next is written (the pass-through
+    must not wait for the client's half-close), then a server stream cancelled by the client."""
+    import asyncio
+
+    from grpc_reflection.v1alpha import reflection_pb2_grpc as reflection_grpc
+
+    async def run():
+        async with grpc.aio.insecure_channel(TARGET) as channel:
+            stub = reflection_grpc.ServerReflectionStub(channel)
+            call = stub.ServerReflectionInfo(timeout=10)
+            answered = []
+            for symbol in ("livelinkapi.LiveLinkService", "octaneapi.ApiItemService", "octaneapi.StreamCallbackService"):
+                await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol))
+                response = await asyncio.wait_for(call.read(), timeout=5)
+                expect(response is not grpc.aio.EOF, f"stream ended before the answer for {symbol}")
+                expect(response.HasField("file_descriptor_response"), f"no descriptor for {symbol}")
+                answered.append(symbol)
+            await call.done_writing()
+            expect(await call.read() is grpc.aio.EOF, "more answers than requests")
+            expect(await call.code() == grpc.StatusCode.OK, f"bidi status {await call.code()}")
+
+            callbacks = m["callbackstream_grpc"].StreamCallbackServiceStub(channel)
+            empty_pb2 = importlib.import_module("google.protobuf.empty_pb2")
+            stream = callbacks.callbackChannel(empty_pb2.Empty(), timeout=10)
+            for _ in range(2):
+                expect(await asyncio.wait_for(stream.read(), timeout=5) is not grpc.aio.EOF, "callbackChannel ended")
+            stream.cancel()
+            expect(stream.cancelled(), "callbackChannel not cancelled")
+            # The channel stays usable after a cancelled stream.
+            camera = await m["livelink_grpc"].LiveLinkServiceStub(channel).GetCamera(m["livelink"].Empty(), timeout=10)
+            expect(camera.HasField("fov"), "GetCamera after cancel: no fov")
+            return answered
+
+    answered = asyncio.run(run())
+    return f"{len(answered)} interleaved reflection answers; stream cancelled; channel still serves"
+
+
 CHECKS = [
     ("unary", check_unary_camera),
     ("server_streaming", check_server_streaming),
@@ -253,14 +291,20 @@ CHECKS = [
     ("deadline", check_deadline),
     ("status_codes", check_status_codes),
     ("metadata", check_metadata),
+    ("aio", check_aio_interleaved_bidi),
 ]
+
+# The gateway's host:port, set by main() (the grpc.aio check opens its own channel).
+TARGET = ""
 
 
 def main():
     if len(sys.argv) != 3:
         print("usage: grpcio_interop.py HOST:PORT PROTO_ROOT", file=sys.stderr)
         return 2
+    global TARGET  # noqa: PLW0603 - set once, before the checks run
     target, proto_root = sys.argv[1], sys.argv[2]
+    TARGET = target
     failed = 0
     with tempfile.TemporaryDirectory(prefix="octaneweb-grpcio-") as out_dir:
         try:
