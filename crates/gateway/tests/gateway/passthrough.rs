@@ -478,3 +478,148 @@ pub async fn raw_grpc(
     })
     .await
 }
+
+/// A purpose-built upstream that shows what reached it: it echoes the request's frames,
+/// answers `x-meta` as `x-meta-echo`, lists the request's header names in `x-seen-headers`
+/// and its `grpc-timeout` in `x-seen-timeout`, and ends with a custom trailer `x-trailer: t1`.
+async fn start_echo_upstream() -> std::net::SocketAddr {
+    use http_body_util::StreamBody;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                |request: http::Request<hyper::body::Incoming>| async move {
+                    let headers = request.headers().clone();
+                    let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+                    let mut response = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("x-seen-headers", names.join(","));
+                    if let Some(meta) = headers.get("x-meta") {
+                        response = response.header("x-meta-echo", meta);
+                    }
+                    if let Some(timeout) = headers.get("grpc-timeout") {
+                        response = response.header("x-seen-timeout", timeout);
+                    }
+                    let body = request
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    trailers.insert("x-trailer", http::HeaderValue::from_static("t1"));
+                    let frames = vec![
+                        Ok::<_, std::convert::Infallible>(http_body::Frame::data(body)),
+                        Ok(http_body::Frame::trailers(trailers)),
+                    ];
+                    let body = StreamBody::new(futures::stream::iter(frames));
+                    Ok::<_, std::convert::Infallible>(response.body(body).expect("response"))
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn metadata_headers_and_trailers_cross_every_protocol() {
+    let echo = start_echo_upstream().await;
+    let gateway = start_gateway_with(
+        &echo.to_string(),
+        GatewayOptions {
+            default_timeout: Some(Duration::from_secs(2)),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let payload = b"opaque bytes the gateway never decodes";
+
+    // Native gRPC: metadata up, headers and trailers down, the deadline capped at 2 s.
+    let answer = raw_grpc(
+        &gateway,
+        "/test.Echo/Unary",
+        &[("x-meta", "hello"), ("grpc-timeout", "1H")],
+        frame(0, payload),
+    )
+    .await;
+    assert_eq!(answer.status(), 0, "{answer:?}");
+    assert_eq!(answer.headers["x-meta-echo"], "hello");
+    assert_eq!(answer.headers["x-trailer"], "t1");
+    assert_eq!(answer.data, frame(0, payload));
+    let seen = answer.headers["x-seen-headers"].to_str().expect("ascii");
+    assert!(
+        !seen
+            .split(',')
+            .any(|h| h == "connection" || h == "grpc-accept-encoding"),
+        "{seen}"
+    );
+    let timeout = answer.headers["x-seen-timeout"].to_str().expect("ascii");
+    let timeout = octaneweb_gateway::upstream::parse_grpc_timeout(timeout).expect("a timeout");
+    assert!(timeout <= Duration::from_secs(2), "{timeout:?}");
+
+    // gRPC-Web: the custom trailer is in the trailer frame; browser headers stay here.
+    let response = client()
+        .post(gateway.url("/test.Echo/Unary"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("x-meta", "web")
+        .header("origin", "http://localhost:3000")
+        .body(frame(0, payload).to_vec())
+        .send()
+        .await
+        .expect("grpc-web");
+    assert_eq!(response.headers()["x-meta-echo"], "web");
+    let seen = response.headers()["x-seen-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        !seen.split(',').any(|h| h == "x-grpc-web" || h == "origin"),
+        "{seen}"
+    );
+    let body = response.bytes().await.expect("body");
+    let trailer_frame = &body[frame(0, payload).len()..];
+    assert_eq!(trailer_frame[0], 0x80);
+    let trailers = String::from_utf8_lossy(&trailer_frame[5..]);
+    assert!(trailers.contains("x-trailer: t1\r\n"), "{trailers}");
+
+    // Connect unary (binary: a method the schema does not know): trailers as trailer- headers.
+    let response = client()
+        .post(gateway.url("/test.Echo/Unary"))
+        .header("content-type", "application/proto")
+        .header("x-meta", "connect")
+        .body(payload.to_vec())
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["x-meta-echo"], "connect");
+    assert_eq!(response.headers()["trailer-x-trailer"], "t1");
+    assert_eq!(&response.bytes().await.expect("body")[..], payload);
+
+    // Connect stream: trailers in the end-of-stream metadata.
+    let response = client()
+        .post(gateway.url("/test.Echo/Unary"))
+        .header("content-type", "application/connect+proto")
+        .body(frame(0, payload).to_vec())
+        .send()
+        .await
+        .expect("connect stream");
+    let body = response.bytes().await.expect("body");
+    let end = &body[frame(0, payload).len()..];
+    assert_eq!(end[0], 0x02);
+    let end: serde_json::Value = serde_json::from_slice(&end[5..]).expect("end JSON");
+    assert_eq!(end["metadata"]["x-trailer"][0], "t1", "{end}");
+    assert!(end.get("error").is_none(), "{end}");
+}
