@@ -231,7 +231,18 @@ fn target(
             });
         }
     }
+    // A leniently spelled name (`LiveLink/GetCamera`) goes upstream under its full name.
+    let path = match &method {
+        Some(method) => canonical_path(method).unwrap_or(path),
+        None => path,
+    };
     Ok(Target { path, method })
+}
+
+/// `/package.Service/Method` of a schema method.
+pub(crate) fn canonical_path(method: &MethodDescriptor) -> Option<http::uri::PathAndQuery> {
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    http::uri::PathAndQuery::try_from(path).ok()
 }
 
 fn unary_content_type(codec: Codec) -> &'static str {

@@ -221,7 +221,7 @@ async fn run(
     tracker: &mut CallTracker,
 ) -> Result<Answer, GatewayError> {
     let (parts, body) = request.into_parts();
-    let path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
+    let mut path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
     let label = match state.schema.find_method_path(path.as_str()) {
         Ok(method) => {
             let label: Arc<str> = Arc::from(format!(
@@ -241,6 +241,10 @@ async fn run(
                     protocol: "gRPC-Web",
                     instead: "native gRPC (application/grpc) or the WebSocket /ws",
                 });
+            }
+            // A leniently spelled name goes upstream under its full name.
+            if let Some(canonical) = super::connect::canonical_path(&method) {
+                path = canonical;
             }
             label
         }

@@ -95,6 +95,22 @@ async fn unary_json_and_binary_calls() {
     assert!(camera["fov"].is_number(), "{camera}");
     assert!(camera["position"]["z"].is_number(), "{camera}");
 
+    // A lenient service name resolves as on the JSON route and goes upstream in full.
+    let answer = connect_post(
+        &gateway.url("/LiveLink/GetCamera"),
+        "application/json",
+        &[],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.json()["fov"].is_number());
+
     let answer = connect_post(&url, "application/proto", &[], Vec::new()).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["content-type"], "application/proto");
@@ -141,7 +157,7 @@ async fn unary_json_and_binary_calls() {
             Protocol::Connect,
             "livelinkapi.LiveLinkService/GetCamera",
             Code::Ok
-        ) == 2
+        ) == 3
     );
 }
 

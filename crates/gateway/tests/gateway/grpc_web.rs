@@ -146,6 +146,17 @@ async fn unary_calls_in_binary_and_text_over_http1_and_http2() {
         assert_eq!(answer.grpc_status(), "0");
     }
 
+    // A lenient service name goes upstream under its full name.
+    let answer = web_call(
+        &client(),
+        &gateway.url("/LiveLink/GetCamera"),
+        "application/grpc-web",
+        &[],
+        frame(0, b"").to_vec(),
+    )
+    .await;
+    assert_eq!(answer.grpc_status(), "0");
+
     // Text mode, the request split into two separately padded base64 chunks.
     let request = frame(0, &MeshRequest { objecthandle: 1 }.encode_to_vec());
     let (first, second) = request.split_at(2);
