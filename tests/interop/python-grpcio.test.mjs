@@ -14,13 +14,13 @@ const SCRIPT = path.join(here, 'python', 'grpcio_interop.py');
 const RUN_TIMEOUT_MS = 120000;
 
 /** Runs the Python checks against `target`; resolves to {results: Map, exitCode, stderr}. */
-function runChecks(target) {
+function runChecks(target, upstream) {
   const python = venvPython();
   if (!existsSync(python)) {
     return Promise.reject(new Error(`${python} is missing: run scripts/install-interop-deps.sh (or set INTEROP_VENV)`));
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [SCRIPT, target, OCTANE_PROTO_ROOT], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, [SCRIPT, target, OCTANE_PROTO_ROOT, upstream], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -58,7 +58,10 @@ let demo;
 let run;
 before(async () => {
   demo = await startDemo();
-  run = await runChecks(hostPort(demo.url));
+  // `demo` prints where its embedded render server listens: the same calls go there directly.
+  const upstream = demo.output().match(/render server on (127\.0\.0\.1:\d+)/);
+  assert.ok(upstream, `demo did not print its render server address:\n${demo.output()}`);
+  run = await runChecks(hostPort(demo.url), upstream[1]);
 });
 after(async () => {
   await demo?.stop();
@@ -80,4 +83,5 @@ test('deadline: a stream past its timeout ends with DEADLINE_EXCEEDED', () => pa
 test('status codes: NOT_FOUND with the server message, UNIMPLEMENTED for an unknown method', () => passed('status_codes'));
 test('metadata: custom text and binary request metadata pass', () => passed('metadata'));
 test('grpc.aio: interleaved bidi (each answer before the next request), stream cancel, channel reuse', () => passed('aio'));
+test('the same calls straight to the render server look the same (codes, messages, metadata)', () => passed('same_as_upstream'));
 test('the Python run exits 0', () => assert.equal(run.exitCode, 0, run.stderr));

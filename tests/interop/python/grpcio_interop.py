@@ -283,6 +283,75 @@ def check_aio_interleaved_bidi(_channel, m):
     return f"{len(answered)} interleaved reflection answers; stream cancelled; channel still serves"
 
 
+def call_outcome(callable_, request):
+    """What a client can see of one unary call: code, details, metadata (less the date)."""
+    try:
+        _, call = callable_.with_call(request, timeout=10)
+        code, details = call.code(), call.details()
+        initial, trailing = call.initial_metadata(), call.trailing_metadata()
+    except grpc.RpcError as error:
+        code, details = error.code(), error.details()
+        initial, trailing = error.initial_metadata(), error.trailing_metadata()
+
+    def visible(metadata):
+        return sorted((k, v) for k, v in (metadata or ()) if k != "date")
+
+    return {"code": code.name, "details": details, "initial": visible(initial), "trailing": visible(trailing)}
+
+
+def check_same_as_upstream(channel, m):
+    """The same calls straight to the render server and through the gateway: a grpcio client
+    sees the same codes, messages and metadata."""
+    if not UPSTREAM:
+        raise CheckFailed("no upstream address given")
+    scene, common, livelink = m["scenegraph"], m["common"], m["livelink"]
+    calls = [
+        ("GetCamera", lambda ch: m["livelink_grpc"].LiveLinkServiceStub(ch).GetCamera, livelink.Empty()),
+        (
+            "bad handle",
+            lambda ch: m["scenegraph_grpc"].ApiItemServiceStub(ch).name,
+            scene.ApiItem.nameRequest(objectPtr=common.ObjectRef(handle=BAD_HANDLE, type=OBJECT_TYPE_API_ITEM)),
+        ),
+        ("missing objectPtr", lambda ch: m["scenegraph_grpc"].ApiItemServiceStub(ch).name, scene.ApiItem.nameRequest()),
+        ("GetFile outside the root", lambda ch: m["livelink_grpc"].LiveLinkServiceStub(ch).GetFile, livelink.FileRequest(filepath="../../etc/passwd")),
+        (
+            "unknown method",
+            lambda ch: ch.unary_unary(
+                "/livelinkapi.LiveLinkService/NoSuchMethod",
+                request_serializer=lambda _: b"",
+                response_deserializer=lambda data: data,
+            ),
+            None,
+        ),
+    ]
+    differences = []
+    added = set()
+    with grpc.insecure_channel(UPSTREAM) as direct:
+        for name, stub_method, request in calls:
+            via_gateway = call_outcome(stub_method(channel), request)
+            straight = call_outcome(stub_method(direct), request)
+            if (via_gateway["code"], via_gateway["details"]) != (straight["code"], straight["details"]):
+                differences.append(f"{name}: gateway {via_gateway} vs upstream {straight}")
+            for part in ("initial", "trailing"):
+                # Everything the render server sends arrives ...
+                missing = [kv for kv in straight[part] if kv not in via_gateway[part]]
+                if missing:
+                    differences.append(f"{name}: {part} metadata {missing} lost")
+                # ... and the gateway adds only its own call id and HTTP headers.
+                extra = {k for k, _ in via_gateway[part]} - {k for k, _ in straight[part]}
+                added |= extra
+                unexpected = extra - GATEWAY_OWN_HEADERS
+                if unexpected:
+                    differences.append(f"{name}: {part} metadata {sorted(unexpected)} added by the gateway")
+    expect(not differences, "\n".join(differences))
+    return f"{len(calls)} calls: same codes, messages and upstream metadata; gateway adds {sorted(added)}"
+
+
+# Headers the gateway puts on every HTTP response (its call id, CORS, and content-length on
+# trailers-only answers); a grpcio client shows them as metadata.
+GATEWAY_OWN_HEADERS = {"x-call-id", "vary", "access-control-expose-headers", "content-length"}
+
+
 CHECKS = [
     ("unary", check_unary_camera),
     ("server_streaming", check_server_streaming),
@@ -292,19 +361,22 @@ CHECKS = [
     ("status_codes", check_status_codes),
     ("metadata", check_metadata),
     ("aio", check_aio_interleaved_bidi),
+    ("same_as_upstream", check_same_as_upstream),
 ]
 
-# The gateway's host:port, set by main() (the grpc.aio check opens its own channel).
+# The gateway's host:port and the render server's, set by main().
 TARGET = ""
+UPSTREAM = ""
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: grpcio_interop.py HOST:PORT PROTO_ROOT", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print("usage: grpcio_interop.py GATEWAY_HOST:PORT PROTO_ROOT [RENDER_SERVER_HOST:PORT]", file=sys.stderr)
         return 2
-    global TARGET  # noqa: PLW0603 - set once, before the checks run
+    global TARGET, UPSTREAM  # noqa: PLW0603 - set once, before the checks run
     target, proto_root = sys.argv[1], sys.argv[2]
     TARGET = target
+    UPSTREAM = sys.argv[3] if len(sys.argv) == 4 else ""
     failed = 0
     with tempfile.TemporaryDirectory(prefix="octaneweb-grpcio-") as out_dir:
         try:
