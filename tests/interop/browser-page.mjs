@@ -1,5 +1,5 @@
 // The page of browser.test.mjs, bundled by esbuild at test time: @connectrpc/connect-web
-// (Connect JSON and gRPC-Web transports) and Google's grpc-web, over the browser's own fetch
+// (Connect JSON, Connect binary and gRPC-Web transports) and Google's grpc-web, over the browser's own fetch
 // and XMLHttpRequest, with message types from descriptor sets the test's static server hands
 // out (built from our protos by buf). `window.interop.run(name, gatewayUrl)` runs one
 // scenario and resolves to a JSON-safe summary; failures reject with the reason.
@@ -60,11 +60,12 @@ async function grpcWebScenario(name, gatewayUrl, format) {
 }
 
 window.interop = {
-  /** `client` is 'connect-json', 'connect-grpc-web' or 'grpc-web-text' / 'grpc-web-binary'. */
+  /** `client`: 'connect-json', 'connect-binary', 'connect-grpc-web', 'grpc-web-text', 'grpc-web-binary'. */
   async run(client, name, gatewayUrl) {
     const baseUrl = gatewayUrl.replace(/\/$/, '');
     let result;
     if (client === 'connect-json') result = await connectScenario(name, createConnectTransport({ baseUrl }));
+    else if (client === 'connect-binary') result = await connectScenario(name, createConnectTransport({ baseUrl, useBinaryFormat: true }));
     else if (client === 'connect-grpc-web') result = await connectScenario(name, createGrpcWebTransport({ baseUrl }));
     else if (client === 'grpc-web-text') result = await grpcWebScenario(name, baseUrl, 'text');
     else if (client === 'grpc-web-binary') result = await grpcWebScenario(name, baseUrl, 'binary');

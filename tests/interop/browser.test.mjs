@@ -1,5 +1,5 @@
 // The same Connect and gRPC-Web calls from a page in headless Chromium: @connectrpc/connect-web
-// (Connect JSON and gRPC-Web transports) and Google's grpc-web, bundled with esbuild at test
+// (Connect JSON, Connect binary and gRPC-Web transports) and Google's grpc-web, bundled with esbuild at test
 // time. The page is served by a tiny static server on another port than the gateway, so every
 // call is cross-origin and the gateway's CORS answers (preflights, exposed grpc-status /
 // grpc-message headers) are part of what is tested.
@@ -70,8 +70,9 @@ test('the page and the gateway are different origins', () => {
   assert.notEqual(new URL(site.url).origin, new URL(demo.url).origin);
 });
 
-for (const client of ['connect-json', 'connect-grpc-web']) {
-  describe(`@connectrpc/connect-web, ${client === 'connect-json' ? 'Connect JSON' : 'gRPC-Web'} transport`, () => {
+const CONNECT_WEB_TRANSPORTS = { 'connect-json': 'Connect JSON', 'connect-binary': 'Connect binary', 'connect-grpc-web': 'gRPC-Web' };
+for (const [client, transportName] of Object.entries(CONNECT_WEB_TRANSPORTS)) {
+  describe(`@connectrpc/connect-web, ${transportName} transport`, () => {
     test('unary: SetCamera then GetCamera', async () => {
       const camera = await run(client, 'camera');
       assert.deepEqual(camera.position, { x: 3.5, y: 1.75, z: -6.25 });

@@ -91,18 +91,35 @@ TRANSPORTS.forEach(({ name, make }, index) => {
 });
 
 describe('compression and GET', () => {
+  // Each transport sends every request gzip-compressed (compressMinBytes 0) and accepts only
+  // gzip back; `encodings` records the response header naming the encoding of each call.
+  const gzip = (baseUrl, encodings) => ({
+    baseUrl,
+    sendCompression: compressionGzip,
+    acceptCompression: [compressionGzip],
+    compressMinBytes: 0,
+    interceptors: [
+      (next) => async (request) => {
+        const response = await next(request);
+        encodings.set(request.method.name, response.header.get('connect-content-encoding') ?? response.header.get('grpc-encoding'));
+        return response;
+      },
+    ],
+  });
   const GZIP_TRANSPORTS = [
-    ['Connect binary, gzip', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, sendCompression: compressionGzip, acceptCompression: [compressionGzip], compressMinBytes: 0 })],
-    ['Connect JSON, gzip', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false, sendCompression: compressionGzip, acceptCompression: [compressionGzip], compressMinBytes: 0 })],
-    ['gRPC-Web, gzip', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, sendCompression: compressionGzip, acceptCompression: [compressionGzip], compressMinBytes: 0 })],
-    ['gRPC, gzip', (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2', sendCompression: compressionGzip, acceptCompression: [compressionGzip], compressMinBytes: 0 })],
+    ['Connect binary, gzip', (baseUrl, encodings) => createConnectTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: true })],
+    ['Connect JSON, gzip', (baseUrl, encodings) => createConnectTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: false })],
+    ['gRPC-Web, gzip', (baseUrl, encodings) => createGrpcWebTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: true })],
+    ['gRPC, gzip', (baseUrl, encodings) => createGrpcTransport({ ...gzip(baseUrl, encodings), httpVersion: '2' })],
   ];
   for (const [name, make] of GZIP_TRANSPORTS) {
     test(`${name}: compressed requests and a compressed server stream`, async () => {
-      const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
+      const encodings = new Map();
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, ''), encodings));
       await cameraRoundTrip(clients, CAMERA_B);
       const seen = await callbackStream(clients, { userData: 7200, minImages: 2 });
       assert.ok(seen.spp.length >= 2);
+      assert.equal(encodings.get('callbackChannel'), 'gzip', 'the stream came back gzip-compressed');
       const meshes = await clients.livelink.getMeshes({});
       assert.ok(meshes.meshes.length >= 1, 'GetMeshes lists the scene meshes');
     });
