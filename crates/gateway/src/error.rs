@@ -9,6 +9,9 @@ use http::StatusCode;
 use octaneweb_schema::{JsonError, LookupError};
 use tonic::{Code, Status};
 
+use crate::protocol::compression::CompressionError;
+use crate::protocol::framing::FramingError;
+
 /// Why a call through the gateway failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -50,6 +53,20 @@ pub enum GatewayError {
     /// A request header or query parameter is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request's message framing is malformed (truncated, oversize, bad flags).
+    #[error("malformed request frames: {0}")]
+    Framing(#[from] FramingError),
+    /// A message could not be decompressed, or its encoding is not supported.
+    #[error(transparent)]
+    Compression(#[from] CompressionError),
+    /// The request's content type is not one this protocol serves.
+    #[error("content type {content_type:?} is not supported here; use one of {supported}")]
+    UnsupportedMediaType {
+        /// The content type sent.
+        content_type: String,
+        /// The content types that are served.
+        supported: &'static str,
+    },
     /// The upstream (or the channel to it) answered with a gRPC status.
     #[error("{}", upstream_message(.0))]
     Upstream(Status),
@@ -82,6 +99,12 @@ impl GatewayError {
             GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest(_) => Code::InvalidArgument,
+            GatewayError::Framing(FramingError::TooLarge { .. }) => Code::ResourceExhausted,
+            GatewayError::Framing(_) => Code::InvalidArgument,
+            GatewayError::Compression(CompressionError::Unsupported { .. }) => Code::Unimplemented,
+            GatewayError::Compression(CompressionError::TooLarge { .. }) => Code::ResourceExhausted,
+            GatewayError::Compression(CompressionError::Corrupt { .. }) => Code::InvalidArgument,
+            GatewayError::UnsupportedMediaType { .. } => Code::Unimplemented,
             GatewayError::Upstream(status) => status.code(),
         }
     }
@@ -94,6 +117,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             other => http_status_for(other.code()),
         }
     }
@@ -160,6 +184,43 @@ pub fn http_status_for(code: Code) -> StatusCode {
     }
 }
 
+/// The gRPC code for an HTTP answer that carries no gRPC status (a proxy's or a non-gRPC
+/// server's error page), as the gRPC HTTP/2 protocol specification maps them.
+pub fn grpc_code_for_http(status: StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+/// The Connect protocol's name of a gRPC code (`not_found`; note `canceled` with one L).
+/// Connect answers unary errors with [`http_status_for`] the same code.
+pub fn connect_code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "canceled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
 /// The canonical upper-case name of a gRPC code (`NOT_FOUND`), as used in JSON bodies.
 pub fn code_name(code: Code) -> &'static str {
     match code {
@@ -217,6 +278,37 @@ mod tests {
             );
         }
         assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
+        assert_eq!(connect_code_name(Code::Cancelled), "canceled");
+        assert_eq!(connect_code_name(Code::NotFound), "not_found");
+        assert_eq!(
+            grpc_code_for_http(StatusCode::NOT_FOUND),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            grpc_code_for_http(StatusCode::BAD_GATEWAY),
+            Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn wire_failures_map_to_precise_codes() {
+        let oversize = GatewayError::from(FramingError::TooLarge {
+            length: 10,
+            limit: 5,
+        });
+        assert_eq!(oversize.code(), Code::ResourceExhausted);
+        let truncated = GatewayError::from(FramingError::Truncated { have: 3, need: 5 });
+        assert_eq!(truncated.code(), Code::InvalidArgument);
+        let unsupported = GatewayError::from(CompressionError::Unsupported {
+            header: "grpc-encoding",
+            name: "br".into(),
+        });
+        assert_eq!(unsupported.code(), Code::Unimplemented);
+        let media = GatewayError::UnsupportedMediaType {
+            content_type: "application/grpc-web+thrift".into(),
+            supported: "application/grpc-web",
+        };
+        assert_eq!(media.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[test]

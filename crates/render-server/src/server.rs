@@ -81,14 +81,10 @@ impl RenderServer {
         self.engine.config()
     }
 
-    /// Serves every LiveLink service, gRPC reflection (v1 and v1alpha) and
-    /// `grpc.health.v1` on `listener` until `shutdown` completes; then closes the callback
-    /// streams, finishes in-flight calls and stops rendering.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), RenderServerError> {
+    /// Every service the server answers (LiveLink, reflection v1 and v1alpha,
+    /// `grpc.health.v1`), for hosting them in another tonic server, e.g. behind a layer.
+    /// [`RenderServer::serve`] serves exactly these.
+    pub async fn routes(&self) -> Result<tonic::service::Routes, RenderServerError> {
         let generation = self.engine.config().callback_generation;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(generation.descriptor_set())
@@ -129,8 +125,7 @@ impl RenderServer {
                 .await;
         }
 
-        let router = Server::builder()
-            .add_service(health)
+        let routes = tonic::service::Routes::new(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(render_engine)
@@ -139,22 +134,34 @@ impl RenderServer {
             .add_service(node_graph)
             .add_service(item_array)
             .add_service(item);
-        let router = match generation {
-            CallbackGeneration::Gen2 => router.add_service(
+        Ok(match generation {
+            CallbackGeneration::Gen2 => routes.add_service(
                 gen2::stream_callback_service_server::StreamCallbackServiceServer::new(
                     Gen2CallbackService::new(Arc::clone(shared)),
                 )
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             ),
-            CallbackGeneration::Gen1 => router.add_service(
+            CallbackGeneration::Gen1 => routes.add_service(
                 gen1::stream_callback_service_server::StreamCallbackServiceServer::new(
                     Gen1CallbackService::new(Arc::clone(shared)),
                 )
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             ),
-        };
+        })
+    }
+
+    /// Serves every LiveLink service, gRPC reflection (v1 and v1alpha) and
+    /// `grpc.health.v1` on `listener` until `shutdown` completes; then closes the callback
+    /// streams, finishes in-flight calls and stops rendering.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RenderServerError> {
+        let generation = self.engine.config().callback_generation;
+        let router = Server::builder().add_routes(self.routes().await?);
 
         // Callback streams never end on their own; tell them to, or the graceful shutdown
         // would wait for them forever.

@@ -1,16 +1,384 @@
 //! Native gRPC pass-through: `application/grpc` requests over h2c on the gateway's port are
-//! forwarded to the upstream as bytes, for any method (also ones the schema does not know).
+//! forwarded to the upstream, for any method (also ones the schema does not know) and all
+//! four RPC kinds. Messages pass as bytes, never decoded.
 //!
-//! (Skeleton: implemented by the wire-protocols work; until then every call answers
-//! `UNIMPLEMENTED` as a proper gRPC trailers-only response.)
+//! Carried both ways: request metadata (minus hop-by-hop headers), the `grpc-timeout`
+//! deadline (capped by the gateway's default timeout, and enforced here as well), response
+//! headers, trailers, and cancellation (a client that goes away resets the upstream stream).
+//!
+//! The gateway checks the framing of what clients send: a message longer than the upstream
+//! message limit is refused with `RESOURCE_EXHAUSTED`, a body that ends inside a frame or a
+//! compressed frame without `grpc-encoding` with `INVALID_ARGUMENT`. Clients may compress
+//! with gzip (`grpc-encoding: gzip`); the gateway decompresses (bounded by the message limit)
+//! and sends the upstream uncompressed messages, and compresses responses of 1 KiB or more
+//! when the client lists gzip in `grpc-accept-encoding`. An unreachable upstream is a
+//! trailers-only `UNAVAILABLE`.
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::header::{self, HeaderName};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt as _, StreamBody};
+use tokio::sync::oneshot;
+use tonic::Status;
 
-use crate::server::GatewayState;
+use super::compression::{self, Encoding};
+use super::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
+use super::{deadline_after, unresolved_label};
+use crate::error::GatewayError;
+use crate::metrics::{CallTracker, Metrics, Protocol};
+use crate::server::{CallId, GatewayState, ShutdownSignal};
+use crate::upstream::forward::{
+    self, is_hop_by_hop, reply, request_metadata, ReplyEvent, ReplyOptions, UpstreamCall,
+};
+use crate::upstream::parse_grpc_timeout;
+
+/// Longest method path accepted (`/package.Service/Method`).
+const MAX_PATH_LEN: usize = 512;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serve one gRPC request by forwarding it upstream.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
-    let _ = (&state, &request);
-    super::not_yet("gRPC pass-through")
+    let call_id = request
+        .extensions()
+        .get::<CallId>()
+        .map(|c| Arc::clone(&c.0))
+        .unwrap_or_else(|| Arc::from(""));
+    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
+    let mut tracker = state
+        .metrics
+        .start_call(Protocol::Grpc, unresolved_label(), call_id);
+    match forward_call(&state, request, shutdown, &mut tracker).await {
+        Ok(Forwarded::Stream(response)) => attach_tracker(response, tracker),
+        Ok(Forwarded::TrailersOnly { status, headers }) => {
+            tracker.finish(status.code(), status.message());
+            trailers_only_with(headers)
+        }
+        Err(status) => {
+            tracker.finish(status.code(), status.message());
+            trailers_only(&status)
+        }
+    }
+}
+
+enum Forwarded {
+    /// A streaming answer; the tracker is finished by the body.
+    Stream(StreamingAnswer),
+    /// The upstream answered with headers only (`headers` include the status).
+    TrailersOnly { status: Status, headers: HeaderMap },
+}
+
+struct StreamingAnswer {
+    headers: HeaderMap,
+    events: futures::stream::BoxStream<'static, ReplyEvent>,
+    accept: Encoding,
+    metrics: Arc<Metrics>,
+}
+
+async fn forward_call(
+    state: &GatewayState,
+    request: Request,
+    shutdown: Option<ShutdownSignal>,
+    tracker: &mut CallTracker,
+) -> Result<Forwarded, Status> {
+    let (parts, body) = request.into_parts();
+    let path = method_path(parts.uri.path())?;
+    tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
+    let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")
+        .map_err(|e| GatewayError::from(e).to_status())?;
+    let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
+    let requested = match parts.headers.get("grpc-timeout") {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
+            ))
+        })?),
+    };
+    let timeout = match (requested, state.upstream.config().default_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let deadline = deadline_after(timeout);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("application/grpc"));
+    let max_message_bytes = state.upstream.config().max_message_bytes;
+    let (failure_tx, mut failure_rx) = oneshot::channel();
+    let frames = client_frames(
+        body,
+        encoding,
+        max_message_bytes,
+        failure_tx,
+        Arc::clone(&state.metrics),
+    );
+    let call = UpstreamCall {
+        path,
+        content_type,
+        metadata: request_metadata(&parts.headers),
+        timeout,
+    };
+    let upstream_body = tonic::body::Body::new(StreamBody::new(frames));
+    let response = match forward::send(&state.upstream, call, upstream_body).await {
+        Ok(response) => response,
+        // A request cut off by the gateway explains the upstream's failure best.
+        Err(status) => return Err(failure_rx.try_recv().unwrap_or(status)),
+    };
+    let reply = reply(
+        state.upstream.clone(),
+        response,
+        ReplyOptions {
+            max_message_bytes,
+            deadline,
+            shutdown,
+            request_failure: Some(failure_rx),
+        },
+    )?;
+    let mut headers = HeaderMap::with_capacity(reply.headers.len() + 2);
+    for (name, value) in &reply.headers {
+        if !is_hop_by_hop(name) && name.as_str() != "grpc-accept-encoding" {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        HeaderName::from_static("grpc-accept-encoding"),
+        HeaderValue::from_static(compression::SUPPORTED),
+    );
+    if reply.trailers_only {
+        let mut events = reply.events;
+        let (status, trailers) = match events.next().await {
+            Some(ReplyEvent::End(status, trailers)) => (status, trailers),
+            _ => {
+                let status = Status::internal("the upstream's trailers-only answer had no status");
+                let trailers = forward::status_trailers(&status);
+                (status, trailers)
+            }
+        };
+        headers.extend(trailers);
+        return Ok(Forwarded::TrailersOnly { status, headers });
+    }
+    if accept == Encoding::Gzip {
+        headers.insert(
+            HeaderName::from_static("grpc-encoding"),
+            HeaderValue::from_static("gzip"),
+        );
+    }
+    Ok(Forwarded::Stream(StreamingAnswer {
+        headers,
+        events: reply.events,
+        accept,
+        metrics: Arc::clone(&state.metrics),
+    }))
+}
+
+/// `/package.Service/Method` with the characters names can have; anything else is not a
+/// gRPC method (UNIMPLEMENTED, as a gRPC server answers an unknown path).
+pub(crate) fn method_path(path: &str) -> Result<PathAndQuery, Status> {
+    let bad = || {
+        Status::unimplemented(format!(
+            "{path:?} is not a gRPC method path (/package.Service/Method)"
+        ))
+    };
+    if path.len() > MAX_PATH_LEN {
+        return Err(bad());
+    }
+    let rest = path.strip_prefix('/').ok_or_else(bad)?;
+    let (service, method) = rest.split_once('/').ok_or_else(bad)?;
+    let name_ok = |part: &str, dots: bool| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || (dots && b == b'.'))
+    };
+    if !name_ok(service, true) || !name_ok(method, false) {
+        return Err(bad());
+    }
+    PathAndQuery::try_from(path).map_err(|_| bad())
+}
+
+/// The client's request frames, checked and decompressed, as an upstream request body. A
+/// bad frame is reported on `failure` and ends the body with an error, which resets the
+/// upstream stream.
+fn client_frames(
+    body: Body,
+    encoding: Encoding,
+    max_message_bytes: usize,
+    failure: oneshot::Sender<Status>,
+    metrics: Arc<Metrics>,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + 'static {
+    async_stream::stream! {
+        let mut body = body;
+        let mut failure = Some(failure);
+        let mut decoder = FrameDecoder::new(max_message_bytes);
+        let mut fail = move |error: GatewayError| -> BoxError {
+            let status = error.to_status();
+            let message = status.message().to_owned();
+            if let Some(failure) = failure.take() {
+                let _ = failure.send(status);
+            }
+            message.into()
+        };
+        loop {
+            match body.frame().await {
+                None => {
+                    if let Err(error) = decoder.finish() {
+                        yield Err(fail(error.into()));
+                    }
+                    break;
+                }
+                // The client went away or reset its stream; the upstream stream is reset too.
+                Some(Err(error)) => {
+                    yield Err(Box::new(error) as BoxError);
+                    break;
+                }
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    decoder.push(&data);
+                    loop {
+                        match decoder.next_frame() {
+                            Ok(Some(frame)) => {
+                                let payload = if frame.is_compressed() {
+                                    if encoding == Encoding::Identity {
+                                        yield Err(fail(
+                                            FramingError::CompressedWithoutEncoding {
+                                                header: "grpc-encoding",
+                                            }
+                                            .into(),
+                                        ));
+                                        return;
+                                    }
+                                    match encoding.decompress(frame.payload, max_message_bytes) {
+                                        Ok(payload) => payload,
+                                        Err(error) => {
+                                            yield Err(fail(error.into()));
+                                            return;
+                                        }
+                                    }
+                                } else {
+                                    frame.payload
+                                };
+                                metrics.add_bytes_in(Protocol::Grpc, payload.len() as u64);
+                                let (header, payload) = frame_parts(0, payload);
+                                yield Ok(Frame::data(header));
+                                if !payload.is_empty() {
+                                    yield Ok(Frame::data(payload));
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(error) => {
+                                yield Err(fail(error.into()));
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A frame's header and payload as separate buffers (no copy of the payload).
+pub(crate) fn frame_parts(flags: u8, payload: Bytes) -> (Bytes, Bytes) {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    header[0] = flags;
+    header[1..].copy_from_slice(&length.to_be_bytes());
+    (Bytes::copy_from_slice(&header), payload)
+}
+
+/// The answer's body: messages as frames (compressed if the client accepts gzip), then the
+/// trailers. The tracker records the final code when the trailers go out, or CANCELLED if
+/// the client goes away first (the body is dropped, and with it the upstream stream).
+fn attach_tracker(answer: StreamingAnswer, tracker: CallTracker) -> Response {
+    let StreamingAnswer {
+        headers,
+        mut events,
+        accept,
+        metrics,
+    } = answer;
+    let body = async_stream::stream! {
+        let mut tracker = Some(tracker);
+        while let Some(event) = events.next().await {
+            match event {
+                ReplyEvent::Message(payload) => {
+                    metrics.add_bytes_out(Protocol::Grpc, payload.len() as u64);
+                    let (flags, payload) = if compression::worth_compressing(accept, &payload) {
+                        (1, accept.compress(&payload))
+                    } else {
+                        (0, payload)
+                    };
+                    let (header, payload) = frame_parts(flags, payload);
+                    yield Ok::<_, std::convert::Infallible>(Frame::data(header));
+                    if !payload.is_empty() {
+                        yield Ok(Frame::data(payload));
+                    }
+                }
+                ReplyEvent::End(status, trailers) => {
+                    if let Some(tracker) = tracker.take() {
+                        tracker.finish(status.code(), status.message());
+                    }
+                    yield Ok(Frame::trailers(trailers));
+                    break;
+                }
+            }
+        }
+    };
+    let mut response = Response::new(Body::new(StreamBody::new(body)));
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A trailers-only gRPC answer carrying `status`.
+pub(crate) fn trailers_only(status: &Status) -> Response {
+    let mut headers = forward::status_trailers(status);
+    headers.insert(
+        HeaderName::from_static("grpc-accept-encoding"),
+        HeaderValue::from_static(compression::SUPPORTED),
+    );
+    trailers_only_with(headers)
+}
+
+fn trailers_only_with(mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::OK;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_paths_are_checked() {
+        assert!(method_path("/grpc.health.v1.Health/Check").is_ok());
+        assert!(method_path("/a/b").is_ok());
+        for bad in [
+            "", "/", "/a", "/a/", "//b", "/a/b/c", "/a b/c", "/a/b.c", "a/b",
+        ] {
+            let status = method_path(bad).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unimplemented, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn frame_parts_encode_flags_and_length() {
+        let (header, payload) = frame_parts(1, Bytes::from_static(b"abc"));
+        assert_eq!(&header[..], &[1, 0, 0, 0, 3]);
+        assert_eq!(&payload[..], b"abc");
+    }
 }

@@ -21,7 +21,9 @@
 //! `EventSource` cannot set headers.
 
 pub mod batch;
+pub mod compression;
 pub mod connect;
+pub mod framing;
 pub mod grpc;
 pub mod grpc_web;
 pub mod json;

@@ -17,13 +17,16 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use super::GatewayConfig;
 
 /// Response headers scripts on other origins may read.
-const EXPOSED: [&str; 11] = [
+const EXPOSED: [&str; 14] = [
     "x-call-id",
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "grpc-encoding",
+    "grpc-accept-encoding",
     "connect-protocol-version",
+    "connect-content-encoding",
+    "connect-accept-encoding",
     "content-type",
     "etag",
     "x-frame-width",

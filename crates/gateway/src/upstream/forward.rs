@@ -1,4 +1,452 @@
 //! HTTP-level forwarding of gRPC requests to the upstream: the request's frames, metadata,
 //! deadline and trailers pass through the shared channel without being decoded.
 //!
-//! (Skeleton: implemented by the wire-protocols work.)
+//! [`send`] makes one gRPC request over the channel and waits for the response headers;
+//! [`reply`] turns the response into a stream of [`ReplyEvent`]s (message payloads, then
+//! exactly one final status with the upstream's trailers). gRPC pass-through, gRPC-Web and
+//! Connect are built on these two.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt as _;
+use http::header::{self, HeaderName};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tonic::{Code, Status};
+use tower::{Service as _, ServiceExt as _};
+
+use super::{clamp_grpc_timeout, format_grpc_timeout, Upstream};
+use crate::error::grpc_code_for_http;
+use crate::protocol::compression::Encoding;
+use crate::protocol::framing::{FrameDecoder, FramingError};
+use crate::server::ShutdownSignal;
+
+/// Headers that describe one HTTP hop, never a call: not forwarded in either direction.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "http2-settings",
+];
+
+/// True for headers that belong to one HTTP hop (and `host`, `content-length`, which the
+/// next hop sets itself).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == header::CONTENT_LENGTH
+        || HOP_BY_HOP.iter().any(|h| name.as_str() == *h)
+}
+
+/// Headers that carry a call's gRPC status (trailers, or headers of a trailers-only answer).
+pub fn is_status_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "grpc-status" | "grpc-message" | "grpc-status-details-bin"
+    )
+}
+
+/// One gRPC call to make upstream.
+#[derive(Debug)]
+pub struct UpstreamCall {
+    /// `/package.Service/Method`.
+    pub path: PathAndQuery,
+    /// `application/grpc` or `application/grpc+proto`, ...
+    pub content_type: HeaderValue,
+    /// Request metadata (already stripped of protocol and hop-by-hop headers).
+    pub metadata: HeaderMap,
+    /// The call's deadline (already capped by the gateway's default).
+    pub timeout: Option<Duration>,
+}
+
+/// Send `call` with `body` (gRPC frames, uncompressed) and wait for the response headers,
+/// bounded by the call's deadline. Failures to reach the upstream are `UNAVAILABLE`.
+pub async fn send(
+    upstream: &Upstream,
+    call: UpstreamCall,
+    body: tonic::body::Body,
+) -> Result<http::Response<tonic::body::Body>, Status> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.version_mut() = http::Version::HTTP_2;
+    *request.uri_mut() = http::Uri::from(call.path);
+    let headers = request.headers_mut();
+    *headers = call.metadata;
+    headers.insert(header::CONTENT_TYPE, call.content_type);
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    if let Some(timeout) = call.timeout {
+        if let Ok(value) = HeaderValue::from_str(&format_grpc_timeout(clamp_grpc_timeout(timeout)))
+        {
+            headers.insert("grpc-timeout", value);
+        }
+    }
+    let mut channel = upstream.channel();
+    let exchange = async move {
+        let ready = channel
+            .ready()
+            .await
+            .map_err(|e| unreachable_status(upstream, Status::from_error(Box::new(e))))?;
+        ready
+            .call(request)
+            .await
+            .map_err(|e| unreachable_status(upstream, Status::from_error(Box::new(e))))
+    };
+    let outcome = match call.timeout {
+        None => exchange.await,
+        Some(timeout) => match tokio::time::timeout(timeout, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(deadline_status(timeout)),
+        },
+    };
+    // The channel reports its own enforcement of `grpc-timeout` as CANCELLED "Timeout
+    // expired"; for the caller it is the deadline passing.
+    let outcome = outcome.map_err(|status| {
+        if status.code() == Code::Cancelled
+            && status.message() == tonic::TimeoutExpired(()).to_string()
+        {
+            deadline_status(call.timeout.unwrap_or_default())
+        } else {
+            status
+        }
+    });
+    match &outcome {
+        Ok(_) => upstream.observe(None),
+        Err(status) => upstream.observe(Some(status)),
+    }
+    outcome
+}
+
+fn deadline_status(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "no answer from the upstream within the deadline of {} ms",
+        timeout.as_millis()
+    ))
+}
+
+/// Errors that never got an answer from the upstream are UNAVAILABLE (as a gRPC client
+/// reports a server it cannot reach), with a message naming the upstream.
+fn unreachable_status(upstream: &Upstream, status: Status) -> Status {
+    if matches!(status.code(), Code::Unknown | Code::Unavailable) {
+        Status::unavailable(format!(
+            "cannot reach the upstream at {}: {}",
+            upstream.target(),
+            status.message()
+        ))
+    } else {
+        status
+    }
+}
+
+/// What an upstream response stream yields.
+#[derive(Debug)]
+pub enum ReplyEvent {
+    /// One response message's payload (uncompressed).
+    Message(Bytes),
+    /// The call's final status and the trailers that carried it (as the upstream sent them,
+    /// or built by the gateway for failures it detected itself). Nothing follows.
+    End(Status, HeaderMap),
+}
+
+/// Bounds and interruptions of a reply stream.
+#[derive(Debug, Default)]
+pub struct ReplyOptions {
+    /// Largest response message accepted (after decompression).
+    pub max_message_bytes: usize,
+    /// When the call's deadline passes.
+    pub deadline: Option<Instant>,
+    /// Ends the stream (`UNAVAILABLE`) when the gateway shuts down.
+    pub shutdown: Option<ShutdownSignal>,
+    /// A failure of the request side (a bad frame from the client), reported instead of
+    /// whatever the upstream answers after the request was cut off.
+    pub request_failure: Option<oneshot::Receiver<Status>>,
+}
+
+/// An upstream response: its headers and its events.
+pub struct Reply {
+    /// Response headers (metadata); for a trailers-only answer, empty of status headers.
+    pub headers: HeaderMap,
+    /// True if the upstream answered with headers only (the status is in the only event).
+    pub trailers_only: bool,
+    /// Messages, then one [`ReplyEvent::End`].
+    pub events: BoxStream<'static, ReplyEvent>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("headers", &self.headers)
+            .field("trailers_only", &self.trailers_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Trailers carrying `status` alone.
+pub fn status_trailers(status: &Status) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert("grpc-status", HeaderValue::from(status.code() as i32));
+    }
+    trailers
+}
+
+/// Read an upstream response as events. Errors if the answer is not a gRPC response.
+pub fn reply(
+    upstream: Upstream,
+    response: http::Response<tonic::body::Body>,
+    options: ReplyOptions,
+) -> Result<Reply, Status> {
+    let (parts, body) = response.into_parts();
+    if parts.status != StatusCode::OK {
+        return Err(Status::new(
+            grpc_code_for_http(parts.status),
+            format!(
+                "the upstream answered HTTP {} instead of gRPC",
+                parts.status
+            ),
+        ));
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/grpc") {
+        return Err(Status::unknown(format!(
+            "the upstream answered with content type {content_type:?} instead of gRPC"
+        )));
+    }
+    let mut headers = parts.headers;
+    if let Some(status) = Status::from_header_map(&headers) {
+        upstream.observe(Some(&status).filter(|s| s.code() != Code::Ok));
+        let mut trailers = HeaderMap::new();
+        let mut metadata = HeaderMap::new();
+        for (name, value) in headers.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
+            if is_status_header(&name) {
+                trailers.append(name, value);
+            } else {
+                metadata.append(name, value);
+            }
+        }
+        let event = ReplyEvent::End(status, trailers);
+        return Ok(Reply {
+            headers: metadata,
+            trailers_only: true,
+            events: futures::stream::iter([event]).boxed(),
+        });
+    }
+    let encoding = Encoding::from_header(&headers, "grpc-encoding")
+        .map_err(|e| Status::internal(format!("the upstream's response cannot be read: {e}")))?;
+    headers.remove("grpc-encoding");
+    let events = reply_events(upstream, body, encoding, options);
+    Ok(Reply {
+        headers,
+        trailers_only: false,
+        events: events.boxed(),
+    })
+}
+
+fn reply_events(
+    upstream: Upstream,
+    mut body: tonic::body::Body,
+    encoding: Encoding,
+    options: ReplyOptions,
+) -> impl futures::Stream<Item = ReplyEvent> + Send + 'static {
+    let ReplyOptions {
+        max_message_bytes,
+        deadline,
+        shutdown,
+        mut request_failure,
+    } = options;
+    async_stream::stream! {
+        let mut decoder = FrameDecoder::new(max_message_bytes);
+        let shutdown = ShutdownSignal::wait_opt(shutdown);
+        tokio::pin!(shutdown);
+        let end = loop {
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let failed = async {
+                match request_failure.as_mut() {
+                    Some(receiver) => receiver.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                next = body.frame() => next,
+                () = expired => break Status::deadline_exceeded(
+                    "the call's deadline passed while streaming",
+                ),
+                () = &mut shutdown => break Status::unavailable("the gateway is shutting down"),
+                failure = failed => match failure {
+                    Some(status) => break status,
+                    // The request side finished cleanly: stop watching it.
+                    None => {
+                        request_failure = None;
+                        continue;
+                    }
+                },
+            };
+            match next {
+                None => {
+                    if let Err(error) = decoder.finish() {
+                        break Status::internal(format!("the upstream's response: {error}"));
+                    }
+                    break Status::internal("the upstream ended the response without a gRPC status");
+                }
+                Some(Err(error)) => {
+                    // The request side's own failure explains a cut-off upstream best.
+                    if let Some(status) = request_failure.as_mut().and_then(|r| r.try_recv().ok()) {
+                        break status;
+                    }
+                    let status = Status::from_error(error.into());
+                    upstream.observe(Some(&status));
+                    break status;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        decoder.push(&data);
+                        let mut failure = None;
+                        loop {
+                            match decoder.next_frame() {
+                                Ok(Some(frame)) => {
+                                    let payload = if frame.is_compressed() {
+                                        match encoding.decompress(frame.payload, max_message_bytes) {
+                                            Ok(payload) => payload,
+                                            Err(error) => {
+                                                failure = Some(Status::internal(format!(
+                                                    "the upstream's response: {error}"
+                                                )));
+                                                break;
+                                            }
+                                        }
+                                    } else {
+                                        frame.payload
+                                    };
+                                    yield ReplyEvent::Message(payload);
+                                }
+                                Ok(None) => break,
+                                Err(error) => {
+                                    failure = Some(response_framing_status(&error));
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(status) = failure {
+                            break status;
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            let status = Status::from_header_map(&trailers).unwrap_or_else(|| {
+                                Status::internal("the upstream's trailers carry no grpc-status")
+                            });
+                            upstream.observe(Some(&status).filter(|s| s.code() != Code::Ok));
+                            yield ReplyEvent::End(status, trailers);
+                            return;
+                        }
+                    }
+                },
+            }
+        };
+        let trailers = status_trailers(&end);
+        yield ReplyEvent::End(end, trailers);
+    }
+}
+
+fn response_framing_status(error: &FramingError) -> Status {
+    match error {
+        FramingError::TooLarge { .. } => {
+            Status::resource_exhausted(format!("the upstream's response: {error}"))
+        }
+        _ => Status::internal(format!("the upstream's response: {error}")),
+    }
+}
+
+/// A request header that belongs to the client's protocol (or to browsers), not to the
+/// call's metadata; never forwarded upstream.
+pub fn is_protocol_request_header(name: &HeaderName) -> bool {
+    is_hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "content-type"
+                | "accept"
+                | "accept-encoding"
+                | "content-encoding"
+                | "accept-language"
+                | "origin"
+                | "referer"
+                | "cookie"
+                | "cache-control"
+                | "pragma"
+                | "dnt"
+                | "priority"
+                | "grpc-timeout"
+                | "grpc-encoding"
+                | "grpc-accept-encoding"
+                | "x-grpc-web"
+                | "x-user-agent"
+                | "x-timeout-ms"
+                | "connect-protocol-version"
+                | "connect-timeout-ms"
+                | "connect-content-encoding"
+                | "connect-accept-encoding"
+        )
+        || name.as_str().starts_with("sec-")
+        || name.as_str().starts_with("access-control-")
+}
+
+/// The request metadata of `headers`: everything but protocol and hop-by-hop headers.
+pub fn request_metadata(headers: &HeaderMap) -> HeaderMap {
+    let mut metadata = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !is_protocol_request_header(name) {
+            metadata.append(name.clone(), value.clone());
+        }
+    }
+    metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_excludes_protocol_and_hop_by_hop_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/grpc-web"),
+            ("connection", "keep-alive"),
+            ("te", "trailers"),
+            ("grpc-timeout", "1S"),
+            ("x-grpc-web", "1"),
+            ("sec-fetch-mode", "cors"),
+            ("authorization", "Bearer t"),
+            ("x-custom", "a"),
+            ("x-bin-bin", "AAEC"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        let metadata = request_metadata(&headers);
+        let names: Vec<&str> = metadata.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["authorization", "x-custom", "x-bin-bin"]);
+    }
+
+    #[test]
+    fn status_trailers_carry_code_and_encoded_message() {
+        let trailers = status_trailers(&Status::not_found("no such thing: ü"));
+        assert_eq!(trailers["grpc-status"], "5");
+        assert_eq!(trailers["grpc-message"], "no%20such%20thing:%20%C3%BC");
+    }
+}

@@ -4,7 +4,10 @@
 
 mod cli_call;
 mod common;
+mod connect;
 mod errors;
+mod grpc_web;
 mod json_calls;
 mod ops;
+mod passthrough;
 mod streams;

@@ -1,0 +1,127 @@
+// Shared set-up for the interop tests: build our protos into a descriptor set with the buf CLI
+// (from npm), turn it into a @bufbuild/protobuf registry at run time, and start the real
+// `octaneweb demo` (gateway in front of the embedded reference render server) through the
+// browser tests' harness.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+
+export { startDemo, freePort, launchBrowser, openPage, repoRoot } from '../browser/harness.mjs';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+
+/** The services our tests call, by full name. */
+export const LIVELINK = 'livelinkapi.LiveLinkService';
+export const RENDER_ENGINE = 'octaneapi.ApiRenderEngineService';
+export const CALLBACKS = 'octaneapi.StreamCallbackService';
+export const PROJECT_MANAGER = 'octaneapi.ApiProjectManagerService';
+export const NODE_GRAPH = 'octaneapi.ApiNodeGraphService';
+export const ITEM_ARRAY = 'octaneapi.ApiItemArrayService';
+export const ITEM = 'octaneapi.ApiItemService';
+
+/** gRPC status codes used in assertions (the numbers every gRPC runtime shares). */
+export const GrpcCode = Object.freeze({
+  OK: 0,
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  UNIMPLEMENTED: 12,
+});
+
+const descriptorCache = new Map();
+
+/**
+ * Runs `buf build` over `root` (an include root: every .proto under it is compiled, imports
+ * resolve relative to it, google/protobuf/* comes with buf) and returns the encoded
+ * FileDescriptorSet with imports included.
+ */
+export function buildDescriptorSet(root) {
+  const cached = descriptorCache.get(root);
+  if (cached) return cached;
+  const buf = path.join(here, 'node_modules', '.bin', process.platform === 'win32' ? 'buf.cmd' : 'buf');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'octaneweb-interop-'));
+  const out = path.join(dir, 'set.binpb');
+  try {
+    const run = spawnSync(buf, ['build', root, '-o', out], { encoding: 'utf8', timeout: 60000 });
+    if (run.error) throw new Error(`cannot run ${buf}: ${run.error.message} (npm ci in tests/interop?)`);
+    if (run.status !== 0) throw new Error(`buf build ${root} failed (${run.status}):\n${run.stderr}`);
+    const bytes = new Uint8Array(readFileSync(out));
+    descriptorCache.set(root, bytes);
+    return bytes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** proto/octane: callback generation 2, the default schema of the reference render server. */
+export const OCTANE_PROTO_ROOT = path.join(repo, 'proto', 'octane');
+
+/**
+ * Test-only protos naming methods the server does not have (an unknown method on a known
+ * service, an unknown service), so that clients can call them with their usual machinery.
+ */
+export const MISSING_PROTO_ROOT = path.join(here, 'proto-missing');
+
+/** A registry of every type and service in `root`, built at run time. */
+export function registryFor(root) {
+  return createFileRegistry(fromBinary(FileDescriptorSetSchema, buildDescriptorSet(root)));
+}
+
+/** `registry.getService(name)`, or a clear error naming the service. */
+export function service(registry, name) {
+  const found = registry.getService(name);
+  if (!found) throw new Error(`service ${name} is not in the descriptor set`);
+  return found;
+}
+
+/** `registry.getMessage(name)`, or a clear error naming the message. */
+export function message(registry, name) {
+  const found = registry.getMessage(name);
+  if (!found) throw new Error(`message ${name} is not in the descriptor set`);
+  return found;
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Rejects with `what` if `promise` does not settle within `ms`. */
+export function within(ms, what, promise) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The gateway's host:port from its base URL (`http://127.0.0.1:PORT/`). */
+export function hostPort(url) {
+  const parsed = new URL(url);
+  return parsed.host;
+}
+
+/** Path of the Python venv the install script creates (override with INTEROP_VENV). */
+export function venvPython() {
+  const venv = process.env.INTEROP_VENV || path.join(repo, 'target', 'interop-venv');
+  return path.join(venv, 'bin', 'python');
+}
+
+/** Camera values exactly representable as float32, so a read-back compares with ===. */
+export const CAMERA_A = Object.freeze({
+  position: { x: 6.5, y: 2.25, z: -3.75 },
+  target: { x: 0.5, y: 0.25, z: -0.125 },
+  fov: 42.5,
+});
+export const CAMERA_B = Object.freeze({
+  position: { x: -4.25, y: 3.5, z: 5.0 },
+  target: { x: 0.0, y: 0.75, z: 0.0 },
+  fov: 55.0,
+});

@@ -1,0 +1,150 @@
+// @connectrpc/connect-node (v2) against the real gateway, with every transport it has:
+// Connect (JSON and binary), gRPC-Web, and gRPC over HTTP/2. Message types come from our
+// protos, built with the buf CLI and loaded into a @bufbuild/protobuf registry at run time.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { Code, createClient } from '@connectrpc/connect';
+import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { CAMERA_A, CAMERA_B, LIVELINK, MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, registryFor, service, startDemo } from './common.mjs';
+import { BAD_HANDLE, badHandle, callbackStream, cameraRoundTrip, failureOf, makeClients, makeMissingClients, sceneWalk, streamDeadline } from './scenarios.mjs';
+import { callJson } from '../browser/harness.mjs';
+
+const registry = registryFor(OCTANE_PROTO_ROOT);
+const missingRegistry = registryFor(MISSING_PROTO_ROOT);
+
+let demo;
+before(async () => {
+  demo = await startDemo();
+});
+after(async () => {
+  await demo?.stop();
+});
+
+/** The transports under test, each made fresh against the running gateway. */
+const TRANSPORTS = [
+  // connect-node defaults to the binary format; JSON is asked for explicitly.
+  { name: 'Connect JSON (HTTP/1.1)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
+  { name: 'Connect binary (HTTP/2)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/1.1)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/2)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC (HTTP/2)', make: (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' }) },
+];
+
+TRANSPORTS.forEach(({ name, make }, index) => {
+  describe(name, () => {
+    let clients;
+    let missing;
+    before(() => {
+      const transport = make(demo.url.replace(/\/$/, ''));
+      clients = makeClients(registry, transport);
+      missing = makeMissingClients(missingRegistry, transport);
+    });
+
+    test('unary: SetCamera then GetCamera reads the same camera back', async () => {
+      const camera = index % 2 === 0 ? CAMERA_A : CAMERA_B;
+      const result = await cameraRoundTrip(clients, camera);
+      assert.deepEqual(result.position, camera.position);
+      // The original JSON route sees the same camera: both reached the same render server.
+      const viaJson = await callJson(demo.url, 'LiveLink', 'GetCamera');
+      assert.equal(viaJson.fov, result.fov);
+    });
+
+    test('unary: a scene walk over ApiItem calls matches the JSON route', async () => {
+      const items = await sceneWalk(clients);
+      assert.ok(items.length >= 1);
+      const root = await callJson(demo.url, 'ApiProjectManager', 'rootNodeGraph');
+      const list = (await callJson(demo.url, 'ApiNodeGraph', 'getOwnedItems', { objectPtr: root.result })).list;
+      for (const [i, item] of items.entries()) {
+        const viaJson = await callJson(demo.url, 'ApiItemArray', 'get', { objectPtr: list, index: i });
+        assert.equal(viaJson.result.handle, item.handle, `item ${i} handle`);
+        const nameViaJson = await callJson(demo.url, 'ApiItem', 'name', { objectPtr: viaJson.result });
+        assert.equal(nameViaJson.result, item.name, `item ${i} name`);
+      }
+    });
+
+    test('server stream: callbackChannel notifications, then grabbed images with growing samples', async () => {
+      const seen = await callbackStream(clients, { userData: 7100 + index, minImages: 3 });
+      assert.ok(seen.newImages >= 3);
+      assert.deepEqual(seen.sizes[0], [256, 128], 'the demo renders 256x128');
+    });
+
+    test('error: a bad handle gets the server status NOT_FOUND with its message', async () => {
+      const failure = await badHandle(clients);
+      assert.equal(failure.code, Code.NotFound, `${failure.codeName}: ${failure.message}`);
+      assert.match(failure.message, new RegExp(`no object with handle ${BAD_HANDLE}`));
+    });
+
+    test('error: an unknown method and an unknown service fail with UNIMPLEMENTED or NOT_FOUND', async () => {
+      for (const call of [() => missing.unknownMethod.noSuchMethod({}), () => missing.unknownService.missing({})]) {
+        const failure = await failureOf(call);
+        assert.ok([Code.Unimplemented, Code.NotFound].includes(failure.code), `got ${failure.codeName}: ${failure.message}`);
+      }
+    });
+
+    test('deadline: a server stream past its timeout ends with DEADLINE_EXCEEDED', async () => {
+      const failure = await streamDeadline(clients, 500);
+      assert.equal(failure.code, Code.DeadlineExceeded, `${failure.codeName}: ${failure.message}`);
+    });
+  });
+});
+
+describe('compression and GET', () => {
+  // Each transport sends every request gzip-compressed (compressMinBytes 0) and accepts only
+  // gzip back; `encodings` records the response header naming the encoding of each call.
+  const gzip = (baseUrl, encodings) => ({
+    baseUrl,
+    sendCompression: compressionGzip,
+    acceptCompression: [compressionGzip],
+    compressMinBytes: 0,
+    interceptors: [
+      (next) => async (request) => {
+        const response = await next(request);
+        encodings.set(request.method.name, response.header.get('connect-content-encoding') ?? response.header.get('grpc-encoding'));
+        return response;
+      },
+    ],
+  });
+  const GZIP_TRANSPORTS = [
+    ['Connect binary, gzip', (baseUrl, encodings) => createConnectTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: true })],
+    ['Connect JSON, gzip', (baseUrl, encodings) => createConnectTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: false })],
+    ['gRPC-Web, gzip', (baseUrl, encodings) => createGrpcWebTransport({ ...gzip(baseUrl, encodings), httpVersion: '1.1', useBinaryFormat: true })],
+    ['gRPC, gzip', (baseUrl, encodings) => createGrpcTransport({ ...gzip(baseUrl, encodings), httpVersion: '2' })],
+  ];
+  for (const [name, make] of GZIP_TRANSPORTS) {
+    test(`${name}: compressed requests and a compressed server stream`, async () => {
+      const encodings = new Map();
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, ''), encodings));
+      await cameraRoundTrip(clients, CAMERA_B);
+      const seen = await callbackStream(clients, { userData: 7200, minImages: 2 });
+      assert.ok(seen.spp.length >= 2);
+      assert.equal(encodings.get('callbackChannel'), 'gzip', 'the stream came back gzip-compressed');
+      const meshes = await clients.livelink.getMeshes({});
+      assert.ok(meshes.meshes.length >= 1, 'GetMeshes lists the scene meshes');
+    });
+  }
+
+  test('Connect GET for a method marked free of side effects', async () => {
+    // The transport turns POST into GET below the interceptors, so the HTTP method is seen
+    // where the request leaves: an http.Agent that records each request.
+    const methods = [];
+    class RecordingAgent extends http.Agent {
+      addRequest(request, options) {
+        methods.push(`${request.method} ${request.path.split('?')[0]}`);
+        return super.addRequest(request, options);
+      }
+    }
+    const agent = new RecordingAgent();
+    const transport = createConnectTransport({ baseUrl: demo.url.replace(/\/$/, ''), httpVersion: '1.1', useBinaryFormat: false, useHttpGet: true, nodeOptions: { agent } });
+    const livelink = createClient(service(registry, LIVELINK), transport);
+    const method = service(registry, LIVELINK).methods.find((m) => m.name === 'GetCamera');
+    // useHttpGet only applies to methods whose schema says NO_SIDE_EFFECTS.
+    assert.equal(method.idempotency, 1, 'GetCamera is marked idempotency_level = NO_SIDE_EFFECTS in proto/octane');
+    await livelink.setCamera({ fovSet: { case: 'fov', value: 33.5 } });
+    const camera = await livelink.getCamera({});
+    assert.equal(camera.fovSet.value, 33.5);
+    assert.deepEqual(methods, ['POST /livelinkapi.LiveLinkService/SetCamera', 'GET /livelinkapi.LiveLinkService/GetCamera']);
+    agent.destroy();
+  });
+});
