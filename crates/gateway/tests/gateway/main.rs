@@ -8,3 +8,4 @@ mod errors;
 mod json_calls;
 mod ops;
 mod streams;
+mod ws;
