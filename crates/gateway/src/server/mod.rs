@@ -253,7 +253,16 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
             }),
         )
         .route("/ws", get(protocol::ws::handle))
-        .route("/batch", post(protocol::batch::handle))
+        .route(
+            "/batch",
+            post(protocol::batch::handle).fallback(|request: Request| async move {
+                GatewayError::MethodNotAllowed {
+                    method: request.method().to_string(),
+                    allowed: "POST",
+                }
+                .into_response()
+            }),
+        )
         .route("/{service}/{method}", json_route)
         .with_state(state.clone());
     extra

@@ -2,6 +2,7 @@
 //! in front of the reference render server (and small purpose-built gRPC servers where a
 //! server-side observation is needed).
 
+mod batch;
 mod cli_call;
 mod common;
 mod errors;
