@@ -97,6 +97,56 @@ describe('telemetry example', { timeout: 180000 }, () => {
     await page.context().close();
   });
 
+  test('rpc.js: a bidi stream answers as it goes, half-close ends it; a deadline ends a server stream', async () => {
+    const page = await openPage(browser);
+    await page.goto(`${gatewayUrl}examples/telemetry.html`);
+    const result = await page.evaluate(async (service) => {
+      const { RpcClient } = await import(new URL('../js/rpc.js', location.href).href);
+      const rpc = new RpcClient(new URL('../ws', location.href).href.replace(/^http/, 'ws'));
+      const control = rpc.bidi(`${service}/Control`);
+      control.send({ command_id: 'a', pause: {} });
+      const first = (await control.next()).value;
+      control.send({ command_id: 'b', set_learning_rate: { learning_rate: 99 } });
+      const second = (await control.next()).value;
+      control.send({ command_id: 'c', resume: {} });
+      control.end();
+      const answers = [];
+      for await (const ack of control) answers.push(ack.command_id);
+      let sendAfterEnd = '';
+      try {
+        control.send({ command_id: 'd', pause: {} });
+      } catch (err) {
+        sendAfterEnd = err.code;
+      }
+      // WatchMetrics never ends by itself: the deadline ends it, after some batches.
+      let batches = 0;
+      let deadline = null;
+      try {
+        for await (const event of rpc.serverStream(`${service}/WatchMetrics`, {}, { timeoutMs: 400 })) if (event.batch) batches += 1;
+      } catch (err) {
+        deadline = err.code;
+      }
+      return {
+        first: [first.command_id, first.accepted, first.status.state],
+        second: [second.command_id, second.accepted, second.detail],
+        answers,
+        sendAfterEnd,
+        batches,
+        deadline,
+      };
+    }, SERVICE);
+    assert.deepEqual(result.first, ['a', true, 'JOB_STATE_PAUSED']);
+    assert.equal(result.second[0], 'b');
+    assert.equal(result.second[1], false);
+    assert.match(result.second[2], /learning rate/);
+    assert.deepEqual(result.answers, ['c']);
+    assert.equal(result.sendAfterEnd, 'FAILED_PRECONDITION');
+    assert.ok(result.batches >= 1, `batches before the deadline: ${result.batches}`);
+    assert.equal(result.deadline, 'DEADLINE_EXCEEDED');
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+
   test('the explorer runs the Control bidi stream: answers arrive while it is open', async () => {
     const page = await openPage(browser);
     await page.goto(gatewayUrl);

@@ -360,8 +360,9 @@ export class RpcClient extends EventTarget {
     if (frame?.error) {
       const { code = 'UNKNOWN', message = '', id } = frame.error;
       const call = id === undefined ? null : this.calls.get(id);
-      // A frame of this call was refused: the call cannot go on as the page meant it to.
-      if (call) call.fail(new RpcError(code, message));
+      // FAILED_PRECONDITION refuses one message and leaves the call running; any other refusal
+      // means the call cannot go on as the page meant it to.
+      if (call && code !== 'FAILED_PRECONDITION') call.fail(new RpcError(code, message));
       else this.dispatchEvent(new CustomEvent('protocol-error', { detail: `${code}: ${message}` }));
       return;
     }
