@@ -87,6 +87,8 @@ describe('telemetry example', { timeout: 180000 }, () => {
     await page.click('#btn-restart');
     await page.waitForFunction(() => document.body.dataset.run === '2');
     await page.waitForFunction(() => Number(document.body.dataset.points) >= 10);
+    // The chart started over with the new run.
+    assert.ok(await page.evaluate(() => window.telemetry.points[0].step) <= 3);
 
     assert.ok(await callCount(gatewayUrl, 'websocket', `${SERVICE}/GetJob`, 'OK') >= 1);
     assert.equal(await callCount(gatewayUrl, 'websocket', `${SERVICE}/RecordNotes`, 'OK'), 1);

@@ -60,6 +60,7 @@ function showStatus(status) {
     currentRun = run;
     points.length = 0;
     rateChanges.length = 0;
+    document.body.dataset.points = '0';
     queueDraw();
   }
   // A unary answer can be older than the newest streamed batch: keep the newer step.
