@@ -19,8 +19,12 @@ const CALL_TIMEOUT_MS = 5000;
 const STREAM_ROTATE_MS = 10000;
 /** After /ws or StreamCamera turned out unavailable, drags use SetCamera for this long. */
 const STREAM_RETRY_MS = 30000;
-/** Codes that mean streaming cannot work here (as opposed to one bad update). */
-const STREAM_UNAVAILABLE = new Set(['UNAVAILABLE', 'UNIMPLEMENTED', 'NOT_FOUND', 'RESOURCE_EXHAUSTED']);
+/**
+ * Codes that mean streaming cannot work here (no /ws, no StreamCamera in the schema), as
+ * opposed to one failed stream (a bad update, a full queue), after which the next drag
+ * simply opens a new one.
+ */
+const STREAM_UNAVAILABLE = new Set(['UNAVAILABLE', 'UNIMPLEMENTED', 'NOT_FOUND']);
 
 // --- vector helpers (plain {x, y, z} objects, as in the JSON of livelinkapi.Vec3) ---
 const vec = (x = 0, y = 0, z = 0) => ({ x, y, z });

@@ -17,13 +17,15 @@
 //
 // One socket carries every call of a client; it opens on the first call and, after it
 // closes, again on the next one. Calls running when it closes fail with UNAVAILABLE.
-// Every buffer here is bounded: frames waiting for the socket to open and messages a stream
-// holds for a reader that is slower than the server.
+// Every buffer here is bounded: frames waiting for the socket to open, bytes the browser
+// holds unsent, and messages a stream holds for a reader that is slower than the server.
 
 /** Frames held while the socket is connecting. */
 const MAX_PENDING_FRAMES = 1000;
 /** Messages a stream holds for its reader before it cancels the call. */
 const MAX_BUFFERED_MESSAGES = 10000;
+/** Bytes the browser may hold unsent on the socket before a sending call fails. */
+const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 /** Grace on top of a call's timeout before the client gives up on hearing the server's end. */
 const TIMEOUT_GRACE_MS = 2000;
 /** How long opening the socket may take. */
@@ -323,6 +325,11 @@ export class RpcClient extends EventTarget {
   sendFrame(frame, call) {
     const text = JSON.stringify(frame);
     if (this.socket?.readyState === WebSocket.OPEN) {
+      // The browser queues sends without limit: a call that outpaces the network stops here.
+      if (call && this.socket.bufferedAmount > MAX_UNSENT_BYTES) {
+        call.fail(new RpcError('RESOURCE_EXHAUSTED', `more than ${MAX_UNSENT_BYTES} bytes are waiting to be sent on the WebSocket`));
+        return;
+      }
       this.socket.send(text);
       this.stats.sent += 1;
       return;
