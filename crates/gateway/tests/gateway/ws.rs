@@ -927,3 +927,87 @@ async fn a_slow_reader_pauses_the_upstream_with_bounded_buffers() {
     }
     ws.send(json!({"id": 1, "cancel": true})).await;
 }
+
+#[tokio::test]
+async fn telemetry_example_bidi_commands_and_metrics_stream() {
+    use octaneweb_example_telemetry::{TelemetryConfig, TelemetryServer};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = TelemetryServer::new(TelemetryConfig {
+        steps_per_second: 200.0,
+        ..TelemetryConfig::default()
+    })
+    .expect("telemetry server");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut builder = SchemaBuilder::new();
+    builder
+        .add_descriptor_set(
+            "telemetry",
+            octaneweb_example_telemetry::FILE_DESCRIPTOR_SET,
+        )
+        .expect("telemetry schema");
+    let gateway = start_gateway_with(
+        &addr.to_string(),
+        GatewayOptions {
+            schema: builder.build().expect("schema"),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut ws = Ws::connect(&gateway).await;
+
+    // The dashboard watches metrics...
+    let watch = json!("watch");
+    ws.send(
+        json!({"id": watch, "method": "TrainingService/WatchMetrics",
+                   "message": {"every_steps": 1}}),
+    )
+    .await;
+    assert!(ws.next_for(&watch).await.get("headers").is_some());
+    let event = ws.next_for(&watch).await;
+    assert!(event["message"].is_object(), "{event}");
+
+    // ...and talks back over the bidi stream: each command is acknowledged as it is sent.
+    let control = json!(7);
+    ws.send(
+        json!({"id": control, "method": "telemetry.v1.TrainingService/Control",
+                   "message": {"command_id": "c1", "pause": {}}}),
+    )
+    .await;
+    assert!(ws.next_for(&control).await.get("headers").is_some());
+    let ack = ws.next_for(&control).await;
+    assert_eq!(ack["message"]["command_id"], "c1", "{ack}");
+    assert_eq!(ack["message"]["accepted"], true, "{ack}");
+    assert_eq!(
+        ack["message"]["status"]["state"], "JOB_STATE_PAUSED",
+        "{ack}"
+    );
+    ws.send(json!({"id": control,
+                   "message": {"command_id": "c2", "set_learning_rate": {"learning_rate": 0.5}}}))
+        .await;
+    let ack = ws.next_for(&control).await;
+    assert_eq!(ack["message"]["command_id"], "c2", "{ack}");
+    assert_eq!(ack["message"]["accepted"], true, "{ack}");
+    ws.send(json!({"id": control, "message": {"command_id": "c3", "resume": {}}}))
+        .await;
+    let ack = ws.next_for(&control).await;
+    assert_eq!(
+        ack["message"]["status"]["state"], "JOB_STATE_RUNNING",
+        "{ack}"
+    );
+    ws.send(json!({"id": control, "half_close": true})).await;
+    assert_eq!(ws.finish(&control).await.end["code"], "OK");
+
+    ws.send(json!({"id": "job", "method": "TrainingService/GetJob"}))
+        .await;
+    let job = ws.finish(&json!("job")).await;
+    assert_eq!(job.messages[0]["learning_rate"], 0.5, "{job:?}");
+
+    ws.send(json!({"id": watch, "cancel": true})).await;
+    assert_eq!(ws.finish(&watch).await.end["code"], "CANCELLED");
+    let _ = stop.send(());
+    let _ = task.await;
+}
