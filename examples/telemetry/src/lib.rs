@@ -34,7 +34,9 @@ mod job;
 mod server;
 
 pub use job::{MAX_LEARNING_RATE, MAX_NOTES, MAX_NOTE_CHARS, MAX_TOTAL_STEPS};
-pub use server::{TelemetryConfig, TelemetryError, TelemetryServer, MAX_STEPS_PER_SECOND};
+pub use server::{
+    TelemetryConfig, TelemetryError, TelemetryServer, MAX_OPEN_STREAMS, MAX_STEPS_PER_SECOND,
+};
 
 /// Types generated from `proto/telemetry.proto` (package `telemetry.v1`), server and client.
 pub mod proto {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,8 @@ const EVENT_BUFFER: usize = 256;
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Largest message the server decodes or encodes.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Most `WatchMetrics` and most `Control` streams open at once (each kind on its own).
+pub const MAX_OPEN_STREAMS: usize = 256;
 
 /// How the simulated job trains.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +80,31 @@ struct Shared {
     events: broadcast::Sender<MetricsEvent>,
     /// Becomes true when the server shuts down; open streams end on it.
     stopping: watch::Receiver<bool>,
+    watchers: Arc<AtomicUsize>,
+    controllers: Arc<AtomicUsize>,
+}
+
+/// One open stream counted against [`MAX_OPEN_STREAMS`]; dropping it (the stream ended or
+/// the client went away) frees the place.
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(counter: &Arc<AtomicUsize>, what: &str) -> Result<Self, Status> {
+        let taken = counter.fetch_add(1, Ordering::AcqRel);
+        let slot = StreamSlot(Arc::clone(counter));
+        if taken >= MAX_OPEN_STREAMS {
+            return Err(Status::resource_exhausted(format!(
+                "{MAX_OPEN_STREAMS} {what} streams are open already; close one first"
+            )));
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -132,6 +160,8 @@ impl TelemetryServer {
             job: Mutex::new(self.job),
             events,
             stopping: stop_rx,
+            watchers: Arc::new(AtomicUsize::new(0)),
+            controllers: Arc::new(AtomicUsize::new(0)),
         });
         let ticker = tokio::spawn(train(
             Arc::clone(&shared),
@@ -236,10 +266,12 @@ impl TrainingService for Training {
         let limit = request.max_events;
         let every = u64::from(request.every_steps.max(1));
         // Subscribe before reading the status, so no event between the two is lost.
+        let slot = StreamSlot::take(&self.shared.watchers, "WatchMetrics")?;
         let mut events = self.shared.events.subscribe();
         let first = self.shared.job().status();
         let mut stopping = self.shared.stopping.clone();
         let stream = async_stream::stream! {
+            let _slot = slot;
             let mut sent = 0u32;
             let mut next = Some(MetricsEvent { event: Some(metrics_event::Event::Status(first)) });
             loop {
@@ -299,12 +331,14 @@ impl TrainingService for Training {
         &self,
         request: Request<Streaming<crate::proto::Command>>,
     ) -> Result<Response<Self::ControlStream>, Status> {
+        let slot = StreamSlot::take(&self.shared.controllers, "Control")?;
         let mut commands = request.into_inner();
         let shared = Arc::clone(&self.shared);
         let mut stopping = self.shared.stopping.clone();
         // One command is read only after the previous answer was taken: the client's own
         // pace bounds what is held here.
         let stream = async_stream::stream! {
+            let _slot = slot;
             loop {
                 let command = tokio::select! {
                     command = commands.next() => command,

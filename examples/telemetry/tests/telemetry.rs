@@ -9,7 +9,9 @@ use octaneweb_example_telemetry::proto::{
     command, metrics_event, Command, CommandAck, GetJobRequest, JobState, MetricsEvent, Note,
     Pause, RestartJobRequest, Resume, SetLearningRate, WatchMetricsRequest,
 };
-use octaneweb_example_telemetry::{TelemetryConfig, TelemetryServer, MAX_NOTE_CHARS};
+use octaneweb_example_telemetry::{
+    TelemetryConfig, TelemetryServer, MAX_NOTE_CHARS, MAX_OPEN_STREAMS,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -412,6 +414,51 @@ async fn shutdown_ends_open_streams() {
         .await
         .expect("the command stream ends")
         .ok();
+}
+
+#[tokio::test]
+async fn open_watch_streams_are_limited_and_a_closed_one_frees_its_place() {
+    let server = start(TelemetryConfig {
+        steps_per_second: 1.0,
+        ..fast()
+    })
+    .await;
+    let mut client = server.client().await;
+    let mut open = Vec::new();
+    for _ in 0..MAX_OPEN_STREAMS {
+        let stream = client
+            .watch_metrics(WatchMetricsRequest::default())
+            .await
+            .expect("a stream within the limit opens")
+            .into_inner();
+        open.push(stream);
+    }
+    let refused = client
+        .watch_metrics(WatchMetricsRequest::default())
+        .await
+        .expect_err("one past the limit is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("WatchMetrics"),
+        "{}",
+        refused.message()
+    );
+
+    // Closing one frees a place once the server has seen the stream go.
+    drop(open.pop());
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match client.watch_metrics(WatchMetricsRequest::default()).await {
+                Ok(_) => break,
+                Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a place frees up");
+    drop(open);
+    server.stop().await;
 }
 
 #[test]
