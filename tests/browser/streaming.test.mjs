@@ -222,6 +222,38 @@ describe('streaming', { timeout: 180000 }, () => {
     assert.deepEqual(page.problems, []);
     await page.context().close();
   });
+
+  test('rpc.js: a stream whose reader falls behind is bounded and cancelled at the gateway', async () => {
+    const CALLBACKS = 'octaneapi.StreamCallbackService/callbackChannel';
+    const page = await openPage(browser);
+    await page.goto(demo.url);
+    const cancelledBefore = await callCount(demo.url, 'websocket', CALLBACKS, 'CANCELLED');
+    const result = await page.evaluate(async () => {
+      const { RpcClient } = await import(new URL('js/rpc.js', location.href).href);
+      const rpc = new RpcClient(new URL('ws', location.href).href.replace(/^http/, 'ws'));
+      const stream = rpc.serverStream('StreamCallback/callbackChannel', {});
+      await new Promise((resolve) => rpc.addEventListener('open', resolve, { once: true }));
+      // Flood the call with more messages than the page may hold, reading none of them
+      // (the real stream is too slow to get there in a test).
+      const { id } = stream.call;
+      for (let i = 0; i < 10050; i += 1) rpc.onSocketMessage({ data: JSON.stringify({ id, message: { newImage: { user_data: String(i) } } }) });
+      let read = 0;
+      let error = null;
+      try {
+        for await (const message of stream) if (message) read += 1;
+      } catch (err) {
+        error = err.code;
+      }
+      return { read, error, running: rpc.calls.size };
+    });
+    // What was held is still delivered, then the error; nothing past the bound was kept.
+    assert.equal(result.error, 'RESOURCE_EXHAUSTED');
+    assert.ok(result.read >= 10000 && result.read <= 10002, `read ${result.read}`);
+    assert.equal(result.running, 0);
+    await waitFor(async () => await callCount(demo.url, 'websocket', CALLBACKS, 'CANCELLED') > cancelledBefore);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
 });
 
 /** Polls `check` until it resolves true (for effects only visible from outside the page). */
