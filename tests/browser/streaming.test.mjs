@@ -166,6 +166,14 @@ describe('streaming', { timeout: 180000 }, () => {
     assert.equal(await page.isDisabled('#explorer-send'), true);
     await waitFor(async () => await callCount(demo.url, 'websocket', STREAM_CAMERA) > endedBefore);
     assert.match(await page.textContent('#explorer-history > li[data-index="0"]'), /StreamCamera.*cancelled/);
+
+    // Replaying the first stream sends its two messages again and half-closes.
+    await page.fill('#explorer-json', JSON.stringify({ fov: 30 }));
+    await page.locator('#explorer-history > li[data-index="1"] button:has-text("Replay")').click();
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    assert.match(await page.textContent('#explorer-status'), /Stream ended OK · 2 sent · 1 received/);
+    assert.match(await page.textContent('#explorer-response'), /→ #1 \{"fov":50\}[\s\S]*applied 2 camera updates/);
+    assert.ok(Math.abs((await callJson(demo.url, 'LiveLink', 'GetCamera')).fov - 55) < 1e-3);
     assert.deepEqual(page.problems, []);
     await page.context().close();
   });

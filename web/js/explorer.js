@@ -14,6 +14,8 @@ const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
 const MAX_STREAM_MESSAGES_SHOWN = 200;
 const MAX_RESPONSE_CHARS = 200000;
+/** Messages of a client or bidi stream kept in the history for replay. */
+const MAX_REPLAY_MESSAGES = 50;
 
 function kindOf(method) {
   if (method.client_streaming && method.server_streaming) return 'bidi';
@@ -302,7 +304,8 @@ export class Explorer {
     }
   }
 
-  async call() {
+  /** Calls the selected method; `replay` (client and bidi streams) are messages to send and then half-close. */
+  async call({ replay } = {}) {
     if (!this.method || this.running) return;
     let message;
     try {
@@ -317,7 +320,7 @@ export class Explorer {
     // Huge requests (e.g. bytes) are not worth filling localStorage with.
     const storable = JSON.stringify(message).length <= MAX_HISTORY_REQUEST_CHARS;
     const entry = { service, method, request: storable ? message : {}, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
-    if (this.method.client_streaming) await this.runClientStream({ ...entry, request: message }, entry);
+    if (this.method.client_streaming) await this.runClientStream({ ...entry, request: message, replay }, entry);
     else if (this.method.server_streaming) await this.runStream({ ...entry, request: message }, entry);
     else await this.runUnary({ ...entry, request: message }, entry);
     this.history.unshift(entry);
@@ -426,11 +429,15 @@ export class Explorer {
     this.statusLine.dataset.outcome = '';
     const started = performance.now();
     const handle = this.rpc.bidi(`${call.service}/${call.method}`, { signal: controller.signal });
-    const open = { handle, path: `${call.service}/${call.method}`, sent: 0, received: 0, lines: [], halfClosed: false };
+    const open = { handle, path: `${call.service}/${call.method}`, sent: 0, received: 0, lines: [], halfClosed: false, kept: [], keptChars: 0 };
     this.open = open;
     this.root.dataset.messages = '0';
     this.root.dataset.sent = '0';
     this.updateOpenStream();
+    if (Array.isArray(call.replay)) {
+      for (const message of call.replay) this.sendMessage(message);
+      this.halfClose();
+    }
     try {
       for await (const message of handle) {
         open.received += 1;
@@ -454,6 +461,8 @@ export class Explorer {
         this.showError(err.message, err.code, 0, '', true);
       }
     } finally {
+      // What was sent, for Replay (unless it was too much to keep).
+      if (open.kept) entry.messages = open.kept;
       this.open = null;
       this.setRunning(null);
       this.updateOpenStream();
@@ -468,16 +477,18 @@ export class Explorer {
     if (atBottom) this.response.scrollTop = this.response.scrollHeight;
   }
 
-  /** Sends the request being edited as the open stream's next message. */
-  sendMessage() {
+  /** Sends `given`, or else the request being edited, as the open stream's next message. */
+  sendMessage(given) {
     const open = this.open;
     if (!open || open.halfClosed || open.path !== this.root.dataset.selected) return;
-    let message;
-    try {
-      message = this.currentRequest();
-    } catch (err) {
-      toast(err.message, 'error');
-      return;
+    let message = given;
+    if (message === undefined) {
+      try {
+        message = this.currentRequest();
+      } catch (err) {
+        toast(err.message, 'error');
+        return;
+      }
     }
     try {
       open.handle.send(message);
@@ -486,6 +497,11 @@ export class Explorer {
       return;
     }
     open.sent += 1;
+    if (open.kept) {
+      open.keptChars += JSON.stringify(message).length;
+      if (open.kept.length < MAX_REPLAY_MESSAGES && open.keptChars <= MAX_HISTORY_REQUEST_CHARS) open.kept.push(message);
+      else open.kept = null;
+    }
     this.root.dataset.sent = String(open.sent);
     this.appendLine(open, `→ #${open.sent} ${JSON.stringify(message)}`);
     this.updateOpenStream();
@@ -560,6 +576,8 @@ export class Explorer {
       toast('A call is still running', 'info');
       return;
     }
-    if (this.restore(entry)) await this.call();
+    if (!this.restore(entry)) return;
+    // A client or bidi stream is replayed with the messages it sent, then half-closed.
+    await this.call({ replay: Array.isArray(entry.messages) ? entry.messages : undefined });
   }
 }
