@@ -49,6 +49,8 @@ describe('streaming', { timeout: 180000 }, () => {
     const page = await openPage(browser);
     await page.goto(demo.url);
     await page.waitForFunction(() => document.getElementById('viewport').dataset.camera === 'ready');
+    // The camera opens the socket once it has loaded, before any drag.
+    await page.waitForFunction(() => window.octaneweb.rpc.connected);
     const before_ = await callJson(demo.url, 'LiveLink', 'GetCamera');
     const streamsBefore = await callCount(demo.url, 'websocket', STREAM_CAMERA, 'OK');
     const setCameraBefore = await callCount(demo.url, 'json', SET_CAMERA);

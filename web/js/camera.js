@@ -176,7 +176,16 @@ export class CameraController extends EventTarget {
     if (!this.home) this.home = structuredClone(this.camera);
     this.surface.dataset.camera = 'ready';
     this.dispatchEvent(new CustomEvent('camera', { detail: this.camera }));
+    // Have the socket ready before the first drag.
+    if (this.streamingAllowed()) this.connectStreaming();
     return this.camera;
+  }
+
+  /** Opens the /ws socket in the background; if it cannot open, drags use SetCamera for a while. */
+  connectStreaming() {
+    this.rpc.connect().catch(() => {
+      this.streamBlockedUntil = performance.now() + STREAM_RETRY_MS;
+    });
   }
 
   async sendCamera(camera) {
@@ -209,6 +218,12 @@ export class CameraController extends EventTarget {
 
   /** Sends a state on the drag's StreamCamera call (opening one if needed); false if it cannot. */
   sendOnStream(message) {
+    // No socket yet: this state goes the plain way (a hanging connect must not stall the
+    // drag) and the socket opens for the states after it.
+    if (!this.stream && !this.rpc.connected) {
+      this.connectStreaming();
+      return false;
+    }
     if (this.stream && performance.now() - this.stream.opened > STREAM_ROTATE_MS) this.endStream();
     if (!this.stream) this.openStream();
     try {

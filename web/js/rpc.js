@@ -199,6 +199,11 @@ export class RpcClient extends EventTarget {
     this.stats = { opened: 0, sent: 0, received: 0 };
   }
 
+  /** True while the socket is open (calls then start without waiting for a connection). */
+  get connected() {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
   /** Resolves once the socket is open (opening it if needed); rejects with UNAVAILABLE. */
   connect() {
     if (this.socket?.readyState === WebSocket.OPEN) return Promise.resolve();
