@@ -33,7 +33,23 @@ export function freePort() {
  */
 export async function startCommand(args, ready, timeoutMs = STARTUP_TIMEOUT_MS) {
   const bin = process.env.OCTANEWEB_BIN || path.join(repoRoot, 'target', 'debug', 'octaneweb');
+  return startBinary(bin, args, ready, timeoutMs);
+}
+
+/**
+ * The example telemetry server's binary: TELEMETRY_BIN, else `telemetry-server` next to
+ * OCTANEWEB_BIN (one cargo target directory), else target/debug/telemetry-server.
+ */
+export function telemetryBin() {
+  if (process.env.TELEMETRY_BIN) return process.env.TELEMETRY_BIN;
+  if (process.env.OCTANEWEB_BIN) return path.join(path.dirname(process.env.OCTANEWEB_BIN), 'telemetry-server');
+  return path.join(repoRoot, 'target', 'debug', 'telemetry-server');
+}
+
+/** Like startCommand, for any program (e.g. the example telemetry server). */
+export async function startBinary(bin, args, ready, timeoutMs = STARTUP_TIMEOUT_MS) {
   const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  const spawnFailed = new Promise((resolve) => child.once('error', (err) => resolve(err)));
   let output = '';
   const remember = (chunk) => {
     output = (output + chunk.toString()).slice(-32 * 1024);
@@ -41,11 +57,14 @@ export async function startCommand(args, ready, timeoutMs = STARTUP_TIMEOUT_MS) 
   child.stdout.on('data', remember);
   child.stderr.on('data', remember);
   const started = Date.now();
+  const name = `${path.basename(bin)} ${args[0] ?? ''}`.trim();
   while (!(await ready().catch(() => false))) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`octaneweb ${args[0]} exited:\n${output}`);
+    const failure = await Promise.race([spawnFailed, Promise.resolve(null)]);
+    if (failure) throw new Error(`cannot start ${bin}: ${failure.message}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited:\n${output}`);
     if (Date.now() - started > timeoutMs) {
       child.kill('SIGKILL');
-      throw new Error(`octaneweb ${args[0]} not ready within ${timeoutMs / 1000} s:\n${output}`);
+      throw new Error(`${name} not ready within ${timeoutMs / 1000} s:\n${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -163,6 +182,23 @@ export async function screenshot(page, name) {
   const file = path.join(artifactsDir, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/**
+ * The gateway's `octaneweb_calls_total` for a protocol ('json', 'websocket', ...) and a full
+ * method name (`livelinkapi.LiveLinkService/StreamCamera`), summed over codes or for one code.
+ */
+export async function callCount(baseUrl, protocol, method, code) {
+  const text = await (await fetch(new URL('metrics', baseUrl))).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('octaneweb_calls_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (labels.protocol !== protocol || labels.method !== method) continue;
+    if (code && labels.code !== code) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  }
+  return total;
 }
 
 /** Calls a method through the gateway's JSON route from the test process itself. */

@@ -170,11 +170,15 @@ describe('panels', { timeout: 180000 }, () => {
     await screenshot(page, 'explorer-stream-cancelled');
   });
 
-  test('client-streaming methods are listed but explained instead of called', async () => {
+  test('client-streaming methods open a stream over the WebSocket instead of a JSON call', async () => {
+    // Running them is covered by streaming.test.mjs.
     await page.fill('#explorer-search', 'StreamCamera');
     await page.click('button[data-method="livelinkapi.LiveLinkService/StreamCamera"]');
-    assert.equal(await page.isDisabled('#explorer-call'), true);
-    assert.match(await page.textContent('#explorer-status'), /Client-streaming/);
+    assert.equal(await page.textContent('#explorer-call'), 'Open stream');
+    assert.equal(await page.isDisabled('#explorer-call'), false);
+    assert.equal(await page.isDisabled('#explorer-send'), true);
+    assert.equal(await page.isDisabled('#explorer-curl'), true);
+    assert.match(await page.textContent('#explorer-status'), /client stream: open the stream.*WebSocket/);
   });
 
   test('calls are kept in a history that can be replayed', async () => {

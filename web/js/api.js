@@ -170,6 +170,45 @@ export async function callRaw(service, method, message = {}, { signal, timeoutMs
   return { ok: false, error, status: response.status, durationMs, raw: parsed ?? text };
 }
 
+/** Most calls the client puts in one `POST /batch` (the gateway takes up to 1000). */
+export const MAX_BATCH_CALLS = 250;
+
+/**
+ * Runs unary calls `[{service, method, params}]` in one `POST /batch` round trip per
+ * MAX_BATCH_CALLS; resolves to one `{ok, data}` or `{ok: false, error: ApiError}` per call,
+ * in order. Rejects with ApiError when the batch itself fails (status 404 or 405: a gateway
+ * without /batch).
+ */
+export async function batch(calls, { signal, timeoutMs } = {}) {
+  const results = [];
+  for (let start = 0; start < calls.length; start += MAX_BATCH_CALLS) {
+    const chunk = calls.slice(start, start + MAX_BATCH_CALLS);
+    const response = await request('batch', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Call-Id': newCallId() },
+      body: JSON.stringify(chunk),
+      signal,
+      timeoutMs,
+    });
+    const text = await response.text().catch(() => '');
+    let parsed = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+    if (!response.ok || !Array.isArray(parsed) || parsed.length !== chunk.length) {
+      const message = parsed?.error || parsed?.message || plainText(text) || `HTTP ${response.status}`;
+      throw new ApiError(`batch: ${message}`, { status: response.status, code: parsed?.code || '', body: parsed });
+    }
+    for (const item of parsed) {
+      if (item?.success === true) results.push({ ok: true, data: item.data ?? {} });
+      else results.push({ ok: false, error: new ApiError(String(item?.error || 'the call failed'), { status: response.status, code: item?.code || '', body: item }) });
+    }
+  }
+  return results;
+}
+
 /** A short plain-text version of an unexpected (e.g. HTML) error body. */
 function plainText(text) {
   const plain = String(text).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();

@@ -1,7 +1,10 @@
-// Camera control: orbit / pan / zoom around the target in spherical coordinates, sent to
-// LiveLinkService.SetCamera through a coalescing sender (at most one call in flight, the
-// newest state replaces any older pending one, bounded rate), so a slow server never makes
-// camera moves queue up.
+// Camera control: orbit / pan / zoom around the target in spherical coordinates, sent
+// through a coalescing sender (at most one call in flight, the newest state replaces any
+// older pending one, bounded rate), so a slow server never makes camera moves queue up.
+//
+// While dragging, the states go out on one LiveLinkService.StreamCamera client stream over
+// the gateway's /ws (rpc.js), ended on release; wheel and keyboard moves, and drags when /ws
+// is unavailable, use LiveLinkService.SetCamera JSON calls.
 
 import { call } from './api.js';
 import { toast } from './dom.js';
@@ -12,6 +15,16 @@ const POLE_MARGIN = 0.02;
 const MIN_DISTANCE = 1e-3;
 const MAX_DISTANCE = 1e7;
 const CALL_TIMEOUT_MS = 5000;
+/** A drag's stream is ended and a new one opened after this long (the gateway has a deadline). */
+const STREAM_ROTATE_MS = 10000;
+/** After /ws or StreamCamera turned out unavailable, drags use SetCamera for this long. */
+const STREAM_RETRY_MS = 30000;
+/**
+ * Codes that mean streaming cannot work here (no /ws, no StreamCamera in the schema), as
+ * opposed to one failed stream (a bad update, a full queue), after which the next drag
+ * simply opens a new one.
+ */
+const STREAM_UNAVAILABLE = new Set(['UNAVAILABLE', 'UNIMPLEMENTED', 'NOT_FOUND']);
 
 // --- vector helpers (plain {x, y, z} objects, as in the JSON of livelinkapi.Vec3) ---
 const vec = (x = 0, y = 0, z = 0) => ({ x, y, z });
@@ -138,13 +151,20 @@ export class CoalescingSender {
 
 /** Mouse, touch and keyboard camera control of the viewport. */
 export class CameraController extends EventTarget {
-  constructor({ surface, rate = 30 }) {
+  /** `rpc`: an RpcClient (rpc.js) for streaming drags; without one every move uses SetCamera. */
+  constructor({ surface, rate = 30, rpc = null }) {
     super();
     this.surface = surface;
     this.camera = null;
     this.home = null;
     this.drag = null;
     this.lastError = '';
+    this.rpc = rpc;
+    /** The drag's open StreamCamera call: {upload, opened, last}. */
+    this.stream = null;
+    this.streamsRunning = 0;
+    this.streamsDone = 0;
+    this.streamBlockedUntil = 0;
     this.sender = new CoalescingSender((camera) => this.sendCamera(camera), rate, (s) => this.reflect(s));
     this.attach();
   }
@@ -156,24 +176,114 @@ export class CameraController extends EventTarget {
     if (!this.home) this.home = structuredClone(this.camera);
     this.surface.dataset.camera = 'ready';
     this.dispatchEvent(new CustomEvent('camera', { detail: this.camera }));
+    // Have the socket ready before the first drag.
+    if (this.streamingAllowed()) this.connectStreaming();
     return this.camera;
+  }
+
+  /** Opens the /ws socket in the background; if it cannot open, drags use SetCamera for a while. */
+  connectStreaming() {
+    this.rpc.connect().catch(() => {
+      this.streamBlockedUntil = performance.now() + STREAM_RETRY_MS;
+    });
   }
 
   async sendCamera(camera) {
     const message = { position: camera.position, target: camera.target, up: camera.up, fov: camera.fov };
+    // A state left pending at release still goes on the drag's stream, so it cannot overtake
+    // the stream's earlier states.
+    if ((this.drag || this.stream) && this.streamingAllowed() && this.sendOnStream(message)) return;
+    await this.setCamera(message);
+  }
+
+  async setCamera(message) {
     try {
       await call('LiveLink', 'SetCamera', message, { timeoutMs: CALL_TIMEOUT_MS });
+      this.surface.dataset.cameraTransport = 'json';
       this.lastError = '';
     } catch (err) {
-      // One notice per distinct problem, not one per drag step.
-      if (err.message !== this.lastError) toast(`SetCamera failed: ${err.message}`, 'error');
-      this.lastError = err.message;
+      this.report(`SetCamera failed: ${err.message}`);
     }
+  }
+
+  /** One notice per distinct problem, not one per drag step. */
+  report(text) {
+    if (text !== this.lastError) toast(text, 'error');
+    this.lastError = text;
+  }
+
+  streamingAllowed() {
+    return Boolean(this.rpc) && performance.now() >= this.streamBlockedUntil;
+  }
+
+  /** Sends a state on the drag's StreamCamera call (opening one if needed); false if it cannot. */
+  sendOnStream(message) {
+    // No socket yet: this state goes the plain way (a hanging connect must not stall the
+    // drag) and the socket opens for the states after it.
+    if (!this.stream && !this.rpc.connected) {
+      this.connectStreaming();
+      return false;
+    }
+    if (this.stream && performance.now() - this.stream.opened > STREAM_ROTATE_MS) this.endStream();
+    if (!this.stream) this.openStream();
+    try {
+      this.stream.upload.send(message);
+      this.stream.last = message;
+      return true;
+    } catch {
+      this.stream = null;
+      return false;
+    }
+  }
+
+  openStream() {
+    const upload = this.rpc.clientStream('LiveLink/StreamCamera');
+    const stream = { upload, opened: performance.now(), last: null };
+    this.stream = stream;
+    this.streamsRunning += 1;
+    this.reflect(this.sender);
+    upload.response
+      .then(() => {
+        this.streamsDone += 1;
+        this.surface.dataset.cameraStreams = String(this.streamsDone);
+        this.surface.dataset.cameraTransport = 'ws';
+        this.lastError = '';
+      })
+      .catch((err) => {
+        if (this.stream === stream) this.stream = null;
+        if (STREAM_UNAVAILABLE.has(err.code)) {
+          // Streaming does not work here now: drags use SetCamera for a while.
+          this.streamBlockedUntil = performance.now() + STREAM_RETRY_MS;
+          this.surface.dataset.cameraTransport = 'json';
+        } else if (err.code !== 'CANCELLED') {
+          this.report(`StreamCamera failed: ${err.message}`);
+        }
+        // What the stream carried may be lost: the newest state goes the plain way.
+        if (stream.last && this.camera) {
+          const c = this.camera;
+          return this.setCamera({ position: c.position, target: c.target, up: c.up, fov: c.fov });
+        }
+        return null;
+      })
+      .finally(() => {
+        this.streamsRunning -= 1;
+        this.reflect(this.sender);
+      });
+  }
+
+  /** Half-closes the drag's stream: the server applies what it got and answers. */
+  endStream() {
+    const stream = this.stream;
+    this.stream = null;
+    stream?.upload.end();
   }
 
   reflect(sender) {
     this.surface.dataset.cameraSent = String(sender.sent);
-    this.surface.dataset.cameraBusy = sender.inFlight || sender.pending !== undefined ? '1' : '0';
+    const senderBusy = sender.inFlight || sender.pending !== undefined;
+    // Released and nothing left to send: the drag's stream is complete.
+    if (!senderBusy && !this.drag && this.stream) this.endStream();
+    this.surface.dataset.cameraBusy = senderBusy || this.streamsRunning > 0 ? '1' : '0';
   }
 
   update(camera) {
@@ -256,6 +366,7 @@ export class CameraController extends EventTarget {
       if (this.drag?.id !== event.pointerId) return;
       this.drag = null;
       el.classList.remove('dragging');
+      this.reflect(this.sender);
     };
     el.addEventListener('pointerup', end);
     el.addEventListener('pointercancel', end);

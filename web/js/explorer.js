@@ -1,6 +1,8 @@
 // API explorer: every method of the schema served at GET /schema. Pick a method, edit the
 // request as a generated form or as JSON, call it (server streams arrive message by message
 // and can be cancelled), see the answer or the precise error, replay past calls, copy curl.
+// Client- and bidi-streaming methods run over the gateway's /ws (rpc.js): open the stream,
+// send the edited request as often as wanted, half-close, and watch the answers arrive.
 
 import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
@@ -12,6 +14,8 @@ const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
 const MAX_STREAM_MESSAGES_SHOWN = 200;
 const MAX_RESPONSE_CHARS = 200000;
+/** Messages of a client or bidi stream kept in the history for replay. */
+const MAX_REPLAY_MESSAGES = 50;
 
 function kindOf(method) {
   if (method.client_streaming && method.server_streaming) return 'bidi';
@@ -48,8 +52,12 @@ function saveHistory(history) {
 }
 
 export class Explorer {
-  constructor(root) {
+  /** `rpc`: an RpcClient (rpc.js) for client- and bidi-streaming calls. */
+  constructor(root, { rpc = null } = {}) {
     this.root = root;
+    this.rpc = rpc;
+    /** The open client- or bidi-streaming call: {handle, sent, received, lines}. */
+    this.open = null;
     this.schema = null;
     this.method = null;
     this.service = null;
@@ -70,6 +78,8 @@ export class Explorer {
     this.jsonArea = h('textarea', { id: 'explorer-json', rows: 8, spellcheck: 'false', 'aria-label': 'Request JSON', hidden: true });
     this.callButton = h('button', { type: 'button', id: 'explorer-call', className: 'primary', disabled: true, title: 'Call (Ctrl+Enter)', onclick: () => this.call() }, 'Call');
     this.cancelButton = h('button', { type: 'button', id: 'explorer-cancel', disabled: true, onclick: () => this.cancel() }, 'Cancel');
+    this.sendButton = h('button', { type: 'button', id: 'explorer-send', hidden: true, disabled: true, title: 'Send the request above as the next message', onclick: () => this.sendMessage() }, 'Send');
+    this.endButton = h('button', { type: 'button', id: 'explorer-end', hidden: true, disabled: true, title: 'Half-close: no more messages from this side', onclick: () => this.halfClose() }, 'End sending');
     this.curlButton = h('button', { type: 'button', id: 'explorer-curl', disabled: true, onclick: () => this.copyCurl() }, 'Copy curl');
     this.curlText = h('pre', { className: 'curl', id: 'explorer-curl-text' });
     this.statusLine = h('div', { className: 'call-status', id: 'explorer-status', role: 'status', 'aria-live': 'polite' });
@@ -85,7 +95,7 @@ export class Explorer {
           h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
           this.formSlot,
           this.jsonArea,
-          h('div', { className: 'call-actions' }, this.callButton, this.cancelButton, this.curlButton),
+          h('div', { className: 'call-actions' }, this.callButton, this.sendButton, this.endButton, this.cancelButton, this.curlButton),
           h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText)),
         this.statusLine,
         this.response,
@@ -199,14 +209,21 @@ export class Explorer {
     this.formSlot.replaceChildren(this.form.el);
     if (request !== undefined) this.form.set(request);
     this.jsonArea.value = JSON.stringify(request ?? {}, null, 2);
-    const callable = !method.client_streaming;
-    this.callButton.disabled = !callable;
-    this.callButton.textContent = method.server_streaming ? 'Start stream' : 'Call';
-    this.curlButton.disabled = !callable;
-    this.statusLine.textContent = callable ? '' : 'Client-streaming methods cannot be called through the JSON routes; use gRPC, gRPC-Web or Connect.';
+    const streamsIn = Boolean(method.client_streaming);
+    this.callButton.disabled = Boolean(this.running) || (streamsIn && !this.rpc);
+    this.callButton.textContent = streamsIn ? 'Open stream' : method.server_streaming ? 'Start stream' : 'Call';
+    this.sendButton.hidden = !streamsIn;
+    this.endButton.hidden = !streamsIn;
+    // curl speaks the JSON routes, which carry no client streams.
+    this.curlButton.disabled = streamsIn;
+    this.statusLine.dataset.outcome = '';
+    this.statusLine.textContent = streamsIn
+      ? `${kind}: open the stream, then send the request above as often as you like and end sending; runs over the gateway's WebSocket.`
+      : '';
     this.response.textContent = '';
     this.root.dataset.selected = `${service.full_name}/${method.name}`;
     this.updateCurl();
+    this.updateOpenStream();
     return true;
   }
 
@@ -287,7 +304,8 @@ export class Explorer {
     }
   }
 
-  async call() {
+  /** Calls the selected method; `replay` (client and bidi streams) are messages to send and then half-close. */
+  async call({ replay } = {}) {
     if (!this.method || this.running) return;
     let message;
     try {
@@ -302,7 +320,8 @@ export class Explorer {
     // Huge requests (e.g. bytes) are not worth filling localStorage with.
     const storable = JSON.stringify(message).length <= MAX_HISTORY_REQUEST_CHARS;
     const entry = { service, method, request: storable ? message : {}, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
-    if (this.method.server_streaming) await this.runStream({ ...entry, request: message }, entry);
+    if (this.method.client_streaming) await this.runClientStream({ ...entry, request: message, replay }, entry);
+    else if (this.method.server_streaming) await this.runStream({ ...entry, request: message }, entry);
     else await this.runUnary({ ...entry, request: message }, entry);
     this.history.unshift(entry);
     this.history.length = Math.min(this.history.length, MAX_HISTORY);
@@ -399,6 +418,115 @@ export class Explorer {
     }
   }
 
+  /**
+   * Runs a client- or bidi-streaming call over /ws until it ends: Send and End sending act on
+   * it meanwhile. The request being edited when the stream opens is not sent by itself.
+   */
+  async runClientStream(call, entry) {
+    const controller = new AbortController();
+    this.setRunning(controller, 'streaming');
+    this.response.textContent = '';
+    this.statusLine.dataset.outcome = '';
+    const started = performance.now();
+    const handle = this.rpc.bidi(`${call.service}/${call.method}`, { signal: controller.signal });
+    const open = { handle, path: `${call.service}/${call.method}`, sent: 0, received: 0, lines: [], halfClosed: false, kept: [], keptChars: 0 };
+    this.open = open;
+    this.root.dataset.messages = '0';
+    this.root.dataset.sent = '0';
+    this.updateOpenStream();
+    if (Array.isArray(call.replay)) {
+      for (const message of call.replay) this.sendMessage(message);
+      this.halfClose();
+    }
+    try {
+      for await (const message of handle) {
+        open.received += 1;
+        this.appendLine(open, `← #${open.received} ${JSON.stringify(message, null, 2)}`);
+        this.root.dataset.messages = String(open.received);
+        this.updateOpenStream();
+      }
+      const ms = `${(performance.now() - started).toFixed(0)} ms`;
+      entry.outcome = `OK · ${open.sent} sent · ${open.received} received · ${ms}`;
+      this.root.dataset.state = 'done';
+      this.statusLine.dataset.outcome = 'ok';
+      this.statusLine.textContent = `Stream ended OK · ${open.sent} sent · ${open.received} received · ${ms}`;
+    } catch (err) {
+      if (err.code === 'CANCELLED' && controller.signal.aborted) {
+        entry.outcome = `cancelled · ${open.sent} sent · ${open.received} received`;
+        this.root.dataset.state = 'cancelled';
+        this.statusLine.dataset.outcome = 'cancelled';
+        this.statusLine.textContent = `Cancelled after ${open.sent} sent and ${open.received} received`;
+      } else {
+        entry.outcome = `${err.code || 'error'} · ${open.sent} sent`;
+        this.showError(err.message, err.code, 0, '', true);
+      }
+    } finally {
+      // What was sent, for Replay (unless it was too much to keep).
+      if (open.kept) entry.messages = open.kept;
+      this.open = null;
+      this.setRunning(null);
+      this.updateOpenStream();
+    }
+  }
+
+  appendLine(open, line) {
+    open.lines.push(line);
+    if (open.lines.length > MAX_STREAM_MESSAGES_SHOWN) open.lines.shift();
+    const atBottom = this.response.scrollHeight - this.response.scrollTop - this.response.clientHeight < 40;
+    this.response.textContent = clip(open.lines.join('\n'));
+    if (atBottom) this.response.scrollTop = this.response.scrollHeight;
+  }
+
+  /** Sends `given`, or else the request being edited, as the open stream's next message. */
+  sendMessage(given) {
+    const open = this.open;
+    if (!open || open.halfClosed || open.path !== this.root.dataset.selected) return;
+    let message = given;
+    if (message === undefined) {
+      try {
+        message = this.currentRequest();
+      } catch (err) {
+        toast(err.message, 'error');
+        return;
+      }
+    }
+    try {
+      open.handle.send(message);
+    } catch (err) {
+      toast(err.message, 'error');
+      return;
+    }
+    open.sent += 1;
+    if (open.kept) {
+      open.keptChars += JSON.stringify(message).length;
+      if (open.kept.length < MAX_REPLAY_MESSAGES && open.keptChars <= MAX_HISTORY_REQUEST_CHARS) open.kept.push(message);
+      else open.kept = null;
+    }
+    this.root.dataset.sent = String(open.sent);
+    this.appendLine(open, `→ #${open.sent} ${JSON.stringify(message)}`);
+    this.updateOpenStream();
+  }
+
+  /** Half-closes the open stream: the server sees the end of the messages and answers. */
+  halfClose() {
+    const open = this.open;
+    if (!open || open.halfClosed) return;
+    open.halfClosed = true;
+    open.handle.end();
+    this.appendLine(open, '→ (end of messages)');
+    this.updateOpenStream();
+  }
+
+  updateOpenStream() {
+    // Another method selected meanwhile: its form does not fit the open stream.
+    const open = this.open?.path === this.root.dataset.selected ? this.open : null;
+    this.sendButton.disabled = !open || open.halfClosed;
+    this.endButton.disabled = !open || open.halfClosed;
+    if (!open) return;
+    const state = open.halfClosed ? 'sending ended, waiting for the server' : 'open';
+    this.statusLine.textContent = `Stream ${state} · ${open.sent} sent · ${open.received} received`;
+  }
+
   showError(message, code = '', status = 0, ms = '', keepResponse = false) {
     this.root.dataset.state = 'error';
     this.statusLine.dataset.outcome = 'error';
@@ -414,7 +542,7 @@ export class Explorer {
   setRunning(controller, state) {
     this.running = controller;
     if (state) this.root.dataset.state = state;
-    this.callButton.disabled = Boolean(controller) || !this.method || this.method.client_streaming;
+    this.callButton.disabled = Boolean(controller) || !this.method || (this.method.client_streaming && !this.rpc);
     this.cancelButton.disabled = !controller;
   }
 
@@ -448,6 +576,8 @@ export class Explorer {
       toast('A call is still running', 'info');
       return;
     }
-    if (this.restore(entry)) await this.call();
+    if (!this.restore(entry)) return;
+    // A client or bidi stream is replayed with the messages it sent, then half-closed.
+    await this.call({ replay: Array.isArray(entry.messages) ? entry.messages : undefined });
   }
 }

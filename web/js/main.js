@@ -1,11 +1,12 @@
 // Entry point: builds the modules, wires the controls, settings, shortcuts and recovery.
 
-import { baseUrl, call, storedServer, storeServer } from './api.js';
+import { baseUrl, call, storedServer, storeServer, wsUrl } from './api.js';
 import { CameraController } from './camera.js';
 import { byId, h, isTyping, toast } from './dom.js';
 import { Explorer } from './explorer.js';
 import { Hud } from './hud.js';
 import { Outliner } from './outliner.js';
+import { sharedClient } from './rpc.js';
 import { ConnectionStatus } from './status.js';
 import { Viewport } from './viewport.js';
 
@@ -63,9 +64,12 @@ const hud = new Hud({
   latency: byId('hud-latency'),
   size: byId('hud-size'),
 }, byId('hud-plot'));
-const camera = new CameraController({ surface: viewportEl, rate: prefs.cameraRate });
+// One multiplexed /ws socket for streaming calls (camera drags, the explorer's client and
+// bidi streams); it opens on first use.
+const rpc = sharedClient(wsUrl('ws'));
+const camera = new CameraController({ surface: viewportEl, rate: prefs.cameraRate, rpc });
 const outliner = new Outliner({ tree: byId('outliner'), meshes: byId('mesh-list') });
-const explorer = new Explorer(byId('explorer'));
+const explorer = new Explorer(byId('explorer'), { rpc });
 
 // --- viewport, HUD, zoom, save ---
 viewport.addEventListener('mode', (event) => hud.setMode(event.detail.label));
@@ -295,4 +299,4 @@ viewport.start();
 loadCamera();
 outliner.load();
 explorer.load();
-window.octaneweb = { status, viewport, camera, outliner, explorer, hud };
+window.octaneweb = { status, viewport, camera, outliner, explorer, hud, rpc };

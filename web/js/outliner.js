@@ -1,8 +1,12 @@
 // Scene outliner: the node tree from ApiProjectManager.rootNodeGraph, walked lazily with
 // ApiNodeGraph.getOwnedItems -> ApiItemArray.size/get -> ApiItem.name/isGraph/outType, and
 // the mesh list from LiveLink.GetMeshes.
+//
+// A level costs four round trips whatever its size: getOwnedItems, size, one POST /batch
+// of every get, one POST /batch of every item's name/isGraph/outType. Against a gateway
+// without /batch it falls back to single calls, a few at a time.
 
-import { call } from './api.js';
+import { batch, call } from './api.js';
 import { h } from './dom.js';
 
 /** Children shown per graph; a real scene can own thousands of items. */
@@ -40,6 +44,27 @@ async function describeItem(ref) {
   return { ref, name, isGraph, outType };
 }
 
+/** The data of a batch answer, or its error thrown. */
+function dataOf(result) {
+  if (!result.ok) throw result.error;
+  return result.data;
+}
+
+/** Reads every item of `list` at `indices` and describes them, in two batches. */
+async function describeItemsBatched(list, indices) {
+  const gets = await batch(indices.map((index) => ({ service: 'ApiItemArray', method: 'get', params: { objectPtr: list, index } })));
+  const refs = gets.map((result) => dataOf(result).result);
+  const questions = refs.flatMap((ref) => ['name', 'isGraph', 'outType'].map((method) => ({ service: 'ApiItem', method, params: { objectPtr: ref } })));
+  const answers = await batch(questions);
+  return refs.map((ref, i) => {
+    const [name, isGraph, outType] = answers.slice(i * 3, i * 3 + 3).map(dataOf);
+    return { ref, name: name.result ?? '', isGraph: Boolean(isGraph.result), outType: pinTypeLabel(outType.result) };
+  });
+}
+
+/** False once the gateway answered that it has no /batch; single calls from then on. */
+let batchAvailable = true;
+
 /** The items a graph owns, at most MAX_CHILDREN of them, plus the full count. */
 async function ownedItems(graphRef) {
   const owned = await call('ApiNodeGraph', 'getOwnedItems', { objectPtr: graphRef });
@@ -48,6 +73,15 @@ async function ownedItems(graphRef) {
   const size = await call('ApiItemArray', 'size', { objectPtr: list });
   const total = Number(size.result) || 0;
   const indices = Array.from({ length: Math.min(total, MAX_CHILDREN) }, (_, i) => i);
+  if (batchAvailable && indices.length) {
+    try {
+      return { total, items: await describeItemsBatched(list, indices) };
+    } catch (err) {
+      // Only a missing route means "no batching here"; other errors are the answer.
+      if (![404, 405, 501].includes(err.status) || !err.message.startsWith('batch:')) throw err;
+      batchAvailable = false;
+    }
+  }
   const items = await mapLimited(indices, CONCURRENCY, async (index) => {
     const got = await call('ApiItemArray', 'get', { objectPtr: list, index });
     return describeItem(got.result);

@@ -97,9 +97,9 @@ async fn run(
     state
         .metrics
         .add_bytes_in(Protocol::Json, body.len() as u64);
-    let message = json_to_message(&descriptor.input(), &body)?;
-    let request = upstream_request(message, timeout, call_id);
     if descriptor.is_server_streaming() {
+        let message = json_to_message(&descriptor.input(), &body)?;
+        let request = upstream_request(message, timeout, call_id);
         let deadline = deadline_after(state.upstream.call_timeout(&request));
         let response = state.upstream.server_streaming(descriptor, request).await?;
         Ok(Answer::Stream {
@@ -107,13 +107,30 @@ async fn run(
             deadline,
         })
     } else {
-        let response = state.upstream.unary(descriptor, request).await?;
-        Ok(Answer::Unary(response.into_inner()))
+        unary_call(state, descriptor, &body, timeout, call_id)
+            .await
+            .map(Answer::Unary)
     }
 }
 
+/// One unary call as the JSON route makes it: `body` (proto3 JSON, empty = empty message)
+/// parsed as the method's input and sent upstream with the deadline and call id. Shared with
+/// `POST /batch`.
+pub(crate) async fn unary_call(
+    state: &GatewayState,
+    descriptor: &prost_reflect::MethodDescriptor,
+    body: &[u8],
+    timeout: Option<std::time::Duration>,
+    call_id: &str,
+) -> Result<DynamicMessage, GatewayError> {
+    let message = json_to_message(&descriptor.input(), body)?;
+    let request = upstream_request(message, timeout, call_id);
+    let response = state.upstream.unary(descriptor, request).await?;
+    Ok(response.into_inner())
+}
+
 /// `{"success":true,"data":<message>}` without building an intermediate wrapper value.
-fn success_body(message: &DynamicMessage) -> Vec<u8> {
+pub(crate) fn success_body(message: &DynamicMessage) -> Vec<u8> {
     let mut body = Vec::with_capacity(256);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
     write_message_json(message, &mut body);

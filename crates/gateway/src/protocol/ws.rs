@@ -1,14 +1,358 @@
 //! `GET /ws`: one WebSocket multiplexing many calls of all four RPC kinds.
 //!
-//! (Skeleton: implemented by the WebSocket work.)
+//! The protocol, frame by frame, is in docs/websocket.md. In short, the client opens a call
+//! with a text frame `{"id", "method", "message"?, "metadata"?, "timeout_ms"?, "binary"?}`,
+//! streams more `{"id", "message"}` frames to client- and bidi-streaming calls, ends its side
+//! with `{"id", "half_close": true}` or the whole call with `{"id", "cancel": true}`. The
+//! gateway answers `{"id", "headers"}` once, `{"id", "message"}` per response message and
+//! `{"id", "end": {"code", "message", "details", "trailers"}}` last. Frames it cannot use get
+//! `{"error": {"code", "message", "id"?}}` and the socket's other calls continue. A binary
+//! frame form carries protobuf bytes for clients with their own codecs ([`frame`]).
+//!
+//! # Flow control and limits ([`WsLimits`])
+//!
+//! - Each call has a bounded inbound queue (messages and bytes). A client that sends faster
+//!   than the upstream takes overflows it and that call (only) ends with
+//!   `RESOURCE_EXHAUSTED`; the socket keeps being read, so one slow upstream call never
+//!   blocks the others.
+//! - Each socket has a bounded outbound queue of frames. A call waits for room before it
+//!   reads the next upstream message, so a client that reads slowly slows the upstream streams
+//!   it reads (the HTTP/2 window then pushes back on the upstream) instead of growing memory.
+//! - At most [`WsLimits::max_calls`] calls run at once per socket; an open past it ends at
+//!   once with `RESOURCE_EXHAUSTED`.
+//! - The gateway pings every [`WsLimits::ping_interval`] and closes a socket from which
+//!   nothing (not even a pong) arrived for [`WsLimits::idle_timeout`].
+//! - Client frames larger than [`WsLimits::max_frame_bytes`] close the socket (the WebSocket
+//!   layer refuses them).
 
-use axum::extract::{Request, State};
-use axum::response::Response;
+pub mod frame;
+mod session;
 
-use crate::server::GatewayState;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The route handler.
-pub async fn handle(State(state): State<GatewayState>, request: Request) -> Response {
-    let _ = (&state, &request);
-    super::not_yet("the multiplexed WebSocket")
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+
+use crate::server::{CallId, GatewayState, ShutdownSignal};
+
+/// Limits of the multiplexed WebSocket (part of [`crate::GatewayConfig`]).
+#[derive(Clone, Debug)]
+pub struct WsLimits {
+    /// Most calls running at once on one socket.
+    pub max_calls: usize,
+    /// Largest client frame (text or binary) in bytes.
+    pub max_frame_bytes: usize,
+    /// Most request messages queued for one call before the upstream takes them.
+    pub inbound_queue_messages: usize,
+    /// Most request bytes queued for one call before the upstream takes them.
+    pub inbound_queue_bytes: usize,
+    /// Most frames queued for one socket before the client reads them.
+    pub outbound_queue_frames: usize,
+    /// Interval of the gateway's pings.
+    pub ping_interval: Duration,
+    /// A socket from which nothing arrived for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        Self {
+            max_calls: 100,
+            max_frame_bytes: 16 * 1024 * 1024,
+            inbound_queue_messages: 64,
+            inbound_queue_bytes: 4 * 1024 * 1024,
+            outbound_queue_frames: 32,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Gauges of the gateway's WebSockets, shown in `/metrics`.
+#[derive(Debug, Default)]
+pub struct WsStats {
+    sockets: AtomicI64,
+    calls: AtomicI64,
+    outbound_bytes: AtomicI64,
+    inbound_bytes: AtomicI64,
+}
+
+impl WsStats {
+    /// Sockets open now.
+    pub fn open_sockets(&self) -> i64 {
+        self.sockets.load(Ordering::Relaxed)
+    }
+
+    /// Calls running now, over all sockets.
+    pub fn open_calls(&self) -> i64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of frames queued for clients and not yet written to their sockets.
+    pub fn outbound_bytes(&self) -> i64 {
+        self.outbound_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of request messages queued for upstream calls and not yet taken.
+    pub fn inbound_bytes(&self) -> i64 {
+        self.inbound_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The gauges in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        for (name, help, value) in [
+            (
+                "octaneweb_ws_sockets",
+                "WebSockets open on /ws.",
+                self.open_sockets(),
+            ),
+            (
+                "octaneweb_ws_calls",
+                "Calls running over /ws.",
+                self.open_calls(),
+            ),
+            (
+                "octaneweb_ws_outbound_queued_bytes",
+                "Bytes of /ws frames queued for clients.",
+                self.outbound_bytes(),
+            ),
+            (
+                "octaneweb_ws_inbound_queued_bytes",
+                "Bytes of /ws request messages queued for the upstream.",
+                self.inbound_bytes(),
+            ),
+        ] {
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
+        }
+        text
+    }
+
+    fn add(counter: &AtomicI64, delta: i64) {
+        counter.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// The route handler: upgrades to a WebSocket and serves it.
+pub async fn handle(
+    State(state): State<GatewayState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    call_id: Option<Extension<CallId>>,
+    shutdown: Option<Extension<ShutdownSignal>>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let status = rejection.status();
+            let body = serde_json::json!({
+                "success": false,
+                "error": format!("GET /ws must be a WebSocket upgrade: {}", rejection.body_text()),
+                "code": "INVALID_ARGUMENT",
+            });
+            return (status, axum::Json(body)).into_response();
+        }
+    };
+    let limits = state.config.websocket.clone();
+    let socket_id = call_id
+        .map(|Extension(CallId(id))| id)
+        .unwrap_or_else(|| Arc::from("ws"));
+    let shutdown = shutdown.map(|Extension(signal)| signal);
+    upgrade
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| serve_socket(state, socket, socket_id, shutdown))
+}
+
+/// What the socket's writer sends.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(bytes::Bytes),
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+impl Outbound {
+    fn len(&self) -> usize {
+        match self {
+            Outbound::Text(text) => text.len(),
+            Outbound::Binary(bytes) => bytes.len(),
+            Outbound::Close(..) => 0,
+        }
+    }
+}
+
+/// The sending side of a socket's bounded outbound queue; counts what it holds.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    queue: mpsc::Sender<Outbound>,
+    state: GatewayState,
+}
+
+impl Outbox {
+    /// Queue a frame, waiting for room. `false` if the socket is gone.
+    pub(crate) async fn send(&self, frame: Outbound) -> bool {
+        let len = frame.len();
+        let stats = self.state.websocket_stats();
+        WsStats::add(&stats.outbound_bytes, len as i64);
+        let sent = self.queue.send(frame).await.is_ok();
+        if sent {
+            self.state
+                .metrics
+                .add_bytes_out(crate::Protocol::WebSocket, len as u64);
+        } else {
+            WsStats::add(&stats.outbound_bytes, -(len as i64));
+        }
+        sent
+    }
+}
+
+/// Close code for the gateway going away (shutdown, idle timeout).
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// How long a closing socket waits for its writer to flush the last frames.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn serve_socket(
+    state: GatewayState,
+    socket: WebSocket,
+    socket_id: Arc<str>,
+    shutdown: Option<ShutdownSignal>,
+) {
+    let limits = state.config.websocket.clone();
+    let _open = OpenSocket::new(&state);
+    let (sink, mut incoming) = socket.split();
+    let (queue, outgoing) = mpsc::channel(limits.outbound_queue_frames.max(1));
+    let mut writer = tokio::spawn(write_frames(
+        state.clone(),
+        sink,
+        outgoing,
+        limits.ping_interval,
+    ));
+    let outbox = Outbox {
+        queue,
+        state: state.clone(),
+    };
+    let mut session = session::Session::new(state, outbox.clone(), socket_id, shutdown.clone());
+
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    let shutdown_signal = ShutdownSignal::wait_opt(shutdown);
+    tokio::pin!(shutdown_signal);
+    loop {
+        tokio::select! {
+            frame = incoming.next() => {
+                let Some(Ok(frame)) = frame else { break };
+                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                match frame {
+                    Message::Text(text) => session.on_text(text.as_str()).await,
+                    Message::Binary(bytes) => session.on_binary(bytes).await,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                    Message::Close(_) => break,
+                }
+            }
+            () = session.reap() => {}
+            () = &mut idle => {
+                tracing::debug!(socket = %session.socket_id(), "closing an idle WebSocket");
+                let _ = outbox.queue.try_send(Outbound::Close(CLOSE_GOING_AWAY, "idle timeout"));
+                break;
+            }
+            () = &mut shutdown_signal => {
+                // Calls see the signal too and end with UNAVAILABLE; let their end frames out.
+                session.finish_calls(CLOSE_FLUSH_TIMEOUT).await;
+                let _ = outbox.send(Outbound::Close(CLOSE_GOING_AWAY, "the gateway is shutting down")).await;
+                break;
+            }
+        }
+    }
+    // Dropping the session aborts the calls still running, which cancels them upstream.
+    session.abort_calls().await;
+    drop(session);
+    drop(outbox);
+    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+/// Counts an open socket in the gauges until dropped.
+struct OpenSocket(GatewayState);
+
+impl OpenSocket {
+    fn new(state: &GatewayState) -> OpenSocket {
+        WsStats::add(&state.websocket_stats().sockets, 1);
+        OpenSocket(state.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        WsStats::add(&self.0.websocket_stats().sockets, -1);
+    }
+}
+
+/// Write queued frames to the socket, and a ping every `ping_interval`. Ends when the queue
+/// closes, a close frame was sent, or the socket fails.
+async fn write_frames(
+    state: GatewayState,
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Outbound>,
+    ping_interval: Duration,
+) {
+    let stats = state.websocket_stats();
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let frame = tokio::select! {
+            frame = outgoing.recv() => frame,
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(frame) = frame else { break };
+        let len = frame.len() as i64;
+        let (message, last) = match frame {
+            Outbound::Text(text) => (Message::Text(text.into()), false),
+            Outbound::Binary(bytes) => (Message::Binary(bytes), false),
+            Outbound::Close(code, reason) => (
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
+                true,
+            ),
+        };
+        // Many small frames are written together: flush only when nothing else is waiting.
+        let written = if last || outgoing.is_empty() {
+            sink.send(message).await
+        } else {
+            sink.feed(message).await
+        };
+        WsStats::add(&stats.outbound_bytes, -len);
+        if written.is_err() || last {
+            break;
+        }
+    }
+    // Frames still queued are dropped with the receiver; uncount them.
+    outgoing.close();
+    while let Ok(frame) = outgoing.try_recv() {
+        WsStats::add(&stats.outbound_bytes, -(frame.len() as i64));
+    }
+    let _ = sink.close().await;
 }

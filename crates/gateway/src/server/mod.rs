@@ -67,6 +67,8 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Limits of the multiplexed WebSocket `/ws`.
+    pub websocket: protocol::ws::WsLimits,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +77,7 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
+            websocket: protocol::ws::WsLimits::default(),
         }
     }
 }
@@ -93,6 +96,7 @@ struct StateInner {
     methods: RwLock<HashMap<String, HashMap<String, ResolvedMethod>>>,
     cached_methods: std::sync::atomic::AtomicUsize,
     schema_json: OnceLock<Bytes>,
+    websocket: Arc<protocol::ws::WsStats>,
 }
 
 /// Everything a gateway route needs; cheap to clone.
@@ -121,17 +125,27 @@ impl std::fmt::Debug for GatewayState {
 impl GatewayState {
     /// State for a gateway in front of `upstream`, resolving calls against `schema`.
     pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
+        let metrics = Arc::new(Metrics::new());
+        let websocket = Arc::new(protocol::ws::WsStats::default());
+        let websocket_gauges = Arc::clone(&websocket);
+        metrics.add_source(move || websocket_gauges.render());
         GatewayState {
             schema,
             upstream,
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             inner: Arc::new(StateInner {
                 methods: RwLock::new(HashMap::new()),
                 cached_methods: std::sync::atomic::AtomicUsize::new(0),
                 schema_json: OnceLock::new(),
+                websocket,
             }),
         }
+    }
+
+    /// Gauges of the WebSockets served with this state (sockets, calls, queued bytes).
+    pub fn websocket_stats(&self) -> &protocol::ws::WsStats {
+        &self.inner.websocket
     }
 
     /// Resolve a leniently named method, remembering the answer for the next call.
@@ -239,7 +253,16 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
             }),
         )
         .route("/ws", get(protocol::ws::handle))
-        .route("/batch", post(protocol::batch::handle))
+        .route(
+            "/batch",
+            post(protocol::batch::handle).fallback(|request: Request| async move {
+                GatewayError::MethodNotAllowed {
+                    method: request.method().to_string(),
+                    allowed: "POST",
+                }
+                .into_response()
+            }),
+        )
         .route("/{service}/{method}", json_route)
         .with_state(state.clone());
     extra

@@ -1,4 +1,106 @@
 //! Calls whose messages are protobuf bytes the gateway does not decode (a client that brings
-//! its own codec), over the shared channel.
+//! its own codec, or a front protocol that converts messages itself), over the shared channel.
 //!
-//! (Skeleton: implemented by the WebSocket work.)
+//! Every call here is made as a bidirectional stream at the HTTP/2 level: the gRPC wire form
+//! of the four RPC kinds is the same (a stream of length-prefixed messages each way), so a
+//! unary call is a stream with one request message and one response message. The caller
+//! decides how many messages it sends; the server decides how many it answers.
+
+use bytes::{Buf as _, BufMut as _, Bytes};
+use futures::Stream;
+use prost_reflect::MethodDescriptor;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{method_path, ready, with_deadline, Upstream};
+
+/// A tonic codec that passes encoded protobuf messages through as they are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+/// Writes already-encoded message bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+/// Reads one message's bytes without decoding them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let len = src.remaining();
+        Ok(Some(src.copy_to_bytes(len)))
+    }
+}
+
+impl Upstream {
+    /// Call `method` with the encoded request messages of `request` and receive the encoded
+    /// response messages, whatever the method's RPC kind.
+    ///
+    /// The deadline applies as for [`Upstream::streaming`]: it bounds waiting for the response
+    /// headers here; the consumer of the returned stream enforces the rest (use
+    /// [`Upstream::call_timeout`] on the request before calling). The request stream ending
+    /// half-closes the call.
+    pub async fn raw_streaming<S>(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<S>,
+    ) -> Result<Response<Streaming<Bytes>>, Status>
+    where
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.streaming(request, path, RawCodec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+
+    /// Call a unary `method` with one encoded request message; the answer is the encoded
+    /// response message. The deadline bounds the whole call.
+    pub async fn raw_unary(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, Status> {
+        let (request, timeout) = self.prepare(request);
+        let path = method_path(method)?;
+        let mut grpc = self.grpc();
+        let call = async move {
+            ready(&mut grpc).await?;
+            grpc.unary(request, path, RawCodec).await
+        };
+        self.finish(with_deadline(timeout, call).await)
+    }
+}

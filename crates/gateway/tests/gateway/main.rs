@@ -2,6 +2,7 @@
 //! in front of the reference render server (and small purpose-built gRPC servers where a
 //! server-side observation is needed).
 
+mod batch;
 mod cli_call;
 mod common;
 mod connect;
@@ -11,3 +12,4 @@ mod json_calls;
 mod ops;
 mod passthrough;
 mod streams;
+mod ws;

@@ -1,0 +1,743 @@
+//! One socket's call table and the task that runs each call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use octaneweb_schema::{json_to_message, write_message_json};
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+use super::frame::{self, BinaryFrame, CallRef, ClientFrame, OpenFrame};
+use super::{Outbound, Outbox, WsStats};
+use crate::error::GatewayError;
+use crate::metrics::Protocol;
+use crate::protocol::deadline_after;
+use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
+use crate::upstream::clamp_grpc_timeout;
+
+/// Most metadata bytes (keys and values) an open frame may carry.
+const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// What the socket reader keeps about a running call.
+struct CallEntry {
+    /// Request message type, to parse `{"id","message"}` frames.
+    input: MessageDescriptor,
+    /// Where further request messages go; `None` once the client's side is closed (or the
+    /// method takes only the open frame's message).
+    inbound: Option<Inbound>,
+    /// Ends the call with a status (cancel, overflow); taken when used.
+    stop: Option<oneshot::Sender<Status>>,
+}
+
+/// The bounded queue of one call's request messages.
+struct Inbound {
+    queue: mpsc::Sender<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// Uncounts a call's queued request bytes from the socket gauges when its queue goes away.
+struct QueuedGauge {
+    state: GatewayState,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Drop for QueuedGauge {
+    fn drop(&mut self) {
+        let left = self.queued.swap(0, Ordering::Relaxed);
+        WsStats::add(&self.state.websocket_stats().inbound_bytes, -(left as i64));
+    }
+}
+
+/// Counts a running call in the socket gauges until dropped (also when the call is aborted).
+struct RunningGauge(GatewayState);
+
+impl RunningGauge {
+    fn new(state: &GatewayState) -> RunningGauge {
+        WsStats::add(&state.websocket_stats().calls, 1);
+        RunningGauge(state.clone())
+    }
+}
+
+impl Drop for RunningGauge {
+    fn drop(&mut self) {
+        WsStats::add(&self.0.websocket_stats().calls, -1);
+    }
+}
+
+/// What became of a request message.
+enum Delivery {
+    Queued,
+    UnknownCall,
+    /// The call takes no more messages.
+    Closed,
+    /// The call must end with this status.
+    Failed(Status),
+}
+
+type CallTable = Arc<Mutex<HashMap<Box<str>, CallEntry>>>;
+
+/// The calls of one socket.
+pub(super) struct Session {
+    state: GatewayState,
+    outbox: Outbox,
+    socket_id: Arc<str>,
+    shutdown: Option<ShutdownSignal>,
+    table: CallTable,
+    calls: JoinSet<()>,
+}
+
+impl Session {
+    pub(super) fn new(
+        state: GatewayState,
+        outbox: Outbox,
+        socket_id: Arc<str>,
+        shutdown: Option<ShutdownSignal>,
+    ) -> Session {
+        Session {
+            state,
+            outbox,
+            socket_id,
+            shutdown,
+            table: Arc::new(Mutex::new(HashMap::new())),
+            calls: JoinSet::new(),
+        }
+    }
+
+    pub(super) fn socket_id(&self) -> &str {
+        &self.socket_id
+    }
+
+    /// Wait for a call task to finish (never resolves while none runs). Cancel-safe.
+    pub(super) async fn reap(&mut self) {
+        if self.calls.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        let _ = self.calls.join_next().await;
+    }
+
+    /// Wait up to `limit` for the running calls to end by themselves.
+    pub(super) async fn finish_calls(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.calls.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Abort the calls still running (their upstream calls are cancelled) and wait for them.
+    pub(super) async fn abort_calls(&mut self) {
+        self.calls.shutdown().await;
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, CallEntry>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send(&self, frame: String) {
+        let _ = self.outbox.send(Outbound::Text(frame)).await;
+    }
+
+    async fn send_error(&self, id: Option<&CallRef>, code: Code, message: &str) {
+        self.send(frame::error_frame(id, code, message)).await;
+    }
+
+    /// A call that ends before it starts: only its end frame.
+    async fn refuse(&self, id: &CallRef, error: &GatewayError, label: Option<Arc<str>>) {
+        let tracker = self.state.metrics.start_call(
+            Protocol::WebSocket,
+            label.unwrap_or_else(crate::protocol::unresolved_label),
+            self.call_id(id),
+        );
+        tracker.finish(error.code(), &error.to_string());
+        self.send(frame::end_frame(
+            id,
+            error.code(),
+            &error.to_string(),
+            serde_json::json!([]),
+            &MetadataMap::new(),
+        ))
+        .await;
+    }
+
+    fn call_id(&self, id: &CallRef) -> Arc<str> {
+        Arc::from(format!("{}/{}", self.socket_id, id.key))
+    }
+
+    /// A text frame from the client.
+    pub(super) async fn on_text(&mut self, text: &str) {
+        self.state
+            .metrics
+            .add_bytes_in(Protocol::WebSocket, text.len() as u64);
+        match frame::parse_text(text) {
+            Err(error) => {
+                self.send_error(error.id.as_ref(), Code::InvalidArgument, &error.message)
+                    .await
+            }
+            Ok(ClientFrame::Open(open)) => self.open(open).await,
+            Ok(ClientFrame::Message { id, message }) => self.deliver_json(&id, message).await,
+            Ok(ClientFrame::HalfClose { id }) => self.half_close(&id).await,
+            Ok(ClientFrame::Cancel { id }) => self.cancel(&id).await,
+        }
+    }
+
+    /// A binary frame from the client.
+    pub(super) async fn on_binary(&mut self, bytes: Bytes) {
+        self.state
+            .metrics
+            .add_bytes_in(Protocol::WebSocket, bytes.len() as u64);
+        match frame::parse_binary(bytes) {
+            Err(message) => {
+                self.send_error(
+                    None,
+                    Code::InvalidArgument,
+                    &format!("binary frame: {message}"),
+                )
+                .await
+            }
+            Ok(BinaryFrame::Message { key, payload }) => {
+                let id = self.known_ref(&key);
+                self.deliver(&id, payload).await
+            }
+            Ok(BinaryFrame::HalfClose { key }) => {
+                let id = self.known_ref(&key);
+                self.half_close(&id).await
+            }
+            Ok(BinaryFrame::Cancel { key }) => {
+                let id = self.known_ref(&key);
+                self.cancel(&id).await
+            }
+        }
+    }
+
+    /// The id of a binary frame as a [`CallRef`]: its text, echoed as a JSON string.
+    fn known_ref(&self, key: &str) -> CallRef {
+        CallRef {
+            key: key.into(),
+            echo: Arc::from(serde_json::Value::from(key).to_string()),
+        }
+    }
+
+    async fn open(&mut self, open: OpenFrame<'_>) {
+        let id = open.id.clone();
+        let limits = &self.state.config.websocket;
+        let (duplicate, running) = {
+            let table = self.table();
+            (table.contains_key(&id.key), table.len())
+        };
+        if duplicate {
+            let message = format!("a call with id {} is already running", id.echo);
+            return self
+                .send_error(Some(&id), Code::AlreadyExists, &message)
+                .await;
+        }
+        if running >= limits.max_calls {
+            let error = GatewayError::Upstream(Status::resource_exhausted(format!(
+                "this socket already runs {running} calls, the limit; wait for one to end"
+            )));
+            return self.refuse(&id, &error, None).await;
+        }
+        let resolved = match resolve(&self.state, &open.method) {
+            Ok(resolved) => resolved,
+            Err(error) => return self.refuse(&id, &error, None).await,
+        };
+        let label = Some(Arc::clone(&resolved.label));
+        let descriptor = resolved.descriptor.clone();
+        let input = descriptor.input();
+        let first = match open.message.map(|raw| encode_json(&input, raw)).transpose() {
+            Ok(first) => first,
+            Err(error) => return self.refuse(&id, &error, label).await,
+        };
+        let metadata = match build_metadata(&open.metadata) {
+            Ok(metadata) => metadata,
+            Err(error) => return self.refuse(&id, &error, label).await,
+        };
+
+        let client_streaming = descriptor.is_client_streaming();
+        let (requests, inbound) = if client_streaming {
+            let (queue, receiver) = mpsc::channel(limits.inbound_queue_messages.max(1));
+            let queued_bytes = Arc::new(AtomicUsize::new(0));
+            let inbound = Inbound {
+                queue,
+                queued_bytes: Arc::clone(&queued_bytes),
+            };
+            // Owned by the request stream: whatever is still queued when the upstream call
+            // goes away is uncounted with it.
+            let gauge = QueuedGauge {
+                state: self.state.clone(),
+                queued: queued_bytes,
+            };
+            let requests =
+                tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |message: Bytes| {
+                    gauge.queued.fetch_sub(message.len(), Ordering::Relaxed);
+                    WsStats::add(
+                        &gauge.state.websocket_stats().inbound_bytes,
+                        -(message.len() as i64),
+                    );
+                    message
+                });
+            (requests.boxed(), Some(inbound))
+        } else {
+            // Unary and server streaming: exactly one request message, then half-close.
+            let message = first.clone().unwrap_or_default();
+            (futures::stream::iter([message]).boxed(), None)
+        };
+        let (stop, stopped) = oneshot::channel();
+        let mut entry = CallEntry {
+            input,
+            inbound,
+            stop: Some(stop),
+        };
+        if let (true, Some(first)) = (client_streaming, first) {
+            if let Err(status) = self.enqueue(&mut entry, first) {
+                return self
+                    .refuse(&id, &GatewayError::Upstream(status), label)
+                    .await;
+            }
+        }
+
+        let mut request = tonic::Request::new(requests);
+        *request.metadata_mut() = metadata;
+        let timeout = open.timeout_ms.map(Duration::from_millis);
+        if let Some(timeout) = timeout {
+            request.set_timeout(clamp_grpc_timeout(timeout));
+        }
+        let call_id = self.call_id(&id);
+        if let Ok(value) = MetadataValue::try_from(&*call_id) {
+            request.metadata_mut().insert("x-call-id", value);
+        }
+        self.table().insert(id.key.clone(), entry);
+        let call = Call {
+            state: self.state.clone(),
+            outbox: self.outbox.clone(),
+            table: Arc::clone(&self.table),
+            id,
+            resolved,
+            binary: open.binary,
+            call_id,
+        };
+        self.calls
+            .spawn(call.run(request, stopped, self.shutdown.clone()));
+    }
+
+    /// Put a request message on a call's queue, or say why the call must end.
+    fn enqueue(&self, entry: &mut CallEntry, message: Bytes) -> Result<(), Status> {
+        let limits = &self.state.config.websocket;
+        let Some(inbound) = &entry.inbound else {
+            return Ok(());
+        };
+        let len = message.len();
+        let queued = inbound.queued_bytes.load(Ordering::Relaxed);
+        let overflow = || {
+            Status::resource_exhausted(format!(
+                "the call's inbound queue ({} messages, {} bytes) is full: the upstream takes \
+                 messages slower than they are sent",
+                limits.inbound_queue_messages, limits.inbound_queue_bytes
+            ))
+        };
+        if queued.saturating_add(len) > limits.inbound_queue_bytes {
+            return Err(overflow());
+        }
+        inbound.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        WsStats::add(&self.state.websocket_stats().inbound_bytes, len as i64);
+        match inbound.queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                inbound.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                WsStats::add(&self.state.websocket_stats().inbound_bytes, -(len as i64));
+                match error {
+                    mpsc::error::TrySendError::Full(_) => Err(overflow()),
+                    // The upstream stopped reading requests (the call is ending): its end
+                    // frame follows; the message has nowhere to go.
+                    mpsc::error::TrySendError::Closed(_) => {
+                        entry.inbound = None;
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver_json(&mut self, id: &CallRef, message: &RawValue) {
+        let input = self.table().get(&id.key).map(|entry| entry.input.clone());
+        let Some(input) = input else {
+            return self.unknown(id).await;
+        };
+        match encode_json(&input, message) {
+            Ok(bytes) => self.deliver(id, bytes).await,
+            Err(error) => {
+                // A message that does not fit cannot be skipped silently: the stream the
+                // upstream sees would not be the one the client sent. End the call.
+                self.stop(id, Status::invalid_argument(error.to_string()));
+            }
+        }
+    }
+
+    async fn deliver(&mut self, id: &CallRef, message: Bytes) {
+        let outcome = self.try_deliver(id, message);
+        match outcome {
+            Delivery::Queued => {}
+            Delivery::UnknownCall => self.unknown(id).await,
+            Delivery::Closed => {
+                let message = format!(
+                    "call {} takes no more messages (its method is not client-streaming, or the \
+                     client half-closed it)",
+                    id.echo
+                );
+                self.send_error(Some(id), Code::FailedPrecondition, &message)
+                    .await
+            }
+            Delivery::Failed(status) => self.stop(id, status),
+        }
+    }
+
+    fn try_deliver(&self, id: &CallRef, message: Bytes) -> Delivery {
+        let mut table = self.table();
+        let Some(entry) = table.get_mut(&id.key) else {
+            return Delivery::UnknownCall;
+        };
+        if entry.inbound.is_none() {
+            return Delivery::Closed;
+        }
+        match self.enqueue(entry, message) {
+            Ok(()) => Delivery::Queued,
+            Err(status) => Delivery::Failed(status),
+        }
+    }
+
+    async fn half_close(&mut self, id: &CallRef) {
+        let known = match self.table().get_mut(&id.key) {
+            // Dropping the queue's sender ends the request stream once it is drained.
+            Some(entry) => {
+                entry.inbound = None;
+                true
+            }
+            None => false,
+        };
+        if !known {
+            self.unknown(id).await;
+        }
+    }
+
+    async fn cancel(&mut self, id: &CallRef) {
+        let known = self.table().contains_key(&id.key);
+        if known {
+            self.stop(id, Status::cancelled("cancelled by the client"));
+        } else {
+            self.unknown(id).await;
+        }
+    }
+
+    /// End a running call with `status` (its task sends the end frame).
+    fn stop(&self, id: &CallRef, status: Status) {
+        if let Some(entry) = self.table().get_mut(&id.key) {
+            entry.inbound = None;
+            if let Some(stop) = entry.stop.take() {
+                let _ = stop.send(status);
+            }
+        }
+    }
+
+    async fn unknown(&self, id: &CallRef) {
+        let message = format!(
+            "no call with id {} is running (it ended, or was never opened)",
+            id.echo
+        );
+        self.send_error(Some(id), Code::NotFound, &message).await;
+    }
+}
+
+/// Resolve `Service/Method`, `pkg.Service/Method`, `/pkg.Service/Method` or
+/// `Service.Method` through the state's method cache.
+fn resolve(state: &GatewayState, path: &str) -> Result<ResolvedMethod, GatewayError> {
+    let trimmed = path.trim();
+    let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+    let split = if trimmed.contains('/') {
+        trimmed.split_once('/')
+    } else {
+        trimmed.rsplit_once('.')
+    };
+    match split {
+        Some((service, method))
+            if !service.is_empty() && !method.is_empty() && !method.contains(['/', '.']) =>
+        {
+            state.resolve_method(service, method)
+        }
+        // Let the schema explain what is wrong with the path.
+        _ => match state.schema.find_method_path(path) {
+            Err(error) => Err(error.into()),
+            Ok(descriptor) => {
+                state.resolve_method(descriptor.parent_service().full_name(), descriptor.name())
+            }
+        },
+    }
+}
+
+/// Parse a JSON message of type `input` and encode it as protobuf.
+fn encode_json(input: &MessageDescriptor, json: &RawValue) -> Result<Bytes, GatewayError> {
+    let message = json_to_message(input, json.get().as_bytes())?;
+    Ok(Bytes::from(message.encode_to_vec()))
+}
+
+/// Request metadata from an open frame: ASCII values, or base64 for `-bin` keys.
+fn build_metadata(pairs: &[(String, String)]) -> Result<MetadataMap, GatewayError> {
+    use base64::Engine as _;
+    let bad = |message: String| GatewayError::BadRequest(format!("\"metadata\": {message}"));
+    let total: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_METADATA_BYTES {
+        return Err(bad(format!(
+            "{total} bytes; the limit is {MAX_METADATA_BYTES}"
+        )));
+    }
+    let mut metadata = MetadataMap::new();
+    for (key, value) in pairs {
+        let lower = key.to_ascii_lowercase();
+        if lower.starts_with("grpc-")
+            || matches!(
+                lower.as_str(),
+                "content-type" | "te" | "user-agent" | "x-call-id"
+            )
+            || lower.starts_with(':')
+        {
+            return Err(bad(format!(
+                "{key:?} is reserved (use \"timeout_ms\" for the deadline)"
+            )));
+        }
+        if lower.ends_with("-bin") {
+            let key = MetadataKey::from_bytes(lower.as_bytes())
+                .map_err(|_| bad(format!("{key:?} is not a valid metadata key")))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(value))
+                .map_err(|_| bad(format!("{key:?} is a -bin key; its value must be base64")))?;
+            metadata.append_bin(key, MetadataValue::from_bytes(&bytes));
+        } else {
+            let key = MetadataKey::from_bytes(lower.as_bytes())
+                .map_err(|_| bad(format!("{key:?} is not a valid metadata key")))?;
+            let value = MetadataValue::try_from(value.as_str())
+                .map_err(|_| bad(format!("the value of {key:?} is not printable ASCII")))?;
+            metadata.append(key, value);
+        }
+    }
+    Ok(metadata)
+}
+
+/// One running call.
+struct Call {
+    state: GatewayState,
+    outbox: Outbox,
+    table: CallTable,
+    id: CallRef,
+    resolved: ResolvedMethod,
+    binary: bool,
+    call_id: Arc<str>,
+}
+
+/// How a call ended: status and trailers.
+struct Ending {
+    status: Status,
+    trailers: MetadataMap,
+}
+
+impl Ending {
+    fn from_status(status: Status) -> Ending {
+        let trailers = status.metadata().clone();
+        Ending { status, trailers }
+    }
+}
+
+impl Call {
+    async fn run(
+        self,
+        request: tonic::Request<futures::stream::BoxStream<'static, Bytes>>,
+        stopped: oneshot::Receiver<Status>,
+        shutdown: Option<ShutdownSignal>,
+    ) {
+        let running = RunningGauge::new(&self.state);
+        let tracker = self.state.metrics.start_call(
+            Protocol::WebSocket,
+            Arc::clone(&self.resolved.label),
+            Arc::clone(&self.call_id),
+        );
+        let ending = tokio::select! {
+            ending = self.drive(request) => ending,
+            stop = stopped => Ending::from_status(
+                stop.unwrap_or_else(|_| Status::cancelled("the call was dropped")),
+            ),
+            () = ShutdownSignal::wait_opt(shutdown) => {
+                Ending::from_status(Status::unavailable("the gateway is shutting down"))
+            }
+        };
+        // Leave the table first, so the id is free by the time the client sees the end.
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id.key);
+        let status = &ending.status;
+        tracker.finish(status.code(), status.message());
+        drop(running);
+        let details = self.details_json(status);
+        let frame = frame::end_frame(
+            &self.id,
+            status.code(),
+            status.message(),
+            details,
+            &ending.trailers,
+        );
+        let _ = self.outbox.send(Outbound::Text(frame)).await;
+    }
+
+    /// Make the upstream call and forward its answer; returns how it ended. Dropping this
+    /// future drops the upstream call, which cancels it.
+    async fn drive(
+        &self,
+        request: tonic::Request<futures::stream::BoxStream<'static, Bytes>>,
+    ) -> Ending {
+        let upstream = &self.state.upstream;
+        let deadline = deadline_after(upstream.call_timeout(&request));
+        let response = match upstream
+            .raw_streaming(&self.resolved.descriptor, request)
+            .await
+        {
+            Ok(response) => response,
+            Err(status) => return Ending::from_status(status),
+        };
+        let (headers, mut messages, _) = response.into_parts();
+        if !self
+            .outbox
+            .send(Outbound::Text(frame::headers_frame(&self.id, &headers)))
+            .await
+        {
+            return Ending::from_status(Status::cancelled("the socket closed"));
+        }
+        let output = self.resolved.descriptor.output();
+        let expired = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
+        loop {
+            let next = tokio::select! {
+                next = messages.message() => next,
+                () = &mut expired => {
+                    return Ending::from_status(Status::deadline_exceeded(
+                        "the call's deadline passed while streaming",
+                    ));
+                }
+            };
+            match next {
+                Ok(Some(bytes)) => {
+                    let frame = match self.render(&output, &bytes) {
+                        Ok(frame) => frame,
+                        Err(status) => return Ending::from_status(status),
+                    };
+                    // Waiting for room here is the flow control: the next upstream message
+                    // is not read until the client has taken enough of the previous ones.
+                    if !self.outbox.send(frame).await {
+                        return Ending::from_status(Status::cancelled("the socket closed"));
+                    }
+                }
+                Ok(None) => {
+                    let trailers = tokio::select! {
+                        trailers = messages.trailers() => trailers,
+                        () = &mut expired => Ok(None),
+                    };
+                    return match trailers {
+                        Ok(trailers) => Ending {
+                            status: Status::new(Code::Ok, ""),
+                            trailers: trailers.unwrap_or_default(),
+                        },
+                        Err(status) => Ending::from_status(status),
+                    };
+                }
+                Err(status) => {
+                    upstream.observe(Some(&status));
+                    return Ending::from_status(status);
+                }
+            }
+        }
+    }
+
+    /// A response message as the frame the client asked for.
+    fn render(&self, output: &MessageDescriptor, bytes: &Bytes) -> Result<Outbound, Status> {
+        if self.binary {
+            return Ok(Outbound::Binary(frame::binary_message(&self.id.key, bytes)));
+        }
+        let message = DynamicMessage::decode(output.clone(), bytes.as_ref()).map_err(|e| {
+            Status::internal(format!(
+                "the upstream's response is not a valid {}: {e}",
+                output.full_name()
+            ))
+        })?;
+        let text = frame::message_frame(&self.id, |out| write_message_json(&message, out));
+        // The frame is JSON written by serde_json and our own ASCII: always UTF-8.
+        String::from_utf8(text)
+            .map(Outbound::Text)
+            .map_err(|_| Status::internal("a response frame was not UTF-8"))
+    }
+
+    /// `grpc-status-details-bin` as JSON: each detail as proto3 JSON `Any` when the schema
+    /// knows its type, else `{"@type", "value": <base64>}`.
+    fn details_json(&self, status: &Status) -> serde_json::Value {
+        use base64::Engine as _;
+        if status.details().is_empty() {
+            return serde_json::json!([]);
+        }
+        let Ok(decoded) = RpcStatus::decode(status.details()) else {
+            return serde_json::json!([{
+                "value": base64::engine::general_purpose::STANDARD.encode(status.details())
+            }]);
+        };
+        let pool = self.state.schema.pool();
+        let details = decoded
+            .details
+            .iter()
+            .map(|any| {
+                let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+                let known = pool
+                    .get_message_by_name(type_name)
+                    .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok());
+                match known.map(|m| octaneweb_schema::message_to_json(&m)) {
+                    Some(serde_json::Value::Object(mut fields)) => {
+                        fields.insert("@type".into(), any.type_url.clone().into());
+                        serde_json::Value::Object(fields)
+                    }
+                    _ => serde_json::json!({
+                        "@type": any.type_url,
+                        "value": base64::engine::general_purpose::STANDARD.encode(&any.value),
+                    }),
+                }
+            })
+            .collect();
+        serde_json::Value::Array(details)
+    }
+}
+
+/// `google.rpc.Status`, the payload of `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<AnyDetail>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct AnyDetail {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
