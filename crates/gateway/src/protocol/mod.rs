@@ -101,15 +101,6 @@ impl WireProtocol {
     }
 }
 
-/// A gRPC-style `UNIMPLEMENTED` answer for a protocol this build does not serve yet.
-pub(crate) fn not_yet(what: &str) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    GatewayError::Upstream(Status::unimplemented(format!(
-        "{what} is not implemented in this build"
-    )))
-    .into_response()
-}
-
 /// Resolves the `/{Service}/{method}` of a browser-facing route, records the method on the
 /// call's metrics, and refuses client- and bidi-streaming methods, which `protocol` (a
 /// request-then-response protocol) cannot carry.
