@@ -148,3 +148,35 @@ describe('compression and GET', () => {
     agent.destroy();
   });
 });
+
+describe('a streaming kind the protocol cannot carry', () => {
+  const CLIENT_STREAMING_REFUSED = [
+    ['Connect binary (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true })],
+    ['Connect JSON (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: false })],
+    ['gRPC-Web (HTTP/2)', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2' })],
+  ];
+  for (const [name, make] of CLIENT_STREAMING_REFUSED) {
+    test(`${name}: client-streaming StreamCamera gets a clear error and the connection keeps serving`, async () => {
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
+      async function* states() {
+        for (const fov of [31, 32, 33]) yield { fovSet: { case: 'fov', value: fov } };
+      }
+      const failure = await failureOf(() => clients.livelink.streamCamera(states()));
+      assert.ok([Code.InvalidArgument, Code.Unimplemented].includes(failure.code), `${failure.codeName}: ${failure.message}`);
+      assert.match(failure.message, /StreamCamera is a client-streaming method/);
+      // Nothing was applied, and the same HTTP/2 connection still answers.
+      const camera = await clients.livelink.getCamera({});
+      assert.notEqual(camera.fovSet.value, 33);
+    });
+  }
+
+  test('gRPC (HTTP/2) carries the same client stream', async () => {
+    const clients = makeClients(registry, createGrpcTransport({ baseUrl: demo.url.replace(/\/$/, ''), httpVersion: '2' }));
+    async function* states() {
+      for (const fov of [31, 32, 33.5]) yield { fovSet: { case: 'fov', value: fov } };
+    }
+    const status = await clients.livelink.streamCamera(states());
+    assert.ok(status.message.length > 0, 'a StreamStatus message');
+    assert.equal((await clients.livelink.getCamera({})).fovSet.value, 33.5);
+  });
+});
