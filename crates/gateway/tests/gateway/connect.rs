@@ -514,3 +514,32 @@ async fn early_answers_on_http1_wait_for_a_body_sent_later() {
         assert!(answer.contains("HTTP/1.1 200 OK"), "{path}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_stream() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let mut response = client()
+        .post(gateway.url("/octaneapi.StreamCallbackService/callbackChannel"))
+        .header("content-type", "application/connect+proto")
+        .body(frame(0, b"").to_vec())
+        .send()
+        .await
+        .expect("stream");
+    tokio::time::timeout(EXCHANGE_TIMEOUT, response.chunk())
+        .await
+        .expect("in time")
+        .expect("chunk")
+        .expect("a first message");
+    assert_eq!(gateway.state.metrics.in_flight(Protocol::Connect), 1);
+    drop(response);
+    let metrics = &gateway.state.metrics;
+    eventually("the stream to be recorded as cancelled", || async {
+        metrics.calls(
+            Protocol::Connect,
+            "octaneapi.StreamCallbackService/callbackChannel",
+            Code::Cancelled,
+        ) == 1
+            && metrics.in_flight(Protocol::Connect) == 0
+    })
+    .await;
+}
