@@ -5,7 +5,11 @@ temporary directory, then runs each check below against TARGET (the gateway's ho
 prints one JSON line per check: {"check": name, "ok": bool, "detail": str}. Exits 1 if any
 check failed. Run by python-grpcio.test.mjs; also runnable by hand:
 
-    target/interop-venv/bin/python tests/interop/python/grpcio_interop.py 127.0.0.1:PORT proto/octane
+    target/interop-venv/bin/python tests/interop/python/grpcio_interop.py \
+        GATEWAY_HOST:PORT proto/octane [RENDER_SERVER_HOST:PORT]
+
+The render server's address (optional) enables the check that compares the same calls made
+straight to it with those made through the gateway.
 """
 
 import importlib
@@ -15,15 +19,11 @@ import sys
 import tempfile
 import time
 import traceback
+from importlib.resources import files as resource_files
 
 import grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_tools import protoc
-
-try:
-    from importlib.resources import files as resource_files
-except ImportError:  # pragma: no cover - Python < 3.9
-    resource_files = None
 
 BAD_HANDLE = 987654321
 OBJECT_TYPE_API_ITEM = 16
