@@ -353,10 +353,31 @@ fn trailers_only_with(mut headers: HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(Body::new(NoBody));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;
     response
+}
+
+/// An empty body whose size is not announced: the answer goes out as one HEADERS frame
+/// ending the stream, as gRPC servers send trailers-only answers, without the
+/// `content-length: 0` that an empty body of known size would add.
+struct NoBody;
+
+impl http_body::Body for NoBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

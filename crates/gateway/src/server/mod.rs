@@ -248,6 +248,41 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
         .layer(cors)
+        .layer(middleware::from_fn(cors_only_with_origin))
+}
+
+/// CORS headers answer browsers, which always send `Origin` on cross-origin requests;
+/// other clients (a gRPC client, curl) get answers without them.
+async fn cors_only_with_origin(request: Request, next: Next) -> Response {
+    let has_origin = request.headers().contains_key(http::header::ORIGIN);
+    let mut response = next.run(request).await;
+    if !has_origin {
+        let headers = response.headers_mut();
+        let cors: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors {
+            headers.remove(name);
+        }
+        // The CORS layer's `Vary` says the answer depends on those request headers; without
+        // an Origin it did not.
+        let vary: Vec<HeaderValue> = headers
+            .get_all(http::header::VARY)
+            .iter()
+            .filter(|v| {
+                !v.as_bytes()
+                    .starts_with(b"origin, access-control-request-method")
+            })
+            .cloned()
+            .collect();
+        headers.remove(http::header::VARY);
+        for value in vary {
+            headers.append(http::header::VARY, value);
+        }
+    }
+    response
 }
 
 /// gRPC, gRPC-Web and Connect requests go to their protocol before routing: they share
@@ -422,6 +457,9 @@ async fn call_id(mut request: Request, next: Next) -> Response {
         }
     };
     request.extensions_mut().insert(CallId(Arc::clone(&id)));
+    // Native gRPC answers carry exactly what the upstream sent (the id is in the log line).
+    let echo =
+        echo.filter(|_| protocol::WireProtocol::of(&request) != Some(protocol::WireProtocol::Grpc));
     let mut response = next.run(request).await;
     if let Some(value) = echo {
         response.headers_mut().insert(X_CALL_ID.clone(), value);

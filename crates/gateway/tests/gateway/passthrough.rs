@@ -623,3 +623,38 @@ async fn metadata_headers_and_trailers_cross_every_protocol() {
     assert_eq!(end["metadata"]["x-trailer"][0], "t1", "{end}");
     assert!(end.get("error").is_none(), "{end}");
 }
+
+#[tokio::test]
+async fn answers_carry_only_what_the_upstream_sent() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let foreign = |answer: &RawAnswer| -> Vec<String> {
+        answer
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| {
+                k == "x-call-id"
+                    || k == "vary"
+                    || k == "content-length"
+                    || k.starts_with("access-control-")
+            })
+            .collect()
+    };
+    let ok = raw_grpc(
+        &gateway,
+        "/livelinkapi.LiveLinkService/GetCamera",
+        &[],
+        frame(0, b""),
+    )
+    .await;
+    assert_eq!(ok.status(), 0);
+    assert!(foreign(&ok).is_empty(), "{:?}", ok.headers);
+    let trailers_only = raw_grpc(&gateway, "/no.such.Service/Method", &[], frame(0, b"")).await;
+    assert_eq!(trailers_only.status(), 12);
+    assert!(trailers_only.data.is_empty());
+    assert!(
+        foreign(&trailers_only).is_empty(),
+        "{:?}",
+        trailers_only.headers
+    );
+}
