@@ -283,6 +283,29 @@ def check_aio_interleaved_bidi(_channel, m):
     return f"{len(answered)} interleaved reflection answers; stream cancelled; channel still serves"
 
 
+def check_absent_from_schema(channel, _m):
+    """grpc.health.v1 is in no proto the gateway loaded; the pass-through carries it anyway
+    (grpcio-health-checking's stubs): unary Check and the server-streaming Watch."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(channel)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    answer = health.Check(health_pb2.HealthCheckRequest(service="livelinkapi.LiveLinkService"), timeout=10)
+    expect(answer.status == serving, f"Check: status {answer.status}")
+    try:
+        health.Check(health_pb2.HealthCheckRequest(service="octaneweb.interop.NoSuchService"), timeout=10)
+        raise CheckFailed("Check of an unknown service succeeded")
+    except grpc.RpcError as error:
+        expect(error.code() == grpc.StatusCode.NOT_FOUND, f"Check unknown: {error.code()}: {error.details()}")
+    watch = health.Watch(health_pb2.HealthCheckRequest(service="octaneapi.StreamCallbackService"), timeout=10)
+    try:
+        first = next(watch)
+        expect(first.status == serving, f"Watch: status {first.status}")
+    finally:
+        watch.cancel()
+    return "grpc.health.v1 Check and Watch answered SERVING through the gateway"
+
+
 def call_outcome(callable_, request):
     """What a client can see of one unary call: code, details, metadata (less the date)."""
     try:
@@ -361,6 +384,7 @@ CHECKS = [
     ("status_codes", check_status_codes),
     ("metadata", check_metadata),
     ("aio", check_aio_interleaved_bidi),
+    ("absent_from_schema", check_absent_from_schema),
     ("same_as_upstream", check_same_as_upstream),
 ]
 
