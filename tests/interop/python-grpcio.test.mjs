@@ -84,5 +84,5 @@ test('status codes: NOT_FOUND with the server message, UNIMPLEMENTED for an unkn
 test('metadata: custom text and binary request metadata pass', () => passed('metadata'));
 test('grpc.aio: interleaved bidi (each answer before the next request), stream cancel, channel reuse', () => passed('aio'));
 test('a service absent from the gateway schema (grpc.health.v1 Check, Watch) passes through', () => passed('absent_from_schema'));
-test('the same calls straight to the render server look the same (codes, messages, metadata)', () => passed('same_as_upstream'));
+test('the same calls straight to the render server look the same (codes, messages, metadata: nothing lost or added)', () => passed('same_as_upstream'));
 test('the Python run exits 0', () => assert.equal(run.exitCode, 0, run.stderr));
