@@ -87,6 +87,19 @@ TRANSPORTS.forEach(({ name, make }, index) => {
       const failure = await streamDeadline(clients, 500);
       assert.equal(failure.code, Code.DeadlineExceeded, `${failure.codeName}: ${failure.message}`);
     });
+
+    test("deadline from the protocol's own timeout header alone: the server ends the stream", async () => {
+      // No client-side timeout: only the server can end this stream.
+      const header = name.startsWith('Connect') ? { 'connect-timeout-ms': '300' } : { 'grpc-timeout': '300m' };
+      const started = Date.now();
+      let messages = 0;
+      const failure = await failureOf(async () => {
+        for await (const _ of clients.callbacks.callbackChannel({}, { headers: header })) messages += 1;
+      });
+      assert.equal(failure.code, Code.DeadlineExceeded, `${failure.codeName}: ${failure.message}`);
+      assert.ok(messages >= 1, 'notifications arrived before the deadline');
+      assert.ok(Date.now() - started < 5000, `ended after ${Date.now() - started} ms`);
+    });
   });
 });
 
