@@ -23,16 +23,34 @@ after(async () => {
 });
 
 /** The transports under test, each made fresh against the running gateway. */
+/** The transports under test, each made fresh against the running gateway; `protocol` is its label in /metrics. */
 const TRANSPORTS = [
   // connect-node defaults to the binary format; JSON is asked for explicitly.
-  { name: 'Connect JSON (HTTP/1.1)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
-  { name: 'Connect binary (HTTP/2)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
-  { name: 'gRPC-Web binary (HTTP/1.1)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
-  { name: 'gRPC-Web binary (HTTP/2)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
-  { name: 'gRPC (HTTP/2)', make: (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' }) },
+  { name: 'Connect JSON (HTTP/1.1)', protocol: 'connect', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
+  { name: 'Connect binary (HTTP/2)', protocol: 'connect', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/1.1)', protocol: 'grpc-web', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/2)', protocol: 'grpc-web', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC (HTTP/2)', protocol: 'grpc', make: (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' }) },
 ];
 
-TRANSPORTS.forEach(({ name, make }, index) => {
+/** The gateway's `octaneweb_calls_in_flight` for `protocol`, read from /metrics. */
+async function callsInFlight(protocol) {
+  const text = await (await fetch(new URL('metrics', demo.url))).text();
+  const line = text.split('\n').find((l) => l.startsWith(`octaneweb_calls_in_flight{protocol="${protocol}"}`));
+  assert.ok(line, `no calls_in_flight metric for ${protocol}`);
+  return Number(line.split(' ').pop());
+}
+
+/** Waits (5 s at most) until the gateway has no `protocol` call in flight. */
+async function noCallsInFlight(protocol, what) {
+  const started = Date.now();
+  while ((await callsInFlight(protocol)) !== 0) {
+    assert.ok(Date.now() - started < 5000, `${protocol} call still in flight 5 s after ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+TRANSPORTS.forEach(({ name, protocol, make }, index) => {
   describe(name, () => {
     let clients;
     let missing;
@@ -68,6 +86,18 @@ TRANSPORTS.forEach(({ name, make }, index) => {
       const seen = await callbackStream(clients, { userData: 7100 + index, minImages: 3 });
       assert.ok(seen.newImages >= 3);
       assert.deepEqual(seen.sizes[0], [256, 128], 'the demo renders 256x128');
+    });
+
+    test('cancel: a stream the client leaves is released by the gateway', async () => {
+      await noCallsInFlight(protocol, 'the earlier tests');
+      const abort = new AbortController();
+      const stream = clients.callbacks.callbackChannel({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      await stream.next();
+      assert.equal(await callsInFlight(protocol), 1, 'the open stream is in flight');
+      abort.abort();
+      await stream.return?.().catch(() => {});
+      // The gateway notices the client went away and ends its side (and the upstream call).
+      await noCallsInFlight(protocol, 'the client cancelled');
     });
 
     test('error: a bad handle gets the server status NOT_FOUND with its message', async () => {
