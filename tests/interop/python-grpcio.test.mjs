@@ -76,7 +76,7 @@ function passed(name) {
 
 test('grpcio-tools generates stubs from proto/octane', () => passed('generate_stubs'));
 test('unary: SetCamera then GetCamera (and with_call status)', () => passed('unary'));
-test('server streaming: callbackChannel with growing grabbed samples, then client cancel', () => passed('server_streaming'));
+test('server streaming: callbackChannel with growing grabbed samples, then client cancel (released by the gateway)', () => passed('server_streaming'));
 test('client streaming: StreamCamera applies every state and answers once', () => passed('client_streaming'));
 test('bidi streaming: ServerReflectionInfo over v1alpha (grpcio-reflection stubs) and v1', () => passed('bidi_streaming'));
 test('deadline: a stream past its timeout ends with DEADLINE_EXCEEDED', () => passed('deadline'));

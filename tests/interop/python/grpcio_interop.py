@@ -95,6 +95,18 @@ def grew_somewhere(spp):
     return any(later > earlier for earlier, later in zip(spp, spp[1:]))
 
 
+def grpc_calls_in_flight():
+    """The gateway's octaneweb_calls_in_flight{protocol="grpc"} from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{TARGET}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith('octaneweb_calls_in_flight{protocol="grpc"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise CheckFailed("no octaneweb_calls_in_flight for grpc in /metrics")
+
+
 def check_server_streaming(channel, m):
     engine = m["apirender_grpc"].ApiRenderEngineServiceStub(channel)
     callbacks = m["callbackstream_grpc"].StreamCallbackServiceStub(channel)
@@ -134,6 +146,11 @@ def check_server_streaming(channel, m):
     expect(grew_somewhere(spp), f"samples per pixel never grew between grabs: {spp}")
     # Cancelled by the client: the stream reports CANCELLED, not an error from the server.
     expect(stream.code() == grpc.StatusCode.CANCELLED, f"after cancel: {stream.code()}")
+    # The gateway sees the cancel and releases the call (its /metrics count drops to 0).
+    deadline = time.monotonic() + 5
+    while grpc_calls_in_flight() != 0:
+        expect(time.monotonic() < deadline, "a gRPC call still in flight 5 s after the client cancelled")
+        time.sleep(0.05)
     return f"{new_images} newImage notifications, grabbed spp {spp}"
 
 
