@@ -42,7 +42,7 @@ use super::compression::{self, Encoding};
 use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM};
 use super::grpc::method_path;
 use super::{deadline_after, read_body, unresolved_label};
-use crate::error::{connect_code_name, http_status_for, GatewayError};
+use crate::error::{connect_code_name, GatewayError};
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
 use crate::upstream::forward::{
@@ -609,12 +609,7 @@ fn unary_error(
     mut headers: HeaderMap,
 ) -> Response {
     tracker.finish(status.code(), status.message());
-    let http_status = match error {
-        GatewayError::UnsupportedMediaType { .. } | GatewayError::MethodNotAllowed { .. } => {
-            error.http_status()
-        }
-        _ => http_status_for(status.code()),
-    };
+    let http_status = error.connect_http_status();
     if let GatewayError::MethodNotAllowed { allowed, .. } = error {
         let allow = if allowed.starts_with("POST (") {
             "POST"
