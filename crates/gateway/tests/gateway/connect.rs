@@ -192,6 +192,31 @@ async fn get_is_served_for_side_effect_free_methods_only() {
     let mesh = octaneweb_proto::livelinkapi::MeshData::decode(&answer.body[..]).expect("mesh");
     assert!(!mesh.positions.is_empty());
 
+    // A gzip-compressed JSON message in the query.
+    let message = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(gzip(b"{}"));
+    let answer = connect_get(&gateway.url(&format!(
+        "/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=json&base64=1&compression=gzip&message={message}"
+    )))
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.json()["fov"].is_number());
+    let answer = connect_get(&gateway.url(
+        "/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=json&base64=1&message=***",
+    ))
+    .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["code"], "invalid_argument");
+    let answer = connect_get(
+        &gateway.url("/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=xml&message=x"),
+    )
+    .await;
+    assert_eq!(answer.status, 415);
+
     // SetCamera changes state: not over GET.
     let answer = connect_get(
         &gateway
