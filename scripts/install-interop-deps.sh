@@ -17,7 +17,7 @@ bash "$repo_root/scripts/install-browser-deps.sh" >/dev/null
 stamp="$interop/node_modules/.interop-lock"
 if [ ! -f "$stamp" ] || ! cmp -s "$interop/package-lock.json" "$stamp"; then
   echo "install-interop-deps: npm ci in tests/interop"
-  (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$interop/package-lock.json" "$stamp"
 fi
 

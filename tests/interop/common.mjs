@@ -11,29 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 
-export { startDemo, freePort, launchBrowser, openPage, repoRoot } from '../browser/harness.mjs';
+export { startDemo, launchBrowser, openPage } from '../browser/harness.mjs';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 
-/** The services our tests call, by full name. */
+/** Services the tests name directly, by full name. */
 export const LIVELINK = 'livelinkapi.LiveLinkService';
-export const RENDER_ENGINE = 'octaneapi.ApiRenderEngineService';
-export const CALLBACKS = 'octaneapi.StreamCallbackService';
-export const PROJECT_MANAGER = 'octaneapi.ApiProjectManagerService';
-export const NODE_GRAPH = 'octaneapi.ApiNodeGraphService';
-export const ITEM_ARRAY = 'octaneapi.ApiItemArrayService';
 export const ITEM = 'octaneapi.ApiItemService';
-
-/** gRPC status codes used in assertions (the numbers every gRPC runtime shares). */
-export const GrpcCode = Object.freeze({
-  OK: 0,
-  CANCELLED: 1,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  UNIMPLEMENTED: 12,
-});
 
 const descriptorCache = new Map();
 
@@ -79,27 +64,6 @@ export function service(registry, name) {
   const found = registry.getService(name);
   if (!found) throw new Error(`service ${name} is not in the descriptor set`);
   return found;
-}
-
-/** `registry.getMessage(name)`, or a clear error naming the message. */
-export function message(registry, name) {
-  const found = registry.getMessage(name);
-  if (!found) throw new Error(`message ${name} is not in the descriptor set`);
-  return found;
-}
-
-/** Resolves after `ms` milliseconds. */
-export function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects with `what` if `promise` does not settle within `ms`. */
-export function within(ms, what, promise) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The gateway's host:port from its base URL (`http://127.0.0.1:PORT/`). */

@@ -23,16 +23,34 @@ after(async () => {
 });
 
 /** The transports under test, each made fresh against the running gateway. */
+/** The transports under test, each made fresh against the running gateway; `protocol` is its label in /metrics. */
 const TRANSPORTS = [
   // connect-node defaults to the binary format; JSON is asked for explicitly.
-  { name: 'Connect JSON (HTTP/1.1)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
-  { name: 'Connect binary (HTTP/2)', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
-  { name: 'gRPC-Web binary (HTTP/1.1)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
-  { name: 'gRPC-Web binary (HTTP/2)', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
-  { name: 'gRPC (HTTP/2)', make: (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' }) },
+  { name: 'Connect JSON (HTTP/1.1)', protocol: 'connect', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false }) },
+  { name: 'Connect binary (HTTP/2)', protocol: 'connect', make: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/1.1)', protocol: 'grpc-web', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true }) },
+  { name: 'gRPC-Web binary (HTTP/2)', protocol: 'grpc-web', make: (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }) },
+  { name: 'gRPC (HTTP/2)', protocol: 'grpc', make: (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' }) },
 ];
 
-TRANSPORTS.forEach(({ name, make }, index) => {
+/** The gateway's `octaneweb_calls_in_flight` for `protocol`, read from /metrics. */
+async function callsInFlight(protocol) {
+  const text = await (await fetch(new URL('metrics', demo.url))).text();
+  const line = text.split('\n').find((l) => l.startsWith(`octaneweb_calls_in_flight{protocol="${protocol}"}`));
+  assert.ok(line, `no calls_in_flight metric for ${protocol}`);
+  return Number(line.split(' ').pop());
+}
+
+/** Waits (5 s at most) until the gateway has no `protocol` call in flight. */
+async function noCallsInFlight(protocol, what) {
+  const started = Date.now();
+  while ((await callsInFlight(protocol)) !== 0) {
+    assert.ok(Date.now() - started < 5000, `${protocol} call still in flight 5 s after ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+TRANSPORTS.forEach(({ name, protocol, make }, index) => {
   describe(name, () => {
     let clients;
     let missing;
@@ -70,6 +88,18 @@ TRANSPORTS.forEach(({ name, make }, index) => {
       assert.deepEqual(seen.sizes[0], [256, 128], 'the demo renders 256x128');
     });
 
+    test('cancel: a stream the client leaves is released by the gateway', async () => {
+      await noCallsInFlight(protocol, 'the earlier tests');
+      const abort = new AbortController();
+      const stream = clients.callbacks.callbackChannel({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      await stream.next();
+      assert.equal(await callsInFlight(protocol), 1, 'the open stream is in flight');
+      abort.abort();
+      await stream.return?.().catch(() => {});
+      // The gateway notices the client went away and ends its side (and the upstream call).
+      await noCallsInFlight(protocol, 'the client cancelled');
+    });
+
     test('error: a bad handle gets the server status NOT_FOUND with its message', async () => {
       const failure = await badHandle(clients);
       assert.equal(failure.code, Code.NotFound, `${failure.codeName}: ${failure.message}`);
@@ -86,6 +116,19 @@ TRANSPORTS.forEach(({ name, make }, index) => {
     test('deadline: a server stream past its timeout ends with DEADLINE_EXCEEDED', async () => {
       const failure = await streamDeadline(clients, 500);
       assert.equal(failure.code, Code.DeadlineExceeded, `${failure.codeName}: ${failure.message}`);
+    });
+
+    test("deadline from the protocol's own timeout header alone: the server ends the stream", async () => {
+      // No client-side timeout: only the server can end this stream.
+      const header = name.startsWith('Connect') ? { 'connect-timeout-ms': '300' } : { 'grpc-timeout': '300m' };
+      const started = Date.now();
+      let messages = 0;
+      const failure = await failureOf(async () => {
+        for await (const _ of clients.callbacks.callbackChannel({}, { headers: header })) messages += 1;
+      });
+      assert.equal(failure.code, Code.DeadlineExceeded, `${failure.codeName}: ${failure.message}`);
+      assert.ok(messages >= 1, 'notifications arrived before the deadline');
+      assert.ok(Date.now() - started < 5000, `ended after ${Date.now() - started} ms`);
     });
   });
 });
@@ -146,5 +189,37 @@ describe('compression and GET', () => {
     assert.equal(camera.fovSet.value, 33.5);
     assert.deepEqual(methods, ['POST /livelinkapi.LiveLinkService/SetCamera', 'GET /livelinkapi.LiveLinkService/GetCamera']);
     agent.destroy();
+  });
+});
+
+describe('a streaming kind the protocol cannot carry', () => {
+  const CLIENT_STREAMING_REFUSED = [
+    ['Connect binary (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true })],
+    ['Connect JSON (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: false })],
+    ['gRPC-Web (HTTP/2)', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2' })],
+  ];
+  for (const [name, make] of CLIENT_STREAMING_REFUSED) {
+    test(`${name}: client-streaming StreamCamera gets a clear error and the connection keeps serving`, async () => {
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
+      async function* states() {
+        for (const fov of [31, 32, 33]) yield { fovSet: { case: 'fov', value: fov } };
+      }
+      const failure = await failureOf(() => clients.livelink.streamCamera(states()));
+      assert.ok([Code.InvalidArgument, Code.Unimplemented].includes(failure.code), `${failure.codeName}: ${failure.message}`);
+      assert.match(failure.message, /StreamCamera is a client-streaming method/);
+      // Nothing was applied, and the same HTTP/2 connection still answers.
+      const camera = await clients.livelink.getCamera({});
+      assert.notEqual(camera.fovSet.value, 33);
+    });
+  }
+
+  test('gRPC (HTTP/2) carries the same client stream', async () => {
+    const clients = makeClients(registry, createGrpcTransport({ baseUrl: demo.url.replace(/\/$/, ''), httpVersion: '2' }));
+    async function* states() {
+      for (const fov of [31, 32, 33.5]) yield { fovSet: { case: 'fov', value: fov } };
+    }
+    const status = await clients.livelink.streamCamera(states());
+    assert.ok(status.message.length > 0, 'a StreamStatus message');
+    assert.equal((await clients.livelink.getCamera({})).fovSet.value, 33.5);
   });
 });

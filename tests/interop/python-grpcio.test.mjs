@@ -76,12 +76,13 @@ function passed(name) {
 
 test('grpcio-tools generates stubs from proto/octane', () => passed('generate_stubs'));
 test('unary: SetCamera then GetCamera (and with_call status)', () => passed('unary'));
-test('server streaming: callbackChannel with growing grabbed samples, then client cancel', () => passed('server_streaming'));
+test('server streaming: callbackChannel with growing grabbed samples, then client cancel (released by the gateway)', () => passed('server_streaming'));
 test('client streaming: StreamCamera applies every state and answers once', () => passed('client_streaming'));
 test('bidi streaming: ServerReflectionInfo over v1alpha (grpcio-reflection stubs) and v1', () => passed('bidi_streaming'));
 test('deadline: a stream past its timeout ends with DEADLINE_EXCEEDED', () => passed('deadline'));
 test('status codes: NOT_FOUND with the server message, UNIMPLEMENTED for an unknown method', () => passed('status_codes'));
 test('metadata: custom text and binary request metadata pass', () => passed('metadata'));
 test('grpc.aio: interleaved bidi (each answer before the next request), stream cancel, channel reuse', () => passed('aio'));
-test('the same calls straight to the render server look the same (codes, messages, metadata)', () => passed('same_as_upstream'));
+test('a service absent from the gateway schema (grpc.health.v1 Check, Watch) passes through', () => passed('absent_from_schema'));
+test('the same calls straight to the render server look the same (codes, messages, metadata: nothing lost or added)', () => passed('same_as_upstream'));
 test('the Python run exits 0', () => assert.equal(run.exitCode, 0, run.stderr));

@@ -122,6 +122,18 @@ impl GatewayError {
         }
     }
 
+    /// The HTTP status of this failure as a Connect unary error: Connect's table for the
+    /// code ([`http_status_for`]), except for refusals of the request's form, which keep
+    /// their precise HTTP status (415 for a content type, 405 for an HTTP method).
+    pub fn connect_http_status(&self) -> StatusCode {
+        match self {
+            GatewayError::UnsupportedMediaType { .. } | GatewayError::MethodNotAllowed { .. } => {
+                self.http_status()
+            }
+            other => http_status_for(other.code()),
+        }
+    }
+
     /// This failure as a gRPC status (for protocols that carry gRPC statuses).
     pub fn to_status(&self) -> Status {
         match self {
@@ -309,6 +321,15 @@ mod tests {
             supported: "application/grpc-web",
         };
         assert_eq!(media.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            media.connect_http_status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let too_large = GatewayError::BodyTooLarge { limit: 1 };
+        assert_eq!(
+            too_large.connect_http_status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ struct Args {
     /// Rounds per measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Measure only the server streams.
+    #[arg(long)]
+    streams_only: bool,
 }
 
 /// One measured round.
@@ -79,7 +82,12 @@ async fn main() -> anyhow::Result<()> {
     println!("| callers | path | per second | p50 | p99 |");
     println!("|---|---|---|---|---|");
     let mut ratios = Vec::new();
-    for &callers in &args.concurrency {
+    let unary_levels: &[usize] = if args.streams_only {
+        &[]
+    } else {
+        &args.concurrency
+    };
+    for &callers in unary_levels {
         let direct = median(args.rounds, || unary_tonic(idle_addr, callers, seconds)).await?;
         let through = median(args.rounds, || unary_tonic(gateway_addr, callers, seconds)).await?;
         print_row(callers, "gRPC unary, direct", direct);
@@ -125,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     tokio::spawn(busy.serve(busy_listener, std::future::pending()));
     let busy_gateway = start_gateway(busy_addr).await?;
+    eprintln!("streaming: render server {busy_addr}, gateway {busy_gateway}");
     for &callers in &args.concurrency {
         let direct = median(args.rounds, || callback_stream(busy_addr, callers, seconds)).await?;
         let through = median(args.rounds, || {
@@ -358,7 +367,10 @@ async fn callback_stream(
     }
     let mut gaps = Vec::new();
     for task in tasks {
-        gaps.extend(task.await??);
+        gaps.extend(
+            task.await?
+                .with_context(|| format!("callback stream from {addr}"))?,
+        );
     }
     let elapsed = started.elapsed();
     if gaps.is_empty() {

@@ -62,16 +62,17 @@ impl Encoding {
         let Some(value) = headers.get(header) else {
             return Ok(Encoding::Identity);
         };
-        let name = value.to_str().unwrap_or("").trim();
+        let unsupported = || CompressionError::Unsupported {
+            header,
+            name: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        };
+        let name = value.to_str().map_err(|_| unsupported())?.trim();
         if name.eq_ignore_ascii_case("gzip") {
             Ok(Encoding::Gzip)
         } else if name.eq_ignore_ascii_case("identity") || name.is_empty() {
             Ok(Encoding::Identity)
         } else {
-            Err(CompressionError::Unsupported {
-                header,
-                name: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            })
+            Err(unsupported())
         }
     }
 

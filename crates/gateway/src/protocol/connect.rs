@@ -42,7 +42,7 @@ use super::compression::{self, Encoding};
 use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM};
 use super::grpc::method_path;
 use super::{deadline_after, read_body, unresolved_label};
-use crate::error::{connect_code_name, http_status_for, GatewayError};
+use crate::error::{connect_code_name, GatewayError};
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
 use crate::upstream::forward::{
@@ -549,14 +549,55 @@ async fn unary(
     response
 }
 
-/// The Connect error JSON for `status`.
+/// The Connect error JSON for `status`. Details the upstream attached
+/// (`grpc-status-details-bin`, a `google.rpc.Status`) become Connect's
+/// `{"type": ..., "value": <base64>}` entries.
 fn error_json(status: &Status) -> serde_json::Value {
     let mut error = serde_json::json!({ "code": connect_code_name(status.code()) });
     if !status.message().is_empty() {
         error["message"] = serde_json::Value::from(status.message());
     }
-    error["details"] = serde_json::json!([]);
+    let details: Vec<serde_json::Value> = RpcStatus::decode(status.details())
+        .map(|decoded| {
+            decoded
+                .details
+                .into_iter()
+                .map(|any| {
+                    let name = any
+                        .type_url
+                        .rsplit_once('/')
+                        .map_or(any.type_url.as_str(), |(_, name)| name)
+                        .to_owned();
+                    serde_json::json!({
+                        "type": name,
+                        "value": base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    error["details"] = serde_json::Value::Array(details);
     error
+}
+
+/// `google.rpc.Status`, as carried in `grpc-status-details-bin` (only what Connect needs).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<RpcAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
 }
 
 /// A unary failure: Connect error JSON with the code's HTTP status (or the precise HTTP
@@ -568,12 +609,7 @@ fn unary_error(
     mut headers: HeaderMap,
 ) -> Response {
     tracker.finish(status.code(), status.message());
-    let http_status = match error {
-        GatewayError::UnsupportedMediaType { .. } | GatewayError::MethodNotAllowed { .. } => {
-            error.http_status()
-        }
-        _ => http_status_for(status.code()),
-    };
+    let http_status = error.connect_http_status();
     if let GatewayError::MethodNotAllowed { allowed, .. } = error {
         let allow = if allowed.starts_with("POST (") {
             "POST"
@@ -778,6 +814,27 @@ mod tests {
         let ok = end_of_stream(&Status::new(Code::Ok, ""), &HeaderMap::new());
         let json: serde_json::Value = serde_json::from_slice(&ok[5..]).unwrap();
         assert!(json.get("error").is_none());
+    }
+
+    #[test]
+    fn status_details_become_connect_details() {
+        let details = RpcStatus {
+            code: 5,
+            message: "gone".into(),
+            details: vec![RpcAny {
+                type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(),
+                value: vec![1, 2, 3],
+            }],
+        }
+        .encode_to_vec();
+        let status = Status::with_details(Code::NotFound, "gone", details.into());
+        let json = error_json(&status);
+        assert_eq!(json["details"][0]["type"], "google.rpc.ErrorInfo");
+        assert_eq!(json["details"][0]["value"], "AQID");
+        assert_eq!(
+            error_json(&Status::not_found("x"))["details"],
+            serde_json::json!([])
+        );
     }
 
     #[test]

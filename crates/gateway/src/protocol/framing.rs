@@ -108,8 +108,8 @@ impl FrameDecoder {
         }
         let need = FRAME_HEADER_LEN + length;
         if self.buffer.len() < need {
-            // The length is bounded above, so reserving it up front is safe and saves regrowth.
-            self.buffer.reserve(need - self.buffer.len());
+            // The buffer grows with the bytes that actually arrive, never to the announced
+            // length up front: a peer announcing large frames it never sends costs nothing.
             return Ok(None);
         }
         self.buffer.advance(FRAME_HEADER_LEN);

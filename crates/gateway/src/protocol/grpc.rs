@@ -268,10 +268,10 @@ fn client_frames(
                                     frame.payload
                                 };
                                 metrics.add_bytes_in(Protocol::Grpc, payload.len() as u64);
-                                let (header, payload) = frame_parts(0, payload);
-                                yield Ok(Frame::data(header));
-                                if !payload.is_empty() {
-                                    yield Ok(Frame::data(payload));
+                                let (first, rest) = frame_chunks(0, payload);
+                                yield Ok(Frame::data(first));
+                                if let Some(rest) = rest {
+                                    yield Ok(Frame::data(rest));
                                 }
                             }
                             Ok(None) => break,
@@ -287,13 +287,25 @@ fn client_frames(
     }
 }
 
-/// A frame's header and payload as separate buffers (no copy of the payload).
-pub(crate) fn frame_parts(flags: u8, payload: Bytes) -> (Bytes, Bytes) {
+/// Payloads at least this long go out as their own DATA frame after the 5-byte header (no
+/// copy); shorter ones are copied behind the header into one buffer.
+const SEPARATE_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// A frame as one or two DATA chunks. HTTP/2 peers (h2 among them) count a stream of tiny
+/// DATA frames as abuse and close the connection with ENHANCE_YOUR_CALM, so a small message
+/// never goes out as a separate 5-byte header frame.
+pub(crate) fn frame_chunks(flags: u8, payload: Bytes) -> (Bytes, Option<Bytes>) {
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut header = [0u8; FRAME_HEADER_LEN];
     header[0] = flags;
     header[1..].copy_from_slice(&length.to_be_bytes());
-    (Bytes::copy_from_slice(&header), payload)
+    if payload.len() >= SEPARATE_PAYLOAD_BYTES {
+        return (Bytes::copy_from_slice(&header), Some(payload));
+    }
+    let mut joined = bytes::BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
+    joined.extend_from_slice(&header);
+    joined.extend_from_slice(&payload);
+    (joined.freeze(), None)
 }
 
 /// The answer's body: messages as frames (compressed if the client accepts gzip), then the
@@ -317,10 +329,10 @@ fn attach_tracker(answer: StreamingAnswer, tracker: CallTracker) -> Response {
                     } else {
                         (0, payload)
                     };
-                    let (header, payload) = frame_parts(flags, payload);
-                    yield Ok::<_, std::convert::Infallible>(Frame::data(header));
-                    if !payload.is_empty() {
-                        yield Ok(Frame::data(payload));
+                    let (first, rest) = frame_chunks(flags, payload);
+                    yield Ok::<_, std::convert::Infallible>(Frame::data(first));
+                    if let Some(rest) = rest {
+                        yield Ok(Frame::data(rest));
                     }
                 }
                 ReplyEvent::End(status, trailers) => {
@@ -353,10 +365,31 @@ fn trailers_only_with(mut headers: HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(Body::new(NoBody));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;
     response
+}
+
+/// An empty body whose size is not announced: the answer goes out as one HEADERS frame
+/// ending the stream, as gRPC servers send trailers-only answers, without the
+/// `content-length: 0` that an empty body of known size would add.
+struct NoBody;
+
+impl http_body::Body for NoBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -376,9 +409,13 @@ mod tests {
     }
 
     #[test]
-    fn frame_parts_encode_flags_and_length() {
-        let (header, payload) = frame_parts(1, Bytes::from_static(b"abc"));
-        assert_eq!(&header[..], &[1, 0, 0, 0, 3]);
-        assert_eq!(&payload[..], b"abc");
+    fn small_frames_are_one_chunk_large_ones_two() {
+        let (first, rest) = frame_chunks(1, Bytes::from_static(b"abc"));
+        assert_eq!(&first[..], &[1, 0, 0, 0, 3, b'a', b'b', b'c']);
+        assert!(rest.is_none());
+        let big = Bytes::from(vec![7u8; SEPARATE_PAYLOAD_BYTES]);
+        let (first, rest) = frame_chunks(0, big.clone());
+        assert_eq!(&first[..], &[0, 0, 1, 0, 0]);
+        assert_eq!(rest, Some(big));
     }
 }

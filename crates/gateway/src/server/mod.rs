@@ -271,20 +271,160 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
         .layer(cors)
+        .layer(middleware::from_fn(cors_only_with_origin))
+}
+
+/// CORS headers answer browsers, which always send `Origin` on cross-origin requests;
+/// other clients (a gRPC client, curl) get answers without them.
+async fn cors_only_with_origin(request: Request, next: Next) -> Response {
+    let has_origin = request.headers().contains_key(http::header::ORIGIN);
+    let mut response = next.run(request).await;
+    if !has_origin {
+        let headers = response.headers_mut();
+        let cors: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors {
+            headers.remove(name);
+        }
+        // The CORS layer's `Vary` says the answer depends on those request headers; without
+        // an Origin it did not.
+        let vary: Vec<HeaderValue> = headers
+            .get_all(http::header::VARY)
+            .iter()
+            .filter(|v| {
+                !v.as_bytes()
+                    .starts_with(b"origin, access-control-request-method")
+            })
+            .cloned()
+            .collect();
+        headers.remove(http::header::VARY);
+        for value in vary {
+            headers.append(http::header::VARY, value);
+        }
+    }
+    response
 }
 
 /// gRPC, gRPC-Web and Connect requests go to their protocol before routing: they share
 /// paths with the JSON route and are told apart by content type and headers.
+///
+/// HTTP/1.1 request bodies are wrapped in [`DrainOnDrop`], so that an answer given before
+/// the body was read (an unknown method, a wrong content type) does not cut off a client
+/// that is still sending it.
 async fn wire_protocols(
     State(state): State<GatewayState>,
     request: Request,
     next: Next,
 ) -> Response {
+    let request = if request.version() < http::Version::HTTP_2 {
+        let limit = state.config.max_body_bytes;
+        request.map(|body| Body::new(DrainOnDrop::new(body, limit)))
+    } else {
+        request
+    };
     match protocol::WireProtocol::of(&request) {
         Some(protocol::WireProtocol::Grpc) => protocol::grpc::handle(state, request).await,
         Some(protocol::WireProtocol::GrpcWeb) => protocol::grpc_web::handle(state, request).await,
         Some(protocol::WireProtocol::Connect) => protocol::connect::handle(state, request).await,
         None => next.run(request).await,
+    }
+}
+
+/// Longest time an abandoned request body is read after the answer went out.
+const DRAIN_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request body that, when a handler drops it before its end, reads and discards the rest
+/// in the background (up to the body limit and [`DRAIN_BODY_TIMEOUT`]). On HTTP/1.1 an
+/// unread body makes the server close the connection after the answer, and a client still
+/// writing its body then fails with a broken pipe instead of reading the answer.
+struct DrainOnDrop {
+    inner: Option<Body>,
+    limit: usize,
+    seen: usize,
+    ended: bool,
+}
+
+impl DrainOnDrop {
+    fn new(inner: Body, limit: usize) -> Self {
+        Self {
+            inner: Some(inner),
+            limit,
+            seen: 0,
+            ended: false,
+        }
+    }
+}
+
+impl http_body::Body for DrainOnDrop {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let polled = std::pin::Pin::new(inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_))) => {
+                this.ended = true;
+            }
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen = this.seen.saturating_add(data.len());
+                }
+            }
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        if self.ended || self.seen > self.limit {
+            return;
+        }
+        let Some(mut body) = self.inner.take() else {
+            return;
+        };
+        if http_body::Body::is_end_stream(&body) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut budget = self.limit - self.seen;
+        runtime.spawn(async move {
+            let drain = async {
+                use http_body_util::BodyExt as _;
+                while let Some(Ok(frame)) = body.frame().await {
+                    let len = frame.data_ref().map_or(0, |d| d.len());
+                    match budget.checked_sub(len) {
+                        Some(left) => budget = left,
+                        None => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_BODY_TIMEOUT, drain).await;
+        });
     }
 }
 
@@ -340,6 +480,9 @@ async fn call_id(mut request: Request, next: Next) -> Response {
         }
     };
     request.extensions_mut().insert(CallId(Arc::clone(&id)));
+    // Native gRPC answers carry exactly what the upstream sent (the id is in the log line).
+    let echo =
+        echo.filter(|_| protocol::WireProtocol::of(&request) != Some(protocol::WireProtocol::Grpc));
     let mut response = next.run(request).await;
     if let Some(value) = echo {
         response.headers_mut().insert(X_CALL_ID.clone(), value);

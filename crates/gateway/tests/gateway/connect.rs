@@ -192,6 +192,31 @@ async fn get_is_served_for_side_effect_free_methods_only() {
     let mesh = octaneweb_proto::livelinkapi::MeshData::decode(&answer.body[..]).expect("mesh");
     assert!(!mesh.positions.is_empty());
 
+    // A gzip-compressed JSON message in the query.
+    let message = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(gzip(b"{}"));
+    let answer = connect_get(&gateway.url(&format!(
+        "/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=json&base64=1&compression=gzip&message={message}"
+    )))
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.json()["fov"].is_number());
+    let answer = connect_get(&gateway.url(
+        "/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=json&base64=1&message=***",
+    ))
+    .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["code"], "invalid_argument");
+    let answer = connect_get(
+        &gateway.url("/livelinkapi.LiveLinkService/GetCamera?connect=v1&encoding=xml&message=x"),
+    )
+    .await;
+    assert_eq!(answer.status, 415);
+
     // SetCamera changes state: not over GET.
     let answer = connect_get(
         &gateway
@@ -450,4 +475,96 @@ async fn gzip_both_ways() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["connect-content-encoding"], "gzip");
     assert_eq!(answer.end_of_stream()["error"]["code"], "deadline_exceeded");
+}
+
+/// HTTP/1.1 clients that send the head first and the body later (connect-node does) must
+/// read an early error answer, and the connection stays usable.
+#[tokio::test]
+async fn early_answers_on_http1_wait_for_a_body_sent_later() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let authority = gateway.base.trim_start_matches("http://").to_owned();
+    for (path, content_type, version, expected) in [
+        (
+            "/livelinkapi.LiveLinkService/NoSuchMethod",
+            "application/json",
+            "connect-protocol-version: 1\r\n",
+            "404 Not Found",
+        ),
+        (
+            "/livelinkapi.LiveLinkService/GetCamera",
+            "application/connect+thrift",
+            "",
+            "415 Unsupported Media Type",
+        ),
+        // The original proxy's JSON route too.
+        (
+            "/LiveLink/NoSuchMethod",
+            "application/json",
+            "",
+            "404 Not Found",
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {content_type}\r\n\
+             {version}transfer-encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stream.write_all(b"2\r\n{}\r\n").await.expect("body chunk");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
+        // The same connection serves the next call.
+        let next = format!(
+            "POST /livelinkapi.LiveLinkService/GetCamera HTTP/1.1\r\nhost: {authority}\r\n\
+             content-type: application/json\r\nconnect-protocol-version: 1\r\n\
+             content-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        );
+        stream
+            .write_all(next.as_bytes())
+            .await
+            .expect("second request");
+        let mut answer = String::new();
+        tokio::time::timeout(EXCHANGE_TIMEOUT, stream.read_to_string(&mut answer))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{answer}"
+        );
+        assert!(answer.contains("HTTP/1.1 200 OK"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_stream() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let mut response = client()
+        .post(gateway.url("/octaneapi.StreamCallbackService/callbackChannel"))
+        .header("content-type", "application/connect+proto")
+        .body(frame(0, b"").to_vec())
+        .send()
+        .await
+        .expect("stream");
+    tokio::time::timeout(EXCHANGE_TIMEOUT, response.chunk())
+        .await
+        .expect("in time")
+        .expect("chunk")
+        .expect("a first message");
+    assert_eq!(gateway.state.metrics.in_flight(Protocol::Connect), 1);
+    drop(response);
+    let metrics = &gateway.state.metrics;
+    eventually("the stream to be recorded as cancelled", || async {
+        metrics.calls(
+            Protocol::Connect,
+            "octaneapi.StreamCallbackService/callbackChannel",
+            Code::Cancelled,
+        ) == 1
+            && metrics.in_flight(Protocol::Connect) == 0
+    })
+    .await;
 }

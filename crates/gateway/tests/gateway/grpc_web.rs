@@ -498,3 +498,33 @@ async fn cors_preflights_allow_grpc_web_headers() {
         "{exposed}"
     );
 }
+
+#[tokio::test]
+async fn a_browser_that_goes_away_cancels_the_stream() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let mut response = client()
+        .post(gateway.url("/octaneapi.StreamCallbackService/callbackChannel"))
+        .header("content-type", "application/grpc-web")
+        .body(frame(0, b"").to_vec())
+        .send()
+        .await
+        .expect("stream");
+    let first = tokio::time::timeout(EXCHANGE_TIMEOUT, response.chunk())
+        .await
+        .expect("in time")
+        .expect("chunk")
+        .expect("a first message");
+    assert_eq!(first[0], 0, "a message frame");
+    assert_eq!(gateway.state.metrics.in_flight(Protocol::GrpcWeb), 1);
+    drop(response);
+    let metrics = &gateway.state.metrics;
+    eventually("the stream to be recorded as cancelled", || async {
+        metrics.calls(
+            Protocol::GrpcWeb,
+            "octaneapi.StreamCallbackService/callbackChannel",
+            Code::Cancelled,
+        ) == 1
+            && metrics.in_flight(Protocol::GrpcWeb) == 0
+    })
+    .await;
+}

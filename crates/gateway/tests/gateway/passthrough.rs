@@ -442,17 +442,31 @@ pub async fn raw_grpc(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> RawAnswer {
+    raw_grpc_reading_after(gateway, path, headers, body, Duration::ZERO).await
+}
+
+/// [`raw_grpc`], waiting `delay` after the response headers before reading the body (so the
+/// answer piles up in the client's HTTP/2 buffers).
+pub async fn raw_grpc_reading_after(
+    gateway: &GatewayHandle,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    delay: Duration,
+) -> RawAnswer {
     within(async {
         let authority = gateway.base.trim_start_matches("http://").to_owned();
         let stream = tokio::net::TcpStream::connect(&authority)
             .await
             .expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
+        // HTTP/2's default windows (64 KiB), as many gRPC clients use.
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .initial_connection_window_size(65_535)
+                .initial_stream_window_size(65_535)
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
         tokio::spawn(connection);
         let mut request = http::Request::builder()
             .method("POST")
@@ -464,6 +478,7 @@ pub async fn raw_grpc(
         }
         let request = request.body(Full::new(body)).expect("request");
         let response = sender.send_request(request).await.expect("response");
+        tokio::time::sleep(delay).await;
         let http_status = response.status().as_u16();
         let mut merged = response.headers().clone();
         let collected = response.into_body().collect().await.expect("body");
@@ -622,4 +637,98 @@ async fn metadata_headers_and_trailers_cross_every_protocol() {
     let end: serde_json::Value = serde_json::from_slice(&end[5..]).expect("end JSON");
     assert_eq!(end["metadata"]["x-trailer"][0], "t1", "{end}");
     assert!(end.get("error").is_none(), "{end}");
+}
+
+#[tokio::test]
+async fn answers_carry_only_what_the_upstream_sent() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let foreign = |answer: &RawAnswer| -> Vec<String> {
+        answer
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| {
+                k == "x-call-id"
+                    || k == "vary"
+                    || k == "content-length"
+                    || k.starts_with("access-control-")
+            })
+            .collect()
+    };
+    let ok = raw_grpc(
+        &gateway,
+        "/livelinkapi.LiveLinkService/GetCamera",
+        &[],
+        frame(0, b""),
+    )
+    .await;
+    assert_eq!(ok.status(), 0);
+    assert!(foreign(&ok).is_empty(), "{:?}", ok.headers);
+    let trailers_only = raw_grpc(&gateway, "/no.such.Service/Method", &[], frame(0, b"")).await;
+    assert_eq!(trailers_only.status(), 12);
+    assert!(trailers_only.data.is_empty());
+    assert!(
+        foreign(&trailers_only).is_empty(),
+        "{:?}",
+        trailers_only.headers
+    );
+}
+
+/// An upstream that answers every call with `count` tiny messages, each in its own DATA
+/// frame, as fast as it can, then `grpc-status: 0`.
+async fn start_burst_upstream(count: usize) -> std::net::SocketAddr {
+    use http_body_util::StreamBody;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                move |_request: http::Request<hyper::body::Incoming>| async move {
+                    let mut frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
+                        (0..count)
+                            .map(|i| Ok(http_body::Frame::data(frame(0, &[i as u8, 1, 2]))))
+                            .collect();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    frames.push(Ok(http_body::Frame::trailers(trailers)));
+                    let body = StreamBody::new(futures::stream::iter(frames));
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(body)
+                            .expect("response"),
+                    )
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+/// h2 (0.4.20 and later) closes a connection whose peer sends many tiny DATA frames that pile
+/// up unread; the gateway sends each small message as one frame, as gRPC servers do, so a
+/// client reading a burst late still gets all of it.
+#[tokio::test]
+async fn a_burst_of_small_messages_read_late_arrives_whole() {
+    let upstream = start_burst_upstream(100).await;
+    let gateway = start_gateway(&upstream.to_string()).await;
+    let answer = raw_grpc_reading_after(
+        &gateway,
+        "/test.Burst/Stream",
+        &[],
+        frame(0, b""),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(answer.status(), 0, "{answer:?}");
+    assert_eq!(answer.data.len(), 100 * 8);
 }
