@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let routes = idle.routes().await?;
     tokio::spawn(idle.serve(idle_listener, std::future::pending()));
     let tonic_web_addr = start_tonic_web(routes).await?;
+    let tonic_web_proxy_addr = start_tonic_web_proxy(idle_addr).await?;
     let gateway_addr = start_gateway(idle_addr).await?;
 
     println!("| callers | path | per second | p50 | p99 |");
@@ -98,12 +99,25 @@ async fn main() -> anyhow::Result<()> {
         ));
 
         let peer = median(args.rounds, || grpc_web(tonic_web_addr, callers, seconds)).await?;
+        let proxy_peer = median(args.rounds, || {
+            grpc_web(tonic_web_proxy_addr, callers, seconds)
+        })
+        .await?;
         let ours = median(args.rounds, || grpc_web(gateway_addr, callers, seconds)).await?;
         print_row(callers, "gRPC-Web binary, tonic-web in-process", peer);
+        print_row(
+            callers,
+            "gRPC-Web binary, tonic-web proxy in-process",
+            proxy_peer,
+        );
         print_row(callers, "gRPC-Web binary, gateway", ours);
         ratios.push(format!(
-            "{callers} callers: gRPC-Web gateway / tonic-web: {:.2}",
+            "{callers} callers: gRPC-Web gateway / tonic-web serving the service: {:.2}",
             ours.per_second / peer.per_second
+        ));
+        ratios.push(format!(
+            "{callers} callers: gRPC-Web gateway / tonic-web proxy to the same upstream: {:.2}",
+            ours.per_second / proxy_peer.per_second
         ));
 
         let json = median(args.rounds, || {
@@ -174,7 +188,36 @@ async fn start_gateway(render_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// tonic-web in front of the render server's own services, on its own port.
+/// tonic-web in front of a service that forwards every gRPC request to the upstream over one
+/// tonic channel: a gRPC-Web proxy built from tonic's own parts, the like-for-like peer of the
+/// gateway's gRPC-Web (which also forwards to an upstream, a hop tonic-web serving the
+/// service in-process does not make).
+async fn start_tonic_web_proxy(upstream: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{upstream}"))?.connect_lazy();
+    let forward = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+        let mut channel = channel.clone();
+        async move {
+            use tower::{Service as _, ServiceExt as _};
+            let request = request.map(tonic::body::Body::new);
+            let answer = match channel.ready().await {
+                Ok(channel) => channel.call(request).await,
+                Err(error) => Err(error),
+            };
+            Ok::<_, std::convert::Infallible>(match answer {
+                Ok(response) => response.map(axum::body::Body::new),
+                Err(error) => tonic::Status::unavailable(error.to_string())
+                    .into_http()
+                    .map(|_: tonic::body::Body| axum::body::Body::empty()),
+            })
+        }
+    });
+    let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(forward));
+    start_tonic_web(routes).await
+}
+
+/// tonic-web in front of `routes` (the render server's own services, or the forwarding
+/// proxy), on its own port.
 async fn start_tonic_web(routes: tonic::service::Routes) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
