@@ -30,6 +30,8 @@ use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
 use octaneweb_gateway::{GatewayConfig, GatewayState};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::Empty;
+use octaneweb_proto::octaneapi::api_render_engine::RestartRenderingRequest;
+use octaneweb_proto::octaneapi::api_render_engine_service_client::ApiRenderEngineServiceClient;
 use octaneweb_proto::octaneapi::stream_callback_service_client::StreamCallbackServiceClient;
 use octaneweb_render_server::{RenderServer, RenderServerConfig};
 use tokio::net::TcpListener;
@@ -149,9 +151,14 @@ async fn main() -> anyhow::Result<()> {
     let busy_gateway = start_gateway(busy_addr).await?;
     eprintln!("streaming: render server {busy_addr}, gateway {busy_gateway}");
     for &callers in &args.concurrency {
-        let direct = median(args.rounds, || callback_stream(busy_addr, callers, seconds)).await?;
-        let through = median(args.rounds, || {
-            callback_stream(busy_gateway, callers, seconds)
+        let direct = median(args.rounds, || async {
+            restart_rendering(busy_addr).await?;
+            callback_stream(busy_addr, callers, seconds).await
+        })
+        .await?;
+        let through = median(args.rounds, || async {
+            restart_rendering(busy_addr).await?;
+            callback_stream(busy_gateway, callers, seconds).await
         })
         .await?;
         print_row(callers, "gRPC server stream (messages), direct", direct);
@@ -373,6 +380,15 @@ async fn http_json(
 
 /// `callers` callback streams for `length`: messages received per second in total, and the
 /// gaps between messages as the latency figures.
+/// Start accumulation over, so that every measurement sees a render that is still refining: a
+/// 64x32 image reaches the server's sample cap (and stops sending new images) in about 30 s.
+async fn restart_rendering(render_server: SocketAddr) -> anyhow::Result<()> {
+    let mut engine =
+        ApiRenderEngineServiceClient::connect(format!("http://{render_server}")).await?;
+    engine.restart_rendering(RestartRenderingRequest {}).await?;
+    Ok(())
+}
+
 async fn callback_stream(
     addr: SocketAddr,
     callers: usize,
