@@ -1011,3 +1011,51 @@ async fn telemetry_example_bidi_commands_and_metrics_stream() {
     let _ = stop.send(());
     let _ = task.await;
 }
+
+#[tokio::test]
+async fn cancel_of_a_client_stream_ends_it_cancelled() {
+    let server = start_render_server(small_config()).await;
+    let gateway = start_gateway(&server.addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    for n in 0..10 {
+        ws.send(json!({"id": n, "method": "LiveLink/StreamCamera"}))
+            .await;
+        ws.send(json!({"id": n, "message": {"fov": 41.0}})).await;
+        ws.send(json!({"id": n, "cancel": true})).await;
+        let end = ws.finish(&json!(n)).await.end;
+        assert_eq!(end["code"], "CANCELLED", "call {n}: {end}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_from_other_origins_cannot_open_the_socket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let url = gateway.url("/ws").replacen("http://", "ws://", 1);
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "https://evil.example".parse().expect("header value"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("evil.example"), "{body}");
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // The gateway's own origin and loopback pages may.
+    for origin in [gateway.base.clone(), "http://localhost:5173".to_owned()] {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header value"));
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        socket.close(None).await.expect("close");
+    }
+}

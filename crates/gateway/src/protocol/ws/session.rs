@@ -435,10 +435,11 @@ impl Session {
         }
     }
 
-    /// End a running call with `status` (its task sends the end frame).
+    /// End a running call with `status` (its task sends the end frame). The request queue
+    /// stays open: closing it would half-close the upstream call, which could then end by
+    /// itself (OK) before the stop reaches it.
     fn stop(&self, id: &CallRef, status: Status) {
         if let Some(entry) = self.table().get_mut(&id.key) {
-            entry.inbound = None;
             if let Some(stop) = entry.stop.take() {
                 let _ = stop.send(status);
             }
@@ -567,13 +568,15 @@ impl Call {
             Arc::clone(&self.call_id),
         );
         let ending = tokio::select! {
-            ending = self.drive(request) => ending,
+            // A stop that arrived wins over an answer that completed in the same instant.
+            biased;
             stop = stopped => Ending::from_status(
                 stop.unwrap_or_else(|_| Status::cancelled("the call was dropped")),
             ),
             () = ShutdownSignal::wait_opt(shutdown) => {
                 Ending::from_status(Status::unavailable("the gateway is shutting down"))
             }
+            ending = self.drive(request) => ending,
         };
         // Leave the table first, so the id is free by the time the client sees the end.
         self.table
