@@ -199,6 +199,8 @@ pub(crate) enum Outbound {
     Binary(bytes::Bytes),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+    /// Frames written together (a single-response call's whole answer).
+    Group(Vec<Outbound>),
 }
 
 impl Outbound {
@@ -207,6 +209,7 @@ impl Outbound {
             Outbound::Text(text) => text.len(),
             Outbound::Binary(bytes) => bytes.len(),
             Outbound::Close(..) => 0,
+            Outbound::Group(frames) => frames.iter().map(Outbound::len).sum(),
         }
     }
 }
@@ -321,6 +324,26 @@ impl Drop for OpenSocket {
     }
 }
 
+/// The WebSocket messages of a queued frame; `last` is set by a close frame.
+fn to_messages(frame: Outbound, out: &mut Vec<Message>, last: &mut bool) {
+    match frame {
+        Outbound::Text(text) => out.push(Message::Text(text.into())),
+        Outbound::Binary(bytes) => out.push(Message::Binary(bytes)),
+        Outbound::Close(code, reason) => {
+            out.push(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })));
+            *last = true;
+        }
+        Outbound::Group(frames) => {
+            for frame in frames {
+                to_messages(frame, out, last);
+            }
+        }
+    }
+}
+
 /// Write queued frames to the socket, and a ping every `ping_interval`. Ends when the queue
 /// closes, a close frame was sent, or the socket fails.
 async fn write_frames(
@@ -345,23 +368,20 @@ async fn write_frames(
         };
         let Some(frame) = frame else { break };
         let len = frame.len() as i64;
-        let (message, last) = match frame {
-            Outbound::Text(text) => (Message::Text(text.into()), false),
-            Outbound::Binary(bytes) => (Message::Binary(bytes), false),
-            Outbound::Close(code, reason) => (
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })),
-                true,
-            ),
-        };
+        let mut messages = Vec::new();
+        let mut last = false;
+        to_messages(frame, &mut messages, &mut last);
+        let mut written = Ok(());
+        for message in messages {
+            written = sink.feed(message).await;
+            if written.is_err() {
+                break;
+            }
+        }
         // Many small frames are written together: flush only when nothing else is waiting.
-        let written = if last || outgoing.is_empty() {
-            sink.send(message).await
-        } else {
-            sink.feed(message).await
-        };
+        if written.is_ok() && (last || outgoing.is_empty()) {
+            written = sink.flush().await;
+        }
         WsStats::add(&stats.outbound_bytes, -len);
         if written.is_err() || last {
             break;

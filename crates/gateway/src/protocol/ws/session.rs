@@ -562,6 +562,8 @@ impl Call {
         shutdown: Option<ShutdownSignal>,
     ) {
         let running = RunningGauge::new(&self.state);
+        // A single-response call's headers and message, sent together with its end frame.
+        let mut held = Vec::new();
         let tracker = self.state.metrics.start_call(
             Protocol::WebSocket,
             Arc::clone(&self.resolved.label),
@@ -576,7 +578,7 @@ impl Call {
             () = ShutdownSignal::wait_opt(shutdown) => {
                 Ending::from_status(Status::unavailable("the gateway is shutting down"))
             }
-            ending = self.drive(request) => ending,
+            ending = self.drive(request, &mut held) => ending,
         };
         // Leave the table first, so the id is free by the time the client sees the end.
         self.table
@@ -594,15 +596,21 @@ impl Call {
             details,
             &ending.trailers,
         );
-        let _ = self.outbox.send(Outbound::Text(frame)).await;
+        held.push(Outbound::Text(frame));
+        let _ = self.outbox.send(Outbound::Group(held)).await;
     }
 
     /// Make the upstream call and forward its answer; returns how it ended. Dropping this
     /// future drops the upstream call, which cancels it.
+    ///
+    /// Frames of methods with a single response (unary, client streaming) go to `held`, to
+    /// be written together with the end frame: one write for the whole answer.
     async fn drive(
         &self,
         request: tonic::Request<futures::stream::BoxStream<'static, Bytes>>,
+        held: &mut Vec<Outbound>,
     ) -> Ending {
+        let single_response = !self.resolved.descriptor.is_server_streaming();
         let upstream = &self.state.upstream;
         let deadline = deadline_after(upstream.call_timeout(&request));
         let response = match upstream
@@ -613,11 +621,10 @@ impl Call {
             Err(status) => return Ending::from_status(status),
         };
         let (headers, mut messages, _) = response.into_parts();
-        if !self
-            .outbox
-            .send(Outbound::Text(frame::headers_frame(&self.id, &headers)))
-            .await
-        {
+        let headers = Outbound::Text(frame::headers_frame(&self.id, &headers));
+        if single_response {
+            held.push(headers);
+        } else if !self.outbox.send(headers).await {
             return Ending::from_status(Status::cancelled("the socket closed"));
         }
         let output = self.resolved.descriptor.output();
@@ -643,6 +650,17 @@ impl Call {
                         Ok(frame) => frame,
                         Err(status) => return Ending::from_status(status),
                     };
+                    // An upstream that answers a single-response method more than once
+                    // gets its frames forwarded as they come, so `held` stays small.
+                    if single_response && held.len() < 2 {
+                        held.push(frame);
+                        continue;
+                    }
+                    for early in held.drain(..) {
+                        if !self.outbox.send(early).await {
+                            return Ending::from_status(Status::cancelled("the socket closed"));
+                        }
+                    }
                     // Waiting for room here is the flow control: the next upstream message
                     // is not read until the client has taken enough of the previous ones.
                     if !self.outbox.send(frame).await {
