@@ -241,6 +241,17 @@ impl Outbox {
 
 /// Close code for the gateway going away (shutdown, idle timeout).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a frame larger than the limit.
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// True if reading failed because a frame was over the size limit.
+fn is_too_large(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 /// How long a closing socket waits for its writer to flush the last frames.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -273,7 +284,19 @@ async fn serve_socket(
     loop {
         tokio::select! {
             frame = incoming.next() => {
-                let Some(Ok(frame)) = frame else { break };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(error)) => {
+                        if is_too_large(error) {
+                            let _ = outbox.queue.try_send(Outbound::Close(
+                                CLOSE_TOO_BIG,
+                                "frame larger than the gateway's limit",
+                            ));
+                        }
+                        break;
+                    }
+                    None => break,
+                };
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
                 match frame {
                     Message::Text(text) => session.on_text(text.as_str()).await,

@@ -1059,3 +1059,32 @@ async fn pages_from_other_origins_cannot_open_the_socket() {
         socket.close(None).await.expect("close");
     }
 }
+
+#[tokio::test]
+async fn frames_past_the_size_limit_close_the_socket() {
+    let gateway = gateway_with_limits(
+        &shared_render_server().to_string(),
+        WsLimits {
+            max_frame_bytes: 1024,
+            ..WsLimits::default()
+        },
+    )
+    .await;
+    let mut ws = Ws::connect(&gateway).await;
+    let big = json!({"id": 1, "method": "LiveLink/SetCamera",
+                     "message": {"position": {"x": 1.0}}, "pad": "x".repeat(2048)});
+    let _ = ws.socket.send(Message::Text(big.to_string().into())).await;
+    match ws.next_message().await {
+        Message::Close(Some(close)) => {
+            assert_eq!(u16::from(close.code), 1009);
+            assert!(close.reason.contains("limit"), "{}", close.reason);
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let state = gateway.state.clone();
+    eventually("the socket to close", || {
+        let state = state.clone();
+        async move { state.websocket_stats().open_sockets() == 0 }
+    })
+    .await;
+}
