@@ -1088,3 +1088,39 @@ async fn frames_past_the_size_limit_close_the_socket() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn plain_http_on_ws_gets_json_errors() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let answer = read_answer(
+        client()
+            .get(gateway.url("/ws"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert!(
+        answer.status >= 400 && answer.status < 500,
+        "{}",
+        answer.status
+    );
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WebSocket"),
+        "{}",
+        answer.body
+    );
+    let answer = read_answer(
+        client()
+            .post(gateway.url("/ws"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.body["success"], false);
+}
