@@ -1124,3 +1124,27 @@ async fn plain_http_on_ws_gets_json_errors() {
     assert_eq!(answer.status, 405);
     assert_eq!(answer.body["success"], false);
 }
+
+#[tokio::test]
+async fn shutdown_ends_calls_unavailable_and_closes_the_socket() {
+    let (addr, mut open) = start_counting_server().await;
+    let gateway = start_gateway(&addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    assert!(ws.next_for(&json!(1)).await.get("headers").is_some());
+    wait_for_open(&mut open, 1).await;
+    let shutdown = tokio::spawn(gateway.shutdown());
+    let end = ws.finish(&json!(1)).await.end;
+    assert_eq!(end["code"], "UNAVAILABLE", "{end}");
+    match ws.next_message().await {
+        Message::Close(Some(close)) => assert_eq!(u16::from(close.code), 1001),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    wait_for_open(&mut open, 0).await;
+    tokio::time::timeout(EXCHANGE_TIMEOUT, shutdown)
+        .await
+        .expect("serve returns")
+        .expect("task")
+        .expect("serve ok");
+}
