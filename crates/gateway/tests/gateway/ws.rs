@@ -1148,3 +1148,91 @@ async fn shutdown_ends_calls_unavailable_and_closes_the_socket() {
         .expect("task")
         .expect("serve ok");
 }
+
+/// `google.rpc.Status` and `google.protobuf.Any`, to build `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<RpcAny>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// A callback server that refuses every stream with a detailed status and a trailer.
+struct Refusing;
+
+#[tonic::async_trait]
+impl StreamCallbackService for Refusing {
+    type callbackChannelStream =
+        Pin<Box<dyn Stream<Item = Result<StreamCallbackRequest, Status>> + Send>>;
+
+    async fn callback_channel(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<Self::callbackChannelStream>, Status> {
+        let details = RpcStatus {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: "no scene".into(),
+            details: vec![
+                RpcAny {
+                    type_url: "type.googleapis.com/livelinkapi.Vec3".into(),
+                    value: octaneweb_proto::livelinkapi::Vec3 {
+                        x: 1.5,
+                        y: 0.0,
+                        z: 0.0,
+                    }
+                    .encode_to_vec(),
+                },
+                RpcAny {
+                    type_url: "type.googleapis.com/unknown.Thing".into(),
+                    value: vec![1, 2, 3],
+                },
+            ],
+        };
+        let mut status = Status::with_details(
+            tonic::Code::FailedPrecondition,
+            "no scene",
+            details.encode_to_vec().into(),
+        );
+        status
+            .metadata_mut()
+            .insert("x-scene", "none".parse().expect("ascii"));
+        Err(status)
+    }
+}
+
+#[tokio::test]
+async fn end_frames_carry_details_and_trailers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(StreamCallbackServiceServer::new(Refusing))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let gateway = start_gateway(&addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    let end = ws.finish(&json!(1)).await.end;
+    assert_eq!(end["code"], "FAILED_PRECONDITION", "{end}");
+    assert_eq!(end["message"], "no scene");
+    assert_eq!(end["trailers"]["x-scene"], "none", "{end}");
+    assert_eq!(
+        end["details"],
+        json!([
+            {"@type": "type.googleapis.com/livelinkapi.Vec3", "x": 1.5, "y": 0.0, "z": 0.0},
+            {"@type": "type.googleapis.com/unknown.Thing", "value": "AQID"},
+        ])
+    );
+}
