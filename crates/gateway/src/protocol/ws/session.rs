@@ -522,8 +522,11 @@ fn build_metadata(pairs: &[(String, String)]) -> Result<MetadataMap, GatewayErro
         } else {
             let key = MetadataKey::from_bytes(lower.as_bytes())
                 .map_err(|_| bad(format!("{key:?} is not a valid metadata key")))?;
-            let value = MetadataValue::try_from(value.as_str())
-                .map_err(|_| bad(format!("the value of {key:?} is not printable ASCII")))?;
+            let not_printable = || bad(format!("the value of {key:?} is not printable ASCII"));
+            if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                return Err(not_printable());
+            }
+            let value = MetadataValue::try_from(value.as_str()).map_err(|_| not_printable())?;
             metadata.append(key, value);
         }
     }
@@ -761,4 +764,54 @@ struct AnyDetail {
     type_url: String,
     #[prost(bytes = "vec", tag = "2")]
     value: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_accepts_ascii_and_base64_binary_values() {
+        let metadata = build_metadata(&pairs(&[
+            ("X-Tenant", "a b"),
+            ("x-tenant", "c"),
+            ("trace-bin", "AAE="),
+        ]))
+        .unwrap();
+        let tenants: Vec<_> = metadata
+            .get_all("x-tenant")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(tenants, ["a b", "c"]);
+        assert_eq!(
+            metadata.get_bin("trace-bin").unwrap().to_bytes().unwrap(),
+            Bytes::from_static(&[0, 1])
+        );
+    }
+
+    #[test]
+    fn metadata_refuses_reserved_bad_and_oversized_entries() {
+        for bad in [
+            ("grpc-timeout", "1S"),
+            ("content-type", "x"),
+            ("x-call-id", "x"),
+            (":path", "/x"),
+            ("bad key", "x"),
+            ("x-ok", "caf\u{e9}"),
+            ("x-bin", "not base64!"),
+        ] {
+            let error = build_metadata(&pairs(&[bad])).unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{bad:?}");
+            assert!(error.to_string().contains("metadata"), "{error}");
+        }
+        let huge = "v".repeat(MAX_METADATA_BYTES);
+        assert!(build_metadata(&pairs(&[("x-a", huge.as_str())])).is_err());
+    }
 }
