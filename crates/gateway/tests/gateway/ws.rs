@@ -1236,3 +1236,41 @@ async fn end_frames_carry_details_and_trailers() {
         ])
     );
 }
+
+#[tokio::test]
+async fn a_message_larger_than_the_queue_budget_still_goes_through() {
+    use octaneweb_proto::livelinkapi::CameraState;
+    let server = start_render_server(small_config()).await;
+    let gateway = gateway_with_limits(
+        &server.addr.to_string(),
+        WsLimits {
+            inbound_queue_bytes: 100,
+            ..WsLimits::default()
+        },
+    )
+    .await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": "big", "method": "LiveLink/StreamCamera"}))
+        .await;
+    let mut message = CameraState {
+        fov_set: Some(octaneweb_proto::livelinkapi::camera_state::FovSet::Fov(
+            33.0,
+        )),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    // An unknown length-delimited field 15 of 1000 bytes: skipped by the server.
+    message.extend_from_slice(&[15 << 3 | 2, 0xe8, 0x07]);
+    message.extend_from_slice(&[0u8; 1000]);
+    let mut frame = vec![0x01, 3];
+    frame.extend_from_slice(b"big");
+    frame.extend_from_slice(&message);
+    ws.send_binary(frame).await;
+    ws.send(json!({"id": "big", "half_close": true})).await;
+    let call = ws.finish(&json!("big")).await;
+    assert_eq!(call.end["code"], "OK", "{call:?}");
+    ws.send(json!({"id": 1, "method": "LiveLink/GetCamera"}))
+        .await;
+    assert_eq!(ws.finish(&json!(1)).await.messages[0]["fov"], 33.0);
+    server.stop().await;
+}

@@ -342,7 +342,10 @@ impl Session {
                 limits.inbound_queue_messages, limits.inbound_queue_bytes
             ))
         };
-        if queued.saturating_add(len) > limits.inbound_queue_bytes {
+        // A message larger than the byte budget still goes through when nothing else waits
+        // (frames are bounded by their own limit), so every message that fits a frame can be
+        // sent.
+        if queued > 0 && queued.saturating_add(len) > limits.inbound_queue_bytes {
             return Err(overflow());
         }
         inbound.queued_bytes.fetch_add(len, Ordering::Relaxed);
