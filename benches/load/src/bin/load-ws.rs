@@ -43,6 +43,15 @@ struct Args {
     /// Calls in each batch.
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Run only these measurements (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["unary", "bidi", "batch"])]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, what: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == what)
+    }
 }
 
 #[tokio::main]
@@ -68,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| measurement | path | rate | p50 |");
     println!("|---|---|---|---|");
     let mut ratios = Vec::new();
-    for window in [1usize, 64] {
+    for window in [1usize, 64].into_iter().filter(|_| args.runs("unary")) {
         let ws = median(args.rounds, || ws_unary(gateway, window, length)).await?;
         let json = median(args.rounds, || {
             http_unary(http.clone(), gateway, window, length)
@@ -91,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             ws.rate / json.rate
         ));
     }
-    for window in [1usize, 32] {
+    for window in [1usize, 32].into_iter().filter(|_| args.runs("bidi")) {
         let ws = median(args.rounds, || ws_bidi(gateway, window, length)).await?;
         let native = median(args.rounds, || native_bidi(render_addr, window, length)).await?;
         row(
@@ -111,6 +120,23 @@ async fn main() -> anyhow::Result<()> {
             ws.rate / native.rate
         ));
     }
+    if args.runs("batch") {
+        measure_batches(&args, &http, gateway, length, &mut ratios).await?;
+    }
+    println!();
+    for ratio in ratios {
+        println!("{ratio}");
+    }
+    Ok(())
+}
+
+async fn measure_batches(
+    args: &Args,
+    http: &reqwest::Client,
+    gateway: SocketAddr,
+    length: Duration,
+    ratios: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let batch = median(args.rounds, || {
         batch_calls(http.clone(), gateway, args.batch, length)
     })
@@ -127,10 +153,6 @@ async fn main() -> anyhow::Result<()> {
         args.batch,
         sequential.p50.as_secs_f64() / batch.p50.as_secs_f64()
     ));
-    println!();
-    for ratio in ratios {
-        println!("{ratio}");
-    }
     Ok(())
 }
 
