@@ -731,15 +731,15 @@ async fn pings_keep_a_reading_client_alive() {
     let gateway = gateway_with_limits(
         &shared_render_server().to_string(),
         WsLimits {
-            idle_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_millis(800),
             ping_interval: Duration::from_millis(100),
             ..WsLimits::default()
         },
     )
     .await;
     let mut ws = Ws::connect(&gateway).await;
-    // The stream runs for 1.2 s, three idle timeouts: the client's pongs keep it open.
-    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel", "timeout_ms": 1200}))
+    // The stream runs for 2.4 s, three idle timeouts: the client's pongs keep it open.
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel", "timeout_ms": 2400}))
         .await;
     let call = ws.finish(&json!(1)).await;
     assert_eq!(call.end["code"], "DEADLINE_EXCEEDED", "{:?}", call.end);
