@@ -4,7 +4,8 @@
 //! - [`upstream`]: the single shared HTTP/2 channel to the upstream and dynamic
 //!   (schema-driven) unary and streaming calls over it.
 //! - [`protocol`]: the browser-facing protocols (the original proxy's JSON route with NDJSON
-//!   for server streams, Server-Sent Events).
+//!   for server streams, Server-Sent Events, the multiplexed WebSocket `/ws` for all four RPC
+//!   kinds, `POST /batch`).
 //! - [`server`]: shared state, the router with CORS, body limits and call ids, operations
 //!   routes (health, readiness, metrics, schema) and the HTTP/1.1 + h2c server loop.
 //! - [`error`]: the one mapping of failures to gRPC codes, HTTP statuses and JSON bodies.
