@@ -800,6 +800,16 @@ async fn binary_frames_carry_protobuf() {
     assert_eq!((position.x, position.y, position.z), (7.25, 0.5, -4.0));
     assert_eq!(ws.next().await["end"]["code"], "OK");
 
+    // A binary message to a unary call opened with a numeric id: the error echoes the id as
+    // the open frame gave it.
+    ws.send(json!({"id": 77, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    ws.send_binary(b"\x01\x0277".to_vec()).await;
+    let error = ws.next_error().await;
+    assert_eq!(error["id"], 77, "{error}");
+    ws.send_binary(b"\x03\x0277".to_vec()).await;
+    assert_eq!(ws.finish(&json!(77)).await.end["code"], "CANCELLED");
+
     // Binary cancel of a JSON stream.
     ws.send(json!({"id": "s", "method": "StreamCallback/callbackChannel"}))
         .await;

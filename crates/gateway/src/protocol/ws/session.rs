@@ -29,6 +29,8 @@ const MAX_METADATA_BYTES: usize = 8 * 1024;
 
 /// What the socket reader keeps about a running call.
 struct CallEntry {
+    /// The id as the open frame gave it, for frames that name the call by its text only.
+    echo: Arc<str>,
     /// Request message type, to parse `{"id","message"}` frames.
     input: MessageDescriptor,
     /// Where further request messages go; `None` once the client's side is closed (or the
@@ -217,11 +219,13 @@ impl Session {
         }
     }
 
-    /// The id of a binary frame as a [`CallRef`]: its text, echoed as a JSON string.
+    /// The id of a binary frame as a [`CallRef`]: echoed as the running call's open frame
+    /// gave it, or as a JSON string if no call has that id.
     fn known_ref(&self, key: &str) -> CallRef {
+        let echo = self.table().get(key).map(|entry| Arc::clone(&entry.echo));
         CallRef {
             key: key.into(),
-            echo: Arc::from(serde_json::Value::from(key).to_string()),
+            echo: echo.unwrap_or_else(|| Arc::from(serde_json::Value::from(key).to_string())),
         }
     }
 
@@ -291,6 +295,7 @@ impl Session {
         };
         let (stop, stopped) = oneshot::channel();
         let mut entry = CallEntry {
+            echo: Arc::clone(&id.echo),
             input,
             inbound,
             stop: Some(stop),
