@@ -156,9 +156,8 @@ describe('streaming', { timeout: 180000 }, () => {
     assert.equal(await callCount(demo.url, 'websocket', STREAM_CAMERA, 'OK'), before_ + 1);
     await screenshot(page, 'explorer-client-stream');
 
-    // A second stream, cancelled: the call ends at the gateway too. (Its code should be
-    // CANCELLED; the gateway can still end it OK, see /work/notes/ws-bugs.md #1.)
-    const endedBefore = await callCount(demo.url, 'websocket', STREAM_CAMERA);
+    // A second stream, cancelled: the gateway cancels the upstream call too.
+    const cancelledBefore = await callCount(demo.url, 'websocket', STREAM_CAMERA, 'CANCELLED');
     await page.click('#explorer-call');
     await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'streaming');
     await page.click('#explorer-send');
@@ -166,7 +165,7 @@ describe('streaming', { timeout: 180000 }, () => {
     await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'cancelled');
     assert.match(await page.textContent('#explorer-status'), /Cancelled after 1 sent and 0 received/);
     assert.equal(await page.isDisabled('#explorer-send'), true);
-    await waitFor(async () => await callCount(demo.url, 'websocket', STREAM_CAMERA) > endedBefore);
+    await waitFor(async () => await callCount(demo.url, 'websocket', STREAM_CAMERA, 'CANCELLED') > cancelledBefore);
     assert.match(await page.textContent('#explorer-history > li[data-index="0"]'), /StreamCamera.*cancelled/);
 
     // Replaying the first stream sends its two messages again and half-closes.

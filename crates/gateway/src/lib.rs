@@ -4,8 +4,9 @@
 //! - [`upstream`]: the single shared HTTP/2 channel to the upstream and dynamic
 //!   (schema-driven) unary and streaming calls over it.
 //! - [`protocol`]: the client-facing protocols: the original proxy's JSON route (with NDJSON
-//!   for server streams), Server-Sent Events, and the standard wire protocols on the same
-//!   port: native gRPC pass-through, gRPC-Web and Connect (see `docs/protocols.md`).
+//!   for server streams), Server-Sent Events, the multiplexed WebSocket `/ws` for all four
+//!   RPC kinds, `POST /batch`, and the standard wire protocols on the same port: native gRPC
+//!   pass-through, gRPC-Web and Connect (see `docs/protocols.md` and `docs/websocket.md`).
 //! - [`server`]: shared state, the router with CORS, body limits and call ids, operations
 //!   routes (health, readiness, metrics, schema) and the HTTP/1.1 + h2c server loop.
 //! - [`error`]: the one mapping of failures to gRPC codes, HTTP statuses and JSON bodies.

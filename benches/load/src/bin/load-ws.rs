@@ -43,6 +43,15 @@ struct Args {
     /// Calls in each batch.
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Run only these measurements (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["unary", "bidi", "batch"])]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, what: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == what)
+    }
 }
 
 #[tokio::main]
@@ -68,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| measurement | path | rate | p50 |");
     println!("|---|---|---|---|");
     let mut ratios = Vec::new();
-    for window in [1usize, 64] {
+    for window in [1usize, 64].into_iter().filter(|_| args.runs("unary")) {
         let ws = median(args.rounds, || ws_unary(gateway, window, length)).await?;
         let json = median(args.rounds, || {
             http_unary(http.clone(), gateway, window, length)
@@ -91,13 +100,20 @@ async fn main() -> anyhow::Result<()> {
             ws.rate / json.rate
         ));
     }
-    for window in [1usize, 32] {
-        let ws = median(args.rounds, || ws_bidi(gateway, window, length)).await?;
+    for window in [1usize, 32].into_iter().filter(|_| args.runs("bidi")) {
+        let ws = median(args.rounds, || ws_bidi(gateway, window, length, false)).await?;
+        let binary = median(args.rounds, || ws_bidi(gateway, window, length, true)).await?;
         let native = median(args.rounds, || native_bidi(render_addr, window, length)).await?;
         row(
             &format!("bidi echo (reflection), {window} in flight"),
-            "/ws",
+            "/ws JSON",
             ws,
+            "messages/s",
+        );
+        row(
+            &format!("bidi echo (reflection), {window} in flight"),
+            "/ws binary frames",
+            binary,
             "messages/s",
         );
         row(
@@ -107,10 +123,28 @@ async fn main() -> anyhow::Result<()> {
             "messages/s",
         );
         ratios.push(format!(
-            "bidi, {window} in flight: /ws / native gRPC = {:.2}",
-            ws.rate / native.rate
+            "bidi, {window} in flight: /ws JSON / native gRPC = {:.2}, /ws binary / native gRPC = {:.2}",
+            ws.rate / native.rate,
+            binary.rate / native.rate
         ));
     }
+    if args.runs("batch") {
+        measure_batches(&args, &http, gateway, length, &mut ratios).await?;
+    }
+    println!();
+    for ratio in ratios {
+        println!("{ratio}");
+    }
+    Ok(())
+}
+
+async fn measure_batches(
+    args: &Args,
+    http: &reqwest::Client,
+    gateway: SocketAddr,
+    length: Duration,
+    ratios: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let batch = median(args.rounds, || {
         batch_calls(http.clone(), gateway, args.batch, length)
     })
@@ -127,10 +161,6 @@ async fn main() -> anyhow::Result<()> {
         args.batch,
         sequential.p50.as_secs_f64() / batch.p50.as_secs_f64()
     ));
-    println!();
-    for ratio in ratios {
-        println!("{ratio}");
-    }
     Ok(())
 }
 
@@ -305,36 +335,69 @@ async fn json_call(client: &reqwest::Client, url: &str, body: &str) -> anyhow::R
 }
 
 /// One bidi stream over `/ws`, `window` requests in flight.
-async fn ws_bidi(gateway: SocketAddr, window: usize, length: Duration) -> anyhow::Result<Round> {
+async fn ws_bidi(
+    gateway: SocketAddr,
+    window: usize,
+    length: Duration,
+    binary: bool,
+) -> anyhow::Result<Round> {
+    use prost::Message as _;
     let mut socket = connect(gateway).await?;
-    let request = json!({"id": 1, "message": {"list_services": ""}}).to_string();
-    socket
-        .send(Message::Text(
-            json!({"id": 1, "method": "grpc.reflection.v1.ServerReflection/ServerReflectionInfo"})
+    // JSON: a text frame; binary: kind 1, id "1", the protobuf request.
+    let request = if binary {
+        let mut frame = vec![0x01, 1, b'1'];
+        frame.extend_from_slice(
+            &ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            }
+            .encode_to_vec(),
+        );
+        Message::Binary(frame.into())
+    } else {
+        Message::Text(
+            json!({"id": 1, "message": {"list_services": ""}})
                 .to_string()
                 .into(),
+        )
+    };
+    socket
+        .send(Message::Text(
+            json!({"id": 1, "method": "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                   "binary": binary})
+            .to_string()
+            .into(),
         ))
         .await?;
     let started = Instant::now();
     let deadline = started + length;
     let mut sent = std::collections::VecDeque::new();
     for _ in 0..window {
-        socket.send(Message::Text(request.clone().into())).await?;
+        socket.send(request.clone()).await?;
         sent.push_back(Instant::now());
     }
     let mut latencies = Vec::new();
     while !sent.is_empty() {
-        let frame = next_json(&mut socket).await?;
-        if frame.get("headers").is_some() {
-            continue;
-        }
-        if frame.get("message").is_none() {
-            bail!("unexpected frame {frame}");
+        match socket.next().await.context("socket closed")?? {
+            Message::Binary(frame) => {
+                let answer = frame.get(3..).context("short binary frame")?;
+                tonic_reflection::pb::v1::ServerReflectionResponse::decode(answer)?;
+            }
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(&text)?;
+                if frame.get("headers").is_some() {
+                    continue;
+                }
+                if frame.get("message").is_none() {
+                    bail!("unexpected frame {frame}");
+                }
+            }
+            _ => continue,
         }
         let begun = sent.pop_front().context("an answer too many")?;
         latencies.push(begun.elapsed());
         if Instant::now() < deadline {
-            socket.send(Message::Text(request.clone().into())).await?;
+            socket.send(request.clone()).await?;
             sent.push_back(Instant::now());
         }
     }

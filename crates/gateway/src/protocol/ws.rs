@@ -148,7 +148,25 @@ pub async fn handle(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call_id: Option<Extension<CallId>>,
     shutdown: Option<Extension<ShutdownSignal>>,
+    headers: http::HeaderMap,
+    uri: http::Uri,
 ) -> Response {
+    // Browsers let any page open a WebSocket anywhere (CORS does not apply), so pages from
+    // origins the CORS policy would refuse are refused here. Clients without `Origin`
+    // (scripts, tools) are not browsers acting for a user and may connect.
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        if !crate::server::cors::origin_permitted(&state.config, origin, &headers, &uri) {
+            let body = serde_json::json!({
+                "success": false,
+                "error": format!(
+                    "WebSocket from origin {} is not allowed; allow it with --cors-origin",
+                    String::from_utf8_lossy(origin.as_bytes())
+                ),
+                "code": "PERMISSION_DENIED",
+            });
+            return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        }
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -181,6 +199,8 @@ pub(crate) enum Outbound {
     Binary(bytes::Bytes),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+    /// Frames written together (a single-response call's whole answer).
+    Group(Vec<Outbound>),
 }
 
 impl Outbound {
@@ -189,6 +209,7 @@ impl Outbound {
             Outbound::Text(text) => text.len(),
             Outbound::Binary(bytes) => bytes.len(),
             Outbound::Close(..) => 0,
+            Outbound::Group(frames) => frames.iter().map(Outbound::len).sum(),
         }
     }
 }
@@ -220,6 +241,17 @@ impl Outbox {
 
 /// Close code for the gateway going away (shutdown, idle timeout).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a frame larger than the limit.
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// True if reading failed because a frame was over the size limit.
+fn is_too_large(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 /// How long a closing socket waits for its writer to flush the last frames.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -252,7 +284,19 @@ async fn serve_socket(
     loop {
         tokio::select! {
             frame = incoming.next() => {
-                let Some(Ok(frame)) = frame else { break };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(error)) => {
+                        if is_too_large(error) {
+                            let _ = outbox.queue.try_send(Outbound::Close(
+                                CLOSE_TOO_BIG,
+                                "frame larger than the gateway's limit",
+                            ));
+                        }
+                        break;
+                    }
+                    None => break,
+                };
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
                 match frame {
                     Message::Text(text) => session.on_text(text.as_str()).await,
@@ -303,6 +347,26 @@ impl Drop for OpenSocket {
     }
 }
 
+/// The WebSocket messages of a queued frame; `last` is set by a close frame.
+fn to_messages(frame: Outbound, out: &mut Vec<Message>, last: &mut bool) {
+    match frame {
+        Outbound::Text(text) => out.push(Message::Text(text.into())),
+        Outbound::Binary(bytes) => out.push(Message::Binary(bytes)),
+        Outbound::Close(code, reason) => {
+            out.push(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })));
+            *last = true;
+        }
+        Outbound::Group(frames) => {
+            for frame in frames {
+                to_messages(frame, out, last);
+            }
+        }
+    }
+}
+
 /// Write queued frames to the socket, and a ping every `ping_interval`. Ends when the queue
 /// closes, a close frame was sent, or the socket fails.
 async fn write_frames(
@@ -327,23 +391,20 @@ async fn write_frames(
         };
         let Some(frame) = frame else { break };
         let len = frame.len() as i64;
-        let (message, last) = match frame {
-            Outbound::Text(text) => (Message::Text(text.into()), false),
-            Outbound::Binary(bytes) => (Message::Binary(bytes), false),
-            Outbound::Close(code, reason) => (
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })),
-                true,
-            ),
-        };
+        let mut messages = Vec::new();
+        let mut last = false;
+        to_messages(frame, &mut messages, &mut last);
+        let mut written = Ok(());
+        for message in messages {
+            written = sink.feed(message).await;
+            if written.is_err() {
+                break;
+            }
+        }
         // Many small frames are written together: flush only when nothing else is waiting.
-        let written = if last || outgoing.is_empty() {
-            sink.send(message).await
-        } else {
-            sink.feed(message).await
-        };
+        if written.is_ok() && (last || outgoing.is_empty()) {
+            written = sink.flush().await;
+        }
         WsStats::add(&stats.outbound_bytes, -len);
         if written.is_err() || last {
             break;

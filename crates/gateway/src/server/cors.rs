@@ -61,6 +61,31 @@ pub fn layer(config: &GatewayConfig) -> CorsLayer {
 }
 
 fn origin_allowed(origin: &HeaderValue, parts: &Parts, listed: &[String]) -> bool {
+    origin_allowed_for(origin, &parts.headers, &parts.uri, listed)
+}
+
+/// Whether a page from `origin` may use the gateway under `config`: the CORS layer's rule,
+/// for requests CORS does not protect (browsers open WebSockets to any origin).
+pub(crate) fn origin_permitted(
+    config: &GatewayConfig,
+    origin: &HeaderValue,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+) -> bool {
+    let listed: Vec<String> = config
+        .cors_origins
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .collect();
+    listed.iter().any(|o| o == "*") || origin_allowed_for(origin, headers, uri, &listed)
+}
+
+fn origin_allowed_for(
+    origin: &HeaderValue,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+    listed: &[String],
+) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
@@ -73,11 +98,10 @@ fn origin_allowed(origin: &HeaderValue, parts: &Parts, listed: &[String]) -> boo
     else {
         return false;
     };
-    let own_host = parts
-        .headers
+    let own_host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     if own_host.is_some_and(|host| host.eq_ignore_ascii_case(rest)) {
         return true;
     }

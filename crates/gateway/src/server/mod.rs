@@ -252,7 +252,16 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
                 .into_response()
             }),
         )
-        .route("/ws", get(protocol::ws::handle))
+        .route(
+            "/ws",
+            get(protocol::ws::handle).fallback(|request: Request| async move {
+                GatewayError::MethodNotAllowed {
+                    method: request.method().to_string(),
+                    allowed: "GET",
+                }
+                .into_response()
+            }),
+        )
         .route(
             "/batch",
             post(protocol::batch::handle).fallback(|request: Request| async move {

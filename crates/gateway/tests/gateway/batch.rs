@@ -165,3 +165,22 @@ async fn an_unreachable_upstream_fails_each_call_on_its_own() {
     assert_eq!(answers[0]["code"], "UNAVAILABLE", "{}", answers[0]);
     assert_eq!(answers[1]["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_calls_timeout_bounds_only_that_call() {
+    // An upstream that accepts connections but never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let gateway = start_gateway(&silent.local_addr().expect("addr").to_string()).await;
+    let answers = batch(
+        &gateway,
+        &json!([{"service": "LiveLink", "method": "GetCamera", "timeout_ms": 200, "id": 1},
+                {"service": "LiveLink", "method": "Nope", "id": 2}]),
+    )
+    .await;
+    assert_eq!(answers[0]["id"], 1);
+    assert_eq!(answers[0]["code"], "DEADLINE_EXCEEDED", "{}", answers[0]);
+    assert_eq!(answers[1]["code"], "NOT_FOUND");
+    drop(silent);
+}

@@ -731,15 +731,15 @@ async fn pings_keep_a_reading_client_alive() {
     let gateway = gateway_with_limits(
         &shared_render_server().to_string(),
         WsLimits {
-            idle_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_millis(800),
             ping_interval: Duration::from_millis(100),
             ..WsLimits::default()
         },
     )
     .await;
     let mut ws = Ws::connect(&gateway).await;
-    // The stream runs for 1.2 s, three idle timeouts: the client's pongs keep it open.
-    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel", "timeout_ms": 1200}))
+    // The stream runs for 2.4 s, three idle timeouts: the client's pongs keep it open.
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel", "timeout_ms": 2400}))
         .await;
     let call = ws.finish(&json!(1)).await;
     assert_eq!(call.end["code"], "DEADLINE_EXCEEDED", "{:?}", call.end);
@@ -799,6 +799,16 @@ async fn binary_frames_carry_protobuf() {
     };
     assert_eq!((position.x, position.y, position.z), (7.25, 0.5, -4.0));
     assert_eq!(ws.next().await["end"]["code"], "OK");
+
+    // A binary message to a unary call opened with a numeric id: the error echoes the id as
+    // the open frame gave it.
+    ws.send(json!({"id": 77, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    ws.send_binary(b"\x01\x0277".to_vec()).await;
+    let error = ws.next_error().await;
+    assert_eq!(error["id"], 77, "{error}");
+    ws.send_binary(b"\x03\x0277".to_vec()).await;
+    assert_eq!(ws.finish(&json!(77)).await.end["code"], "CANCELLED");
 
     // Binary cancel of a JSON stream.
     ws.send(json!({"id": "s", "method": "StreamCallback/callbackChannel"}))
@@ -1010,4 +1020,267 @@ async fn telemetry_example_bidi_commands_and_metrics_stream() {
     assert_eq!(ws.finish(&watch).await.end["code"], "CANCELLED");
     let _ = stop.send(());
     let _ = task.await;
+}
+
+#[tokio::test]
+async fn cancel_of_a_client_stream_ends_it_cancelled() {
+    let server = start_render_server(small_config()).await;
+    let gateway = start_gateway(&server.addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    for n in 0..10 {
+        ws.send(json!({"id": n, "method": "LiveLink/StreamCamera"}))
+            .await;
+        ws.send(json!({"id": n, "message": {"fov": 41.0}})).await;
+        ws.send(json!({"id": n, "cancel": true})).await;
+        let end = ws.finish(&json!(n)).await.end;
+        assert_eq!(end["code"], "CANCELLED", "call {n}: {end}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_from_other_origins_cannot_open_the_socket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let url = gateway.url("/ws").replacen("http://", "ws://", 1);
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "https://evil.example".parse().expect("header value"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("evil.example"), "{body}");
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // The gateway's own origin and loopback pages may.
+    for origin in [gateway.base.clone(), "http://localhost:5173".to_owned()] {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header value"));
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        socket.close(None).await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn frames_past_the_size_limit_close_the_socket() {
+    let gateway = gateway_with_limits(
+        &shared_render_server().to_string(),
+        WsLimits {
+            max_frame_bytes: 1024,
+            ..WsLimits::default()
+        },
+    )
+    .await;
+    let mut ws = Ws::connect(&gateway).await;
+    let big = json!({"id": 1, "method": "LiveLink/SetCamera",
+                     "message": {"position": {"x": 1.0}}, "pad": "x".repeat(2048)});
+    let _ = ws.socket.send(Message::Text(big.to_string().into())).await;
+    match ws.next_message().await {
+        Message::Close(Some(close)) => {
+            assert_eq!(u16::from(close.code), 1009);
+            assert!(close.reason.contains("limit"), "{}", close.reason);
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let state = gateway.state.clone();
+    eventually("the socket to close", || {
+        let state = state.clone();
+        async move { state.websocket_stats().open_sockets() == 0 }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn plain_http_on_ws_gets_json_errors() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    let answer = read_answer(
+        client()
+            .get(gateway.url("/ws"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert!(
+        answer.status >= 400 && answer.status < 500,
+        "{}",
+        answer.status
+    );
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WebSocket"),
+        "{}",
+        answer.body
+    );
+    let answer = read_answer(
+        client()
+            .post(gateway.url("/ws"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.body["success"], false);
+}
+
+#[tokio::test]
+async fn shutdown_ends_calls_unavailable_and_closes_the_socket() {
+    let (addr, mut open) = start_counting_server().await;
+    let gateway = start_gateway(&addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    assert!(ws.next_for(&json!(1)).await.get("headers").is_some());
+    wait_for_open(&mut open, 1).await;
+    let shutdown = tokio::spawn(gateway.shutdown());
+    let end = ws.finish(&json!(1)).await.end;
+    assert_eq!(end["code"], "UNAVAILABLE", "{end}");
+    match ws.next_message().await {
+        Message::Close(Some(close)) => assert_eq!(u16::from(close.code), 1001),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    wait_for_open(&mut open, 0).await;
+    tokio::time::timeout(EXCHANGE_TIMEOUT, shutdown)
+        .await
+        .expect("serve returns")
+        .expect("task")
+        .expect("serve ok");
+}
+
+/// `google.rpc.Status` and `google.protobuf.Any`, to build `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<RpcAny>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// A callback server that refuses every stream with a detailed status and a trailer.
+struct Refusing;
+
+#[tonic::async_trait]
+impl StreamCallbackService for Refusing {
+    type callbackChannelStream =
+        Pin<Box<dyn Stream<Item = Result<StreamCallbackRequest, Status>> + Send>>;
+
+    async fn callback_channel(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<Self::callbackChannelStream>, Status> {
+        let details = RpcStatus {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: "no scene".into(),
+            details: vec![
+                RpcAny {
+                    type_url: "type.googleapis.com/livelinkapi.Vec3".into(),
+                    value: octaneweb_proto::livelinkapi::Vec3 {
+                        x: 1.5,
+                        y: 0.0,
+                        z: 0.0,
+                    }
+                    .encode_to_vec(),
+                },
+                RpcAny {
+                    type_url: "type.googleapis.com/unknown.Thing".into(),
+                    value: vec![1, 2, 3],
+                },
+            ],
+        };
+        let mut status = Status::with_details(
+            tonic::Code::FailedPrecondition,
+            "no scene",
+            details.encode_to_vec().into(),
+        );
+        status
+            .metadata_mut()
+            .insert("x-scene", "none".parse().expect("ascii"));
+        Err(status)
+    }
+}
+
+#[tokio::test]
+async fn end_frames_carry_details_and_trailers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(StreamCallbackServiceServer::new(Refusing))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let gateway = start_gateway(&addr.to_string()).await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": 1, "method": "StreamCallback/callbackChannel"}))
+        .await;
+    let end = ws.finish(&json!(1)).await.end;
+    assert_eq!(end["code"], "FAILED_PRECONDITION", "{end}");
+    assert_eq!(end["message"], "no scene");
+    assert_eq!(end["trailers"]["x-scene"], "none", "{end}");
+    assert_eq!(
+        end["details"],
+        json!([
+            {"@type": "type.googleapis.com/livelinkapi.Vec3", "x": 1.5, "y": 0.0, "z": 0.0},
+            {"@type": "type.googleapis.com/unknown.Thing", "value": "AQID"},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_queue_budget_still_goes_through() {
+    use octaneweb_proto::livelinkapi::CameraState;
+    let server = start_render_server(small_config()).await;
+    let gateway = gateway_with_limits(
+        &server.addr.to_string(),
+        WsLimits {
+            inbound_queue_bytes: 100,
+            ..WsLimits::default()
+        },
+    )
+    .await;
+    let mut ws = Ws::connect(&gateway).await;
+    ws.send(json!({"id": "big", "method": "LiveLink/StreamCamera"}))
+        .await;
+    let mut message = CameraState {
+        fov_set: Some(octaneweb_proto::livelinkapi::camera_state::FovSet::Fov(
+            33.0,
+        )),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    // An unknown length-delimited field 15 of 1000 bytes: skipped by the server.
+    message.extend_from_slice(&[15 << 3 | 2, 0xe8, 0x07]);
+    message.extend_from_slice(&[0u8; 1000]);
+    let mut frame = vec![0x01, 3];
+    frame.extend_from_slice(b"big");
+    frame.extend_from_slice(&message);
+    ws.send_binary(frame).await;
+    ws.send(json!({"id": "big", "half_close": true})).await;
+    let call = ws.finish(&json!("big")).await;
+    assert_eq!(call.end["code"], "OK", "{call:?}");
+    ws.send(json!({"id": 1, "method": "LiveLink/GetCamera"}))
+        .await;
+    assert_eq!(ws.finish(&json!(1)).await.messages[0]["fov"], 33.0);
+    server.stop().await;
 }

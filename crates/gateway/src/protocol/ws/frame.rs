@@ -114,6 +114,12 @@ struct IdOnly<'a> {
 
 /// Parse a client text frame.
 pub fn parse_text(text: &str) -> Result<ClientFrame<'_>, FrameError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(FrameError::new(
+            None,
+            "a frame must be a JSON object such as {\"id\":1,\"method\":\"LiveLink/GetCamera\"}",
+        ));
+    }
     let envelope: Envelope<'_> = match serde_json::from_str(text) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -432,7 +438,10 @@ mod tests {
             .unwrap_err()
             .message
             .contains("no \"id\""));
-        assert!(parse_text(r#"[1,2]"#).is_err());
+        assert!(parse_text(r#"[1,2]"#)
+            .unwrap_err()
+            .message
+            .contains("JSON object"));
     }
 
     #[test]

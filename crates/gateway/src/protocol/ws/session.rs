@@ -29,6 +29,8 @@ const MAX_METADATA_BYTES: usize = 8 * 1024;
 
 /// What the socket reader keeps about a running call.
 struct CallEntry {
+    /// The id as the open frame gave it, for frames that name the call by its text only.
+    echo: Arc<str>,
     /// Request message type, to parse `{"id","message"}` frames.
     input: MessageDescriptor,
     /// Where further request messages go; `None` once the client's side is closed (or the
@@ -217,11 +219,13 @@ impl Session {
         }
     }
 
-    /// The id of a binary frame as a [`CallRef`]: its text, echoed as a JSON string.
+    /// The id of a binary frame as a [`CallRef`]: echoed as the running call's open frame
+    /// gave it, or as a JSON string if no call has that id.
     fn known_ref(&self, key: &str) -> CallRef {
+        let echo = self.table().get(key).map(|entry| Arc::clone(&entry.echo));
         CallRef {
             key: key.into(),
-            echo: Arc::from(serde_json::Value::from(key).to_string()),
+            echo: echo.unwrap_or_else(|| Arc::from(serde_json::Value::from(key).to_string())),
         }
     }
 
@@ -291,6 +295,7 @@ impl Session {
         };
         let (stop, stopped) = oneshot::channel();
         let mut entry = CallEntry {
+            echo: Arc::clone(&id.echo),
             input,
             inbound,
             stop: Some(stop),
@@ -342,7 +347,10 @@ impl Session {
                 limits.inbound_queue_messages, limits.inbound_queue_bytes
             ))
         };
-        if queued.saturating_add(len) > limits.inbound_queue_bytes {
+        // A message larger than the byte budget still goes through when nothing else waits
+        // (frames are bounded by their own limit), so every message that fits a frame can be
+        // sent.
+        if queued > 0 && queued.saturating_add(len) > limits.inbound_queue_bytes {
             return Err(overflow());
         }
         inbound.queued_bytes.fetch_add(len, Ordering::Relaxed);
@@ -435,10 +443,11 @@ impl Session {
         }
     }
 
-    /// End a running call with `status` (its task sends the end frame).
+    /// End a running call with `status` (its task sends the end frame). The request queue
+    /// stays open: closing it would half-close the upstream call, which could then end by
+    /// itself (OK) before the stop reaches it.
     fn stop(&self, id: &CallRef, status: Status) {
         if let Some(entry) = self.table().get_mut(&id.key) {
-            entry.inbound = None;
             if let Some(stop) = entry.stop.take() {
                 let _ = stop.send(status);
             }
@@ -521,8 +530,11 @@ fn build_metadata(pairs: &[(String, String)]) -> Result<MetadataMap, GatewayErro
         } else {
             let key = MetadataKey::from_bytes(lower.as_bytes())
                 .map_err(|_| bad(format!("{key:?} is not a valid metadata key")))?;
-            let value = MetadataValue::try_from(value.as_str())
-                .map_err(|_| bad(format!("the value of {key:?} is not printable ASCII")))?;
+            let not_printable = || bad(format!("the value of {key:?} is not printable ASCII"));
+            if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                return Err(not_printable());
+            }
+            let value = MetadataValue::try_from(value.as_str()).map_err(|_| not_printable())?;
             metadata.append(key, value);
         }
     }
@@ -561,19 +573,23 @@ impl Call {
         shutdown: Option<ShutdownSignal>,
     ) {
         let running = RunningGauge::new(&self.state);
+        // A single-response call's headers and message, sent together with its end frame.
+        let mut held = Vec::new();
         let tracker = self.state.metrics.start_call(
             Protocol::WebSocket,
             Arc::clone(&self.resolved.label),
             Arc::clone(&self.call_id),
         );
         let ending = tokio::select! {
-            ending = self.drive(request) => ending,
+            // A stop that arrived wins over an answer that completed in the same instant.
+            biased;
             stop = stopped => Ending::from_status(
                 stop.unwrap_or_else(|_| Status::cancelled("the call was dropped")),
             ),
             () = ShutdownSignal::wait_opt(shutdown) => {
                 Ending::from_status(Status::unavailable("the gateway is shutting down"))
             }
+            ending = self.drive(request, &mut held) => ending,
         };
         // Leave the table first, so the id is free by the time the client sees the end.
         self.table
@@ -591,15 +607,21 @@ impl Call {
             details,
             &ending.trailers,
         );
-        let _ = self.outbox.send(Outbound::Text(frame)).await;
+        held.push(Outbound::Text(frame));
+        let _ = self.outbox.send(Outbound::Group(held)).await;
     }
 
     /// Make the upstream call and forward its answer; returns how it ended. Dropping this
     /// future drops the upstream call, which cancels it.
+    ///
+    /// Frames of methods with a single response (unary, client streaming) go to `held`, to
+    /// be written together with the end frame: one write for the whole answer.
     async fn drive(
         &self,
         request: tonic::Request<futures::stream::BoxStream<'static, Bytes>>,
+        held: &mut Vec<Outbound>,
     ) -> Ending {
+        let single_response = !self.resolved.descriptor.is_server_streaming();
         let upstream = &self.state.upstream;
         let deadline = deadline_after(upstream.call_timeout(&request));
         let response = match upstream
@@ -610,11 +632,10 @@ impl Call {
             Err(status) => return Ending::from_status(status),
         };
         let (headers, mut messages, _) = response.into_parts();
-        if !self
-            .outbox
-            .send(Outbound::Text(frame::headers_frame(&self.id, &headers)))
-            .await
-        {
+        let headers = Outbound::Text(frame::headers_frame(&self.id, &headers));
+        if single_response {
+            held.push(headers);
+        } else if !self.outbox.send(headers).await {
             return Ending::from_status(Status::cancelled("the socket closed"));
         }
         let output = self.resolved.descriptor.output();
@@ -640,6 +661,17 @@ impl Call {
                         Ok(frame) => frame,
                         Err(status) => return Ending::from_status(status),
                     };
+                    // An upstream that answers a single-response method more than once
+                    // gets its frames forwarded as they come, so `held` stays small.
+                    if single_response && held.len() < 2 {
+                        held.push(frame);
+                        continue;
+                    }
+                    for early in held.drain(..) {
+                        if !self.outbox.send(early).await {
+                            return Ending::from_status(Status::cancelled("the socket closed"));
+                        }
+                    }
                     // Waiting for room here is the flow control: the next upstream message
                     // is not read until the client has taken enough of the previous ones.
                     if !self.outbox.send(frame).await {
@@ -740,4 +772,54 @@ struct AnyDetail {
     type_url: String,
     #[prost(bytes = "vec", tag = "2")]
     value: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_accepts_ascii_and_base64_binary_values() {
+        let metadata = build_metadata(&pairs(&[
+            ("X-Tenant", "a b"),
+            ("x-tenant", "c"),
+            ("trace-bin", "AAE="),
+        ]))
+        .unwrap();
+        let tenants: Vec<_> = metadata
+            .get_all("x-tenant")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(tenants, ["a b", "c"]);
+        assert_eq!(
+            metadata.get_bin("trace-bin").unwrap().to_bytes().unwrap(),
+            Bytes::from_static(&[0, 1])
+        );
+    }
+
+    #[test]
+    fn metadata_refuses_reserved_bad_and_oversized_entries() {
+        for bad in [
+            ("grpc-timeout", "1S"),
+            ("content-type", "x"),
+            ("x-call-id", "x"),
+            (":path", "/x"),
+            ("bad key", "x"),
+            ("x-ok", "caf\u{e9}"),
+            ("x-bin", "not base64!"),
+        ] {
+            let error = build_metadata(&pairs(&[bad])).unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{bad:?}");
+            assert!(error.to_string().contains("metadata"), "{error}");
+        }
+        let huge = "v".repeat(MAX_METADATA_BYTES);
+        assert!(build_metadata(&pairs(&[("x-a", huge.as_str())])).is_err());
+    }
 }
