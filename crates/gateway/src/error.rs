@@ -53,6 +53,14 @@ pub enum GatewayError {
     /// A request header or query parameter is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A browser page from an origin the CORS policy does not allow made the request.
+    #[error(
+        "requests from pages on {origin} are not allowed; allow the origin with --cors-origin"
+    )]
+    ForeignOrigin {
+        /// The `Origin` the request came with.
+        origin: String,
+    },
     /// The request's message framing is malformed (truncated, oversize, bad flags).
     #[error("malformed request frames: {0}")]
     Framing(#[from] FramingError),
@@ -99,6 +107,7 @@ impl GatewayError {
             GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest(_) => Code::InvalidArgument,
+            GatewayError::ForeignOrigin { .. } => Code::PermissionDenied,
             GatewayError::Framing(FramingError::TooLarge { .. }) => Code::ResourceExhausted,
             GatewayError::Framing(_) => Code::InvalidArgument,
             GatewayError::Compression(CompressionError::Unsupported { .. }) => Code::Unimplemented,

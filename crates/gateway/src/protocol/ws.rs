@@ -148,25 +148,9 @@ pub async fn handle(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call_id: Option<Extension<CallId>>,
     shutdown: Option<Extension<ShutdownSignal>>,
-    headers: http::HeaderMap,
-    uri: http::Uri,
 ) -> Response {
-    // Browsers let any page open a WebSocket anywhere (CORS does not apply), so pages from
-    // origins the CORS policy would refuse are refused here. Clients without `Origin`
-    // (scripts, tools) are not browsers acting for a user and may connect.
-    if let Some(origin) = headers.get(http::header::ORIGIN) {
-        if !crate::server::cors::origin_permitted(&state.config, origin, &headers, &uri) {
-            let body = serde_json::json!({
-                "success": false,
-                "error": format!(
-                    "WebSocket from origin {} is not allowed; allow it with --cors-origin",
-                    String::from_utf8_lossy(origin.as_bytes())
-                ),
-                "code": "PERMISSION_DENIED",
-            });
-            return (http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-        }
-    }
+    // Pages from origins the CORS policy refuses never get here: browsers open WebSockets
+    // to any origin, and the router refuses those before routing.
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {

@@ -232,6 +232,7 @@ impl ShutdownSignal {
 /// they get 405.
 pub fn router(state: GatewayState, extra: Router) -> Router {
     let cors = cors::layer(&state.config);
+    let config = Arc::clone(&state.config);
     let body_limit = state.config.max_body_bytes;
     let extra_for_other_methods = extra.clone();
     let json_route = axum::routing::post(protocol::json::handle)
@@ -279,8 +280,33 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
+        .layer(middleware::from_fn_with_state(
+            config,
+            refuse_foreign_origins,
+        ))
         .layer(cors)
         .layer(middleware::from_fn(cors_only_with_origin))
+}
+
+/// Requests that a page from an origin the CORS policy refuses made anyway get 403 before
+/// they reach a route. CORS only stops such a page from reading answers: a plain-text POST
+/// (no preflight) or a WebSocket would otherwise still move the camera or stop the render.
+/// Requests without `Origin` (scripts, gRPC clients, curl) are not a browser acting for a
+/// user and pass; preflights are answered by the CORS layer outside this one.
+async fn refuse_foreign_origins(
+    State(config): State<Arc<GatewayConfig>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+        if !cors::origin_permitted(&config, origin, request.headers(), request.uri()) {
+            return GatewayError::ForeignOrigin {
+                origin: String::from_utf8_lossy(origin.as_bytes()).into_owned(),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// CORS headers answer browsers, which always send `Origin` on cross-origin requests;

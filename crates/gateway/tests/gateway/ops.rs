@@ -227,3 +227,49 @@ async fn extra_routes_and_their_fallback_share_the_port() {
         .headers()
         .contains_key("x-call-id"));
 }
+
+/// CORS only hides answers from foreign pages; a plain-text POST needs no preflight, so the
+/// gateway itself must refuse it, or any web page could move the camera.
+#[tokio::test]
+async fn requests_from_foreign_pages_are_refused_before_they_reach_the_upstream() {
+    let render = start_render_server(small_config()).await;
+    let gateway = start_gateway(&render.addr.to_string()).await;
+    let before = call_ok(&gateway, "/LiveLink/GetCamera", "{}").await;
+
+    let response = client()
+        .post(gateway.url("/LiveLink/SetCamera"))
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "text/plain")
+        .body(r#"{"fov": 77}"#)
+        .send()
+        .await
+        .expect("request");
+    let refused = read_answer(response).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.body["code"], "PERMISSION_DENIED");
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("https://evil.example") && e.contains("--cors-origin")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        call_ok(&gateway, "/LiveLink/GetCamera", "{}").await,
+        before,
+        "the refused call must not have reached the upstream"
+    );
+
+    // The same call from an allowed page goes through.
+    let response = client()
+        .post(gateway.url("/LiveLink/SetCamera"))
+        .header("Origin", "http://localhost:5173")
+        .body(r#"{"fov": 77}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(read_answer(response).await.status, 200);
+    let after = call_ok(&gateway, "/LiveLink/GetCamera", "{}").await;
+    assert_eq!(after["fov"], 77.0, "{after}");
+    render.stop().await;
+}
