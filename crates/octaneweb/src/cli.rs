@@ -140,6 +140,14 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body: usize,
 
+    /// Most calls running at once on one /ws WebSocket; further opens get RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub ws_max_calls: u32,
+
+    /// A /ws WebSocket from which nothing arrived for this long is closed, e.g. 60s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle_timeout)]
+    pub ws_idle_timeout: std::time::Duration,
+
     /// Subscribe to render frames at start instead of on the first viewer.
     #[arg(long)]
     pub render_autostart: bool,
@@ -242,6 +250,16 @@ pub struct CallArgs {
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a plain number of seconds.
+/// A duration of at least one second (an idle timeout shorter than that closes healthy
+/// sockets between two messages).
+pub fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("`{text}` is shorter than the 1 s minimum"));
+    }
+    Ok(duration)
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -277,6 +295,27 @@ mod tests {
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn websocket_limits_parse_and_refuse_nonsense() {
+        assert_eq!(parse_idle_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_idle_timeout("200ms").is_err());
+        let cli = Cli::try_parse_from([
+            "octaneweb",
+            "serve",
+            "--ws-max-calls",
+            "7",
+            "--ws-idle-timeout",
+            "90s",
+        ])
+        .expect("valid flags");
+        let Command::Serve(serve) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(serve.gateway.ws_max_calls, 7);
+        assert_eq!(serve.gateway.ws_idle_timeout, Duration::from_secs(90));
+        assert!(Cli::try_parse_from(["octaneweb", "serve", "--ws-max-calls", "0"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use octaneweb_gateway::protocol::ws::WsLimits;
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{GatewayConfig, GatewayState};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
@@ -65,6 +66,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         cors_origin: Vec::new(),
         max_body: 8 * 1024 * 1024,
+        ws_max_calls: WsLimits::default().max_calls.try_into().unwrap_or(u32::MAX),
+        ws_idle_timeout: WsLimits::default().idle_timeout,
         render_autostart: true,
         keep_callback: false,
     };
@@ -160,6 +163,14 @@ async fn run_gateway(
     let config = GatewayConfig {
         cors_origins: args.cors_origin.clone(),
         max_body_bytes: args.max_body,
+        websocket: WsLimits {
+            max_calls: args.ws_max_calls as usize,
+            idle_timeout: args.ws_idle_timeout,
+            // Pings are what a quiet but healthy client answers, so they come well within
+            // the idle timeout.
+            ping_interval: (args.ws_idle_timeout / 3).min(WsLimits::default().ping_interval),
+            ..WsLimits::default()
+        },
         ..GatewayConfig::default()
     };
     let state = GatewayState::new(schema, upstream, config);

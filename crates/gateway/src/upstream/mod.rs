@@ -347,11 +347,45 @@ impl Upstream {
     }
 
     fn finish<T>(&self, outcome: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
+        let outcome = outcome.map_err(|status| self.explain_unreachable(status));
         match &outcome {
             Ok(_) => self.observe(None),
             Err(status) => self.observe(Some(status)),
         }
         outcome
+    }
+}
+
+impl Upstream {
+    /// A channel that cannot connect says only "tcp connect error"; the status keeps the cause
+    /// as its source. Name the upstream and the causes, so the user sees what to fix
+    /// ("upstream 127.0.0.1:51022 is unreachable: tcp connect error: Connection refused").
+    /// Statuses the upstream itself sent have no source and pass unchanged.
+    fn explain_unreachable(&self, status: Status) -> Status {
+        if status.code() != Code::Unavailable {
+            return status;
+        }
+        let Some(mut cause) = std::error::Error::source(&status) else {
+            return status;
+        };
+        let mut parts = vec![status.message().to_owned()];
+        // Bounded: error chains are short, but nothing here trusts that.
+        for _ in 0..8 {
+            let text = cause.to_string();
+            if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+            match cause.source() {
+                Some(next) => cause = next,
+                None => break,
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        Status::unavailable(format!(
+            "upstream {} is unreachable: {}",
+            self.target(),
+            parts.join(": ")
+        ))
     }
 }
 

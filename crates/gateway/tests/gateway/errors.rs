@@ -246,7 +246,12 @@ async fn upstream_down_is_503_then_recovers_without_restarting_the_gateway() {
     let addr = closed_port().await;
     let gateway = start_gateway(&addr.to_string()).await;
     let text = call_err(&gateway, "/LiveLink/GetCamera", "", 503, "UNAVAILABLE").await;
-    assert!(!text.is_empty());
+    // The answer names the upstream and why it cannot be reached, not just "tcp connect error".
+    assert!(
+        text.contains(&format!("upstream {addr} is unreachable"))
+            && text.to_lowercase().contains("refused"),
+        "{text}"
+    );
     let health = read_answer(
         client()
             .get(gateway.url("/health"))
