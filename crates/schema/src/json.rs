@@ -29,21 +29,30 @@ pub fn json_to_message(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicM
 /// default values included (so `"result": false` is present), enums as names and 64-bit
 /// integers as strings.
 pub fn message_to_json(msg: &DynamicMessage) -> serde_json::Value {
-    let options = proto_field_options();
-    // Serializing a valid DynamicMessage into a JSON value cannot fail except for non-finite
-    // floats in some serializers; serde_json's value serializer maps those to null itself.
-    msg.serialize_with_options(serde_json::value::Serializer, &options)
+    // Through the text form: serde_json's value serializer widens `float` fields to f64
+    // (2.4 becomes 2.4000000953674316); its writer prints the shortest f32 form, as the
+    // proto3 JSON mapping wants.
+    let mut text = Vec::with_capacity(256);
+    write_message_json(msg, &mut text);
+    serde_json::from_slice(&text)
         .unwrap_or_else(|error| serde_json::json!({ "serialization_error": error.to_string() }))
 }
 
-/// Append [`message_to_json`]'s JSON text (compact, keys sorted) to `out`.
-///
-/// A hand-written serializer that skipped the intermediate value was tried and measured: it
-/// saved about 2.6% of the instructions of writing an answer and nothing measurable in the
-/// gateway's throughput, so the value path, which defines the output, is the only path.
+/// Append [`message_to_json`]'s JSON text (compact, fields in declaration order) to `out`,
+/// serializing straight into the buffer.
 pub fn write_message_json(msg: &DynamicMessage, out: &mut Vec<u8>) {
-    // Writing a JSON value into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, &message_to_json(msg));
+    let options = proto_field_options();
+    let start = out.len();
+    let mut serializer = serde_json::Serializer::new(&mut *out);
+    if let Err(error) = msg.serialize_with_options(&mut serializer, &options) {
+        // Only a writer error could get here, and a Vec does not fail; keep the output
+        // valid JSON regardless.
+        out.truncate(start);
+        let _ = serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({ "serialization_error": error.to_string() }),
+        );
+    }
 }
 
 fn proto_field_options() -> SerializeOptions {

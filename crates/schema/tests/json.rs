@@ -181,7 +181,7 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
 /// `write_message_json` must write exactly what writing `message_to_json`'s value does: keys
 /// sorted, floats widened, maps and well-known types included.
 #[test]
-fn written_json_is_byte_identical_to_the_value_form() {
+fn written_json_reads_back_as_the_value_form() {
     let mut builder = octaneweb_schema::SchemaBuilder::new();
     builder
         .add_proto_source(
@@ -222,24 +222,51 @@ fn written_json_is_byte_identical_to_the_value_form() {
     for body in bodies {
         let msg = json_to_message(&shapes, body)
             .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
-        let expected = serde_json::to_vec(&message_to_json(&msg)).expect("value form");
         let mut written = b"prefix:".to_vec();
         write_message_json(&msg, &mut written);
+        let parsed: serde_json::Value = serde_json::from_slice(&written[b"prefix:".len()..])
+            .unwrap_or_else(|e| panic!("written JSON does not parse: {e}"));
         assert_eq!(
-            String::from_utf8_lossy(&written[b"prefix:".len()..]),
-            String::from_utf8_lossy(&expected),
+            parsed,
+            message_to_json(&msg),
             "for {}",
             String::from_utf8_lossy(body)
         );
         assert!(written.starts_with(b"prefix:"));
     }
-    // A message the direct writer handles fully is written once, in sorted key order.
+    // Fields in declaration order, a `float` in its shortest form.
     let inner = schema.pool().get_message_by_name("s.Inner").expect("Inner");
     let msg = json_to_message(&inner, br#"{"z":0.1,"a":2}"#).expect("valid");
     let mut written = Vec::new();
     write_message_json(&msg, &mut written);
     assert_eq!(
         String::from_utf8_lossy(&written),
-        r#"{"a":2.0,"quote":"","z":0.10000000149011612}"#
+        r#"{"z":0.1,"a":2.0,"quote":""}"#
     );
+}
+
+#[test]
+fn float_fields_print_in_their_shortest_form() {
+    let camera = message("livelinkapi.CameraState");
+    let msg = json_to_message(
+        &camera,
+        br#"{"fov": 2.4, "position": {"x": 0.1, "y": -7.8, "z": 1e-3}}"#,
+    )
+    .expect("valid camera");
+    let mut text = Vec::new();
+    write_message_json(&msg, &mut text);
+    let text = String::from_utf8(text).expect("utf-8");
+    // Not 2.4000000953674316: a `float` prints as the shortest decimal that reads back as
+    // the same f32.
+    assert!(
+        text.contains(r#""fov":2.4"#) && !text.contains("2.4000"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""y":-7.8"#) && text.contains(r#""x":0.1"#),
+        "{text}"
+    );
+    let value = message_to_json(&msg);
+    assert_eq!(value["fov"], json!(2.4));
+    assert_eq!(value["position"]["z"], json!(0.001));
 }
