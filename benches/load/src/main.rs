@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use octaneweb_load::{drive, median, print_row, Round};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::Empty;
 use tokio::io::AsyncBufReadExt as _;
@@ -59,14 +60,6 @@ struct Args {
     /// a gateway started without settings does; the lines go to /dev/null.
     #[arg(long, default_value = "info")]
     gateway_log: String,
-}
-
-/// One measured round.
-#[derive(Debug, Clone, Copy)]
-struct Round {
-    calls_per_second: f64,
-    p50: Duration,
-    p99: Duration,
 }
 
 // The same allocator as the `octaneweb` binary, so the load generator does not contend on
@@ -161,13 +154,13 @@ async fn main() -> anyhow::Result<()> {
     for (callers, direct, gateway, python_round) in summary {
         println!(
             "{callers} callers: gateway/direct throughput {:.2}; added p50 {:.0} µs",
-            gateway.calls_per_second / direct.calls_per_second,
+            gateway.per_second / direct.per_second,
             gateway.p50.as_secs_f64() * 1e6 - direct.p50.as_secs_f64() * 1e6,
         );
         if let Some(py) = python_round {
             println!(
                 "{callers} callers: gateway/python throughput {:.1}x",
-                gateway.calls_per_second / py.calls_per_second
+                gateway.per_second / py.per_second
             );
         }
     }
@@ -253,28 +246,6 @@ async fn start_python(
     Ok((SocketAddr::from(([127, 0, 0, 1], port)), child))
 }
 
-async fn median<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Round>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Round>>,
-{
-    // One unmeasured warm-up round: connections, caches, the Python proxy's first calls.
-    run().await?;
-    let mut results = Vec::with_capacity(rounds);
-    for _ in 0..rounds.max(1) {
-        results.push(run().await?);
-    }
-    let pick = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    Ok(Round {
-        calls_per_second: pick(results.iter().map(|r| r.calls_per_second).collect()),
-        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
-        p99: Duration::from_secs_f64(pick(results.iter().map(|r| r.p99.as_secs_f64()).collect())),
-    })
-}
-
 async fn run_direct(addr: SocketAddr, callers: usize, length: Duration) -> anyhow::Result<Round> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
@@ -331,51 +302,4 @@ async fn run_http(url: String, callers: usize, length: Duration) -> anyhow::Resu
         }
     })
     .await
-}
-
-/// Runs `callers` loops of `call(caller index)` for `length`, recording each call's latency.
-async fn drive<F, Fut>(callers: usize, length: Duration, call: F) -> anyhow::Result<Round>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let deadline = Instant::now() + length;
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(callers);
-    for caller in 0..callers.max(1) {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let begin = Instant::now();
-                call(caller).await?;
-                latencies.push(begin.elapsed());
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    let elapsed = started.elapsed();
-    if all.is_empty() {
-        bail!("no call completed");
-    }
-    all.sort();
-    let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize];
-    Ok(Round {
-        calls_per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    })
-}
-
-fn print_row(callers: usize, path: &str, round: Round) {
-    println!(
-        "| {callers} | {path} | {:.0} | {:.0} µs | {:.0} µs |",
-        round.calls_per_second,
-        round.p50.as_secs_f64() * 1e6,
-        round.p99.as_secs_f64() * 1e6
-    );
 }

@@ -20,14 +20,12 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
-use octaneweb_gateway::{GatewayConfig, GatewayState};
+use octaneweb_load::{drive, median, print_row, start_in_process_gateway, summarize, Round};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::Empty;
 use octaneweb_proto::octaneapi::api_render_engine::RestartRenderingRequest;
@@ -54,13 +52,6 @@ struct Args {
 }
 
 /// One measured round.
-#[derive(Debug, Clone, Copy)]
-struct Round {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -80,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(idle.serve(idle_listener, std::future::pending()));
     let tonic_web_addr = start_tonic_web(routes).await?;
     let tonic_web_proxy_addr = start_tonic_web_proxy(idle_addr).await?;
-    let gateway_addr = start_gateway(idle_addr).await?;
+    let gateway_addr = start_in_process_gateway(idle_addr, &[]).await?;
 
     println!("| callers | path | per second | p50 | p99 |");
     println!("|---|---|---|---|---|");
@@ -148,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         ..RenderServerConfig::default()
     })?;
     tokio::spawn(busy.serve(busy_listener, std::future::pending()));
-    let busy_gateway = start_gateway(busy_addr).await?;
+    let busy_gateway = start_in_process_gateway(busy_addr, &[]).await?;
     eprintln!("streaming: render server {busy_addr}, gateway {busy_gateway}");
     for &callers in &args.concurrency {
         let direct = median(args.rounds, || async {
@@ -173,26 +164,6 @@ async fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
-}
-
-async fn start_gateway(render_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let upstream = Upstream::new(UpstreamConfig {
-        target: render_addr.to_string(),
-        ..UpstreamConfig::default()
-    })?;
-    let mut builder = octaneweb_schema::SchemaBuilder::new();
-    builder.add_descriptor_set("built-in", octaneweb_proto::DESCRIPTOR_SET)?;
-    let schema = builder.build()?;
-    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
-    let app = octaneweb_gateway::router(state, axum::Router::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(octaneweb_gateway::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    Ok(addr)
 }
 
 /// tonic-web in front of a service that forwards every gRPC request to the upstream over one
@@ -238,33 +209,11 @@ async fn start_tonic_web(routes: tonic::service::Routes) -> anyhow::Result<Socke
     Ok(addr)
 }
 
-async fn median<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Round>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Round>>,
-{
-    // One unmeasured warm-up round: connections and caches.
-    run().await?;
-    let mut results = Vec::with_capacity(rounds);
-    for _ in 0..rounds.max(1) {
-        results.push(run().await?);
-    }
-    let pick = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
-    };
-    Ok(Round {
-        per_second: pick(results.iter().map(|r| r.per_second).collect()),
-        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
-        p99: Duration::from_secs_f64(pick(results.iter().map(|r| r.p99.as_secs_f64()).collect())),
-    })
-}
-
 async fn unary_tonic(addr: SocketAddr, callers: usize, length: Duration) -> anyhow::Result<Round> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
-    drive(callers, length, move || {
+    drive(callers, length, move |_caller| {
         let mut client = LiveLinkServiceClient::new(channel.clone());
         async move {
             client.get_camera(Empty {}).await?;
@@ -283,7 +232,7 @@ async fn grpc_web(addr: SocketAddr, callers: usize, length: Duration) -> anyhow:
     let url = Arc::new(format!(
         "http://{addr}/livelinkapi.LiveLinkService/GetCamera"
     ));
-    drive(callers, length, move || {
+    drive(callers, length, move |_caller| {
         let client = client.clone();
         let url = Arc::clone(&url);
         async move {
@@ -348,7 +297,7 @@ async fn http_json(
         JsonRoute::OriginalProxy => format!("http://{addr}/LiveLink/GetCamera"),
         JsonRoute::Connect => format!("http://{addr}/livelinkapi.LiveLinkService/GetCamera"),
     });
-    drive(callers, length, move || {
+    drive(callers, length, move |_caller| {
         let client = client.clone();
         let url = Arc::clone(&url);
         async move {
@@ -397,13 +346,11 @@ async fn callback_stream(
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
-    let received = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + length;
     let mut tasks = Vec::with_capacity(callers);
     for _ in 0..callers.max(1) {
         let mut client = StreamCallbackServiceClient::new(channel.clone());
-        let received = Arc::clone(&received);
         tasks.push(tokio::spawn(async move {
             let mut stream = client.callback_channel(()).await?.into_inner();
             let mut gaps = Vec::new();
@@ -415,7 +362,6 @@ async fn callback_stream(
                         if message?.is_none() {
                             bail!("the callback stream ended early");
                         }
-                        received.fetch_add(1, Ordering::Relaxed);
                         gaps.push(last.elapsed());
                         last = Instant::now();
                     }
@@ -432,69 +378,6 @@ async fn callback_stream(
         );
     }
     let elapsed = started.elapsed();
-    if gaps.is_empty() {
-        bail!("no message arrived");
-    }
-    gaps.sort();
-    let at = |q: f64| {
-        gaps.get(((gaps.len() - 1) as f64 * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Round {
-        per_second: received.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    })
-}
-
-/// Runs `callers` loops of `call` for `length`, recording each call's latency.
-async fn drive<F, Fut>(callers: usize, length: Duration, call: F) -> anyhow::Result<Round>
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let deadline = Instant::now() + length;
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(callers);
-    for _ in 0..callers.max(1) {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let begin = Instant::now();
-                call().await?;
-                latencies.push(begin.elapsed());
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    let elapsed = started.elapsed();
-    if all.is_empty() {
-        bail!("no call completed");
-    }
-    all.sort();
-    let at = |q: f64| {
-        all.get(((all.len() - 1) as f64 * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Round {
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    })
-}
-
-fn print_row(callers: usize, path: &str, round: Round) {
-    println!(
-        "| {callers} | {path} | {:.0} | {:.0} µs | {:.0} µs |",
-        round.per_second,
-        round.p50.as_secs_f64() * 1e6,
-        round.p99.as_secs_f64() * 1e6
-    );
+    // Every gap is one message received, so the rate is messages per second.
+    summarize(gaps, elapsed)
 }

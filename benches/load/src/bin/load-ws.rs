@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use futures::{SinkExt as _, StreamExt as _};
-use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
-use octaneweb_gateway::{GatewayConfig, GatewayState};
+use octaneweb_load::{median, start_in_process_gateway, summarize, Round};
 use octaneweb_render_server::{RenderServer, RenderServerConfig};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -69,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
         ..RenderServerConfig::default()
     })?;
     tokio::spawn(server.serve(render_listener, std::future::pending()));
-    let gateway = start_gateway(render_addr).await?;
+    let gateway = start_in_process_gateway(
+        render_addr,
+        &[("reflection", tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)],
+    )
+    .await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
@@ -97,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         );
         ratios.push(format!(
             "unary, {window} in flight: /ws / JSON route = {:.2}",
-            ws.rate / json.rate
+            ws.per_second / json.per_second
         ));
     }
     for window in [1usize, 32].into_iter().filter(|_| args.runs("bidi")) {
@@ -124,8 +127,8 @@ async fn main() -> anyhow::Result<()> {
         );
         ratios.push(format!(
             "bidi, {window} in flight: /ws JSON / native gRPC = {:.2}, /ws binary / native gRPC = {:.2}",
-            ws.rate / native.rate,
-            binary.rate / native.rate
+            ws.per_second / native.per_second,
+            binary.per_second / native.per_second
         ));
     }
     if args.runs("batch") {
@@ -164,69 +167,10 @@ async fn measure_batches(
     Ok(())
 }
 
-async fn start_gateway(render_addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let upstream = Upstream::new(UpstreamConfig {
-        target: render_addr.to_string(),
-        ..UpstreamConfig::default()
-    })?;
-    let mut builder = octaneweb_schema::SchemaBuilder::new();
-    builder.add_descriptor_set("built-in", octaneweb_proto::DESCRIPTOR_SET)?;
-    builder.add_descriptor_set("reflection", tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)?;
-    let schema = builder.build()?;
-    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
-    let app = octaneweb_gateway::router(state, axum::Router::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(octaneweb_gateway::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    Ok(addr)
-}
-
-/// One measured round: a rate and the median latency of one unit.
-#[derive(Debug, Clone, Copy)]
-struct Round {
-    rate: f64,
-    p50: Duration,
-}
-
-async fn median<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Round>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Round>>,
-{
-    run().await?;
-    let mut results = Vec::with_capacity(rounds);
-    for _ in 0..rounds.max(1) {
-        results.push(run().await?);
-    }
-    let pick = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    Ok(Round {
-        rate: pick(results.iter().map(|r| r.rate).collect()),
-        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
-    })
-}
-
-fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> anyhow::Result<Round> {
-    if latencies.is_empty() {
-        bail!("nothing completed");
-    }
-    latencies.sort();
-    Ok(Round {
-        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: latencies[latencies.len() / 2],
-    })
-}
-
 fn row(what: &str, path: &str, round: Round, unit: &str) {
     println!(
         "| {what} | {path} | {:.0} {unit} | {:.0} µs |",
-        round.rate,
+        round.per_second,
         round.p50.as_secs_f64() * 1e6
     );
 }

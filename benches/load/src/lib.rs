@@ -1,0 +1,132 @@
+//! What the load harnesses (`octaneweb-load`, `load-wire`, `load-ws`) share: driving callers
+//! for a while, summarising their latencies, taking medians over rounds, printing rows, and
+//! a gateway started in-process.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
+use octaneweb_gateway::{GatewayConfig, GatewayState};
+use tokio::net::TcpListener;
+
+/// One measured round: a rate and latency percentiles of one unit (a call, a message, a
+/// batch).
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// Units per second.
+    pub per_second: f64,
+    /// Median latency of a unit.
+    pub p50: Duration,
+    /// 99th-percentile latency of a unit.
+    pub p99: Duration,
+}
+
+/// One unmeasured warm-up round (connections, caches), then `rounds` measured ones; each
+/// figure is the median over the measured rounds.
+pub async fn median<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Round>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Round>>,
+{
+    run().await?;
+    let mut results = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        results.push(run().await?);
+    }
+    let pick = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    Ok(Round {
+        per_second: pick(results.iter().map(|r| r.per_second).collect()),
+        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
+        p99: Duration::from_secs_f64(pick(results.iter().map(|r| r.p99.as_secs_f64()).collect())),
+    })
+}
+
+/// The rate and percentiles of `latencies` collected over `elapsed`.
+pub fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> anyhow::Result<Round> {
+    if latencies.is_empty() {
+        bail!("nothing completed");
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() - 1) as f64 * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Round {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+/// Runs `callers` loops of `call(caller index)` for `length`, recording each call's latency.
+pub async fn drive<F, Fut>(callers: usize, length: Duration, call: F) -> anyhow::Result<Round>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(callers);
+    for caller in 0..callers.max(1) {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let begin = Instant::now();
+                call(caller).await?;
+                latencies.push(begin.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    summarize(all, started.elapsed())
+}
+
+/// A Markdown table row: callers, path, rate, p50, p99.
+pub fn print_row(callers: usize, path: &str, round: Round) {
+    println!(
+        "| {callers} | {path} | {:.0} | {:.0} µs | {:.0} µs |",
+        round.per_second,
+        round.p50.as_secs_f64() * 1e6,
+        round.p99.as_secs_f64() * 1e6
+    );
+}
+
+/// The gateway in this process, in front of `render_addr`, with the built-in schema plus
+/// `extra_schema` descriptor sets, on an ephemeral loopback port.
+pub async fn start_in_process_gateway(
+    render_addr: SocketAddr,
+    extra_schema: &[(&str, &[u8])],
+) -> anyhow::Result<SocketAddr> {
+    let upstream = Upstream::new(UpstreamConfig {
+        target: render_addr.to_string(),
+        ..UpstreamConfig::default()
+    })?;
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder.add_descriptor_set("built-in", octaneweb_proto::DESCRIPTOR_SET)?;
+    for (origin, set) in extra_schema {
+        builder.add_descriptor_set(origin, set)?;
+    }
+    let schema = builder.build()?;
+    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
+    // No extra routes: the harnesses measure the gateway alone.
+    let app = octaneweb_gateway::router(state, axum::Router::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(octaneweb_gateway::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    Ok(addr)
+}
