@@ -12,6 +12,9 @@ use std::io::{Read as _, Write as _};
 use bytes::Bytes;
 use http::HeaderMap;
 
+use super::framing::{Frame, FramingError, FLAG_COMPRESSED};
+use crate::error::GatewayError;
+
 /// Smallest message the gateway compresses.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 /// The encodings the gateway understands, as advertised in `*-accept-encoding` headers.
@@ -126,6 +129,30 @@ impl Encoding {
                 Bytes::from(encoder.finish().unwrap_or_default())
             }
         }
+    }
+}
+
+/// The message a client's request frame carries: flags 0x00 as sent, flags 0x01 decompressed
+/// with `encoding` (at most `limit` bytes). A compressed frame under `identity` names the
+/// `encoding_header` that should have announced it; other flags are refused, `what` saying
+/// which are allowed.
+pub fn request_message(
+    frame: Frame,
+    encoding: Encoding,
+    limit: usize,
+    encoding_header: &'static str,
+    what: &'static str,
+) -> Result<Bytes, GatewayError> {
+    match frame.flags {
+        0 => Ok(frame.payload),
+        FLAG_COMPRESSED if encoding == Encoding::Identity => {
+            Err(FramingError::CompressedWithoutEncoding {
+                header: encoding_header,
+            }
+            .into())
+        }
+        FLAG_COMPRESSED => Ok(encoding.decompress(frame.payload, limit)?),
+        flags => Err(FramingError::UnexpectedFlags { flags, what }.into()),
     }
 }
 

@@ -656,23 +656,13 @@ async fn stream(
         }
         let mut message = Bytes::new();
         for frame in frames {
-            message = match frame.flags {
-                0 => frame.payload,
-                FLAG_COMPRESSED if encoding == Encoding::Identity => {
-                    return Err(FramingError::CompressedWithoutEncoding {
-                        header: "connect-content-encoding",
-                    }
-                    .into())
-                }
-                FLAG_COMPRESSED => encoding.decompress(frame.payload, limit)?,
-                flags => {
-                    return Err(FramingError::UnexpectedFlags {
-                        flags,
-                        what: "request envelopes carry a message, flags 0x00 or 0x01",
-                    }
-                    .into())
-                }
-            };
+            message = compression::request_message(
+                frame,
+                encoding,
+                limit,
+                "connect-content-encoding",
+                "request envelopes carry a message, flags 0x00 or 0x01",
+            )?;
         }
         let message = request_bytes(codec, &target, message)?;
         let reply = start_call(&state, &target, message, &parts.headers, timeout, shutdown).await?;

@@ -274,23 +274,13 @@ async fn run(
     let frames = codec.decode_request(&body, limit)?;
     let mut upstream_body = BytesMut::with_capacity(body.len());
     for frame in frames {
-        let payload = match frame.flags {
-            0 => frame.payload,
-            FLAG_COMPRESSED if encoding == Encoding::Identity => {
-                return Err(FramingError::CompressedWithoutEncoding {
-                    header: "grpc-encoding",
-                }
-                .into())
-            }
-            FLAG_COMPRESSED => encoding.decompress(frame.payload, limit)?,
-            flags => {
-                return Err(FramingError::UnexpectedFlags {
-                    flags,
-                    what: "request frames carry a message, flags 0x00 or 0x01",
-                }
-                .into())
-            }
-        };
+        let payload = compression::request_message(
+            frame,
+            encoding,
+            limit,
+            "grpc-encoding",
+            "request frames carry a message, flags 0x00 or 0x01",
+        )?;
         encode_frame(0, &payload, &mut upstream_body)?;
     }
     let call = UpstreamCall {
