@@ -6,6 +6,7 @@ mod batch;
 mod cli_call;
 mod common;
 mod connect;
+mod counting_upstream;
 mod errors;
 mod grpc_web;
 mod json_calls;

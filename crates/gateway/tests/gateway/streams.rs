@@ -1,85 +1,13 @@
 //! Server-Sent Events, cancellation of upstream streams when the browser goes away, and
 //! graceful shutdown of open streams.
 
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::Stream;
 use octaneweb_gateway::Protocol;
-use octaneweb_proto::octaneapi::stream_callback_request::Payload;
-use octaneweb_proto::octaneapi::stream_callback_service_server::{
-    StreamCallbackService, StreamCallbackServiceServer,
-};
-use octaneweb_proto::octaneapi::{OnStatisticsData, StreamCallbackRequest};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tonic::{Code, Request, Response, Status};
+use tonic::Code;
 
 use crate::common::*;
-
-/// A callback server whose streams report how many of them are open.
-struct CountingCallbacks {
-    open: Arc<watch::Sender<usize>>,
-}
-
-/// Decrements the open-stream count when the server drops a stream (the client cancelled).
-struct OpenStream(Arc<watch::Sender<usize>>);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
-    }
-}
-
-#[tonic::async_trait]
-impl StreamCallbackService for CountingCallbacks {
-    type callbackChannelStream =
-        Pin<Box<dyn Stream<Item = Result<StreamCallbackRequest, Status>> + Send>>;
-
-    async fn callback_channel(
-        &self,
-        _request: Request<()>,
-    ) -> Result<Response<Self::callbackChannelStream>, Status> {
-        self.open.send_modify(|n| *n += 1);
-        let guard = OpenStream(Arc::clone(&self.open));
-        let stream = async_stream::stream! {
-            let _guard = guard;
-            let mut tick = 0u64;
-            loop {
-                tick += 1;
-                yield Ok(StreamCallbackRequest {
-                    payload: Some(Payload::NewStatistics(OnStatisticsData { user_data: tick })),
-                });
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-async fn start_counting_server() -> (SocketAddr, watch::Receiver<usize>) {
-    let (open, watcher) = watch::channel(0usize);
-    let service = StreamCallbackServiceServer::new(CountingCallbacks {
-        open: Arc::new(open),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (addr, watcher)
-}
-
-async fn wait_for_open(watcher: &mut watch::Receiver<usize>, count: usize) {
-    tokio::time::timeout(EXCHANGE_TIMEOUT, watcher.wait_for(|n| *n == count))
-        .await
-        .unwrap_or_else(|_| panic!("open upstream streams never became {count}"))
-        .expect("server alive");
-}
+use crate::counting_upstream::{start_counting_server, wait_for_open};
 
 #[tokio::test]
 async fn sse_streams_events_from_the_reference_server() {

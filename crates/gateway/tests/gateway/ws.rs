@@ -3,7 +3,6 @@
 //! with a slow reader, limits, bad frames and the binary frame form.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,21 +12,20 @@ use futures::{SinkExt as _, Stream, StreamExt as _};
 use octaneweb_gateway::protocol::ws::WsLimits;
 use octaneweb_gateway::GatewayConfig;
 use octaneweb_proto::gen1::octaneapi as gen1;
-use octaneweb_proto::octaneapi::stream_callback_request::Payload;
 use octaneweb_proto::octaneapi::stream_callback_service_server::{
     StreamCallbackService, StreamCallbackServiceServer,
 };
-use octaneweb_proto::octaneapi::{OnStatisticsData, StreamCallbackRequest};
+use octaneweb_proto::octaneapi::StreamCallbackRequest;
 use octaneweb_schema::{Schema, SchemaBuilder};
 use prost::Message as _;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tonic::{Request, Response, Status};
 
 use crate::common::*;
+use crate::counting_upstream::{start_counting_server, wait_for_open};
 
 /// A WebSocket client on a gateway's `/ws`.
 pub struct Ws {
@@ -380,67 +378,6 @@ async fn many_calls_interleave_on_one_socket() {
         assert_eq!(ws.finish(&id).await.end["code"], "CANCELLED");
     }
     assert_eq!(gateway.state.websocket_stats().open_sockets(), 1);
-}
-
-/// A callback server whose streams count how many of them are open.
-struct CountingCallbacks {
-    open: Arc<watch::Sender<usize>>,
-}
-
-struct OpenStream(Arc<watch::Sender<usize>>);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
-    }
-}
-
-#[tonic::async_trait]
-impl StreamCallbackService for CountingCallbacks {
-    type callbackChannelStream =
-        Pin<Box<dyn Stream<Item = Result<StreamCallbackRequest, Status>> + Send>>;
-
-    async fn callback_channel(
-        &self,
-        _request: Request<()>,
-    ) -> Result<Response<Self::callbackChannelStream>, Status> {
-        self.open.send_modify(|n| *n += 1);
-        let guard = OpenStream(Arc::clone(&self.open));
-        let stream = async_stream::stream! {
-            let _guard = guard;
-            let mut tick = 0u64;
-            loop {
-                tick += 1;
-                yield Ok(StreamCallbackRequest {
-                    payload: Some(Payload::NewStatistics(OnStatisticsData { user_data: tick })),
-                });
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-async fn start_counting_server() -> (SocketAddr, watch::Receiver<usize>) {
-    let (open, watcher) = watch::channel(0usize);
-    let service = StreamCallbackServiceServer::new(CountingCallbacks {
-        open: Arc::new(open),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (addr, watcher)
-}
-
-async fn wait_for_open(watcher: &mut watch::Receiver<usize>, count: usize) {
-    tokio::time::timeout(EXCHANGE_TIMEOUT, watcher.wait_for(|n| *n == count))
-        .await
-        .unwrap_or_else(|_| panic!("open upstream streams never became {count}"))
-        .expect("server alive");
 }
 
 #[tokio::test]
