@@ -34,21 +34,44 @@ const EXPOSED: [&str; 14] = [
     "x-frame-seq",
 ];
 
-/// The CORS layer for `config`.
-pub fn layer(config: &GatewayConfig) -> CorsLayer {
-    let listed: Arc<Vec<String>> = Arc::new(
-        config
+/// Which pages may use the gateway: the origins listed in the configuration (`*` = any), the
+/// gateway's own origin, and loopback pages. Built once; both the CORS layer and the router's
+/// refusal of foreign pages ask it.
+#[derive(Debug)]
+pub(crate) struct OriginPolicy {
+    listed: Vec<String>,
+    any: bool,
+}
+
+impl OriginPolicy {
+    pub(crate) fn new(config: &GatewayConfig) -> Self {
+        let listed: Vec<String> = config
             .cors_origins
             .iter()
             .map(|o| o.trim().trim_end_matches('/').to_owned())
-            .collect(),
-    );
-    let any = listed.iter().any(|o| o == "*");
-    let origin = if any {
+            .collect();
+        let any = listed.iter().any(|o| o == "*");
+        Self { listed, any }
+    }
+
+    /// Whether a page from `origin` may use the gateway, for a request with `headers` to `uri`.
+    pub(crate) fn permits(
+        &self,
+        origin: &HeaderValue,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+    ) -> bool {
+        self.any || origin_allowed_for(origin, headers, uri, &self.listed)
+    }
+}
+
+/// The CORS layer for `policy`.
+pub(crate) fn layer(policy: Arc<OriginPolicy>) -> CorsLayer {
+    let origin = if policy.any {
         AllowOrigin::mirror_request()
     } else {
         AllowOrigin::predicate(move |origin: &HeaderValue, parts: &Parts| {
-            origin_allowed(origin, parts, &listed)
+            policy.permits(origin, &parts.headers, &parts.uri)
         })
     };
     let exposed: Vec<HeaderName> = EXPOSED.map(HeaderName::from_static).to_vec();
@@ -58,26 +81,6 @@ pub fn layer(config: &GatewayConfig) -> CorsLayer {
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(exposed)
         .max_age(Duration::from_secs(600))
-}
-
-fn origin_allowed(origin: &HeaderValue, parts: &Parts, listed: &[String]) -> bool {
-    origin_allowed_for(origin, &parts.headers, &parts.uri, listed)
-}
-
-/// Whether a page from `origin` may use the gateway under `config`: the CORS layer's rule,
-/// for requests CORS does not protect (browsers open WebSockets to any origin).
-pub(crate) fn origin_permitted(
-    config: &GatewayConfig,
-    origin: &HeaderValue,
-    headers: &http::HeaderMap,
-    uri: &http::Uri,
-) -> bool {
-    let listed: Vec<String> = config
-        .cors_origins
-        .iter()
-        .map(|o| o.trim().trim_end_matches('/').to_owned())
-        .collect();
-    listed.iter().any(|o| o == "*") || origin_allowed_for(origin, headers, uri, &listed)
 }
 
 fn origin_allowed_for(
@@ -126,6 +129,10 @@ fn is_loopback(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn origin_allowed(origin: &HeaderValue, parts: &Parts, listed: &[String]) -> bool {
+        origin_allowed_for(origin, &parts.headers, &parts.uri, listed)
+    }
 
     fn parts(host: &str) -> Parts {
         let (parts, ()) = http::Request::builder()

@@ -231,8 +231,8 @@ impl ShutdownSignal {
 /// as static files, still serves `GET /js/app.js`); when `extra` has nothing for them either
 /// they get 405.
 pub fn router(state: GatewayState, extra: Router) -> Router {
-    let cors = cors::layer(&state.config);
-    let config = Arc::clone(&state.config);
+    let origins = Arc::new(cors::OriginPolicy::new(&state.config));
+    let cors = cors::layer(Arc::clone(&origins));
     let body_limit = state.config.max_body_bytes;
     let extra_for_other_methods = extra.clone();
     let json_route = axum::routing::post(protocol::json::handle)
@@ -281,7 +281,7 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
         .layer(middleware::from_fn_with_state(
-            config,
+            origins,
             refuse_foreign_origins,
         ))
         .layer(cors)
@@ -294,12 +294,12 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
 /// Requests without `Origin` (scripts, gRPC clients, curl) are not a browser acting for a
 /// user and pass; preflights are answered by the CORS layer outside this one.
 async fn refuse_foreign_origins(
-    State(config): State<Arc<GatewayConfig>>,
+    State(origins): State<Arc<cors::OriginPolicy>>,
     request: Request,
     next: Next,
 ) -> Response {
     if let Some(origin) = request.headers().get(http::header::ORIGIN) {
-        if !cors::origin_permitted(&config, origin, request.headers(), request.uri()) {
+        if !origins.permits(origin, request.headers(), request.uri()) {
             return GatewayError::ForeignOrigin {
                 origin: String::from_utf8_lossy(origin.as_bytes()).into_owned(),
             }
