@@ -34,15 +34,26 @@ where
     for _ in 0..rounds.max(1) {
         results.push(run().await?);
     }
-    let pick = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    Ok(combine(&results))
+}
+
+/// Each figure of `results` taken separately: the median.
+fn combine(results: &[Round]) -> Round {
+    let seconds = |pick: fn(&Round) -> Duration| {
+        Duration::from_secs_f64(median_of(
+            results.iter().map(|r| pick(r).as_secs_f64()).collect(),
+        ))
     };
-    Ok(Round {
-        per_second: pick(results.iter().map(|r| r.per_second).collect()),
-        p50: Duration::from_secs_f64(pick(results.iter().map(|r| r.p50.as_secs_f64()).collect())),
-        p99: Duration::from_secs_f64(pick(results.iter().map(|r| r.p99.as_secs_f64()).collect())),
-    })
+    Round {
+        per_second: median_of(results.iter().map(|r| r.per_second).collect()),
+        p50: seconds(|r| r.p50),
+        p99: seconds(|r| r.p99),
+    }
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The rate and percentiles of `latencies` collected over `elapsed`.
@@ -129,4 +140,98 @@ pub async fn start_in_process_gateway(
         std::future::pending(),
     ));
     Ok(addr)
+}
+
+/// CPU time (user + system, all threads) that process `pid` has used so far, read from
+/// `/proc/PID/stat`; `None` where there is no procfs or the process is gone.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; count from after it.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / ticks as f64,
+    ))
+}
+
+/// The processes whose CPU time a measurement attributes to each call: the load generator
+/// itself, and the servers it calls.
+#[derive(Debug, Clone, Default)]
+pub struct CpuMeter {
+    processes: Vec<(String, u32)>,
+}
+
+/// CPU time per unit (call, message) of each metered process, in one measurement.
+#[derive(Debug, Clone)]
+pub struct CpuPerUnit {
+    /// `(process name, CPU µs per unit)`, in the meter's order.
+    pub processes: Vec<(String, f64)>,
+}
+
+impl CpuPerUnit {
+    /// The sum over all metered processes.
+    pub fn total(&self) -> f64 {
+        self.processes.iter().map(|(_, us)| us).sum()
+    }
+}
+
+impl CpuMeter {
+    /// A meter of this process alone, named `harness`.
+    pub fn new() -> CpuMeter {
+        CpuMeter {
+            processes: vec![("harness".to_owned(), std::process::id())],
+        }
+    }
+
+    /// Also meter process `pid` under `name`.
+    pub fn with(mut self, name: &str, pid: Option<u32>) -> CpuMeter {
+        if let Some(pid) = pid {
+            self.processes.push((name.to_owned(), pid));
+        }
+        self
+    }
+
+    fn read(&self) -> Vec<Duration> {
+        self.processes
+            .iter()
+            .map(|(_, pid)| process_cpu_time(*pid).unwrap_or_default())
+            .collect()
+    }
+
+    /// Like [`median`], and also the median CPU time per unit of each metered process.
+    pub async fn median<F, Fut>(
+        &self,
+        rounds: usize,
+        mut run: F,
+    ) -> anyhow::Result<(Round, CpuPerUnit)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Round>>,
+    {
+        run().await?;
+        let mut results = Vec::with_capacity(rounds);
+        let mut per_unit: Vec<Vec<f64>> = vec![Vec::new(); self.processes.len()];
+        for _ in 0..rounds.max(1) {
+            let (started, before) = (Instant::now(), self.read());
+            let round = run().await?;
+            let units = (round.per_second * started.elapsed().as_secs_f64()).max(1.0);
+            for ((spent, start), slot) in self.read().iter().zip(&before).zip(&mut per_unit) {
+                slot.push(spent.saturating_sub(*start).as_secs_f64() * 1e6 / units);
+            }
+            results.push(round);
+        }
+        let processes = self
+            .processes
+            .iter()
+            .zip(per_unit)
+            .map(|((name, _), values)| (name.clone(), median_of(values)))
+            .collect();
+        Ok((combine(&results), CpuPerUnit { processes }))
+    }
 }

@@ -1,15 +1,18 @@
 //! Load harness for the gateway's unary JSON route (not a test: it prints figures).
 //!
-//! In one run on one machine it measures the same unary call made three ways against the
+//! In one run on one machine it measures the same unary call made four ways against the
 //! reference render server:
 //!
 //! - direct: a tonic client straight to the render server (the baseline),
 //! - gateway: `POST /LiveLink/GetCamera` JSON through octaneweb's gateway,
+//! - pass-through: the direct tonic client pointed at the gateway instead (the hop alone),
 //! - python: the same JSON call through `benches/python-proxy/proxy.py` (aiohttp + grpc.aio,
 //!   generated message classes), the way the original proxy was built,
 //!
 //! at each concurrency level, several rounds each, and reports medians: throughput, p50, p99,
-//! and the ratios the targets are stated in.
+//! the ratios the targets are stated in, and the CPU time one call costs in each process
+//! (load generator, render server, proxy), read from `/proc`, which is what bounds the
+//! throughput when all of them share the machine's cores.
 //!
 //! The render server and the gateway run as the real `octaneweb` binary (`render-server`
 //! and `serve`), each in its own process, as users run them; this process only generates
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use octaneweb_load::{drive, median, print_row, Round};
+use octaneweb_load::{drive, print_row, CpuMeter, CpuPerUnit, Round};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::Empty;
 use tokio::io::AsyncBufReadExt as _;
@@ -81,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
     // The render server idles after one sample per pixel, so rendering does not compete with
     // the calls for the CPU.
     let render_addr = free_loopback_addr().await?;
-    let _render_server = spawn_octaneweb(
+    let render_server = spawn_octaneweb(
         &octaneweb,
         &[
             "render-server",
@@ -99,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let gateway_addr = free_loopback_addr().await?;
-    let _gateway = spawn_octaneweb(
+    let gateway_process = spawn_octaneweb(
         &octaneweb,
         &[
             "serve",
@@ -117,45 +120,91 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    // Each path is metered with the processes it runs through, so the CPU time a call costs
+    // in each of them explains the throughput ratios on a machine whose cores they share.
+    let direct_meter = CpuMeter::new().with("render server", render_server.id());
+    let gateway_meter = direct_meter.clone().with("gateway", gateway_process.id());
+    let python_meter = direct_meter.clone().with(
+        "python proxy",
+        python.as_ref().and_then(|(_, child)| child.id()),
+    );
+
     println!("| callers | path | calls/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
     let mut summary = Vec::new();
+    let mut cpu_rows: Vec<(usize, &str, CpuPerUnit)> = Vec::new();
     for &callers in &args.concurrency {
         let seconds = Duration::from_secs_f64(args.seconds);
-        let direct = median(args.rounds, || run_direct(render_addr, callers, seconds)).await?;
-        let gateway = median(args.rounds, || {
-            run_http(
-                format!("http://{gateway_addr}/LiveLink/GetCamera"),
-                callers,
-                seconds,
-            )
-        })
-        .await?;
+        let (direct, direct_cpu) = direct_meter
+            .median(args.rounds, || run_direct(render_addr, callers, seconds))
+            .await?;
+        let (gateway, gateway_cpu) = gateway_meter
+            .median(args.rounds, || {
+                run_http(
+                    format!("http://{gateway_addr}/LiveLink/GetCamera"),
+                    callers,
+                    seconds,
+                )
+            })
+            .await?;
+        // The same tonic client through the gateway's gRPC pass-through: the cost of the hop
+        // alone, with no JSON and no HTTP/1.1.
+        let (passthrough, passthrough_cpu) = gateway_meter
+            .median(args.rounds, || run_direct(gateway_addr, callers, seconds))
+            .await?;
         print_row(callers, "direct tonic", direct);
         print_row(callers, "gateway JSON", gateway);
+        print_row(callers, "gateway gRPC pass-through", passthrough);
+        cpu_rows.push((callers, "direct tonic", direct_cpu));
+        cpu_rows.push((callers, "gateway JSON", gateway_cpu));
+        cpu_rows.push((callers, "gateway gRPC pass-through", passthrough_cpu));
         let python_round = match &python {
             Some((addr, _)) => {
-                let round = median(args.rounds, || {
-                    run_http(
-                        format!("http://{addr}/LiveLink/GetCamera"),
-                        callers,
-                        seconds,
-                    )
-                })
-                .await?;
+                let (round, cpu) = python_meter
+                    .median(args.rounds, || {
+                        run_http(
+                            format!("http://{addr}/LiveLink/GetCamera"),
+                            callers,
+                            seconds,
+                        )
+                    })
+                    .await?;
                 print_row(callers, "python proxy JSON", round);
+                cpu_rows.push((callers, "python proxy JSON", cpu));
                 Some(round)
             }
             None => None,
         };
-        summary.push((callers, direct, gateway, python_round));
+        summary.push((callers, direct, gateway, passthrough, python_round));
     }
     println!();
-    for (callers, direct, gateway, python_round) in summary {
+    println!("CPU time per call, µs (median over rounds):");
+    println!();
+    println!("| callers | path | load generator | render server | proxy | total |");
+    println!("|---|---|---|---|---|---|");
+    for (callers, path, cpu) in &cpu_rows {
+        let of = |name: &str| {
+            cpu.processes
+                .iter()
+                .find(|(process, _)| process == name)
+                .map(|(_, us)| *us)
+        };
+        let proxy = of("gateway").or_else(|| of("python proxy"));
         println!(
-            "{callers} callers: gateway/direct throughput {:.2}; added p50 {:.0} µs",
+            "| {callers} | {path} | {:.1} | {:.1} | {} | {:.1} |",
+            of("harness").unwrap_or(0.0),
+            of("render server").unwrap_or(0.0),
+            proxy.map_or("–".to_owned(), |us| format!("{us:.1}")),
+            cpu.total()
+        );
+    }
+    println!();
+    for (callers, direct, gateway, passthrough, python_round) in summary {
+        println!(
+            "{callers} callers: gateway/direct throughput {:.2}; added p50 {:.0} µs; pass-through/direct {:.2}",
             gateway.per_second / direct.per_second,
             gateway.p50.as_secs_f64() * 1e6 - direct.p50.as_secs_f64() * 1e6,
+            passthrough.per_second / direct.per_second,
         );
         if let Some(py) = python_round {
             println!(
