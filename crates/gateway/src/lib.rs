@@ -35,6 +35,7 @@ pub use call::{call, call_with_timeout, CallError};
 pub use error::GatewayError;
 pub use metrics::{Metrics, Protocol};
 pub use server::{
-    router, serve, CallId, GatewayConfig, GatewayState, LogFormat, ResolvedMethod, ShutdownSignal,
+    router, serve, CallId, GatewayConfig, GatewayParts, GatewayState, LogFormat, ResolvedMethod,
+    ShutdownSignal,
 };
 pub use upstream::{Upstream, UpstreamConfig, UpstreamError, UpstreamTls};

@@ -702,7 +702,14 @@ async fn stream(
         );
     }
     let output = target.method.as_ref().map(|m| m.output());
-    let body = stream_body(codec, output, reply.events, accept, state.metrics, tracker);
+    let body = stream_body(
+        codec,
+        output,
+        reply.events,
+        accept,
+        Arc::clone(&state.metrics),
+        tracker,
+    );
     let mut response = Response::new(Body::from_stream(body));
     *response.headers_mut() = headers;
     response
