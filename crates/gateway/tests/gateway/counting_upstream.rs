@@ -54,7 +54,16 @@ impl StreamCallbackService for CountingCallbacks {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        Ok(Response::new(Box::pin(stream)))
+        // Response metadata, for tests of what the gateway passes on.
+        let mut response = Response::new(Box::pin(stream) as Self::callbackChannelStream);
+        response
+            .metadata_mut()
+            .insert("x-stream-kind", "counting".parse().expect("ascii metadata"));
+        response.metadata_mut().insert_bin(
+            "x-stream-tag-bin",
+            tonic::metadata::MetadataValue::from_bytes(&[0, 1, 2]),
+        );
+        Ok(response)
     }
 }
 

@@ -333,13 +333,33 @@ pub fn error_frame(id: Option<&CallRef>, code: Code, message: &str) -> String {
     serde_json::json!({ "error": error }).to_string()
 }
 
+/// Response headers that describe the HTTP/2 response, not the call: `content-type` is always
+/// gRPC's, `date` is the server's clock, the encodings are the gateway's business, and
+/// hop-by-hop headers belong to one connection. They are left out of `headers` and
+/// `trailers`, which carry the call's metadata only.
+fn is_transport_header(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type" | "date" | "grpc-encoding" | "grpc-accept-encoding" | "content-length"
+    ) || http::HeaderName::from_bytes(name.as_bytes())
+        .is_ok_and(|name| crate::upstream::forward::is_hop_by_hop(&name))
+}
+
 /// Metadata as a JSON object: ASCII values as text, `-bin` values as base64; a key sent
-/// more than once keeps its values joined with ", " (the HTTP convention).
+/// more than once keeps its values joined with ", " (the HTTP convention). Transport
+/// headers (`content-type`, `date`, ...) are left out.
 pub fn metadata_json(metadata: &MetadataMap) -> serde_json::Value {
     use base64::Engine as _;
     use tonic::metadata::KeyAndValueRef;
     let mut object = serde_json::Map::new();
     for entry in metadata.iter() {
+        let name = match &entry {
+            KeyAndValueRef::Ascii(key, _) => key.as_str(),
+            KeyAndValueRef::Binary(key, _) => key.as_str(),
+        };
+        if is_transport_header(name) {
+            continue;
+        }
         let (key, value) = match entry {
             KeyAndValueRef::Ascii(key, value) => (
                 key.as_str().to_owned(),
