@@ -148,6 +148,20 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_idle_timeout)]
     pub ws_idle_timeout: std::time::Duration,
 
+    /// Largest frame a client may send on /ws, in bytes; a larger one closes the socket (1009).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=256 * 1024 * 1024))]
+    pub ws_max_frame: u32,
+
+    /// Request messages queued per /ws call before the upstream takes them; past it the call
+    /// ends RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub ws_call_queue: u32,
+
+    /// Frames queued per /ws socket for a slow client before its calls stop reading from
+    /// the upstream.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub ws_socket_queue: u32,
+
     /// Subscribe to render frames at start instead of on the first viewer.
     #[arg(long)]
     pub render_autostart: bool,
@@ -308,6 +322,12 @@ mod tests {
             "7",
             "--ws-idle-timeout",
             "90s",
+            "--ws-max-frame",
+            "65536",
+            "--ws-call-queue",
+            "8",
+            "--ws-socket-queue",
+            "4",
         ])
         .expect("valid flags");
         let Command::Serve(serve) = cli.command else {
@@ -315,6 +335,16 @@ mod tests {
         };
         assert_eq!(serve.gateway.ws_max_calls, 7);
         assert_eq!(serve.gateway.ws_idle_timeout, Duration::from_secs(90));
+        assert_eq!(
+            (
+                serve.gateway.ws_max_frame,
+                serve.gateway.ws_call_queue,
+                serve.gateway.ws_socket_queue
+            ),
+            (65536, 8, 4)
+        );
+        assert!(Cli::try_parse_from(["octaneweb", "serve", "--ws-socket-queue", "0"]).is_err());
+        assert!(Cli::try_parse_from(["octaneweb", "serve", "--ws-max-frame", "10"]).is_err());
         assert!(Cli::try_parse_from(["octaneweb", "serve", "--ws-max-calls", "0"]).is_err());
     }
 

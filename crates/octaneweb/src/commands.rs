@@ -68,6 +68,18 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         max_body: 8 * 1024 * 1024,
         ws_max_calls: WsLimits::default().max_calls.try_into().unwrap_or(u32::MAX),
         ws_idle_timeout: WsLimits::default().idle_timeout,
+        ws_max_frame: WsLimits::default()
+            .max_frame_bytes
+            .try_into()
+            .unwrap_or(u32::MAX),
+        ws_call_queue: WsLimits::default()
+            .inbound_queue_messages
+            .try_into()
+            .unwrap_or(u32::MAX),
+        ws_socket_queue: WsLimits::default()
+            .outbound_queue_frames
+            .try_into()
+            .unwrap_or(u32::MAX),
         render_autostart: true,
         keep_callback: false,
     };
@@ -166,6 +178,9 @@ async fn run_gateway(
         websocket: WsLimits {
             max_calls: args.ws_max_calls as usize,
             idle_timeout: args.ws_idle_timeout,
+            max_frame_bytes: args.ws_max_frame as usize,
+            inbound_queue_messages: args.ws_call_queue as usize,
+            outbound_queue_frames: args.ws_socket_queue as usize,
             // Pings are what a quiet but healthy client answers, so they come well within
             // the idle timeout.
             ping_interval: (args.ws_idle_timeout / 3).min(WsLimits::default().ping_interval),

@@ -179,3 +179,85 @@ fn call_exit_code_reflects_the_status() {
     assert_eq!(output.status.code(), Some(5), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("NoSuchMethod"));
 }
+
+/// A running `octaneweb serve`, killed on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `octaneweb serve` with `args`, in front of an upstream that is not there (the gateway
+/// serves anyway), once it accepts connections.
+fn start_serve(args: &[&str]) -> Serve {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &addr, "--upstream", "127.0.0.1:1"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start octaneweb serve");
+    let serve = Serve { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&serve.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serve
+}
+
+#[test]
+fn ws_flags_reach_the_websocket() {
+    let serve = start_serve(&["--ws-max-frame", "2048"]);
+    let mut stream = TcpStream::connect(&serve.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: b2N0YW5ld2ViIHRlc3Qga2V5\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        serve.addr
+    )
+    .expect("write handshake");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("read handshake");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // A masked text frame of 4 KiB: over the 2 KiB limit set on the command line, far under
+    // the 16 MiB default.
+    let payload = vec![b' '; 4096];
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 126, 0x10, 0x00];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).expect("write frame");
+
+    let mut header = [0u8; 2];
+    stream
+        .read_exact(&mut header)
+        .expect("read the server's frame");
+    assert_eq!(header[0] & 0x0f, 0x8, "a close frame, got {header:?}");
+    let mut code = [0u8; 2];
+    stream.read_exact(&mut code).expect("close code");
+    assert_eq!(u16::from_be_bytes(code), 1009, "closed as too big");
+}
