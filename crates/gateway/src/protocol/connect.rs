@@ -276,10 +276,7 @@ fn timeout(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Duration>
             text.parse::<u64>().ok().map(Duration::from_millis)
         }
     };
-    Ok(match (requested, state.upstream.config().default_timeout) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    Ok(state.upstream.cap_timeout(requested))
 }
 
 /// A Connect GET: the request message is in the query.

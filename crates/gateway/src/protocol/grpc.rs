@@ -31,14 +31,13 @@ use tonic::Status;
 
 use super::compression::{self, Encoding};
 use super::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
-use super::{deadline_after, unresolved_label};
+use super::{deadline_after, grpc_timeout_header, unresolved_label};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
 use crate::upstream::forward::{
     self, is_hop_by_hop, reply, request_metadata, ReplyEvent, ReplyOptions, UpstreamCall,
 };
-use crate::upstream::parse_grpc_timeout;
 
 /// Longest method path accepted (`/package.Service/Method`).
 const MAX_PATH_LEN: usize = 512;
@@ -95,18 +94,8 @@ async fn forward_call(
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")
         .map_err(|e| GatewayError::from(e).to_status())?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
-    let requested = match parts.headers.get("grpc-timeout") {
-        None => None,
-        Some(value) => Some(value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
-            ))
-        })?),
-    };
-    let timeout = match (requested, state.upstream.config().default_timeout) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requested = grpc_timeout_header(&parts.headers).map_err(Status::invalid_argument)?;
+    let timeout = state.upstream.cap_timeout(requested);
     let deadline = deadline_after(timeout);
     let content_type = parts
         .headers

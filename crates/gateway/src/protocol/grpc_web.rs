@@ -31,14 +31,13 @@ use tonic::Status;
 use super::compression::{self, Encoding};
 use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_TRAILERS};
 use super::grpc::method_path;
-use super::{deadline_after, read_body, unresolved_label};
+use super::{deadline_after, grpc_timeout_header, read_body, unresolved_label};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
 use crate::upstream::forward::{
     self, is_hop_by_hop, reply, request_metadata, ReplyEvent, ReplyOptions, UpstreamCall,
 };
-use crate::upstream::parse_grpc_timeout;
 
 /// The content types served.
 pub const CONTENT_TYPES: &str = "application/grpc-web, application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto";
@@ -253,18 +252,8 @@ async fn run(
     tracker.set_method(label);
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
-    let requested = match parts.headers.get("grpc-timeout") {
-        None => None,
-        Some(value) => Some(value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
-            GatewayError::BadRequest(format!(
-                "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
-            ))
-        })?),
-    };
-    let timeout = match (requested, state.upstream.config().default_timeout) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
+    let timeout = state.upstream.cap_timeout(requested);
     let deadline = deadline_after(timeout);
     let limit = state.config.max_body_bytes;
     let body = read_body(&parts.headers, body, limit).await?;

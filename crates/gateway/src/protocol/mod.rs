@@ -259,6 +259,24 @@ pub(crate) fn pump(
     }
 }
 
+/// The `grpc-timeout` header of a gRPC or gRPC-Web request, if any; `Err` says what is wrong
+/// with it.
+pub(crate) fn grpc_timeout_header(headers: &HeaderMap) -> Result<Option<Duration>, String> {
+    match headers.get("grpc-timeout") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(parse_grpc_timeout)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
+                )
+            }),
+    }
+}
+
 /// The absolute deadline for a call starting now.
 pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))

@@ -249,11 +249,16 @@ impl Upstream {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        let timeout = match (requested, self.inner.config.default_timeout) {
+        self.cap_timeout(requested).map(clamp_grpc_timeout)
+    }
+
+    /// A call's timeout: the one the client asked for, capped by the configured default
+    /// (either alone when the other is absent).
+    pub fn cap_timeout(&self, requested: Option<Duration>) -> Option<Duration> {
+        match (requested, self.inner.config.default_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        timeout.map(clamp_grpc_timeout)
+        }
     }
 
     /// Call a unary method.
