@@ -162,7 +162,7 @@ pub fn process_cpu_time(pid: u32) -> Option<Duration> {
 
 /// The processes whose CPU time a measurement attributes to each call: the load generator
 /// itself, and the servers it calls.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CpuMeter {
     processes: Vec<(String, u32)>,
 }
@@ -178,6 +178,12 @@ impl CpuPerUnit {
     /// The sum over all metered processes.
     pub fn total(&self) -> f64 {
         self.processes.iter().map(|(_, us)| us).sum()
+    }
+}
+
+impl Default for CpuMeter {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

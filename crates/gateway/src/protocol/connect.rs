@@ -554,10 +554,9 @@ fn error_json(status: &Status) -> serde_json::Value {
     if !status.message().is_empty() {
         error["message"] = serde_json::Value::from(status.message());
     }
-    let details: Vec<serde_json::Value> = RpcStatus::decode(status.details())
-        .map(|decoded| {
-            decoded
-                .details
+    let details: Vec<serde_json::Value> = super::status_details::details(status)
+        .map(|details| {
+            details
                 .into_iter()
                 .map(|any| {
                     let name = any
@@ -575,26 +574,6 @@ fn error_json(status: &Status) -> serde_json::Value {
         .unwrap_or_default();
     error["details"] = serde_json::Value::Array(details);
     error
-}
-
-/// `google.rpc.Status`, as carried in `grpc-status-details-bin` (only what Connect needs).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<RpcAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
 }
 
 /// A unary failure: Connect error JSON with the code's HTTP status (or the precise HTTP
@@ -812,6 +791,7 @@ mod tests {
 
     #[test]
     fn status_details_become_connect_details() {
+        use crate::protocol::status_details::{AnyDetail as RpcAny, RpcStatus};
         let details = RpcStatus {
             code: 5,
             message: "gone".into(),

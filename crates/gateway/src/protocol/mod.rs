@@ -28,6 +28,7 @@ pub mod grpc;
 pub mod grpc_web;
 pub mod json;
 pub mod sse;
+mod status_details;
 pub mod ws;
 
 use std::sync::Arc;

@@ -42,9 +42,12 @@ const HOP_BY_HOP: [&str; 9] = [
 /// True for headers that belong to one HTTP hop (and `host`, `content-length`, which the
 /// next hop sets itself).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::HOST
-        || name == header::CONTENT_LENGTH
-        || HOP_BY_HOP.iter().any(|h| name.as_str() == *h)
+    is_hop_by_hop_name(name.as_str())
+}
+
+/// [`is_hop_by_hop`] for a lower-case header name given as text (a metadata key).
+pub fn is_hop_by_hop_name(name: &str) -> bool {
+    name == "host" || name == "content-length" || HOP_BY_HOP.contains(&name)
 }
 
 /// Headers that carry a call's gRPC status (trailers, or headers of a trailers-only answer).

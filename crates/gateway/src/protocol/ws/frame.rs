@@ -340,9 +340,8 @@ pub fn error_frame(id: Option<&CallRef>, code: Code, message: &str) -> String {
 fn is_transport_header(name: &str) -> bool {
     matches!(
         name,
-        "content-type" | "date" | "grpc-encoding" | "grpc-accept-encoding" | "content-length"
-    ) || http::HeaderName::from_bytes(name.as_bytes())
-        .is_ok_and(|name| crate::upstream::forward::is_hop_by_hop(&name))
+        "content-type" | "date" | "grpc-encoding" | "grpc-accept-encoding"
+    ) || crate::upstream::forward::is_hop_by_hop_name(name)
 }
 
 /// Metadata as a JSON object: ASCII values as text, `-bin` values as base64; a key sent

@@ -721,17 +721,13 @@ impl Call {
     /// knows its type, else `{"@type", "value": <base64>}`.
     fn details_json(&self, status: &Status) -> serde_json::Value {
         use base64::Engine as _;
-        if status.details().is_empty() {
-            return serde_json::json!([]);
-        }
-        let Ok(decoded) = RpcStatus::decode(status.details()) else {
+        let Ok(decoded) = crate::protocol::status_details::details(status) else {
             return serde_json::json!([{
                 "value": base64::engine::general_purpose::STANDARD.encode(status.details())
             }]);
         };
         let pool = self.state.schema.pool();
         let details = decoded
-            .details
             .iter()
             .map(|any| {
                 let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
@@ -752,26 +748,6 @@ impl Call {
             .collect();
         serde_json::Value::Array(details)
     }
-}
-
-/// `google.rpc.Status`, the payload of `grpc-status-details-bin`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<AnyDetail>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct AnyDetail {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
 }
 
 #[cfg(test)]
