@@ -55,11 +55,46 @@ pub enum GatewayError {
     BadRequest(String),
     /// A browser page from an origin the CORS policy does not allow made the request.
     #[error(
-        "requests from pages on {origin} are not allowed; allow the origin with --cors-origin"
+        "requests from pages on {origin} are not allowed; allow the origin with --cors-origin {origin}"
     )]
     ForeignOrigin {
         /// The `Origin` the request came with.
         origin: String,
+    },
+    /// A browser sent a cross-site request (`Sec-Fetch-Site`) without an allowed `Origin`:
+    /// an `<img>` or a link on another site, which must not act on the renderer.
+    #[error("cross-site requests from pages that name no allowed origin are refused (Sec-Fetch-Site: {site}); allow a page's origin with --cors-origin ORIGIN")]
+    CrossSite {
+        /// The `Sec-Fetch-Site` value.
+        site: String,
+    },
+    /// The request names a host the gateway does not answer for (DNS rebinding protection).
+    #[error("host {host:?} is not served here: only loopback names and addresses, the listen address and names given with --allowed-host are (this guards against DNS rebinding); add it with --allowed-host {host}")]
+    HostNotAllowed {
+        /// The `Host` or `:authority` as sent.
+        host: String,
+    },
+    /// The gateway requires a token and the request carried none, or a wrong one.
+    #[error("this gateway requires a token: send `Authorization: Bearer <token>`, or open the URL with ?token=... that octaneweb printed at start")]
+    Unauthenticated,
+    /// The method policy (`--allow` / `--deny`) refuses the method.
+    #[error("{method} is refused by this gateway's method policy (--allow / --deny)")]
+    MethodRefused {
+        /// The method, `package.Service/Method`.
+        method: String,
+    },
+    /// The client's address made more calls per second than `--rate-limit` allows.
+    #[error("more than {limit} calls per second from this address (--rate-limit); retry later")]
+    RateLimited {
+        /// The limit in calls per second.
+        limit: u32,
+    },
+    /// A GET (which any web page can make with an image or a link) for a method that may
+    /// change something.
+    #[error("GET runs only server-streaming methods and methods marked NO_SIDE_EFFECTS; {method} may change state, so call it with POST")]
+    UnsafeGet {
+        /// Full name of the method.
+        method: String,
     },
     /// The request's message framing is malformed (truncated, oversize, bad flags).
     #[error("malformed request frames: {0}")]
@@ -107,7 +142,13 @@ impl GatewayError {
             GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest(_) => Code::InvalidArgument,
-            GatewayError::ForeignOrigin { .. } => Code::PermissionDenied,
+            GatewayError::ForeignOrigin { .. }
+            | GatewayError::CrossSite { .. }
+            | GatewayError::HostNotAllowed { .. }
+            | GatewayError::MethodRefused { .. } => Code::PermissionDenied,
+            GatewayError::Unauthenticated => Code::Unauthenticated,
+            GatewayError::RateLimited { .. } => Code::ResourceExhausted,
+            GatewayError::UnsafeGet { .. } => Code::Unimplemented,
             GatewayError::Framing(FramingError::TooLarge { .. }) => Code::ResourceExhausted,
             GatewayError::Framing(_) => Code::InvalidArgument,
             GatewayError::Compression(CompressionError::Unsupported { .. }) => Code::Unimplemented,
@@ -124,8 +165,11 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::MethodNotAllowed { .. } | GatewayError::UnsafeGet { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             GatewayError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            GatewayError::HostNotAllowed { .. } => StatusCode::MISDIRECTED_REQUEST,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             other => http_status_for(other.code()),
         }
@@ -173,12 +217,29 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = (self.http_status(), axum::Json(self.json_body())).into_response();
-        if self.http_status() == StatusCode::METHOD_NOT_ALLOWED {
-            if let GatewayError::MethodNotAllowed { allowed, .. } = &self {
+        let headers = response.headers_mut();
+        match &self {
+            GatewayError::MethodNotAllowed { allowed, .. } => {
                 if let Ok(value) = http::HeaderValue::from_str(allowed) {
-                    response.headers_mut().insert(http::header::ALLOW, value);
+                    headers.insert(http::header::ALLOW, value);
                 }
             }
+            GatewayError::UnsafeGet { .. } => {
+                headers.insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            }
+            GatewayError::Unauthenticated => {
+                headers.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"octaneweb\""),
+                );
+            }
+            GatewayError::RateLimited { .. } => {
+                headers.insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -7,8 +7,11 @@
 //!   for server streams), Server-Sent Events, the multiplexed WebSocket `/ws` for all four
 //!   RPC kinds, `POST /batch`, and the standard wire protocols on the same port: native gRPC
 //!   pass-through, gRPC-Web and Connect (see `docs/protocols.md` and `docs/websocket.md`).
-//! - [`server`]: shared state, the router with CORS, body limits and call ids, operations
-//!   routes (health, readiness, metrics, schema) and the HTTP/1.1 + h2c server loop.
+//! - [`server`]: shared state, the router behind the front door (host check against DNS
+//!   rebinding, origin and cross-site checks, the token, rate limits), CORS, body limits and
+//!   call ids, operations routes (health, readiness, metrics, schema) and the server loop
+//!   (HTTP/1.1 and HTTP/2, plain or TLS, connection caps, idle and send-stall timeouts).
+//! - [`policy`]: which methods may be called (`--allow` / `--deny`), asked by every protocol.
 //! - [`error`]: the one mapping of failures to gRPC codes, HTTP statuses and JSON bodies.
 //! - [`metrics`]: Prometheus metrics and the per-call log line.
 //! - [`call`]: one call from the command line.
@@ -27,6 +30,7 @@
 pub mod call;
 pub mod error;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod upstream;
@@ -34,8 +38,10 @@ pub mod upstream;
 pub use call::{call, call_with_timeout, CallError};
 pub use error::GatewayError;
 pub use metrics::{Metrics, Protocol};
+pub use policy::MethodPolicy;
 pub use server::{
-    router, serve, CallId, GatewayConfig, GatewayParts, GatewayState, LogFormat, ResolvedMethod,
+    router, serve, serve_with, AccessToken, CallId, ConnectionLimits, ConnectionSlot,
+    GatewayConfig, GatewayParts, GatewayState, LogFormat, ResolvedMethod, ServeOptions,
     ShutdownSignal,
 };
 pub use upstream::{Upstream, UpstreamConfig, UpstreamError, UpstreamTls};

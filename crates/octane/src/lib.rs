@@ -32,4 +32,4 @@ pub mod routes;
 pub use encode::{EncodingKind, FrameHeader, Tonemap};
 pub use frame::Frame;
 pub use hub::{FrameHub, FrameHubConfig, HubError, HubEvent, HubEvents, HubStatus, Viewer};
-pub use routes::routes;
+pub use routes::{routes, routes_with_policy};

@@ -130,11 +130,8 @@ pub struct GatewayArgs {
     )]
     pub listen: SocketAddr,
 
-    /// An origin allowed to call the gateway from a browser (CORS), e.g.
-    /// https://app.example.com. Repeatable. Default: the gateway's own origin and any
-    /// http://localhost:* or http://127.0.0.1:* page.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
-    pub cors_origin: Vec<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
@@ -169,6 +166,93 @@ pub struct GatewayArgs {
     /// Keep the OnNewImage callback registered when the last viewer leaves.
     #[arg(long)]
     pub keep_callback: bool,
+}
+
+/// Who may use the gateway, and how hard they may push it. See docs/security.md.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// A page origin allowed to use the gateway from a browser, e.g. https://app.example.com
+    /// or a development server's http://localhost:5173. Repeatable. The gateway's own origin
+    /// is always allowed; pages on other origins, other localhost ports included, are not.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+
+    /// A host name the gateway answers for (e.g. render-box.lan), besides loopback names and
+    /// addresses and the listen address. Repeatable. Requests for other names are refused,
+    /// which stops DNS-rebinding pages.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_host: Vec<String>,
+
+    /// Require this token from every client: `Authorization: Bearer TOKEN`, or a browser
+    /// opened once with ?token=TOKEN. At least 16 letters, digits or - . _ ~. Prefer
+    /// OCTANEWEB_TOKEN or --token-file (command lines are visible to other users).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "OCTANEWEB_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// Read the token from this file (surrounding white space is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Listen off loopback without a token: anyone who can reach the port can drive the
+    /// renderer. Only for networks where that is intended.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+
+    /// Serve TLS with this PEM certificate chain (needs --tls-key). HTTP/1.1 and HTTP/2 are
+    /// offered by ALPN on the same port.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by a CA in this PEM file (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Only methods matching this glob may be called (over full and short names, e.g.
+    /// '*/Get*' or 'LiveLink/*'). Repeatable. Default: every method.
+    #[arg(long = "allow", value_name = "PATTERN")]
+    pub allow: Vec<String>,
+
+    /// Methods matching this glob are refused (PERMISSION_DENIED), e.g.
+    /// 'octaneapi.ApiProjectManagerService/*'. Repeatable; wins over --allow.
+    #[arg(long = "deny", value_name = "PATTERN")]
+    pub deny: Vec<String>,
+
+    /// Most client connections open at once; more are closed as they arrive.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Most connections open at once from one client address (raise it behind a reverse
+    /// proxy, whose connections all come from one address).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_address: u32,
+
+    /// A connection that sends nothing (or completes no TLS handshake) for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_idle_timeout)]
+    pub first_byte_timeout: Duration,
+
+    /// A connection with no request or stream in flight for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_idle_timeout)]
+    pub idle_timeout: Duration,
+
+    /// A client that takes no byte of a response for this long (it stopped reading) is
+    /// disconnected; counted in /metrics as octaneweb_connections_closed_total{reason="send_stall"}.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_idle_timeout)]
+    pub send_stall_timeout: Duration,
+
+    /// Most calls per second from one client address (a burst of as many is allowed);
+    /// more get RESOURCE_EXHAUSTED (HTTP 429). Default: unlimited.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +318,8 @@ pub struct DemoArgs {
     pub render_listen: SocketAddr,
     #[command(flatten)]
     pub renderer: RendererArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Do not try to open the page in a browser.
     #[arg(long)]
     pub no_open: bool,

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use octaneweb_gateway::protocol::ws::WsLimits;
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
-use octaneweb_gateway::{GatewayConfig, GatewayState};
+use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
 use octaneweb_schema::{Schema, SchemaBuilder};
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::cli::{
     BuiltinSchema, CallArgs, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs, RendererArgs,
     ServeArgs, UpstreamArgs,
@@ -20,12 +21,14 @@ use crate::{schema_sources, web};
 
 /// `octaneweb serve`: the gateway in front of a running upstream.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Refusals (no token off loopback, unreadable TLS files, bad patterns) come first.
+    let access = Access::from_args(&args.gateway.access, args.gateway.listen)?;
     let upstream = upstream(&args.upstream)?;
     let schema = schema_sources::load(&args.schema, &upstream).await?;
     let listener = bind(args.gateway.listen, "gateway").await?;
+    let url = access.browser_url(listener.local_addr()?);
     println!(
-        "octaneweb serve: gateway on http://{}/ in front of {}",
-        listener.local_addr()?,
+        "octaneweb serve: gateway in front of {}; open {url}",
         upstream.target()
     );
     run_gateway(
@@ -33,6 +36,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         schema,
         upstream,
         &args.gateway,
+        access,
         Shutdown::on_signals(),
     )
     .await?;
@@ -41,6 +45,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// `octaneweb demo`: the reference render server in-process, and the gateway in front of it.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let access = Access::from_args(&args.access, args.listen)?;
     let shutdown = Shutdown::on_signals();
     let render_listener = bind(args.render_listen, "render server").await?;
     let render_addr = render_listener.local_addr()?;
@@ -64,7 +69,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let schema = builder.build()?;
     let gateway = GatewayArgs {
         listen: args.listen,
-        cors_origin: Vec::new(),
+        access: args.access.clone(),
         max_body: 8 * 1024 * 1024,
         ws_max_calls: WsLimits::default().max_calls.try_into().unwrap_or(u32::MAX),
         ws_idle_timeout: WsLimits::default().idle_timeout,
@@ -84,13 +89,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         keep_callback: false,
     };
     let listener = bind(args.listen, "gateway").await?;
-    let url = format!("http://{}/", listener.local_addr()?);
+    let url = access.browser_url(listener.local_addr()?);
     println!("octaneweb demo: render server on {render_addr}");
     println!("octaneweb demo: open {url} in a browser (Ctrl-C stops)");
     if !args.no_open {
         open_browser(&url);
     }
-    run_gateway(listener, schema, upstream, &gateway, shutdown).await?;
+    run_gateway(listener, schema, upstream, &gateway, access, shutdown).await?;
     match render_task.await {
         Ok(result) => result.context("reference render server")?,
         Err(error) => anyhow::bail!("reference render server task failed: {error}"),
@@ -161,8 +166,10 @@ async fn run_gateway(
     schema: Schema,
     upstream: Upstream,
     args: &GatewayArgs,
+    access: Access,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let listen = listener.local_addr()?;
     let hub = FrameHub::start(
         upstream.clone(),
         &schema,
@@ -173,7 +180,13 @@ async fn run_gateway(
         },
     );
     let config = GatewayConfig {
-        cors_origins: args.cors_origin.clone(),
+        cors_origins: access.cors_origins.clone(),
+        allowed_hosts: access.allowed_hosts.clone(),
+        listen: Some(listen),
+        token: access.token.clone(),
+        tls: access.tls.is_some(),
+        methods: access.methods.clone(),
+        rate_limit: access.rate_limit,
         max_body_bytes: args.max_body,
         websocket: WsLimits {
             max_calls: args.ws_max_calls as usize,
@@ -191,14 +204,27 @@ async fn run_gateway(
     let state = GatewayState::new(schema, upstream, config);
     let metrics_hub = hub.clone();
     state.metrics.add_source(move || metrics_hub.metrics_text());
-    let extra = web::routes().merge(octaneweb_octane::routes(hub.clone()));
+    let extra = web::routes().merge(octaneweb_octane::routes_with_policy(
+        hub.clone(),
+        &state.config.methods,
+    ));
+    let options = ServeOptions {
+        limits: access.limits.clone(),
+        tls: access.tls.clone(),
+        stats: state.connection_stats(),
+    };
     let app = octaneweb_gateway::router(state, extra);
+    let (allow, deny) = access.methods.patterns();
     tracing::info!(
-        addr = %listener.local_addr()?,
+        addr = %listen,
+        tls = options.tls.is_some(),
+        token = access.token.is_some(),
+        allow = ?allow,
+        deny = ?deny,
         web_files = web::file_count(),
         "gateway listening"
     );
-    let served = octaneweb_gateway::serve(listener, app, shutdown.wait()).await;
+    let served = octaneweb_gateway::serve_with(listener, app, options, shutdown.wait()).await;
     // Unset the render callback on the way out, so the upstream stops sending.
     hub.shutdown();
     served.context("gateway server")?;

@@ -1,6 +1,7 @@
 //! The `octaneweb` binary: wires the schema, upstream, gateway, frame hub, web client and
 //! reference render server together behind one command line.
 
+mod access;
 mod cli;
 mod commands;
 mod schema_sources;

@@ -21,11 +21,14 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
+    start_demo_with(&["--listen", "127.0.0.1:0"]).0
+}
+
+/// `octaneweb demo` with `args` added; also returns the URL it printed.
+fn start_demo_with(args: &[&str]) -> (Demo, String) {
     let mut child = Command::new(BIN)
         .args([
             "demo",
-            "--listen",
-            "127.0.0.1:0",
             "--width",
             "64",
             "--height",
@@ -34,33 +37,40 @@ fn start_demo() -> Demo {
             "64",
             "--no-open",
         ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start octaneweb demo");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
+    let (addr, url) = loop {
         let line = lines
             .next()
             .expect("demo printed its URL")
             .expect("read stdout");
         if let Some(rest) = line.split("open http://").nth(1) {
-            break rest.split('/').next().expect("address").to_owned();
+            let url = format!("http://{}", rest.split_whitespace().next().unwrap_or(rest));
+            break (rest.split('/').next().expect("address").to_owned(), url);
         }
     };
-    Demo { child, addr }
+    (Demo { child, addr }, url)
 }
 
 /// A minimal HTTP/1.1 exchange; returns (status, body).
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(addr, method, path, "", body)
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+fn http_with(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
@@ -260,4 +270,86 @@ fn ws_flags_reach_the_websocket() {
     let mut code = [0u8; 2];
     stream.read_exact(&mut code).expect("close code");
     assert_eq!(u16::from_be_bytes(code), 1009, "closed as too big");
+}
+
+#[test]
+fn listening_off_loopback_without_a_token_refuses_to_start() {
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--upstream",
+            "127.0.0.1:1",
+        ])
+        .env_remove("OCTANEWEB_TOKEN")
+        .output()
+        .expect("run serve");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--token") && stderr.contains("--insecure-no-auth"),
+        "{stderr}"
+    );
+    // A token that is too short is refused with advice, not silently accepted.
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--token", "short"])
+        .output()
+        .expect("run serve");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 16"));
+}
+
+#[test]
+fn a_token_guards_every_route_and_the_printed_url_carries_it() {
+    let token = "binary-test-token-0123456789";
+    let dir = std::env::temp_dir().join(format!("octaneweb-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).expect("token file");
+    // Off loopback with a token it starts, and prints a URL a browser can open.
+    let (demo, url) = start_demo_with(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert!(url.ends_with(&format!("/?token={token}")), "{url}");
+    let local = demo.addr.replace("0.0.0.0", "127.0.0.1");
+    let (status, body) = http(&local, "POST", "/LiveLink/GetCamera", "{}");
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = http(&local, "GET", "/render/frame.png", "");
+    assert_eq!(status, 401);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (status, body) = http_with(&local, "POST", "/LiveLink/GetCamera", &bearer, "{}");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(&local, "GET", "/healthz", "");
+    assert_eq!(status, 200);
+    drop(demo);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_refused_render_method_closes_the_render_routes() {
+    let (demo, _) = start_demo_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--deny",
+        "ApiRenderEngine/grabRenderResult",
+    ]);
+    for path in [
+        "/render/frame.png",
+        "/render/stream",
+        "/render/callback-status",
+    ] {
+        let (status, body) = http(&demo.addr, "GET", path, "");
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body.contains("grabRenderResult") && body.contains("PERMISSION_DENIED"),
+            "{path}: {body}"
+        );
+    }
+    // Methods the policy leaves alone still answer.
+    let (status, body) = http(&demo.addr, "POST", "/LiveLink/GetCamera", "{}");
+    assert_eq!(status, 200, "{body}");
 }

@@ -24,7 +24,7 @@ pub mod schema_json;
 pub use builder::SchemaBuilder;
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
 pub use json::{json_to_message, message_to_json, write_message_json};
-pub use schema::Schema;
+pub use schema::{has_no_side_effects, Schema};
 
 // Re-exported so users need not depend on the exact prost-reflect version themselves.
 pub use prost_reflect;

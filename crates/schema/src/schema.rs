@@ -171,3 +171,14 @@ fn strip_service_suffix(name: &str) -> Option<&str> {
     name.strip_suffix("Service")
         .filter(|rest| !rest.is_empty() && !rest.ends_with('.'))
 }
+
+/// True if the method carries `option idempotency_level = NO_SIDE_EFFECTS`: the only methods
+/// a GET (which any web page can make) may run.
+pub fn has_no_side_effects(method: &prost_reflect::MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    method
+        .method_descriptor_proto()
+        .options
+        .as_ref()
+        .is_some_and(|o| o.idempotency_level() == IdempotencyLevel::NoSideEffects)
+}

@@ -189,8 +189,9 @@ fn target(
             tracker.set_method(Arc::clone(&resolved.label));
             Some(resolved.descriptor)
         }
-        // Binary needs no schema: the bytes pass through to whatever the upstream serves.
-        Err(_) if codec == Codec::Proto => {
+        // Binary needs no schema: the bytes pass through to whatever the upstream serves
+        // (the policy is asked below, by path).
+        Err(GatewayError::Lookup(_)) if codec == Codec::Proto => {
             tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
             None
         }
@@ -234,7 +235,10 @@ fn target(
     // A leniently spelled name (`LiveLink/GetCamera`) goes upstream under its full name.
     let path = match &method {
         Some(method) => canonical_path(method).unwrap_or(path),
-        None => path,
+        None => {
+            state.authorize(path.as_str())?;
+            path
+        }
     };
     Ok(Target { path, method })
 }
@@ -312,7 +316,10 @@ fn get_request(
         }
     }
     let target = target(state, parts, codec, Shape::Unary, tracker)?;
-    let side_effect_free = target.method.as_ref().is_some_and(has_no_side_effects);
+    let side_effect_free = target
+        .method
+        .as_ref()
+        .is_some_and(octaneweb_schema::has_no_side_effects);
     if !side_effect_free {
         return Err(GatewayError::MethodNotAllowed {
             method: "GET".into(),
@@ -356,15 +363,6 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
     )
     .map(|q| q.0)
     .unwrap_or_default()
-}
-
-/// True if the method carries `option idempotency_level = NO_SIDE_EFFECTS`.
-fn has_no_side_effects(method: &MethodDescriptor) -> bool {
-    const NO_SIDE_EFFECTS: i32 = 1;
-    method
-        .options()
-        .get_field_by_name("idempotency_level")
-        .is_some_and(|value| value.as_enum_number() == Some(NO_SIDE_EFFECTS))
 }
 
 /// The request message as protobuf bytes.
@@ -574,6 +572,23 @@ fn error_json(status: &Status) -> serde_json::Value {
         .unwrap_or_default();
     error["details"] = serde_json::Value::Array(details);
     error
+}
+
+/// A refusal before the call started (see [`super::refusal`]): Connect's error JSON with
+/// the code's HTTP status, which unary and streaming Connect clients both read.
+pub(crate) fn refusal(error: &GatewayError) -> Response {
+    let body = serde_json::to_vec(&error_json(&error.to_status())).unwrap_or_default();
+    let mut response = (error.connect_http_status(), body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let GatewayError::RateLimited { .. } = error {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A unary failure: Connect error JSON with the code's HTTP status (or the precise HTTP

@@ -250,6 +250,7 @@ async fn run(
         Err(_) => Arc::from(path.as_str().trim_start_matches('/')),
     };
     tracker.set_method(label);
+    state.authorize(path.as_str())?;
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
@@ -398,6 +399,19 @@ fn async_trailers_only(
     };
     tracker.finish(status.code(), status.message());
     trailers_only(codec, headers, &status)
+}
+
+/// A refusal before the call started (see [`super::refusal`]): trailers-only in the
+/// request's codec, or an HTTP error when the content type names none.
+pub(crate) fn refusal(headers: &HeaderMap, error: &GatewayError) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match GrpcWebCodec::for_content_type(content_type) {
+        Some(codec) => trailers_only(codec, HeaderMap::new(), &error.to_status()),
+        None => http_error(error),
+    }
 }
 
 /// A trailers-only gRPC-Web answer: HTTP 200, the status in the headers, no body.

@@ -102,6 +102,20 @@ impl WireProtocol {
     }
 }
 
+/// A refusal made before a request reaches its protocol (the server's front door: host,
+/// origin, token, rate), answered in the request's own wire format so every client reads
+/// the code: trailers-only for gRPC and gRPC-Web, Connect's error JSON, and the JSON error
+/// body for everything else.
+pub fn refusal<B>(request: &http::Request<B>, error: GatewayError) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match WireProtocol::of(request) {
+        Some(WireProtocol::Grpc) => grpc::trailers_only(&error.to_status()),
+        Some(WireProtocol::GrpcWeb) => grpc_web::refusal(request.headers(), &error),
+        Some(WireProtocol::Connect) => connect::refusal(&error),
+        None => error.into_response(),
+    }
+}
+
 /// Resolves the `/{Service}/{method}` of a browser-facing route, records the method on the
 /// call's metrics, and refuses client- and bidi-streaming methods, which `protocol` (a
 /// request-then-response protocol) cannot carry.

@@ -1,6 +1,8 @@
 //! `GET /sse/{Service}/{method}?message=<url-encoded JSON>`: Server-Sent Events.
 //!
-//! For server-streaming methods (unary methods work too: one event, then the end). The
+//! For server-streaming methods, and unary methods marked `option idempotency_level =
+//! NO_SIDE_EFFECTS` (one event, then the end); other unary methods get 405 naming POST, since
+//! any web page can make a GET. The
 //! request message is the `message` query parameter (absent = empty message); `timeout_ms`
 //! sets a deadline, since `EventSource` cannot send headers.
 //!
@@ -103,6 +105,12 @@ async fn start(
 ) -> Result<Start, GatewayError> {
     let resolved = resolve_for_browser(state, path, tracker, "Server-Sent Events")?;
     let descriptor = &resolved.descriptor;
+    // Any page can make a GET (an image, a link): it may only read.
+    if !descriptor.is_server_streaming() && !octaneweb_schema::has_no_side_effects(descriptor) {
+        return Err(GatewayError::UnsafeGet {
+            method: descriptor.full_name().to_owned(),
+        });
+    }
     let Query(query) =
         query.map_err(|e| GatewayError::BadRequest(format!("bad query string: {e}")))?;
     let text = query.message.unwrap_or_default();

@@ -40,7 +40,7 @@ use axum::Extension;
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 
-use crate::server::{CallId, GatewayState, ShutdownSignal};
+use crate::server::{CallId, ConnectionSlot, GatewayState, ShutdownSignal};
 
 /// Limits of the multiplexed WebSocket (part of [`crate::GatewayConfig`]).
 #[derive(Clone, Debug)]
@@ -148,6 +148,7 @@ pub async fn handle(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call_id: Option<Extension<CallId>>,
     shutdown: Option<Extension<ShutdownSignal>>,
+    slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     // Pages from origins the CORS policy refuses never get here: browsers open WebSockets
     // to any origin, and the router refuses those before routing.
@@ -171,7 +172,11 @@ pub async fn handle(
     upgrade
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| serve_socket(state, socket, socket_id, shutdown))
+        .on_upgrade(move |socket| async move {
+            // The socket counts against the connection caps until it closes.
+            let _slot = slot;
+            serve_socket(state, socket, socket_id, shutdown).await;
+        })
 }
 
 /// What the socket's writer sends.

@@ -1,20 +1,23 @@
-//! Cross-origin access for browser clients served from other origins (dev servers, the
-//! original proxy's pages).
+//! Which web pages may use the gateway, and the CORS headers that let them read answers.
 //!
-//! Allowed: the origins listed in [`GatewayConfig::cors_origins`] (`*` = any), the gateway's
-//! own origin (the `Origin` matches the request's `Host`), and loopback origins
-//! (`http(s)://localhost`, `127.0.0.1`, `[::1]`, any port). Preflights are answered on every
-//! path. Any request header may be sent; the gRPC/Connect status headers and `X-Call-Id` are
-//! readable by scripts.
+//! Allowed pages: the gateway's own origin (the page's `Origin` names the request's `Host`,
+//! which [`super::host`] has already checked) and the origins listed with `--cors-origin`
+//! (`*` = any). Pages on other loopback ports (a development server) are foreign unless
+//! listed. A request from a foreign page is refused before routing ([`OriginPolicy::check`]),
+//! so the CORS layer itself may answer every origin: preflights succeed and the refusal that
+//! follows is readable, which lets a browser show *why* (the flag that would allow it).
+//!
+//! Browsers also say where a request comes from in `Sec-Fetch-Site`: a cross-site request
+//! without an `Origin` (an `<img>`, a `<script>`, a form GET) is refused unless it is a
+//! top-level navigation, which only loads a page.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::request::Parts;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, Method};
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 use super::GatewayConfig;
+use crate::error::GatewayError;
 
 /// Response headers scripts on other origins may read.
 const EXPOSED: [&str; 14] = [
@@ -34,9 +37,7 @@ const EXPOSED: [&str; 14] = [
     "x-frame-seq",
 ];
 
-/// Which pages may use the gateway: the origins listed in the configuration (`*` = any), the
-/// gateway's own origin, and loopback pages. Built once; both the CORS layer and the router's
-/// refusal of foreign pages ask it.
+/// The origins allowed to use the gateway from a browser. Built once per router.
 #[derive(Debug)]
 pub(crate) struct OriginPolicy {
     listed: Vec<String>,
@@ -48,129 +49,130 @@ impl OriginPolicy {
         let listed: Vec<String> = config
             .cors_origins
             .iter()
-            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
             .collect();
         let any = listed.iter().any(|o| o == "*");
         Self { listed, any }
     }
 
-    /// Whether a page from `origin` may use the gateway, for a request with `headers` to `uri`.
-    pub(crate) fn permits(
+    /// Whether a page from `origin` may use the gateway, for a request whose `Host` (or
+    /// `:authority`) is `host`.
+    pub(crate) fn permits(&self, origin: &str, host: Option<&str>) -> bool {
+        if self.any {
+            return true;
+        }
+        let origin = origin.trim().to_ascii_lowercase();
+        if self.listed.contains(&origin) {
+            return true;
+        }
+        let page_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        matches!((page_host, host), (Some(page), Some(host)) if host.eq_ignore_ascii_case(page))
+    }
+
+    /// Refuses requests a browser made for a foreign page: a foreign `Origin`, or a
+    /// cross-site `Sec-Fetch-Site` with no allowed `Origin` (other than a navigation).
+    pub(crate) fn check(
         &self,
-        origin: &HeaderValue,
-        headers: &http::HeaderMap,
-        uri: &http::Uri,
-    ) -> bool {
-        self.any || origin_allowed_for(origin, headers, uri, &self.listed)
+        method: &Method,
+        headers: &HeaderMap,
+        host: Option<&str>,
+    ) -> Result<(), GatewayError> {
+        if let Some(origin) = headers.get(http::header::ORIGIN) {
+            let text = String::from_utf8_lossy(origin.as_bytes());
+            return if self.permits(&text, host) {
+                Ok(())
+            } else {
+                Err(GatewayError::ForeignOrigin {
+                    origin: text.into_owned(),
+                })
+            };
+        }
+        let site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !(site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")) {
+            return Ok(());
+        }
+        let navigation = (method == Method::GET || method == Method::HEAD)
+            && headers
+                .get("sec-fetch-mode")
+                .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"navigate"));
+        if navigation {
+            Ok(())
+        } else {
+            Err(GatewayError::CrossSite {
+                site: site.to_owned(),
+            })
+        }
     }
 }
 
-/// The CORS layer for `policy`.
-pub(crate) fn layer(policy: Arc<OriginPolicy>) -> CorsLayer {
-    let origin = if policy.any {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::predicate(move |origin: &HeaderValue, parts: &Parts| {
-            policy.permits(origin, &parts.headers, &parts.uri)
-        })
-    };
+/// The CORS layer. It answers every origin: [`OriginPolicy::check`] refuses requests from
+/// foreign pages before any route runs, and its refusal must be readable to be useful.
+pub(crate) fn layer() -> CorsLayer {
     let exposed: Vec<HeaderName> = EXPOSED.map(HeaderName::from_static).to_vec();
     CorsLayer::new()
-        .allow_origin(origin)
+        .allow_origin(AllowOrigin::mirror_request())
         .allow_methods(AllowMethods::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(exposed)
         .max_age(Duration::from_secs(600))
 }
 
-fn origin_allowed_for(
-    origin: &HeaderValue,
-    headers: &http::HeaderMap,
-    uri: &http::Uri,
-    listed: &[String],
-) -> bool {
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if listed.iter().any(|o| o == origin) {
-        return true;
-    }
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let own_host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
-    if own_host.is_some_and(|host| host.eq_ignore_ascii_case(rest)) {
-        return true;
-    }
-    is_loopback(rest)
-}
-
-/// `localhost`, `127.0.0.1` or `[::1]`, with an optional numeric port.
-fn is_loopback(authority: &str) -> bool {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => (host, Some(port)),
-        _ => (authority, None),
-    };
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    port_ok
-        && matches!(
-            host.to_ascii_lowercase().as_str(),
-            "localhost" | "127.0.0.1" | "[::1]"
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn origin_allowed(origin: &HeaderValue, parts: &Parts, listed: &[String]) -> bool {
-        origin_allowed_for(origin, &parts.headers, &parts.uri, listed)
-    }
-
-    fn parts(host: &str) -> Parts {
-        let (parts, ()) = http::Request::builder()
-            .header("host", host)
-            .body(())
-            .unwrap()
-            .into_parts();
-        parts
+    fn policy(listed: &[&str]) -> OriginPolicy {
+        OriginPolicy::new(&GatewayConfig {
+            cors_origins: listed.iter().map(|o| (*o).to_owned()).collect(),
+            ..GatewayConfig::default()
+        })
     }
 
     #[test]
-    fn loopback_and_own_origins_are_allowed() {
-        let p = parts("gateway.lan:51023");
-        let allowed = |o: &'static str| origin_allowed(&HeaderValue::from_static(o), &p, &[]);
-        assert!(allowed("http://localhost:3000"));
-        assert!(allowed("http://127.0.0.1:51023"));
-        assert!(allowed("http://[::1]:8080"));
-        assert!(allowed("http://localhost"));
-        assert!(allowed("http://gateway.lan:51023"));
-        assert!(!allowed("http://evil.example"));
-        assert!(!allowed("http://localhost.evil.example"));
-        assert!(!allowed("http://localhost:80x"));
-        assert!(!allowed("null"));
+    fn own_and_listed_origins_are_allowed_other_loopback_ports_are_not() {
+        let p = policy(&["http://localhost:5173", "https://app.example.com/"]);
+        let host = Some("127.0.0.1:51023");
+        assert!(p.permits("http://127.0.0.1:51023", host));
+        assert!(p.permits("http://localhost:5173", host));
+        assert!(p.permits("https://APP.example.com", host));
+        assert!(!p.permits("http://localhost:3000", host));
+        assert!(!p.permits("http://127.0.0.1:8080", host));
+        assert!(!p.permits("http://evil.example", host));
+        assert!(!p.permits("null", host));
+        assert!(policy(&["*"]).permits("http://evil.example", host));
     }
 
     #[test]
-    fn listed_origins_are_allowed() {
-        let p = parts("127.0.0.1:1");
-        let listed = vec!["https://app.example.com".to_owned()];
-        assert!(origin_allowed(
-            &HeaderValue::from_static("https://app.example.com"),
-            &p,
-            &listed
+    fn cross_site_requests_without_origin_are_refused_but_navigations_pass() {
+        let p = policy(&[]);
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, http::HeaderValue::from_static(v));
+            }
+            map
+        };
+        let img = headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ]);
+        assert!(matches!(
+            p.check(&Method::GET, &img, Some("127.0.0.1:1")),
+            Err(GatewayError::CrossSite { .. })
         ));
-        assert!(!origin_allowed(
-            &HeaderValue::from_static("https://other.example.com"),
-            &p,
-            &listed
-        ));
+        let link = headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+        ]);
+        assert!(p.check(&Method::GET, &link, Some("127.0.0.1:1")).is_ok());
+        assert!(p.check(&Method::POST, &link, Some("127.0.0.1:1")).is_err());
+        let own = headers(&[("sec-fetch-site", "same-origin")]);
+        assert!(p.check(&Method::POST, &own, Some("127.0.0.1:1")).is_ok());
+        assert!(p.check(&Method::POST, &HeaderMap::new(), None).is_ok());
     }
 }

@@ -1,13 +1,22 @@
-//! HTTP composition: shared state, the router with every gateway route, and the server loop
-//! (HTTP/1.1 and h2c on one port) with graceful shutdown.
+//! HTTP composition: shared state, the router with every gateway route behind the front
+//! door (host, origin, token and rate checks), and the server loop ([`listener`]: HTTP/1.1
+//! and HTTP/2, plain or TLS, with connection limits) with graceful shutdown.
 
+pub mod auth;
+pub mod connections;
 pub mod cors;
+pub mod host;
+pub mod listener;
 pub mod ops;
+pub mod rate_limit;
+mod stall;
+pub mod tls;
+
+pub use listener::{serve, serve_with, ServeOptions, DRAIN_TIMEOUT};
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -19,25 +28,22 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use octaneweb_schema::Schema;
 use prost_reflect::MethodDescriptor;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tower::ServiceExt as _;
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::policy::MethodPolicy;
 use crate::protocol;
 use crate::upstream::Upstream;
 
+pub use auth::AccessToken;
+pub use connections::{ConnectionLimits, ConnectionSlot, ConnectionStats};
+
 /// Default limit on request bodies: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Most connections served at once; further clients wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// How long shutdown waits for in-flight calls before closing what is left.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most distinct (service, method) spellings remembered by the method cache.
 const METHOD_CACHE_LIMIT: usize = 4096;
 /// Longest client-chosen call id echoed back; longer ones are replaced.
@@ -60,9 +66,22 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// Origins allowed to call the gateway from a browser, exactly as sent in `Origin`
-    /// (`https://app.example.com`), or `*` for any. The gateway's own origin and
-    /// `http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*` are always allowed.
+    /// (`https://app.example.com`, `http://localhost:5173`), or `*` for any. The gateway's
+    /// own origin is always allowed.
     pub cors_origins: Vec<String>,
+    /// Host names served besides loopback names and addresses and the listen address
+    /// (`--allowed-host`); see [`host`].
+    pub allowed_hosts: Vec<String>,
+    /// The address the gateway listens on, whose IP is an allowed `Host`.
+    pub listen: Option<SocketAddr>,
+    /// The token every request must carry (`--token`); `None` = no authentication.
+    pub token: Option<AccessToken>,
+    /// Whether the gateway is served over TLS (its cookie is then `Secure`).
+    pub tls: bool,
+    /// Which methods may be called (`--allow` / `--deny`).
+    pub methods: MethodPolicy,
+    /// Calls per second per client address (`--rate-limit`); `None` = unlimited.
+    pub rate_limit: Option<NonZeroU32>,
     /// Largest accepted request body in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     /// Log line format.
@@ -75,6 +94,12 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            listen: None,
+            token: None,
+            tls: false,
+            methods: MethodPolicy::default(),
+            rate_limit: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
             websocket: protocol::ws::WsLimits::default(),
@@ -112,6 +137,8 @@ pub struct GatewayParts {
     cached_methods: std::sync::atomic::AtomicUsize,
     schema_json: OnceLock<Bytes>,
     websocket: Arc<protocol::ws::WsStats>,
+    connections: Arc<ConnectionStats>,
+    rate_limit: Option<rate_limit::CallRateLimit>,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -138,6 +165,10 @@ impl GatewayState {
         let websocket = Arc::new(protocol::ws::WsStats::default());
         let websocket_gauges = Arc::clone(&websocket);
         metrics.add_source(move || websocket_gauges.render());
+        let connections = Arc::new(ConnectionStats::default());
+        let connection_gauges = Arc::clone(&connections);
+        metrics.add_source(move || connection_gauges.render());
+        let rate_limit = config.rate_limit.map(rate_limit::CallRateLimit::new);
         GatewayState(Arc::new(GatewayParts {
             schema,
             upstream,
@@ -147,7 +178,37 @@ impl GatewayState {
             cached_methods: std::sync::atomic::AtomicUsize::new(0),
             schema_json: OnceLock::new(),
             websocket,
+            connections,
+            rate_limit,
         }))
+    }
+
+    /// Counters of the listening side; pass them to [`serve_with`] so `/metrics` shows them.
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        Arc::clone(&self.connections)
+    }
+
+    /// Takes one call from `peer`'s allowance under `--rate-limit`.
+    pub fn admit_call(&self, peer: Option<SocketAddr>) -> Result<(), GatewayError> {
+        match (&self.rate_limit, peer) {
+            (Some(limit), Some(peer)) if !limit.admit(peer.ip()) => {
+                Err(GatewayError::RateLimited {
+                    limit: limit.per_second(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `method` (`package.Service/Method`) if the method policy does.
+    pub fn authorize(&self, method: &str) -> Result<(), GatewayError> {
+        if self.config.methods.permits(method) {
+            Ok(())
+        } else {
+            Err(GatewayError::MethodRefused {
+                method: method.trim_start_matches('/').to_owned(),
+            })
+        }
     }
 
     /// Gauges of the WebSockets served with this state (sockets, calls, queued bytes).
@@ -155,12 +216,19 @@ impl GatewayState {
         &self.websocket
     }
 
-    /// Resolve a leniently named method, remembering the answer for the next call.
+    /// Resolve a leniently named method, remembering the answer for the next call; a method
+    /// the policy refuses is [`GatewayError::MethodRefused`].
     pub fn resolve_method(
         &self,
         service: &str,
         method: &str,
     ) -> Result<ResolvedMethod, GatewayError> {
+        let resolved = self.lookup_method(service, method)?;
+        self.authorize(&resolved.label)?;
+        Ok(resolved)
+    }
+
+    fn lookup_method(&self, service: &str, method: &str) -> Result<ResolvedMethod, GatewayError> {
         use std::sync::atomic::Ordering;
         {
             let cache = self.methods.read().unwrap_or_else(|p| p.into_inner());
@@ -190,14 +258,43 @@ impl GatewayState {
         Ok(resolved)
     }
 
-    /// `Schema::to_json`, serialized once.
+    /// `Schema::to_json`, serialized once. Under a method policy every method the policy
+    /// refuses carries `"refused": true`, and `"policy"` lists the patterns.
     pub(crate) fn schema_json(&self) -> Bytes {
         self.schema_json
             .get_or_init(|| {
-                Bytes::from(serde_json::to_vec(&self.schema.to_json()).unwrap_or_default())
+                let mut json = self.schema.to_json();
+                let policy = &self.config.methods;
+                if !policy.is_open() {
+                    mark_refused_methods(&mut json, policy);
+                }
+                Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
             })
             .clone()
     }
+}
+
+fn mark_refused_methods(json: &mut serde_json::Value, policy: &MethodPolicy) {
+    let services = json
+        .get_mut("services")
+        .and_then(|s| s.as_array_mut())
+        .into_iter()
+        .flatten();
+    for service in services {
+        let methods = service
+            .get_mut("methods")
+            .and_then(|m| m.as_array_mut())
+            .into_iter()
+            .flatten();
+        for method in methods {
+            let path = method.get("path").and_then(|p| p.as_str()).unwrap_or("");
+            if !policy.permits(path) {
+                method["refused"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
+    let (allow, deny) = policy.patterns();
+    json["policy"] = serde_json::json!({ "allow": allow, "deny": deny });
 }
 
 /// The id of the current call: the client's `X-Call-Id` (if short and printable) or a fresh
@@ -233,8 +330,11 @@ impl ShutdownSignal {
 /// as static files, still serves `GET /js/app.js`); when `extra` has nothing for them either
 /// they get 405.
 pub fn router(state: GatewayState, extra: Router) -> Router {
-    let origins = Arc::new(cors::OriginPolicy::new(&state.config));
-    let cors = cors::layer(Arc::clone(&origins));
+    let front_door = Arc::new(FrontDoor {
+        hosts: host::AllowedHosts::new(&state.config.allowed_hosts, state.config.listen),
+        origins: cors::OriginPolicy::new(&state.config),
+        state: state.clone(),
+    });
     let body_limit = state.config.max_body_bytes;
     let extra_for_other_methods = extra.clone();
     let json_route = axum::routing::post(protocol::json::handle)
@@ -283,32 +383,124 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(middleware::from_fn(call_id))
         .layer(middleware::from_fn_with_state(
-            origins,
-            refuse_foreign_origins,
+            front_door,
+            front_door_checks,
         ))
-        .layer(cors)
+        .layer(cors::layer())
         .layer(middleware::from_fn(cors_only_with_origin))
 }
 
-/// Requests that a page from an origin the CORS policy refuses made anyway get 403 before
-/// they reach a route. CORS only stops such a page from reading answers: a plain-text POST
-/// (no preflight) or a WebSocket would otherwise still move the camera or stop the render.
-/// Requests without `Origin` (scripts, gRPC clients, curl) are not a browser acting for a
-/// user and pass; preflights are answered by the CORS layer outside this one.
-async fn refuse_foreign_origins(
-    State(origins): State<Arc<cors::OriginPolicy>>,
-    request: Request,
+/// What every request passes before it reaches a route.
+struct FrontDoor {
+    hosts: host::AllowedHosts,
+    origins: cors::OriginPolicy,
+    state: GatewayState,
+}
+
+/// The front door, in order: the `Host` must be one the gateway serves (DNS rebinding);
+/// a browser request must come from an allowed page (CORS alone only stops a page from
+/// *reading* answers: a plain-text POST or a WebSocket would still act); the token, when one
+/// is set; the client address's call rate. Refusals answer in the request's own protocol.
+/// Preflights are answered by the CORS layer outside this one.
+async fn front_door_checks(
+    State(door): State<Arc<FrontDoor>>,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if let Some(origin) = request.headers().get(http::header::ORIGIN) {
-        if !origins.permits(origin, request.headers(), request.uri()) {
-            return GatewayError::ForeignOrigin {
-                origin: String::from_utf8_lossy(origin.as_bytes()).into_owned(),
-            }
-            .into_response();
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    if let Some(host) = &host {
+        if !door.hosts.permits(host) {
+            let error = GatewayError::HostNotAllowed { host: host.clone() };
+            return protocol::refusal(&request, error);
         }
     }
-    next.run(request).await
+    if let Err(error) = door
+        .origins
+        .check(request.method(), request.headers(), host.as_deref())
+    {
+        return with_request_origin(&request, protocol::refusal(&request, error));
+    }
+    let config = &door.state.config;
+    let mut set_cookie = None;
+    if let Some(token) = &config.token {
+        match auth::check(token, &mut request) {
+            auth::Verdict::Pass => {}
+            auth::Verdict::SetCookie => set_cookie = Some(token.set_cookie(config.tls)),
+            auth::Verdict::SetCookieAndRedirect { location } => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::SEE_OTHER;
+                let headers = response.headers_mut();
+                if let Ok(location) = HeaderValue::from_str(&location) {
+                    headers.insert(http::header::LOCATION, location);
+                }
+                if let Ok(cookie) = HeaderValue::from_str(&token.set_cookie(config.tls)) {
+                    headers.insert(http::header::SET_COOKIE, cookie);
+                }
+                headers.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                );
+                return response;
+            }
+            auth::Verdict::Refuse => return unauthenticated(&request),
+        }
+    }
+    if let Err(error) = door.state.admit_call(peer_addr(&request)) {
+        return protocol::refusal(&request, error);
+    }
+    let mut response = next.run(request).await;
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .append(http::header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A refusal of a foreign page carries `Access-Control-Allow-Origin` for that page, so the
+/// browser lets it read *why* (the flag that would allow it); it reveals nothing else.
+fn with_request_origin(request: &Request, mut response: Response) -> Response {
+    if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+        response
+            .headers_mut()
+            .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+    response
+}
+
+/// 401: a page load gets a short page saying where the token comes from; other clients the
+/// refusal in their protocol.
+fn unauthenticated(request: &Request) -> Response {
+    let wants_page = request.method() == http::Method::GET
+        && request
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if !wants_page {
+        return protocol::refusal(request, GatewayError::Unauthenticated);
+    }
+    let page = "<!doctype html><meta charset=utf-8><title>octaneweb: token needed</title>\
+        <body style=\"font:16px system-ui;max-width:38em;margin:4em auto;padding:0 1em\">\
+        <h1>This octaneweb needs its token</h1>\
+        <p>Open the address octaneweb printed when it started: it ends in \
+        <code>?token=…</code>. Your browser then remembers the token for this site.</p>\
+        <p>Scripts and gRPC clients send <code>Authorization: Bearer &lt;token&gt;</code>.</p>";
+    let mut response = (StatusCode::UNAUTHORIZED, page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"octaneweb\""),
+    );
+    response
 }
 
 /// CORS headers answer browsers, which always send `Origin` on cross-origin requests;
@@ -547,95 +739,6 @@ fn fresh_call_id() -> uuid::Uuid {
     };
     let bytes = (u128::from(next()) << 64 | u128::from(next())).to_le_bytes();
     uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
-/// Serve HTTP/1.1 (with upgrades, for WebSockets) and HTTP/2 with prior knowledge (h2c) on
-/// `listener` until `shutdown` resolves; then stop accepting, tell long-lived streams to end
-/// ([`ShutdownSignal`]) and wait up to [`DRAIN_TIMEOUT`] for in-flight calls.
-///
-/// Every request carries `ConnectInfo<SocketAddr>` and [`ShutdownSignal`] extensions.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signal = ShutdownSignal(shutdown_rx);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .adaptive_window(true);
-    let builder = Arc::new(builder);
-    tokio::pin!(shutdown);
-
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Typically EMFILE; back off briefly instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let signal = signal.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.extensions_mut().insert(signal.clone());
-                let app = app.clone();
-                async move {
-                    let response = app.oneshot(request.map(Body::new)).await;
-                    Ok::<_, Infallible>(match response {
-                        Ok(response) => response,
-                        Err(infallible) => match infallible {},
-                    })
-                }
-            });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-
-    drop(listener);
-    let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "shutdown: calls still running after {} s were cut off",
-            DRAIN_TIMEOUT.as_secs()
-        );
-    }
-    Ok(())
 }
 
 /// The peer address of a request served by [`serve`], if known.

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use octaneweb_gateway::{router, serve, GatewayConfig, GatewayState, Upstream, UpstreamConfig};
+use octaneweb_gateway::{
+    router, serve_with, GatewayConfig, GatewayState, ServeOptions, Upstream, UpstreamConfig,
+};
 use octaneweb_render_server::{RenderServer, RenderServerConfig};
 use octaneweb_schema::{Schema, SchemaBuilder};
 use serde_json::Value;
@@ -152,6 +154,8 @@ pub struct GatewayOptions {
     pub default_timeout: Option<Duration>,
     /// Routes merged in front of the gateway's own (as the binary merges the render routes).
     pub extra: axum::Router,
+    /// Connection limits and TLS of the listening side.
+    pub serve: ServeOptions,
 }
 
 impl Default for GatewayOptions {
@@ -161,6 +165,7 @@ impl Default for GatewayOptions {
             config: GatewayConfig::default(),
             default_timeout: None,
             extra: axum::Router::new(),
+            serve: ServeOptions::default(),
         }
     }
 }
@@ -182,11 +187,20 @@ pub async fn start_gateway_with(target: &str, options: GatewayOptions) -> Gatewa
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, app, async move {
+    let scheme = if options.serve.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let serve_options = ServeOptions {
+        stats: state.connection_stats(),
+        ..options.serve
+    };
+    let task = tokio::spawn(serve_with(listener, app, serve_options, async move {
         let _ = stopped.await;
     }));
     GatewayHandle {
-        base: format!("http://{addr}"),
+        base: format!("{scheme}://{addr}"),
         state,
         stop: Some(stop),
         task: Some(task),

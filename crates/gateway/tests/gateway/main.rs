@@ -12,5 +12,6 @@ mod grpc_web;
 mod json_calls;
 mod ops;
 mod passthrough;
+mod security;
 mod streams;
 mod ws;

@@ -92,7 +92,11 @@ async fn cors_preflight_on_any_path_and_exposed_headers() {
         &shared_render_server().to_string(),
         GatewayOptions {
             config: GatewayConfig {
-                cors_origins: vec!["https://app.example.com".into()],
+                cors_origins: vec![
+                    "https://app.example.com".into(),
+                    "http://localhost:5173".into(),
+                    "http://127.0.0.1:8080".into(),
+                ],
                 ..GatewayConfig::default()
             },
             ..GatewayOptions::default()
@@ -132,6 +136,8 @@ async fn cors_preflight_on_any_path_and_exposed_headers() {
             .contains("POST"));
     }
 
+    // A foreign page's preflight is answered too: the request that follows is refused
+    // before routing, and the browser can then read why.
     let response = client()
         .request(reqwest::Method::OPTIONS, gateway.url("/LiveLink/GetCamera"))
         .header("Origin", "https://evil.example")
@@ -139,12 +145,21 @@ async fn cors_preflight_on_any_path_and_exposed_headers() {
         .send()
         .await
         .expect("preflight");
-    assert!(
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none(),
-        "a foreign origin is not allowed"
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://evil.example"
+    );
+    let response = client()
+        .post(gateway.url("/LiveLink/GetCamera"))
+        .header("Origin", "https://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://evil.example"
     );
 
     let response = client()
@@ -233,7 +248,17 @@ async fn extra_routes_and_their_fallback_share_the_port() {
 #[tokio::test]
 async fn requests_from_foreign_pages_are_refused_before_they_reach_the_upstream() {
     let render = start_render_server(small_config()).await;
-    let gateway = start_gateway(&render.addr.to_string()).await;
+    let gateway = start_gateway_with(
+        &render.addr.to_string(),
+        GatewayOptions {
+            config: GatewayConfig {
+                cors_origins: vec!["http://localhost:5173".into()],
+                ..GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
     let before = call_ok(&gateway, "/LiveLink/GetCamera", "{}").await;
 
     let response = client()
@@ -259,6 +284,17 @@ async fn requests_from_foreign_pages_are_refused_before_they_reach_the_upstream(
         before,
         "the refused call must not have reached the upstream"
     );
+
+    // A development server on another loopback port is a foreign page unless listed.
+    let response = client()
+        .post(gateway.url("/LiveLink/SetCamera"))
+        .header("Origin", "http://localhost:3000")
+        .body(r#"{"fov": 66}"#)
+        .send()
+        .await
+        .expect("request");
+    let refused = read_answer(response).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
 
     // The same call from an allowed page goes through.
     let response = client()

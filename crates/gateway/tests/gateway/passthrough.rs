@@ -497,7 +497,7 @@ pub async fn raw_grpc_reading_after(
 /// A purpose-built upstream that shows what reached it: it echoes the request's frames,
 /// answers `x-meta` as `x-meta-echo`, lists the request's header names in `x-seen-headers`
 /// and its `grpc-timeout` in `x-seen-timeout`, and ends with a custom trailer `x-trailer: t1`.
-async fn start_echo_upstream() -> std::net::SocketAddr {
+pub async fn start_echo_upstream() -> std::net::SocketAddr {
     use http_body_util::StreamBody;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -589,7 +589,7 @@ async fn metadata_headers_and_trailers_cross_every_protocol() {
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
         .header("x-meta", "web")
-        .header("origin", "http://localhost:3000")
+        .header("origin", gateway.base.as_str())
         .body(frame(0, payload).to_vec())
         .send()
         .await

@@ -50,6 +50,14 @@ fn id_text(id: &Value) -> String {
 }
 
 impl Ws {
+    /// A client on a socket opened elsewhere (with headers of the test's choosing).
+    pub fn wrap(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+        Ws {
+            socket,
+            pending: HashMap::new(),
+        }
+    }
+
     pub async fn connect(gateway: &GatewayHandle) -> Ws {
         let url = gateway.url("/ws").replacen("http://", "ws://", 1);
         let (socket, response) = tokio::time::timeout(
@@ -1001,8 +1009,15 @@ async fn pages_from_other_origins_cannot_open_the_socket() {
         }
         other => panic!("expected 403, got {other:?}"),
     }
-    // The gateway's own origin and loopback pages may.
-    for origin in [gateway.base.clone(), "http://localhost:5173".to_owned()] {
+    // Nor may a page on another loopback port that is not listed.
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "http://localhost:5173".parse().expect("header value"),
+    );
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    // The gateway's own origin may.
+    for origin in [gateway.base.clone()] {
         let mut request = url.as_str().into_client_request().expect("request");
         request
             .headers_mut()

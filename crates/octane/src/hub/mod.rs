@@ -390,6 +390,24 @@ impl FrameHub {
         }
     }
 
+    /// The upstream methods the subscription calls (`package.Service/Method`), so the
+    /// render routes can be refused when the gateway's method policy refuses any of them.
+    pub fn upstream_methods(&self) -> Vec<String> {
+        let Ok(plan) = &self.shared.plan else {
+            return Vec::new();
+        };
+        [
+            Some(&plan.set_callback),
+            Some(&plan.callback_channel),
+            plan.grab.as_ref(),
+            plan.release.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{}/{}", m.parent_service().full_name(), m.name()))
+        .collect()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &FrameHubConfig {
         &self.shared.config

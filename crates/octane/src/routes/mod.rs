@@ -13,6 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use octaneweb_gateway::{GatewayError, MethodPolicy};
 use tokio::sync::mpsc;
 
 use crate::hub::FrameHub;
@@ -42,11 +43,21 @@ impl RenderState {
 /// - `POST /render/register-callback`, `GET /render/stream` (SSE),
 ///   `GET /render/callback-status`, `POST /render/ping-client`: the original proxy's shapes
 pub fn routes(hub: FrameHub) -> Router {
+    routes_with_policy(hub, &MethodPolicy::default())
+}
+
+/// [`routes`] under the gateway's method policy: when it refuses any method the render
+/// subscription calls, every render route answers 403 `PERMISSION_DENIED` naming it.
+pub fn routes_with_policy(hub: FrameHub, policy: &MethodPolicy) -> Router {
+    let refused = hub
+        .upstream_methods()
+        .into_iter()
+        .find(|method| !policy.permits(method));
     let state = RenderState {
         hub,
         sse_clients: Arc::new(Mutex::new(HashMap::new())),
     };
-    Router::new()
+    let router = Router::new()
         .route("/render/ws", get(ws::upgrade))
         .route("/render/frame", get(frame::any))
         .route("/render/frame.png", get(frame::png))
@@ -57,7 +68,16 @@ pub fn routes(hub: FrameHub) -> Router {
         .route("/render/callback-status", get(callback::status))
         .route("/render/ping-client", post(callback::ping_client))
         .route("/render/stream", get(sse::stream))
-        .with_state(state)
+        .with_state(state);
+    match refused {
+        None => router,
+        Some(method) => router.route_layer(axum::middleware::from_fn(
+            move |_request: axum::extract::Request, _next: axum::middleware::Next| {
+                let method = method.clone();
+                async move { GatewayError::MethodRefused { method }.into_response() }
+            },
+        )),
+    }
 }
 
 /// `{"success": false, "error": message}` with `status`.

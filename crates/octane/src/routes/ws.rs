@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use futures::{SinkExt, StreamExt};
-use octaneweb_gateway::ShutdownSignal;
+use octaneweb_gateway::{ConnectionSlot, ShutdownSignal};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -145,6 +145,7 @@ pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<RenderState>,
     shutdown: Option<Extension<ShutdownSignal>>,
+    slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     let viewer = match state.hub.viewer() {
         Ok(viewer) => viewer,
@@ -152,7 +153,11 @@ pub(crate) async fn upgrade(
     };
     ws.max_message_size(MAX_CONTROL_BYTES)
         .max_frame_size(MAX_CONTROL_BYTES)
-        .on_upgrade(move |socket| serve(socket, viewer, state, shutdown.map(|Extension(s)| s)))
+        .on_upgrade(move |socket| async move {
+            // The socket counts against the connection caps until it closes.
+            let _slot = slot;
+            serve(socket, viewer, state, shutdown.map(|Extension(s)| s)).await;
+        })
 }
 
 fn text(value: &Value) -> Message {

@@ -1,0 +1,317 @@
+//! Connection limits that hold under abuse: a global cap, a cap per client address, and the
+//! counters `/metrics` shows.
+//!
+//! A connection over either cap is closed as soon as it is accepted (it never waits in the
+//! listen backlog, where it would hold up everyone behind it), so one address opening
+//! thousands of connections only ever loses its own.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Limits of the listening side (flags of `octaneweb serve`).
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Most connections open at once (WebSockets included).
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_per_address: usize,
+    /// A connection that sends no byte (or completes no TLS handshake) within this is closed.
+    pub first_byte_timeout: Duration,
+    /// Longest time to receive a request's headers once they have begun.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight (HTTP/1.1 keep-alive, HTTP/2 with no open
+    /// stream) for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose writes make no progress for this long is closed (the client
+    /// stopped reading); see [`super::stall`].
+    pub send_stall_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_per_address: 256,
+            first_byte_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            send_stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of the listening side, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicUsize,
+    accepted: AtomicU64,
+    refused_total: AtomicU64,
+    refused_per_address: AtomicU64,
+    first_byte_timeouts: AtomicU64,
+    tls_failures: AtomicU64,
+    idle_closed: AtomicU64,
+    send_stalls: AtomicU64,
+}
+
+impl ConnectionStats {
+    pub(crate) fn count_send_stall(&self) {
+        self.send_stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_first_byte_timeout(&self) {
+        self.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_idle_close(&self) {
+        self.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed because the client stopped reading.
+    pub fn send_stalls(&self) -> u64 {
+        self.send_stalls.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "octaneweb_connections_open",
+            "Client connections open now.",
+            self.open() as u64,
+        );
+        counter(
+            &mut out,
+            "octaneweb_connections_accepted_total",
+            "Client connections accepted.",
+            load(&self.accepted),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP octaneweb_connections_refused_total Connections closed at once because a cap was reached.\n\
+             # TYPE octaneweb_connections_refused_total counter\n\
+             octaneweb_connections_refused_total{{cap=\"global\"}} {}\n\
+             octaneweb_connections_refused_total{{cap=\"per_address\"}} {}",
+            load(&self.refused_total),
+            load(&self.refused_per_address)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP octaneweb_connections_closed_total Connections the gateway closed, by reason.\n\
+             # TYPE octaneweb_connections_closed_total counter\n\
+             octaneweb_connections_closed_total{{reason=\"no_first_byte\"}} {}\n\
+             octaneweb_connections_closed_total{{reason=\"tls_handshake\"}} {}\n\
+             octaneweb_connections_closed_total{{reason=\"idle\"}} {}\n\
+             octaneweb_connections_closed_total{{reason=\"send_stall\"}} {}",
+            load(&self.first_byte_timeouts),
+            load(&self.tls_failures),
+            load(&self.idle_closed),
+            load(&self.send_stalls)
+        );
+        out
+    }
+}
+
+/// Admits connections within the caps and counts them until their [`ConnectionSlot`] drops.
+#[derive(Debug)]
+pub(crate) struct ConnectionGate {
+    limits: ConnectionLimits,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    stats: Arc<ConnectionStats>,
+    emptied: Notify,
+}
+
+/// One admitted connection. It is held by the connection's task and, after a WebSocket
+/// upgrade, by the socket's handler (a request extension), so upgraded sockets count too.
+#[derive(Clone, Debug)]
+pub struct ConnectionSlot {
+    _held: Arc<SlotInner>,
+}
+
+#[derive(Debug)]
+struct SlotInner {
+    gate: Arc<ConnectionGate>,
+    address: IpAddr,
+}
+
+impl Drop for SlotInner {
+    fn drop(&mut self) {
+        let gate = &self.gate;
+        {
+            let mut map = gate
+                .per_address
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = map.get_mut(&self.address) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&self.address);
+                }
+            }
+        }
+        if gate.stats.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            gate.emptied.notify_waiters();
+        }
+    }
+}
+
+impl ConnectionGate {
+    pub(crate) fn new(limits: ConnectionLimits, stats: Arc<ConnectionStats>) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            per_address: Mutex::new(HashMap::new()),
+            stats,
+            emptied: Notify::new(),
+        })
+    }
+
+    pub(crate) fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    pub(crate) fn stats(&self) -> &Arc<ConnectionStats> {
+        &self.stats
+    }
+
+    /// A slot for a connection from `address`, or `None` when a cap is reached.
+    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ConnectionSlot> {
+        let stats = &self.stats;
+        {
+            let mut map = self
+                .per_address
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if stats.open.load(Ordering::Acquire) >= self.limits.max_connections {
+                stats.refused_total.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let count = map.entry(address).or_insert(0);
+            if *count >= self.limits.max_per_address {
+                stats.refused_per_address.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            *count += 1;
+            stats.open.fetch_add(1, Ordering::AcqRel);
+        }
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot {
+            _held: Arc::new(SlotInner {
+                gate: Arc::clone(self),
+                address,
+            }),
+        })
+    }
+
+    /// Resolves when no connection is open.
+    pub(crate) async fn emptied(&self) {
+        loop {
+            let notified = self.emptied.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stats.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Requests in flight on one connection, for its idle timeout.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+/// Held while one request (its response body included) is in flight.
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    pub(crate) fn start(self: &Arc<Self>) -> InFlightGuard {
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.changed.notify_waiters();
+        }
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    pub(crate) async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => return,
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_hold_per_address_and_overall_and_slots_give_back() {
+        let limits = ConnectionLimits {
+            max_connections: 3,
+            max_per_address: 2,
+            ..ConnectionLimits::default()
+        };
+        let stats = Arc::new(ConnectionStats::default());
+        let gate = ConnectionGate::new(limits, Arc::clone(&stats));
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.1".parse().unwrap();
+        let a1 = gate.admit(a).expect("first");
+        let a2 = gate.admit(a).expect("second");
+        assert!(gate.admit(a).is_none(), "per-address cap");
+        let b1 = gate.admit(b).expect("other address");
+        assert!(gate.admit(b).is_none(), "global cap");
+        drop(a1);
+        assert!(gate.admit(b).is_some());
+        drop((a2, b1));
+        assert!(stats.render().contains("cap=\"per_address\"} 1"));
+        assert!(gate.per_address.lock().unwrap().is_empty());
+    }
+}
