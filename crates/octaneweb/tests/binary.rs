@@ -353,3 +353,59 @@ fn a_refused_render_method_closes_the_render_routes() {
     let (status, body) = http(&demo.addr, "POST", "/LiveLink/GetCamera", "{}");
     assert_eq!(status, 200, "{body}");
 }
+
+/// The "viewer only" example of docs/security.md, flag for flag.
+#[test]
+fn viewer_only_policy_from_the_docs() {
+    let (demo, _) = start_demo_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        "LiveLink/Get*",
+        "--deny",
+        "LiveLink/GetFile",
+        "--allow",
+        "ApiRenderEngine/setOnNewImageCallback",
+        "--allow",
+        "ApiRenderEngine/grabRenderResult",
+        "--allow",
+        "ApiRenderEngine/releaseRenderResult",
+        "--allow",
+        "StreamCallback/callbackChannel",
+        "--allow",
+        "ApiProjectManager/rootNodeGraph",
+        "--allow",
+        "ApiNodeGraph/getOwnedItems",
+        "--allow",
+        "ApiItem/name",
+        "--allow",
+        "ApiItem/isGraph",
+        "--allow",
+        "ApiItem/outType",
+    ]);
+    // Frames flow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(&demo.addr, "GET", "/render/frame.png", "");
+        if status == 200 {
+            break;
+        }
+        assert_ne!(status, 403, "{body}");
+        assert!(Instant::now() < deadline, "no frame within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Reads answer; anything that changes the scene or reads files does not.
+    let (status, body) = http(&demo.addr, "POST", "/LiveLink/GetCamera", "{}");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&demo.addr, "POST", "/ApiProjectManager/rootNodeGraph", "{}");
+    assert_eq!(status, 200, "{body}");
+    for (path, body) in [
+        ("/LiveLink/SetCamera", r#"{"fov": 10}"#),
+        ("/LiveLink/GetFile", r#"{"path": "x"}"#),
+        ("/ApiRenderEngine/stopRendering", "{}"),
+    ] {
+        let (status, answer) = http(&demo.addr, "POST", path, body);
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(answer.contains("PERMISSION_DENIED"), "{answer}");
+    }
+}
