@@ -270,8 +270,15 @@ async fn serve_socket(
     tokio::pin!(idle);
     let shutdown_signal = ShutdownSignal::wait_opt(shutdown);
     tokio::pin!(shutdown_signal);
+    let mut writer_done = false;
     loop {
         tokio::select! {
+            // The writer ends only when the socket cannot take frames any more (the client
+            // stopped reading past the send-stall timeout, or went away): so does the socket.
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break;
+            }
             frame = incoming.next() => {
                 let frame = match frame {
                     Some(Ok(frame)) => frame,
@@ -312,9 +319,10 @@ async fn serve_socket(
     session.abort_calls().await;
     drop(session);
     drop(outbox);
-    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
-        .await
-        .is_err()
+    if !writer_done
+        && tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -244,15 +244,48 @@ impl ConnectionGate {
     }
 }
 
-/// Requests in flight on one connection, for its idle timeout.
-#[derive(Debug, Default)]
+/// Requests in flight on one connection, for its idle timeout, and the send clocks of their
+/// response bodies, for the stream-level send-stall check.
+#[derive(Debug)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
     changed: Notify,
+    started: Instant,
+    clocks: Mutex<Vec<Weak<SendClock>>>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            changed: Notify::new(),
+            started: Instant::now(),
+            clocks: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// Held while one request (its response body included) is in flight.
 pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+/// When a response body last handed a frame to the HTTP layer that the HTTP layer has not
+/// come back for (milliseconds since the connection began, plus one; 0 = none pending).
+///
+/// Over HTTP/2 a client that stops reading one stream withholds that stream's flow-control
+/// window: the socket stays busy with other streams, so only this clock shows the stall.
+#[derive(Debug, Default)]
+pub(crate) struct SendClock(AtomicU64);
+
+impl SendClock {
+    pub(crate) fn handed(&self, connection: &InFlight) {
+        let ms = connection.started.elapsed().as_millis() as u64 + 1;
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn taken(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
 
 impl InFlight {
     pub(crate) fn start(self: &Arc<Self>) -> InFlightGuard {
@@ -260,6 +293,27 @@ impl InFlight {
             self.changed.notify_waiters();
         }
         InFlightGuard(Arc::clone(self))
+    }
+
+    /// A send clock for one response body on this connection.
+    pub(crate) fn clock(&self) -> Arc<SendClock> {
+        let clock = Arc::new(SendClock::default());
+        let mut clocks = self.clocks.lock().unwrap_or_else(PoisonError::into_inner);
+        clocks.retain(|c| c.strong_count() > 0);
+        clocks.push(Arc::downgrade(&clock));
+        clock
+    }
+
+    /// Whether some response body has waited longer than `limit` for the HTTP layer to take
+    /// its frame (the client stopped reading that stream).
+    pub(crate) fn send_stalled(&self, limit: Duration) -> bool {
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let limit = limit.as_millis() as u64;
+        let clocks = self.clocks.lock().unwrap_or_else(PoisonError::into_inner);
+        clocks.iter().filter_map(Weak::upgrade).any(|clock| {
+            let handed = clock.0.load(Ordering::Relaxed);
+            handed != 0 && now.saturating_sub(handed) > limit
+        })
     }
 
     /// Resolves once no request has been in flight for `timeout`.

@@ -20,7 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use super::connections::{
-    ConnectionGate, ConnectionLimits, ConnectionSlot, ConnectionStats, InFlight,
+    ConnectionGate, ConnectionLimits, ConnectionSlot, ConnectionStats, InFlight, InFlightGuard,
+    SendClock,
 };
 use super::stall::StallGuard;
 use super::ShutdownSignal;
@@ -203,6 +204,7 @@ impl Connection {
                 request.extensions_mut().insert(request_signal.clone());
                 request.extensions_mut().insert(slot.clone());
                 let guard = requests.start();
+                let connection = Arc::clone(&requests);
                 let app = app.clone();
                 async move {
                     let response = match app.oneshot(request.map(Body::new)).await {
@@ -210,13 +212,25 @@ impl Connection {
                         Err(infallible) => match infallible {},
                     };
                     // The request is in flight until its body has been sent (streams too).
-                    Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, guard })))
+                    let clock = connection.clock();
+                    Ok::<_, Infallible>(response.map(|body| {
+                        Body::new(Tracked {
+                            body,
+                            clock,
+                            connection,
+                            _guard: guard,
+                        })
+                    }))
                 }
             });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         let mut signal = signal;
         let idle_timeout = gate.limits().idle_timeout;
+        let stall_timeout = gate.limits().send_stall_timeout;
+        let mut stall_check =
+            tokio::time::interval((stall_timeout / 4).max(Duration::from_millis(100)));
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = false;
         loop {
             tokio::select! {
@@ -225,6 +239,15 @@ impl Connection {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
                     break;
+                }
+                _ = stall_check.tick() => {
+                    // A stream whose client withholds its window (HTTP/2) or a socket the
+                    // client stopped reading: the connection and all it holds are dropped.
+                    if in_flight.send_stalled(stall_timeout) {
+                        gate.stats().count_send_stall();
+                        tracing::debug!(%peer, "a client stopped reading a response; closing its connection");
+                        break;
+                    }
                 }
                 () = signal.wait(), if !closing => {
                     connection.as_mut().graceful_shutdown();
@@ -240,11 +263,14 @@ impl Connection {
     }
 }
 
-/// A response body that keeps its request counted as in flight until it is done.
+/// A response body that keeps its request counted as in flight until it is done, and keeps
+/// its send clock: set when a frame goes to the HTTP layer, cleared when the HTTP layer comes
+/// back for more (which it does only once the frame is on its way).
 struct Tracked {
     body: Body,
-    #[allow(dead_code)] // held for its Drop
-    guard: super::connections::InFlightGuard,
+    clock: Arc<SendClock>,
+    connection: Arc<InFlight>,
+    _guard: InFlightGuard,
 }
 
 impl http_body::Body for Tracked {
@@ -255,7 +281,15 @@ impl http_body::Body for Tracked {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        this.clock.taken();
+        let polled = std::pin::Pin::new(&mut this.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if frame.is_data() {
+                this.clock.handed(&this.connection);
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

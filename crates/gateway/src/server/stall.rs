@@ -78,6 +78,10 @@ impl<I> StallGuard<I> {
     }
 }
 
+fn stalled() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
+}
+
 impl<I: AsyncRead + Unpin> AsyncRead for StallGuard<I> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -95,6 +99,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Once stalled, always stalled: a closing handshake must not wait all over again.
+        if this.counted {
+            return Poll::Ready(Err(stalled()));
+        }
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.progressed(result, cx)
     }
@@ -105,6 +113,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Once stalled, always stalled: a closing handshake must not wait all over again.
+        if this.counted {
+            return Poll::Ready(Err(stalled()));
+        }
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.progressed(result, cx)
     }
@@ -115,12 +127,20 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Once stalled, always stalled: a closing handshake must not wait all over again.
+        if this.counted {
+            return Poll::Ready(Err(stalled()));
+        }
         let result = Pin::new(&mut this.inner).poll_flush(cx);
         this.progressed(result, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Once stalled, always stalled: a closing handshake must not wait all over again.
+        if this.counted {
+            return Poll::Ready(Err(stalled()));
+        }
         let result = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.progressed(result, cx)
     }

@@ -676,7 +676,7 @@ async fn answers_carry_only_what_the_upstream_sent() {
 
 /// An upstream that answers every call with `count` tiny messages, each in its own DATA
 /// frame, as fast as it can, then `grpc-status: 0`.
-async fn start_burst_upstream(count: usize) -> std::net::SocketAddr {
+pub async fn start_burst_upstream(count: usize) -> std::net::SocketAddr {
     use http_body_util::StreamBody;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -966,3 +966,130 @@ async fn a_rate_limit_slows_only_the_address_that_exceeds_it() {
         .expect("request");
     assert_eq!(other.status(), 200, "another address is not limited");
 }
+
+/// Starts the firehose (64 KiB callback messages, endlessly) on loopback.
+async fn start_firehose() -> SocketAddr {
+    use crate::ws::Firehose;
+    use octaneweb_proto::gen1::octaneapi as gen1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                gen1::stream_callback_service_server::StreamCallbackServiceServer::new(Firehose {
+                    produced: std::sync::Arc::default(),
+                }),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+/// An HTTP/2 (h2c) callbackChannel call through the gateway with `window` as its stream
+/// window; returns the response body, the connection's request handle (the client keeps its
+/// connection while it holds it) and the connection task.
+async fn firehose_call(
+    addr: &str,
+    window: u32,
+) -> (
+    hyper::body::Incoming,
+    hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(window)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{addr}/octaneapi.StreamCallbackService/callbackChannel"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(http_body_util::Full::new(frame(0, b"")))
+    .expect("request");
+    let response = sender.send_request(request).await.expect("headers");
+    assert_eq!(response.status(), 200);
+    (response.into_body(), sender, connection)
+}
+
+/// Reads at least `bytes` more of `body`.
+async fn read_at_least(body: &mut hyper::body::Incoming, bytes: usize) {
+    use http_body_util::BodyExt as _;
+    let mut read = 0;
+    while read < bytes {
+        let frame = tokio::time::timeout(EXCHANGE_TIMEOUT, body.frame())
+            .await
+            .expect("data in time")
+            .expect("stream open")
+            .expect("frame");
+        read += frame.data_ref().map_or(0, |d| d.len());
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_one_http2_stream_is_dropped_and_others_stream_on() {
+    let upstream = start_firehose().await;
+    let gateway = start_gateway_with(
+        &upstream.to_string(),
+        GatewayOptions {
+            schema: crate::ws::gen1_schema(),
+            serve: ServeOptions {
+                limits: ConnectionLimits {
+                    send_stall_timeout: Duration::from_millis(500),
+                    ..ConnectionLimits::default()
+                },
+                ..ServeOptions::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let addr = authority(&gateway);
+    // A reading client, and a stalled one: its 1 KiB stream window is never opened further,
+    // while its socket stays readable (HTTP/2 flow control, not TCP, holds the data back).
+    let (mut reading, _reading_sender, _reading_connection) = firehose_call(&addr, 65_535).await;
+    let (unread, _stalled_sender, stalled_connection) = firehose_call(&addr, 1024).await;
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&received);
+    let reader = tokio::spawn(async move {
+        loop {
+            read_at_least(&mut reading, 1).await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+
+    // The stalled one is dropped: its connection ends, and /metrics counts it.
+    let ended = tokio::time::timeout(EXCHANGE_TIMEOUT, stalled_connection).await;
+    assert!(ended.is_ok(), "the gateway closed the stalled connection");
+    drop(unread);
+    // The reading one streams on.
+    let at_close = received.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("the reading client to receive more", || {
+        let received = std::sync::Arc::clone(&received);
+        async move { received.load(std::sync::atomic::Ordering::Relaxed) > at_close + 8 }
+    })
+    .await;
+    assert!(
+        !reader.is_finished(),
+        "the reading client is still streaming"
+    );
+    reader.abort();
+    let metrics = client()
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("octaneweb_connections_closed_total{reason=\"send_stall\"} 1\n"),
+        "{metrics}"
+    );
+}

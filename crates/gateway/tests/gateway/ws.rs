@@ -185,7 +185,7 @@ fn reflection_schema() -> Schema {
     builder.build().expect("schema")
 }
 
-fn gen1_schema() -> Schema {
+pub fn gen1_schema() -> Schema {
     let mut builder = SchemaBuilder::new();
     builder
         .add_descriptor_set("gen1", octaneweb_proto::DESCRIPTOR_SET_GEN1)
@@ -773,11 +773,11 @@ async fn binary_frames_carry_protobuf() {
 
 /// A generation-1 callback server streaming large messages as fast as it may, counting
 /// how many it has produced.
-struct Firehose {
-    produced: Arc<AtomicU64>,
+pub struct Firehose {
+    pub produced: Arc<AtomicU64>,
 }
 
-const FIREHOSE_MESSAGE_BYTES: usize = 64 * 1024;
+pub const FIREHOSE_MESSAGE_BYTES: usize = 64 * 1024;
 
 #[tonic::async_trait]
 impl gen1::stream_callback_service_server::StreamCallbackService for Firehose {
