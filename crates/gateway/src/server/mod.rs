@@ -407,20 +407,22 @@ async fn front_door_checks(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let host = request
-        .headers()
-        .get(http::header::HOST)
-        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
-    if let Some(host) = &host {
+    // A `Host` that is not text cannot be one the gateway serves.
+    let host = match request.headers().get(http::header::HOST) {
+        Some(value) => Some(value.to_str().unwrap_or("\u{fffd}")),
+        None => request.uri().authority().map(|a| a.as_str()),
+    };
+    if let Some(host) = host {
         if !door.hosts.permits(host) {
-            let error = GatewayError::HostNotAllowed { host: host.clone() };
+            let error = GatewayError::HostNotAllowed {
+                host: host.to_owned(),
+            };
             return protocol::refusal(&request, error);
         }
     }
     if let Err(error) = door
         .origins
-        .check(request.method(), request.headers(), host.as_deref())
+        .check(request.method(), request.headers(), host)
     {
         return with_request_origin(&request, protocol::refusal(&request, error));
     }
