@@ -409,3 +409,32 @@ fn viewer_only_policy_from_the_docs() {
         assert!(answer.contains("PERMISSION_DENIED"), "{answer}");
     }
 }
+
+/// The render routes and the web client's files sit behind the same Host check as the API.
+#[test]
+fn a_rebinding_host_is_refused_by_the_render_routes_and_the_web_client() {
+    let demo = start_demo();
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/js/main.js"),
+        ("GET", "/render/frame.png"),
+        ("GET", "/render/stream"),
+        ("GET", "/render/ws"),
+        ("POST", "/render/register-callback"),
+    ] {
+        let mut stream = TcpStream::connect(&demo.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        let answer = String::from_utf8_lossy(&raw);
+        assert!(answer.starts_with("HTTP/1.1 421"), "{path}: {answer}");
+        assert!(answer.contains("--allowed-host"), "{path}: {answer}");
+    }
+}
