@@ -1,7 +1,10 @@
 // Deployment shapes: the client served from another origin (pointed at the gateway with
 // ?server=), and the gateway behind a reverse proxy under a path prefix. Both use real
-// servers started here on loopback: a static file server for web/ and a small HTTP and
-// WebSocket reverse proxy in front of the real demo.
+// servers started here on loopback: a static file server for web/ (its origin allowed with
+// --cors-origin, as a deployment must) and a small HTTP and WebSocket reverse proxy in front of
+// the real demo that passes the client's Host through, as real reverse proxies do (nginx's
+// `proxy_set_header Host $host`), so that the page is same-origin for the gateway. A second
+// static server, not listed, shows what a refused page tells its user.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -35,7 +38,10 @@ function startStaticServer() {
   return listen(server);
 }
 
-/** Forwards `/octane/*` to the gateway (HTTP and WebSocket upgrades), stripping the prefix. */
+/**
+ * Forwards `/octane/*` to the gateway (HTTP and WebSocket upgrades), stripping the prefix and
+ * keeping every request header, Host included.
+ */
 function startPrefixProxy(gateway) {
   const target = new URL(gateway);
   const port = Number(target.port);
@@ -47,7 +53,7 @@ function startPrefixProxy(gateway) {
       return;
     }
     const upstream = http.request({
-      host: '127.0.0.1', port, path: upstreamPath, method: req.method, headers: { ...req.headers, host: target.host },
+      host: '127.0.0.1', port, path: upstreamPath, method: req.method, headers: req.headers,
     }, (answer) => {
       res.writeHead(answer.statusCode, answer.headers);
       answer.pipe(res);
@@ -66,7 +72,7 @@ function startPrefixProxy(gateway) {
       return;
     }
     const upstream = net.connect(port, '127.0.0.1', () => {
-      const headers = Object.entries({ ...req.headers, host: target.host }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
       upstream.write(`${req.method} ${upstreamPath} HTTP/1.1\r\n${headers}\r\n\r\n`);
       upstream.write(head);
       socket.pipe(upstream).pipe(socket);
@@ -92,11 +98,15 @@ describe('deploy', { timeout: 180000 }, () => {
   let demo;
   let browser;
   let staticSite;
+  let unlistedSite;
   let proxy;
 
   before(async () => {
-    demo = await startDemo();
     staticSite = await startStaticServer();
+    unlistedSite = await startStaticServer();
+    // The page's origin must be allowed: the gateway refuses pages of other origins, other
+    // loopback ports included, unless listed.
+    demo = await startDemo({ extraArgs: ['--cors-origin', new URL(staticSite.url).origin] });
     proxy = await startPrefixProxy(demo.url);
     browser = await launchBrowser();
   });
@@ -105,6 +115,7 @@ describe('deploy', { timeout: 180000 }, () => {
     await browser?.close();
     if (proxy) await close(proxy);
     if (staticSite) await close(staticSite);
+    if (unlistedSite) await close(unlistedSite);
     await demo?.stop();
   });
 
@@ -130,6 +141,23 @@ describe('deploy', { timeout: 180000 }, () => {
   test('the client served from another origin reaches the gateway given by ?server=', async () => {
     const pageUrl = `${staticSite.url}static/index.html?server=${encodeURIComponent(demo.url)}`;
     await checkClient(pageUrl, 'other-origin');
+  });
+
+  test('served from an origin not listed with --cors-origin, the page says the gateway refuses it and why', async () => {
+    const page = await openPage(browser);
+    const origin = new URL(unlistedSite.url).origin;
+    await page.goto(`${unlistedSite.url}static/index.html?server=${encodeURIComponent(demo.url)}`);
+    await page.waitForSelector('#banner:not([hidden])');
+    const banner = await page.textContent('#banner');
+    assert.match(banner, /refuses this page/);
+    assert.ok(banner.includes(`--cors-origin ${origin}`), banner);
+    assert.equal(await page.getAttribute('#conn-indicator', 'data-state'), 'down');
+    assert.match(await page.textContent('#conn-indicator'), /Refused/);
+    assert.equal(await page.getAttribute('#viewport', 'data-frames'), '0');
+    await screenshot(page, 'unlisted-origin');
+    // Chromium logs each refused request (HTTP 403) as a console error; nothing else may fail.
+    assert.deepEqual(page.problems.filter((p) => !/403|WebSocket handshake/.test(p)), []);
+    await page.context().close();
   });
 
   test('the client works behind a reverse proxy under a path prefix', async () => {

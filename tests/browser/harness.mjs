@@ -15,6 +15,16 @@ export const artifactsDir = path.join(repoRoot, 'test-artifacts', 'browser');
 
 const STARTUP_TIMEOUT_MS = 60000;
 
+/**
+ * The environment of the programs the tests start: quiet logs, and no OCTANEWEB_TOKEN from
+ * the developer's shell (a test that wants a token passes it explicitly).
+ */
+function childEnv() {
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' };
+  delete env.OCTANEWEB_TOKEN;
+  return env;
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -48,7 +58,7 @@ export function telemetryBin() {
 
 /** Like startCommand, for any program (e.g. the example telemetry server). */
 export async function startBinary(bin, args, ready, timeoutMs = STARTUP_TIMEOUT_MS) {
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   const spawnFailed = new Promise((resolve) => child.once('error', (err) => resolve(err)));
   let output = '';
   const remember = (chunk) => {
@@ -84,8 +94,16 @@ export function portOpen(port) {
 }
 
 /**
- * Starts `octaneweb demo` and resolves to `{url, process, output, stop()}` once it prints
- * the URL it serves. Rejects with the process output if it exits or takes too long.
+ * The URL `octaneweb demo` / `serve` print to open: `http(s)://127.0.0.1:PORT/`, with
+ * `?token=TOKEN` when the gateway requires a token. Matched only once the line is complete.
+ */
+const PRINTED_URL = /(https?:\/\/127\.0\.0\.1:\d+\/)(?:\?token=([A-Za-z0-9._~-]+))?\s/;
+
+/**
+ * Starts `octaneweb demo` and resolves to `{url, openUrl, token, process, output, stop()}`
+ * once it prints the URL it serves: `url` is the gateway's base URL (`http://` or `https://`,
+ * without the token), `openUrl` the printed one (with `?token=` when the gateway has one),
+ * `token` the token or null. Rejects with the process output if it exits or takes too long.
  */
 export function startDemo({ listen = '127.0.0.1:0', extraArgs = [] } = {}) {
   const bin = process.env.OCTANEWEB_BIN || path.join(repoRoot, 'target', 'debug', 'octaneweb');
@@ -93,7 +111,7 @@ export function startDemo({ listen = '127.0.0.1:0', extraArgs = [] } = {}) {
   const child = spawn(bin, args, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    env: childEnv(),
   });
   let output = '';
   const remember = (chunk) => {
@@ -117,12 +135,14 @@ export function startDemo({ listen = '127.0.0.1:0', extraArgs = [] } = {}) {
     });
     child.stdout.on('data', (chunk) => {
       remember(chunk);
-      const match = output.match(/http:\/\/127\.0\.0\.1:\d+\//);
+      const match = output.match(PRINTED_URL);
       if (!match) return;
       clearTimeout(timer);
       child.removeAllListeners('exit');
       resolve({
-        url: match[0],
+        url: match[1],
+        openUrl: match[2] ? `${match[1]}?token=${match[2]}` : match[1],
+        token: match[2] ?? null,
         process: child,
         output: () => output,
         stop: () => stopProcess(child),
@@ -162,10 +182,11 @@ export function launchBrowser() {
 
 /**
  * Opens a page in a fresh context (so localStorage starts empty) and records console errors
- * and uncaught exceptions in `page.problems`.
+ * and uncaught exceptions in `page.problems`. `contextOptions` go to `browser.newContext`
+ * (e.g. `{ ignoreHTTPSErrors: true }` for a gateway with a self-signed certificate).
  */
-export async function openPage(browser, { viewport = { width: 1440, height: 900 }, initScript, hasTouch = false } = {}) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true, hasTouch });
+export async function openPage(browser, { viewport = { width: 1440, height: 900 }, initScript, hasTouch = false, contextOptions = {} } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, hasTouch, ...contextOptions });
   const page = await context.newPage();
   page.problems = [];
   page.on('console', (message) => {

@@ -35,6 +35,8 @@ async function connectScenario(name, transport) {
     }
     case 'badHandle':
       return badHandle(clients);
+    case 'getCameraFails':
+      return failureOf(() => clients.livelink.getCamera({}));
     case 'unknown': {
       const missing = makeMissingClients(missingRegistry, transport);
       return [await failureOf(() => missing.unknownMethod.noSuchMethod({})), await failureOf(() => missing.unknownService.missing({}))];
@@ -54,6 +56,8 @@ async function grpcWebScenario(name, gatewayUrl, format) {
       return grpcWebCallbacks(caller, 6200);
     case 'badHandle':
       return grpcWebFailure(() => caller.unary('octaneapi.ApiItemService', 'name', { objectPtr: { handle: 987654321n, type: 16 } }));
+    case 'getCameraFails':
+      return grpcWebFailure(() => caller.unary('livelinkapi.LiveLinkService', 'GetCamera'));
     default:
       throw new Error(`no scenario ${name}`);
   }

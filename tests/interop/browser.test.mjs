@@ -2,7 +2,9 @@
 // (Connect JSON, Connect binary and gRPC-Web transports) and Google's grpc-web, bundled with esbuild at test
 // time. The page is served by a tiny static server on another port than the gateway, so every
 // call is cross-origin and the gateway's CORS answers (preflights, exposed grpc-status /
-// grpc-message headers) are part of what is tested.
+// grpc-message headers) are part of what is tested. The page's origin is allowed with
+// `--cors-origin`, as the gateway refuses pages of other origins (other loopback ports
+// included) unless listed; a page on an unlisted port is refused with PERMISSION_DENIED.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -30,25 +32,23 @@ async function startStaticServer(files) {
 
 let demo;
 let site;
+let otherSite;
 let browser;
 let page;
 
 before(async () => {
-  const [started, bundle] = await Promise.all([
-    startDemo(),
-    build({ entryPoints: [path.join(here, 'browser-page.mjs')], bundle: true, format: 'esm', platform: 'browser', target: 'chrome110', write: false, logLevel: 'silent' }),
-  ]);
-  demo = started;
+  const bundle = await build({ entryPoints: [path.join(here, 'browser-page.mjs')], bundle: true, format: 'esm', platform: 'browser', target: 'chrome110', write: false, logLevel: 'silent' });
   // esbuild's service process would keep Node alive for half a minute after the tests.
   await stopEsbuild();
-  site = await startStaticServer(
-    new Map([
-      ['/', { type: 'text/html; charset=utf-8', body: PAGE }],
-      ['/bundle.js', { type: 'text/javascript', body: bundle.outputFiles[0].contents }],
-      ['/octane.binpb', { type: 'application/octet-stream', body: buildDescriptorSet(OCTANE_PROTO_ROOT) }],
-      ['/missing.binpb', { type: 'application/octet-stream', body: buildDescriptorSet(MISSING_PROTO_ROOT) }],
-    ]),
-  );
+  const files = new Map([
+    ['/', { type: 'text/html; charset=utf-8', body: PAGE }],
+    ['/bundle.js', { type: 'text/javascript', body: bundle.outputFiles[0].contents }],
+    ['/octane.binpb', { type: 'application/octet-stream', body: buildDescriptorSet(OCTANE_PROTO_ROOT) }],
+    ['/missing.binpb', { type: 'application/octet-stream', body: buildDescriptorSet(MISSING_PROTO_ROOT) }],
+  ]);
+  // The same page on two ports: one allowed with --cors-origin, one not.
+  [site, otherSite] = await Promise.all([startStaticServer(files), startStaticServer(files)]);
+  demo = await startDemo({ extraArgs: ['--cors-origin', new URL(site.url).origin] });
   browser = await launchBrowser();
   page = await openPage(browser);
   await page.goto(site.url);
@@ -58,6 +58,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await site?.close();
+  await otherSite?.close();
   await demo?.stop();
 });
 
@@ -131,6 +132,40 @@ for (const format of ['text', 'binary']) {
     });
   });
 }
+
+describe('a page on an origin not listed with --cors-origin (another loopback port)', () => {
+  let other;
+  before(async () => {
+    other = await openPage(browser);
+    await other.goto(otherSite.url);
+    await other.waitForFunction(() => window.interopReady === true, null, { timeout: 20000 });
+  });
+  after(() => other?.context().close());
+
+  /** Runs one scenario in the unlisted page. */
+  const runOther = (client, scenario) => other.evaluate(([c, s, url]) => window.interop.run(c, s, url), [client, scenario, demo.url]);
+
+  for (const client of Object.keys(CONNECT_WEB_TRANSPORTS)) {
+    test(`${client}: PERMISSION_DENIED, readable, naming --cors-origin`, async () => {
+      const failure = await runOther(client, 'getCameraFails');
+      assert.equal(failure.codeName, 'PermissionDenied', JSON.stringify(failure));
+      assert.match(failure.message, /--cors-origin/);
+    });
+  }
+
+  for (const format of ['text', 'binary']) {
+    test(`grpc-web ${format}: PERMISSION_DENIED`, async () => {
+      const failure = await runOther(`grpc-web-${format}`, 'getCameraFails');
+      assert.equal(failure.code, 7, JSON.stringify(failure));
+      assert.match(failure.message, /--cors-origin/);
+    });
+  }
+
+  test('the listed page still calls', async () => {
+    const camera = await run('connect-json', 'camera');
+    assert.equal(camera.fov, 47.5 + 1.5);
+  });
+});
 
 test('no uncaught exceptions in the page', () => {
   assert.deepEqual(

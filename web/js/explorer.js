@@ -3,6 +3,8 @@
 // and can be cancelled), see the answer or the precise error, replay past calls, copy curl.
 // Client- and bidi-streaming methods run over the gateway's /ws (rpc.js): open the stream,
 // send the edited request as often as wanted, half-close, and watch the answers arrive.
+// Methods the gateway's --allow / --deny policy refuses (`"refused": true` in /schema) are
+// marked with a lock and cannot be called from here.
 
 import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
@@ -16,12 +18,27 @@ const MAX_STREAM_MESSAGES_SHOWN = 200;
 const MAX_RESPONSE_CHARS = 200000;
 /** Messages of a client or bidi stream kept in the history for replay. */
 const MAX_REPLAY_MESSAGES = 50;
+/** Why a method marked `refused` in /schema cannot be called. */
+const REFUSED_REASON = "refused by this gateway's --allow/--deny policy";
 
 function kindOf(method) {
   if (method.client_streaming && method.server_streaming) return 'bidi';
   if (method.client_streaming) return 'client stream';
   if (method.server_streaming) return 'server stream';
   return 'unary';
+}
+
+/** The patterns of /schema's `policy` as text, e.g. "deny LiveLink/Set*" ('' = none). */
+function policyText(policy) {
+  const parts = [];
+  if (Array.isArray(policy?.deny) && policy.deny.length) parts.push(`deny ${policy.deny.join(', ')}`);
+  if (Array.isArray(policy?.allow) && policy.allow.length) parts.push(`allow ${policy.allow.join(', ')}`);
+  return parts.join('; ');
+}
+
+/** A padlock: marks methods the gateway refuses. */
+function lockMark() {
+  return h('span', { className: 'lock', 'aria-hidden': 'true' });
 }
 
 function clip(text) {
@@ -86,15 +103,18 @@ export class Explorer {
     this.response = h('pre', { className: 'response', id: 'explorer-response', tabindex: '0', 'aria-label': 'Response' });
     this.historyList = h('ol', { className: 'history', id: 'explorer-history', 'aria-label': 'Call history' });
     this.warnings = h('details', { className: 'schema-warnings', id: 'explorer-warnings', hidden: true });
+    this.policyLine = h('p', { className: 'policy-line', id: 'explorer-policy', hidden: true });
+    this.refusedNote = h('p', { className: 'refused-note', id: 'explorer-refused', role: 'note', hidden: true });
 
     this.root.replaceChildren(
-      h('div', { className: 'explorer-picker' }, this.search, this.methodList, this.warnings),
+      h('div', { className: 'explorer-picker' }, this.search, this.methodList, this.policyLine, this.warnings),
       h('div', { className: 'explorer-call' },
         this.title,
         this.editor = h('div', { className: 'request-editor', hidden: true },
           h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
           this.formSlot,
           this.jsonArea,
+          this.refusedNote,
           h('div', { className: 'call-actions' }, this.callButton, this.sendButton, this.endButton, this.cancelButton, this.curlButton),
           h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText)),
         this.statusLine,
@@ -126,6 +146,7 @@ export class Explorer {
       this.root.dataset.state = 'ready';
       this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
       this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
+      this.renderPolicy();
       this.renderMethods();
       if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
     } catch (err) {
@@ -144,14 +165,27 @@ export class Explorer {
       h('ul', {}, warnings.slice(0, 100).map((w) => h('li', {}, typeof w === 'string' ? w : String(w?.message ?? JSON.stringify(w))))));
   }
 
+  /** The gateway's method policy, if it has one, and how many methods it refuses. */
+  renderPolicy() {
+    const patterns = policyText(this.schema.policy);
+    const refused = this.schema.services.reduce((n, s) => n + s.methods.filter((m) => m.refused).length, 0);
+    this.root.dataset.refused = String(refused);
+    this.policyLine.hidden = !patterns && !refused;
+    if (this.policyLine.hidden) return;
+    this.policyLine.replaceChildren(lockMark(), ` ${refused} method${refused === 1 ? '' : 's'} refused by this gateway's policy${patterns ? ` (${patterns})` : ''}`);
+    this.policyLine.title = 'Set when the gateway starts, with --allow and --deny; refused methods answer PERMISSION_DENIED';
+  }
+
   renderMethods() {
     if (!this.schema) return;
     const filter = this.search.value.trim().toLowerCase();
     if (!filter) {
       // One collapsible group per service; methods are built when a group is opened.
       this.methodList.replaceChildren(...this.schema.services.map((service) => {
+        const refused = service.methods.filter((m) => m.refused).length;
         const group = h('details', { className: 'service', dataset: { service: service.full_name } },
-          h('summary', {}, h('span', {}, service.name), h('span', { className: 'muted' }, ` ${service.package} · ${service.methods.length}`)));
+          h('summary', {}, h('span', {}, service.name), h('span', { className: 'muted' }, ` ${service.package} · ${service.methods.length}`),
+            refused ? h('span', { className: 'refused-count', title: `${refused} of its methods ${REFUSED_REASON}` }, ' · ', lockMark(), ` ${refused}`) : null));
         group.addEventListener('toggle', () => {
           if (group.open && group.childElementCount === 1) group.append(...service.methods.map((m) => this.methodButton(service, m, false)));
         });
@@ -174,14 +208,20 @@ export class Explorer {
   }
 
   methodButton(service, method, withService) {
+    const refused = Boolean(method.refused);
+    const dataset = { method: `${service.full_name}/${method.name}` };
+    if (refused) dataset.refused = 'true';
     return h('button', {
       type: 'button',
       role: 'listitem',
-      className: 'method',
-      dataset: { method: `${service.full_name}/${method.name}` },
+      className: refused ? 'method refused' : 'method',
+      dataset,
+      title: refused ? `${method.name}: ${REFUSED_REASON}` : null,
       onclick: () => this.select(service.full_name, method.name),
     }, withService ? h('span', { className: 'muted' }, `${service.name}/`) : null, method.name,
-    kindOf(method) !== 'unary' ? h('span', { className: 'badge' }, kindOf(method)) : null);
+    refused ? h('span', { className: 'visually-hidden' }, ` (${REFUSED_REASON})`) : null,
+    kindOf(method) !== 'unary' ? h('span', { className: 'badge' }, kindOf(method)) : null,
+    refused ? h('span', { className: 'badge refused' }, lockMark(), 'refused') : null);
   }
 
   findMethod(serviceName, methodName) {
@@ -210,18 +250,30 @@ export class Explorer {
     if (request !== undefined) this.form.set(request);
     this.jsonArea.value = JSON.stringify(request ?? {}, null, 2);
     const streamsIn = Boolean(method.client_streaming);
-    this.callButton.disabled = Boolean(this.running) || (streamsIn && !this.rpc);
+    const refused = Boolean(method.refused);
+    this.callButton.disabled = refused || Boolean(this.running) || (streamsIn && !this.rpc);
     this.callButton.textContent = streamsIn ? 'Open stream' : method.server_streaming ? 'Start stream' : 'Call';
+    this.callButton.title = refused ? `Not callable: ${REFUSED_REASON}` : 'Call (Ctrl+Enter)';
+    if (refused) this.callButton.setAttribute('aria-describedby', this.refusedNote.id);
+    else this.callButton.removeAttribute('aria-describedby');
+    this.refusedNote.hidden = !refused;
+    if (refused) {
+      const patterns = policyText(this.schema.policy);
+      this.refusedNote.replaceChildren(lockMark(), h('span', {},
+        h('strong', {}, 'Refused'), ` by this gateway's --allow/--deny policy${patterns ? ` (${patterns})` : ''}: calls to ${method.name} get PERMISSION_DENIED, so ${this.callButton.textContent} is off.`,
+        streamsIn ? '' : ' The form still builds the request and its curl command.'));
+    }
     this.sendButton.hidden = !streamsIn;
     this.endButton.hidden = !streamsIn;
     // curl speaks the JSON routes, which carry no client streams.
     this.curlButton.disabled = streamsIn;
     this.statusLine.dataset.outcome = '';
-    this.statusLine.textContent = streamsIn
+    this.statusLine.textContent = streamsIn && !refused
       ? `${kind}: open the stream, then send the request above as often as you like and end sending; runs over the gateway's WebSocket.`
       : '';
     this.response.textContent = '';
     this.root.dataset.selected = `${service.full_name}/${method.name}`;
+    this.root.dataset.selectedRefused = String(refused);
     this.updateCurl();
     this.updateOpenStream();
     return true;
@@ -306,7 +358,7 @@ export class Explorer {
 
   /** Calls the selected method; `replay` (client and bidi streams) are messages to send and then half-close. */
   async call({ replay } = {}) {
-    if (!this.method || this.running) return;
+    if (!this.method || this.running || this.method.refused) return;
     let message;
     try {
       message = this.currentRequest();
@@ -542,7 +594,7 @@ export class Explorer {
   setRunning(controller, state) {
     this.running = controller;
     if (state) this.root.dataset.state = state;
-    this.callButton.disabled = Boolean(controller) || !this.method || (this.method.client_streaming && !this.rpc);
+    this.callButton.disabled = Boolean(controller) || !this.method || Boolean(this.method.refused) || (this.method.client_streaming && !this.rpc);
     this.cancelButton.disabled = !controller;
   }
 

@@ -3,13 +3,19 @@
 // Polls GET /health (and GET /readyz when health says the upstream is not connected, since
 // readyz actively probes it), listens to what the frame transports report, shows a banner
 // while something is down, and fires "recovered" when it comes back so the other modules
-// reload without a page reload.
+// reload without a page reload. A gateway that answers but will not serve this page (no
+// token, an origin not allowed with --cors-origin, a host not allowed) is "refused", with the
+// gateway's own explanation in the banner, rather than "unreachable".
 
 import { request } from './api.js';
 
 const POLL_UP_MS = 3000;
 const POLL_DOWN_MS = 1000;
 const HEALTH_TIMEOUT_MS = 2500;
+/** A refusal lasts until someone acts (a token, a restart with another flag): poll gently. */
+const POLL_REFUSED_MS = 5000;
+/** /health answers that mean "this page may not use the gateway": 401 token, 403 origin, 421 host. */
+const REFUSED_STATUSES = new Set([401, 403, 421]);
 
 export class ConnectionStatus extends EventTarget {
   /** @param {{banner: HTMLElement, indicator: HTMLElement}} els */
@@ -17,7 +23,7 @@ export class ConnectionStatus extends EventTarget {
     super();
     this.banner = banner;
     this.indicator = indicator;
-    /** 'unknown' | 'up' | 'down' */
+    /** 'unknown' | 'up' | 'down' | 'refused' (it answers, but not to this page) */
     this.gateway = 'unknown';
     this.upstream = 'unknown';
     this.detail = '';
@@ -36,9 +42,9 @@ export class ConnectionStatus extends EventTarget {
     clearTimeout(this.timer);
   }
 
-  /** True unless the gateway is known to be unreachable. */
+  /** True unless the gateway is known to be unreachable or to refuse this page. */
   gatewayUp() {
-    return this.gateway !== 'down';
+    return this.gateway !== 'down' && this.gateway !== 'refused';
   }
 
   /** Schedules the next health check (a sooner request replaces a later one). */
@@ -55,7 +61,7 @@ export class ConnectionStatus extends EventTarget {
 
   /** A frame transport heard from the gateway about the upstream (WebSocket "upstream" message). */
   reportUpstream(connected) {
-    this.update(this.gateway === 'down' ? 'up' : this.gateway, connected ? 'up' : 'down', '');
+    this.update(this.gateway === 'down' || this.gateway === 'refused' ? 'up' : this.gateway, connected ? 'up' : 'down', '');
   }
 
   /** A frame arrived: the gateway and the upstream are evidently working. */
@@ -67,7 +73,8 @@ export class ConnectionStatus extends EventTarget {
     if (this.checking) return this.checking;
     this.checking = this.probe().finally(() => {
       this.checking = null;
-      this.checkSoon(this.gateway === 'up' && this.upstream === 'up' ? POLL_UP_MS : POLL_DOWN_MS);
+      const up = this.gateway === 'up' && this.upstream === 'up';
+      this.checkSoon(up ? POLL_UP_MS : this.gateway === 'refused' ? POLL_REFUSED_MS : POLL_DOWN_MS);
     });
     return this.checking;
   }
@@ -77,6 +84,11 @@ export class ConnectionStatus extends EventTarget {
     try {
       const response = await request('health', { timeoutMs: HEALTH_TIMEOUT_MS });
       health = await response.json().catch(() => null);
+      if (REFUSED_STATUSES.has(response.status)) {
+        const why = health?.error || health?.message || `HTTP ${response.status}`;
+        this.update('refused', 'unknown', String(why).slice(0, 400));
+        return;
+      }
       if (!response.ok || !health) {
         this.update('down', 'unknown', `the gateway answered /health with HTTP ${response.status}`);
         return;
@@ -112,7 +124,7 @@ export class ConnectionStatus extends EventTarget {
     this.upstream = upstream;
     this.render();
     this.dispatchEvent(new CustomEvent('change', { detail: { gateway, upstream, previous } }));
-    const wasDown = previous.gateway === 'down' || previous.upstream === 'down';
+    const wasDown = previous.gateway === 'down' || previous.gateway === 'refused' || previous.upstream === 'down';
     if (wasDown && gateway === 'up' && upstream === 'up') {
       this.dispatchEvent(new CustomEvent('recovered', { detail: { previous } }));
     }
@@ -123,7 +135,11 @@ export class ConnectionStatus extends EventTarget {
     let state = 'ok';
     let label = 'Connected';
     let message = '';
-    if (this.gateway === 'down') {
+    if (this.gateway === 'refused') {
+      state = 'down';
+      label = 'Refused';
+      message = `The octaneweb gateway refuses this page: ${this.detail}`;
+    } else if (this.gateway === 'down') {
       state = 'down';
       label = 'Gateway offline';
       message = `The octaneweb gateway is unreachable${this.detail ? ` (${this.detail})` : ''}. Retrying…`;

@@ -388,6 +388,10 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         ))
         .layer(cors::layer())
         .layer(middleware::from_fn(cors_only_with_origin))
+        .layer(middleware::from_fn_with_state(
+            body_limit,
+            drain_unread_bodies,
+        ))
 }
 
 /// What every request passes before it reaches a route.
@@ -542,26 +546,29 @@ async fn cors_only_with_origin(request: Request, next: Next) -> Response {
 /// gRPC, gRPC-Web and Connect requests go to their protocol before routing: they share
 /// paths with the JSON route and are told apart by content type and headers.
 ///
-/// HTTP/1.1 request bodies are wrapped in [`DrainOnDrop`], so that an answer given before
-/// the body was read (an unknown method, a wrong content type) does not cut off a client
-/// that is still sending it.
 async fn wire_protocols(
     State(state): State<GatewayState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let request = if request.version() < http::Version::HTTP_2 {
-        let limit = state.config.max_body_bytes;
-        request.map(|body| Body::new(DrainOnDrop::new(body, limit)))
-    } else {
-        request
-    };
     match protocol::WireProtocol::of(&request) {
         Some(protocol::WireProtocol::Grpc) => protocol::grpc::handle(state, request).await,
         Some(protocol::WireProtocol::GrpcWeb) => protocol::grpc_web::handle(state, request).await,
         Some(protocol::WireProtocol::Connect) => protocol::connect::handle(state, request).await,
         None => next.run(request).await,
     }
+}
+
+/// HTTP/1.1 request bodies are wrapped in [`DrainOnDrop`] before anything can answer, so
+/// that an answer given before the body was read (a refusal at the front door, an unknown
+/// method, a wrong content type) does not cut off a client that is still sending it.
+async fn drain_unread_bodies(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let request = if request.version() < http::Version::HTTP_2 {
+        request.map(|body| Body::new(DrainOnDrop::new(body, limit)))
+    } else {
+        request
+    };
+    next.run(request).await
 }
 
 /// Longest time an abandoned request body is read after the answer went out.

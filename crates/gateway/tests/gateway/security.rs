@@ -1093,3 +1093,44 @@ async fn a_client_that_stops_reading_one_http2_stream_is_dropped_and_others_stre
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_does_not_cut_off_the_client() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gateway = token_gateway(&shared_render_server().to_string()).await;
+    let mut stream = tokio::net::TcpStream::connect(authority(&gateway))
+        .await
+        .expect("connect");
+    let body = "x".repeat(64 * 1024);
+    let head = format!(
+        "POST /LiveLink/GetCamera HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("headers");
+    // The refusal comes before the body is sent...
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(EXCHANGE_TIMEOUT, stream.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    // ...and the client can still send it, and use the connection again.
+    stream
+        .write_all(body.as_bytes())
+        .await
+        .expect("the body is taken");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("next request");
+    let mut next = String::new();
+    while !next.contains("HTTP/1.1 200") {
+        let n = tokio::time::timeout(EXCHANGE_TIMEOUT, stream.read(&mut answer))
+            .await
+            .expect("the next answer in time")
+            .expect("read");
+        assert!(n > 0, "the connection was closed: {next}");
+        next.push_str(&String::from_utf8_lossy(&answer[..n]));
+    }
+}
