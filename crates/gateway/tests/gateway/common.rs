@@ -207,6 +207,18 @@ pub async fn start_gateway_with(target: &str, options: GatewayOptions) -> Gatewa
     }
 }
 
+/// The gateway's `/metrics` text.
+pub async fn metrics_text(gateway: &GatewayHandle) -> String {
+    client()
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// An HTTP client without proxies or pooling surprises.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

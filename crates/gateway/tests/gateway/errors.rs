@@ -281,14 +281,7 @@ async fn upstream_down_is_503_then_recovers_without_restarting_the_gateway() {
     .await;
     assert_eq!(health.body["connected"], true);
     assert!(gateway.state.upstream.reconnects() >= 1);
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&gateway).await;
     assert!(
         metrics.contains("octaneweb_upstream_reconnects_total 1"),
         "{metrics}"

@@ -822,14 +822,7 @@ async fn a_flood_of_silent_connections_from_one_address_locks_no_one_else_out() 
         "served after {:?}",
         started.elapsed()
     );
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&gateway).await;
     let refused: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("octaneweb_connections_refused_total{cap=\"per_address\"} "))
@@ -909,14 +902,7 @@ async fn silent_and_idle_connections_are_closed() {
         .expect("the idle HTTP/2 connection was closed")
         .expect("task")
         .expect("closed cleanly");
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&gateway).await;
     assert!(
         metrics.contains("octaneweb_connections_closed_total{reason=\"no_first_byte\"} 1"),
         "{metrics}"
@@ -1080,14 +1066,7 @@ async fn a_client_that_stops_reading_one_http2_stream_is_dropped_and_others_stre
         "the reading client is still streaming"
     );
     reader.abort();
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&gateway).await;
     assert!(
         metrics.contains("octaneweb_connections_closed_total{reason=\"send_stall\"} 1\n"),
         "{metrics}"
