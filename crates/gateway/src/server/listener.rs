@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,18 +161,29 @@ impl Connection {
             stats.count_first_byte_timeout();
             return;
         }
+        let stalled = Arc::new(AtomicBool::new(false));
         match tls {
             None => {
-                let io = StallGuard::new(stream, limits.send_stall_timeout, stats);
-                self.serve(io).await;
+                let io = StallGuard::new(
+                    stream,
+                    limits.send_stall_timeout,
+                    stats,
+                    Arc::clone(&stalled),
+                );
+                self.serve(io, stalled).await;
             }
             Some(acceptor) => {
                 let handshake =
                     tokio::time::timeout(limits.first_byte_timeout, acceptor.accept(stream)).await;
                 match handshake {
                     Ok(Ok(tls_stream)) => {
-                        let io = StallGuard::new(tls_stream, limits.send_stall_timeout, stats);
-                        self.serve(io).await;
+                        let io = StallGuard::new(
+                            tls_stream,
+                            limits.send_stall_timeout,
+                            stats,
+                            Arc::clone(&stalled),
+                        );
+                        self.serve(io, stalled).await;
                     }
                     Ok(Err(error)) => {
                         stats.count_tls_failure();
@@ -183,7 +195,9 @@ impl Connection {
         }
     }
 
-    async fn serve<I>(self, io: I)
+    /// Serves HTTP on `io`; sets `stalled` when a response stream stalls, so the socket is
+    /// reset as it drops.
+    async fn serve<I>(self, io: I, stalled: Arc<AtomicBool>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -244,6 +258,7 @@ impl Connection {
                     // A stream whose client withholds its window (HTTP/2) or a socket the
                     // client stopped reading: the connection and all it holds are dropped.
                     if in_flight.send_stalled(stall_timeout) {
+                        stalled.store(true, std::sync::atomic::Ordering::Relaxed);
                         gate.stats().count_send_stall();
                         tracing::debug!(%peer, "a client stopped reading a response; closing its connection");
                         break;

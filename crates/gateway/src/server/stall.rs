@@ -11,6 +11,7 @@
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,24 +21,58 @@ use tokio::time::Sleep;
 
 use super::connections::ConnectionStats;
 
-/// A socket whose writes fail after `limit` without progress.
-pub(crate) struct StallGuard<I> {
+/// The TCP socket under a connection's stream, so a stalled one can be reset.
+pub(crate) trait TcpBacked {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream>;
+}
+
+impl TcpBacked for tokio::net::TcpStream {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        Some(self)
+    }
+}
+
+impl TcpBacked for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        Some(self.get_ref().0)
+    }
+}
+
+impl TcpBacked for tokio::io::DuplexStream {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        None
+    }
+}
+
+/// A socket whose writes fail after `limit` without progress. A stalled socket is reset
+/// when it is dropped, not closed: a closed socket keeps its unsent data (megabytes, the
+/// kernel's send buffer) for as long as the client keeps its end open, and no longer
+/// counts against the connection caps.
+pub(crate) struct StallGuard<I: TcpBacked> {
     inner: I,
     limit: Duration,
     /// Running while a write waits; reset by any progress.
     waiting: Option<Pin<Box<Sleep>>>,
     stats: Arc<ConnectionStats>,
     counted: bool,
+    /// Set by this guard or by the connection (an HTTP/2 stream stall): reset on drop.
+    stalled: Arc<AtomicBool>,
 }
 
-impl<I> StallGuard<I> {
-    pub(crate) fn new(inner: I, limit: Duration, stats: Arc<ConnectionStats>) -> Self {
+impl<I: TcpBacked> StallGuard<I> {
+    pub(crate) fn new(
+        inner: I,
+        limit: Duration,
+        stats: Arc<ConnectionStats>,
+        stalled: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             inner,
             limit,
             waiting: None,
             stats,
             counted: false,
+            stalled,
         }
     }
 
@@ -52,6 +87,7 @@ impl<I> StallGuard<I> {
         }
         if !self.counted {
             self.counted = true;
+            self.stalled.store(true, Ordering::Relaxed);
             self.stats.count_send_stall();
         }
         Poll::Ready(Err(io::Error::new(
@@ -82,7 +118,18 @@ fn stalled() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for StallGuard<I> {
+impl<I: TcpBacked> Drop for StallGuard<I> {
+    fn drop(&mut self) {
+        if self.stalled.load(Ordering::Relaxed) {
+            if let Some(tcp) = self.inner.tcp() {
+                // Linger 0: close with a reset, which frees the unsent data at once.
+                let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+}
+
+impl<I: TcpBacked + AsyncRead + Unpin> AsyncRead for StallGuard<I> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -92,7 +139,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for StallGuard<I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
+impl<I: TcpBacked + AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -156,7 +203,12 @@ mod tests {
         let stats = Arc::new(ConnectionStats::default());
         // A pipe with a small buffer: the far end never reads.
         let (near, _far) = tokio::io::duplex(1024);
-        let mut guarded = StallGuard::new(near, Duration::from_millis(200), Arc::clone(&stats));
+        let mut guarded = StallGuard::new(
+            near,
+            Duration::from_millis(200),
+            Arc::clone(&stats),
+            Arc::default(),
+        );
         let chunk = vec![0u8; 4096];
         let started = tokio::time::Instant::now();
         let error = guarded
@@ -182,7 +234,12 @@ mod tests {
                     .unwrap_or(0);
             }
         });
-        let mut guarded = StallGuard::new(near, Duration::from_millis(200), Arc::clone(&stats));
+        let mut guarded = StallGuard::new(
+            near,
+            Duration::from_millis(200),
+            Arc::clone(&stats),
+            Arc::default(),
+        );
         guarded
             .write_all(&[1u8; 8192])
             .await

@@ -151,8 +151,11 @@ pub(crate) async fn upgrade(
         Ok(viewer) => viewer,
         Err(error) => return unavailable(error.to_string()),
     };
+    // Viewers send only small control messages: a read buffer of that size, not the
+    // WebSocket layer's 128 KiB default (resident per viewer, a thousand viewers or not).
     ws.max_message_size(MAX_CONTROL_BYTES)
         .max_frame_size(MAX_CONTROL_BYTES)
+        .read_buffer_size(MAX_CONTROL_BYTES)
         .on_upgrade(move |socket| async move {
             // The socket counts against the connection caps until it closes.
             let _slot = slot;
