@@ -5,6 +5,7 @@ mod callback;
 mod frame;
 mod sse;
 mod ws;
+mod ws_wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -5,16 +5,16 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Extension;
-use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use octaneweb_gateway::{ConnectionSlot, ShutdownSignal};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::ws_wire::{self, ClientMessage, FrameReader, FrameWriter};
 use super::{unavailable, RenderState};
 use crate::encode::{tonemap, EncodingKind, Format, Tonemap, HEADER_LEN, HEADER_VERSION};
 use crate::hub::{HubEvent, Viewer};
@@ -142,29 +142,36 @@ fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
 }
 
 pub(crate) async fn upgrade(
-    ws: WebSocketUpgrade,
     State(state): State<RenderState>,
     shutdown: Option<Extension<ShutdownSignal>>,
     slot: Option<Extension<ConnectionSlot>>,
+    mut request: Request,
 ) -> Response {
+    let (response, on_upgrade) = match ws_wire::accept(&mut request) {
+        Ok(accepted) => accepted,
+        Err(refusal) => return *refusal,
+    };
     let viewer = match state.hub.viewer() {
         Ok(viewer) => viewer,
         Err(error) => return unavailable(error.to_string()),
     };
-    // Viewers send only small control messages: a read buffer of that size, not the
-    // WebSocket layer's 128 KiB default (resident per viewer, a thousand viewers or not).
-    ws.max_message_size(MAX_CONTROL_BYTES)
-        .max_frame_size(MAX_CONTROL_BYTES)
-        .read_buffer_size(MAX_CONTROL_BYTES)
-        .on_upgrade(move |socket| async move {
-            // The socket counts against the connection caps until it closes.
-            let _slot = slot;
-            serve(socket, viewer, state, shutdown.map(|Extension(s)| s)).await;
-        })
-}
-
-fn text(value: &Value) -> Message {
-    Message::Text(Utf8Bytes::from(value.to_string()))
+    tokio::spawn(async move {
+        // The socket counts against the connection caps until it closes.
+        let _slot = slot;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                serve(
+                    TokioIo::new(upgraded),
+                    viewer,
+                    state,
+                    shutdown.map(|Extension(s)| s),
+                )
+                .await
+            }
+            Err(error) => tracing::debug!(%error, "render WebSocket upgrade failed"),
+        }
+    });
+    response
 }
 
 fn event_json(event: &HubEvent) -> Value {
@@ -190,31 +197,24 @@ fn event_json(event: &HubEvent) -> Value {
     }
 }
 
-/// What the reader task forwards to the writer loop.
-enum Incoming {
-    Text(String),
-    Binary,
-}
-
-async fn serve(
-    socket: WebSocket,
+async fn serve<S>(
+    socket: S,
     mut viewer: Viewer,
     state: RenderState,
     shutdown: Option<ShutdownSignal>,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(CONTROL_QUEUE);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(socket);
+    let mut sink = FrameWriter::new(write_half);
+    let (incoming_tx, mut incoming) = mpsc::channel::<ClientMessage>(CONTROL_QUEUE);
     // Reads on its own task so a frame being sent never stops control messages from queueing;
     // when the socket closes the channel closes and the writer loop ends.
     let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let forwarded = match message {
-                Message::Text(text) => Incoming::Text(text.as_str().to_owned()),
-                Message::Binary(_) => Incoming::Binary,
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => continue,
-            };
-            if incoming_tx.send(forwarded).await.is_err() {
+        let mut frames = FrameReader::new(read_half, MAX_CONTROL_BYTES);
+        while let Ok(message) = frames.next().await {
+            let last = matches!(message, ClientMessage::Close(_));
+            if incoming_tx.send(message).await.is_err() || last {
                 break;
             }
         }
@@ -244,25 +244,35 @@ async fn serve(
 
     let shutdown = ShutdownSignal::wait_opt(shutdown);
     tokio::pin!(shutdown);
-    let outcome: Result<(), axum::Error> = async {
-        sink.send(text(&hello)).await?;
+    let outcome: std::io::Result<()> = async {
+        sink.text(&hello.to_string()).await?;
         loop {
             let rate_limited = Instant::now() < next_allowed;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
-                    let close = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
-                    sink.send(Message::Close(Some(close))).await?;
-                    return Ok(());
+                    return sink.close(ws_wire::CLOSE_GOING_AWAY, "server shutting down").await;
                 }
                 message = incoming.recv() => {
                     let reply = match message {
                         None => return Ok(()),
-                        Some(Incoming::Binary) => json!({
+                        Some(ClientMessage::Close(code)) => {
+                            let (code, reason) = match code {
+                                ws_wire::CLOSE_TOO_BIG => (code, "control message larger than 16 KiB"),
+                                ws_wire::CLOSE_PROTOCOL_ERROR | ws_wire::CLOSE_INVALID_DATA => (code, "WebSocket protocol violation"),
+                                _ => (ws_wire::CLOSE_NORMAL, ""),
+                            };
+                            return sink.close(code, reason).await;
+                        }
+                        Some(ClientMessage::Ping(payload)) => {
+                            sink.pong(&payload).await?;
+                            continue;
+                        }
+                        Some(ClientMessage::Binary) => json!({
                             "type": "error",
                             "message": "binary messages are not accepted; send JSON text control messages",
                         }),
-                        Some(Incoming::Text(body)) => match parse_control(&body, settings) {
+                        Some(ClientMessage::Text(body)) => match parse_control(&body, settings) {
                             Ok(Control::Pause) => {
                                 paused = true;
                                 json!({"type": "paused"})
@@ -285,21 +295,22 @@ async fn serve(
                             Err(message) => json!({"type": "error", "message": message}),
                         },
                     };
-                    sink.send(text(&reply)).await?;
+                    sink.text(&reply.to_string()).await?;
                 }
                 event = events.next() => {
-                    sink.send(text(&event_json(&event))).await?;
+                    sink.text(&event_json(&event).to_string()).await?;
                 }
                 _ = tokio::time::sleep_until(next_allowed), if !paused && rate_limited => {}
                 frame = viewer.next_frame(), if !paused && !rate_limited => {
                     let encoded = match state.hub.encoded(&frame, settings.format(), settings.tonemap).await {
                         Ok(encoded) => encoded,
                         Err(error) => {
-                            sink.send(text(&json!({"type": "error", "message": error.to_string()}))).await?;
+                            sink.text(&json!({"type": "error", "message": error.to_string()}).to_string()).await?;
                             continue;
                         }
                     };
-                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(encoded.message()))).await {
+                    // The shared bytes of the encoded frame go to the socket as they are.
+                    match tokio::time::timeout(SEND_TIMEOUT, sink.binary(&encoded.message())).await {
                         Ok(sent) => sent?,
                         Err(_) => {
                             tracing::info!("render viewer stopped reading; closing its WebSocket");
