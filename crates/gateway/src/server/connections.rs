@@ -251,7 +251,15 @@ pub(crate) struct InFlight {
     count: AtomicUsize,
     changed: Notify,
     started: Instant,
-    clocks: Mutex<Vec<Weak<SendClock>>>,
+    clocks: Mutex<Clocks>,
+}
+
+/// The send clocks of a connection's responses; finished ones are pruned when the list has
+/// doubled since the last pruning, so a busy HTTP/2 connection pays O(1) per response.
+#[derive(Debug, Default)]
+struct Clocks {
+    live: Vec<Weak<SendClock>>,
+    prune_at: usize,
 }
 
 impl Default for InFlight {
@@ -260,7 +268,7 @@ impl Default for InFlight {
             count: AtomicUsize::new(0),
             changed: Notify::new(),
             started: Instant::now(),
-            clocks: Mutex::new(Vec::new()),
+            clocks: Mutex::new(Clocks::default()),
         }
     }
 }
@@ -299,8 +307,11 @@ impl InFlight {
     pub(crate) fn clock(&self) -> Arc<SendClock> {
         let clock = Arc::new(SendClock::default());
         let mut clocks = self.clocks.lock().unwrap_or_else(PoisonError::into_inner);
-        clocks.retain(|c| c.strong_count() > 0);
-        clocks.push(Arc::downgrade(&clock));
+        if clocks.live.len() >= clocks.prune_at {
+            clocks.live.retain(|c| c.strong_count() > 0);
+            clocks.prune_at = (clocks.live.len() * 2).max(16);
+        }
+        clocks.live.push(Arc::downgrade(&clock));
         clock
     }
 
@@ -310,7 +321,7 @@ impl InFlight {
         let now = self.started.elapsed().as_millis() as u64 + 1;
         let limit = limit.as_millis() as u64;
         let clocks = self.clocks.lock().unwrap_or_else(PoisonError::into_inner);
-        clocks.iter().filter_map(Weak::upgrade).any(|clock| {
+        clocks.live.iter().filter_map(Weak::upgrade).any(|clock| {
             let handed = clock.0.load(Ordering::Relaxed);
             handed != 0 && now.saturating_sub(handed) > limit
         })

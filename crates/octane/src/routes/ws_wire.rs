@@ -19,12 +19,11 @@ const OPCODE_CLOSE: u8 = 0x8;
 const OPCODE_PING: u8 = 0x9;
 const OPCODE_PONG: u8 = 0xA;
 
-/// Close codes used here (RFC 6455 §7.4.1).
-pub(crate) const CLOSE_NORMAL: u16 = 1000;
-pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
-pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
-pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+// Close codes (RFC 6455 §7.4.1), as axum names them.
+pub(crate) use axum::extract::ws::close_code::{
+    AWAY as CLOSE_GOING_AWAY, INVALID as CLOSE_INVALID_DATA, NORMAL as CLOSE_NORMAL,
+    PROTOCOL as CLOSE_PROTOCOL_ERROR, SIZE as CLOSE_TOO_BIG,
+};
 
 /// The 101 answer to a valid upgrade request, and the upgrade to await; or the refusal.
 pub(crate) fn accept(
@@ -211,8 +210,9 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 10
             }
         };
-        self.io.write_all(&head[..used]).await?;
-        self.io.write_all(payload).await?;
+        // Header and payload in one (vectored) write: one segment, not a tiny one first.
+        let mut frame = bytes::Buf::chain(&head[..used], payload);
+        self.io.write_all_buf(&mut frame).await?;
         self.io.flush().await
     }
 
