@@ -4,11 +4,9 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use crate::error::SchemaError;
 use prost::Message as _;
 use prost_types::FileDescriptorProto;
-use tonic::transport::Channel;
-
-use crate::error::SchemaError;
 
 /// Most files fetched from one server; guards against a server that never stops answering.
 const MAX_FILES: usize = 10_000;
@@ -21,7 +19,10 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 ///
 /// The reflection services themselves are not included. A symbol the server cannot resolve
 /// is skipped with a logged warning; failing to list services at all is an error.
-pub async fn fetch(channel: Channel) -> Result<Vec<FileDescriptorProto>, SchemaError> {
+pub async fn fetch<T>(channel: T) -> Result<Vec<FileDescriptorProto>, SchemaError>
+where
+    T: Transport,
+{
     match v1::fetch(channel.clone()).await {
         Err(SchemaError::Reflection {
             code: tonic::Code::Unimplemented,
@@ -32,6 +33,36 @@ pub async fn fetch(channel: Channel) -> Result<Vec<FileDescriptorProto>, SchemaE
         }
         other => other,
     }
+}
+
+/// What reflection is fetched over: a tonic `Channel`, or any other tonic transport (such as
+/// the gateway's upstream connection pool).
+pub trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<tonic::codegen::StdError>,
+        ResponseBody: tonic::codegen::Body<
+            Data = tonic::codegen::Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
+                          + 'static,
+    > + Clone
+    + Send
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<tonic::codegen::StdError>,
+            ResponseBody: tonic::codegen::Body<
+                Data = tonic::codegen::Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
+                              + 'static,
+        > + Clone
+        + Send
+{
 }
 
 fn status_error(status: tonic::Status) -> SchemaError {
@@ -98,7 +129,6 @@ macro_rules! reflection_client {
         mod $version {
             use tokio::sync::mpsc;
             use tokio_stream::wrappers::ReceiverStream;
-            use tonic::transport::Channel;
             use tonic_reflection::pb::$version::{
                 server_reflection_client::ServerReflectionClient,
                 server_reflection_request::MessageRequest,
@@ -106,7 +136,7 @@ macro_rules! reflection_client {
                 ServerReflectionResponse,
             };
 
-            use super::{protocol_error, status_error, Collected, ANSWER_TIMEOUT};
+            use super::{protocol_error, status_error, Collected, Transport, ANSWER_TIMEOUT};
             use crate::error::SchemaError;
 
             struct Session {
@@ -144,8 +174,8 @@ macro_rules! reflection_client {
                 }
             }
 
-            pub(super) async fn fetch(
-                channel: Channel,
+            pub(super) async fn fetch<T: Transport>(
+                channel: T,
             ) -> Result<Vec<prost_types::FileDescriptorProto>, SchemaError> {
                 let mut client = ServerReflectionClient::new(channel)
                     .max_decoding_message_size(64 * 1024 * 1024);

@@ -123,17 +123,30 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Largest request header block accepted from a client: well above the per-call metadata
+/// limit toward the upstream, so an oversized call gets a gRPC status that names the limit
+/// (RESOURCE_EXHAUSTED) rather than a bare HTTP 431.
+const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+/// Streams one client connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
 fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    // Fixed 1 MiB connection window rather than an adaptive one: h2 ends a connection whose
+    // unread small DATA frames exceed half the window (`too_many_data_frames`), and an
+    // adaptive window starts at 64 KiB, which a client's burst of a few hundred tiny
+    // requests on one connection exceeds.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .adaptive_window(true);
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .initial_connection_window_size(1024 * 1024)
+        .initial_stream_window_size(1024 * 1024);
     builder
 }
 

@@ -97,11 +97,11 @@ pub async fn send(
         let ready = channel
             .ready()
             .await
-            .map_err(|e| unreachable_status(upstream, Status::from_error(Box::new(e))))?;
+            .map_err(|status| unreachable_status(upstream, status))?;
         ready
             .call(request)
             .await
-            .map_err(|e| unreachable_status(upstream, Status::from_error(Box::new(e))))
+            .map_err(|status| unreachable_status(upstream, status))
     };
     let outcome = match call.timeout {
         None => exchange.await,

@@ -18,6 +18,7 @@
 pub mod codec;
 mod deadline;
 pub mod forward;
+pub mod pool;
 pub mod raw;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -28,11 +29,12 @@ use futures::Stream;
 use http::uri::PathAndQuery;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 use tonic::client::Grpc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 pub use codec::DynamicCodec;
 pub use deadline::{clamp_grpc_timeout, format_grpc_timeout, parse_grpc_timeout, MAX_GRPC_TIMEOUT};
+pub use pool::{PoolLimits, PoolStats, UpstreamChannel};
 
 /// The upstream a gateway talks to when none is configured: Octane's LiveLink default.
 pub const DEFAULT_TARGET: &str = "127.0.0.1:51022";
@@ -62,6 +64,9 @@ pub struct UpstreamConfig {
     pub default_timeout: Option<Duration>,
     /// Largest message sent to or accepted from the upstream, in bytes.
     pub max_message_bytes: usize,
+    /// How many connections and streams the gateway opens to the upstream, and the request
+    /// metadata limit.
+    pub pool: PoolLimits,
 }
 
 impl Default for UpstreamConfig {
@@ -72,6 +77,7 @@ impl Default for UpstreamConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             default_timeout: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            pool: PoolLimits::default(),
         }
     }
 }
@@ -123,26 +129,38 @@ const STATE_UNKNOWN: u8 = 0;
 const STATE_CONNECTED: u8 = 1;
 const STATE_DISCONNECTED: u8 = 2;
 
-struct Inner {
-    config: UpstreamConfig,
-    channel: Channel,
+/// What is known of the upstream's reachability, shared by every [`Upstream`] of one target.
+struct Reachability {
     state: AtomicU8,
     reconnects: AtomicU64,
 }
 
-/// One shared HTTP/2 channel to the upstream render server; cheap to clone.
+impl Default for Reachability {
+    fn default() -> Self {
+        Self {
+            state: AtomicU8::new(STATE_UNKNOWN),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The upstream render server: a pool of HTTP/2 connections ([`UpstreamChannel`]) and the
+/// calls made over it; cheap to clone.
 ///
-/// The channel connects on first use and reconnects by itself; [`Upstream::is_connected`]
+/// Connections open on first use and reconnect by themselves; [`Upstream::is_connected`]
 /// reflects the outcome of the last call or probe.
 #[derive(Clone)]
 pub struct Upstream {
-    inner: Arc<Inner>,
+    config: Arc<UpstreamConfig>,
+    endpoint: Endpoint,
+    channel: UpstreamChannel,
+    reachability: Arc<Reachability>,
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
-            .field("target", &self.inner.config.target)
+            .field("target", &self.config.target)
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -156,40 +174,59 @@ impl Upstream {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(UpstreamError::NoRuntime);
         }
-        let channel = endpoint.connect_lazy();
+        let channel = UpstreamChannel::new(shared_windows(endpoint.clone()), config.pool.clone());
         Ok(Upstream {
-            inner: Arc::new(Inner {
-                config,
-                channel,
-                state: AtomicU8::new(STATE_UNKNOWN),
-                reconnects: AtomicU64::new(0),
-            }),
+            config: Arc::new(config),
+            endpoint,
+            channel,
+            reachability: Arc::default(),
         })
     }
 
-    /// The shared channel, for typed tonic clients (cheap to clone).
-    pub fn channel(&self) -> Channel {
-        self.inner.channel.clone()
+    /// The same upstream over a connection of its own: what the render frame hub uses, so no
+    /// amount of API traffic (or a call that makes the upstream drop a connection) can end
+    /// the viewers' stream. Reachability is shared with `self`. Its flow-control window grows
+    /// with the link (frames can be hundreds of MiB), which is safe because its one reader
+    /// never stalls (see [`shared_windows`]).
+    pub fn dedicated(&self) -> Upstream {
+        let limits = PoolLimits {
+            max_connections: 1,
+            ..self.config.pool.clone()
+        };
+        Upstream {
+            config: Arc::clone(&self.config),
+            endpoint: self.endpoint.clone(),
+            channel: UpstreamChannel::new(
+                self.endpoint.clone().http2_adaptive_window(true),
+                limits,
+            ),
+            reachability: Arc::clone(&self.reachability),
+        }
+    }
+
+    /// The connection pool, for typed tonic clients (cheap to clone).
+    pub fn channel(&self) -> UpstreamChannel {
+        self.channel.clone()
     }
 
     /// The configured `host:port`.
     pub fn target(&self) -> &str {
-        &self.inner.config.target
+        &self.config.target
     }
 
     /// The configuration this upstream was built from.
     pub fn config(&self) -> &UpstreamConfig {
-        &self.inner.config
+        &self.config
     }
 
     /// True if the last call or probe reached the upstream.
     pub fn is_connected(&self) -> bool {
-        self.inner.state.load(Ordering::Relaxed) == STATE_CONNECTED
+        self.reachability.state.load(Ordering::Relaxed) == STATE_CONNECTED
     }
 
     /// How many times the upstream became reachable again after having been unreachable.
     pub fn reconnects(&self) -> u64 {
-        self.inner.reconnects.load(Ordering::Relaxed)
+        self.reachability.reconnects.load(Ordering::Relaxed)
     }
 
     /// Record whether a call reached the upstream. Front protocols that read a stream to its
@@ -205,9 +242,9 @@ impl Upstream {
             Some(s) if is_unreachable(s) => STATE_DISCONNECTED,
             Some(_) => STATE_CONNECTED,
         };
-        let old = self.inner.state.swap(new, Ordering::Relaxed);
+        let old = self.reachability.state.swap(new, Ordering::Relaxed);
         if old == STATE_DISCONNECTED && new == STATE_CONNECTED {
-            self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+            self.reachability.reconnects.fetch_add(1, Ordering::Relaxed);
             tracing::info!(target = %self.target(), "upstream reachable again");
         } else if old != STATE_DISCONNECTED && new == STATE_DISCONNECTED {
             tracing::warn!(target = %self.target(), "upstream unreachable");
@@ -255,7 +292,7 @@ impl Upstream {
     /// A call's timeout: the one the client asked for, capped by the configured default
     /// (either alone when the other is absent).
     pub fn cap_timeout(&self, requested: Option<Duration>) -> Option<Duration> {
-        match (requested, self.inner.config.default_timeout) {
+        match (requested, self.config.default_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -335,8 +372,8 @@ impl Upstream {
         self.finish(with_deadline(timeout, call).await)
     }
 
-    fn grpc(&self) -> Grpc<Channel> {
-        let limit = self.inner.config.max_message_bytes;
+    fn grpc(&self) -> Grpc<UpstreamChannel> {
+        let limit = self.config.max_message_bytes;
         Grpc::new(self.channel())
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit)
@@ -399,7 +436,7 @@ fn is_unreachable(status: &Status) -> bool {
     status.code() == Code::Unavailable
 }
 
-async fn ready(grpc: &mut Grpc<Channel>) -> Result<(), Status> {
+async fn ready(grpc: &mut Grpc<UpstreamChannel>) -> Result<(), Status> {
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))
@@ -445,6 +482,28 @@ fn method_path(method: &MethodDescriptor) -> Result<PathAndQuery, Status> {
     })
 }
 
+/// Flow-control windows for connections shared by many clients' calls.
+///
+/// The `h2` crate ends a whole connection (`too_many_data_frames`) once the small DATA frames
+/// received but not yet read exceed a budget of half the connection window. A browser that
+/// stops reading its stream leaves that stream's frames unread in the gateway, so with
+/// the usual windows a few stalled streams of small messages end every call on their
+/// connection. Here the connection window is the largest HTTP/2 allows (a budget of 1 GiB,
+/// only an allowance: memory is bounded by the stream windows), and each stream's window is
+/// 256 KiB: at 100 streams per connection, even messages of a few bytes each, all unread,
+/// stay within the budget. 256 KiB per round trip is ample on a LAN; the frame hub, whose
+/// downloads are large, uses an adaptive window on its own connection instead.
+fn shared_windows(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .initial_connection_window_size(MAX_WINDOW_BYTES)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+}
+
+/// The largest HTTP/2 flow-control window (2^31 - 1).
+const MAX_WINDOW_BYTES: u32 = (1 << 31) - 1;
+/// Per-stream window of shared connections.
+const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+
 fn endpoint(config: &UpstreamConfig) -> Result<Endpoint, UpstreamError> {
     let invalid = |reason: String| UpstreamError::InvalidTarget {
         target: config.target.clone(),
@@ -477,8 +536,7 @@ fn endpoint(config: &UpstreamConfig) -> Result<Endpoint, UpstreamError> {
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(false)
-        // Frames can be hundreds of MiB; let the flow-control window grow with the link.
-        .http2_adaptive_window(true);
+        .http2_max_header_list_size(pool::MAX_RESPONSE_HEADER_BYTES);
     match &config.tls {
         None => Ok(endpoint),
         Some(tls) => with_tls(endpoint, tls, parsed.host()),

@@ -12,6 +12,7 @@ mod grpc_web;
 mod json_calls;
 mod ops;
 mod passthrough;
+mod resilience;
 mod security;
 mod streams;
 mod ws;

@@ -134,6 +134,13 @@ impl Ws {
         }
     }
 
+    /// True if an end frame of call `id` was read while waiting for other calls' frames.
+    pub fn has_pending_end(&self, id: &Value) -> bool {
+        self.pending
+            .get(&id_text(id))
+            .is_some_and(|frames| frames.iter().any(|f| f.get("end").is_some()))
+    }
+
     /// Read call `id` to its end frame.
     pub async fn finish(&mut self, id: &Value) -> Finished {
         let mut headers = None;

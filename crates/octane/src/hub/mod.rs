@@ -344,7 +344,9 @@ impl FrameHub {
         let hub = FrameHub::build(upstream.target().to_owned(), plan.clone(), config);
         if let Ok(plan) = plan {
             let shared = hub.shared.clone();
-            tokio::spawn(subscription::run(shared, upstream, plan));
+            // A connection of its own: no API call (nor any number of them) shares the
+            // viewers' subscription's connection, so none can take it down.
+            tokio::spawn(subscription::run(shared, upstream.dedicated(), plan));
         }
         hub
     }
