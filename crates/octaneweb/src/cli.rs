@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use octaneweb_gateway::upstream::pool;
 
 /// Drive a live gRPC render server (Octane LiveLink) from a web browser.
 ///
@@ -104,6 +105,49 @@ pub struct UpstreamArgs {
     /// Implies --upstream-tls.
     #[arg(long, value_name = "NAME")]
     pub upstream_tls_domain: Option<String>,
+
+    /// Streams one upstream connection carries before the gateway opens another. 100 suits
+    /// every HTTP/2 server (RFC 9113 asks them to allow at least that many).
+    #[arg(long, value_name = "N", default_value_t = pool::DEFAULT_STREAMS_PER_CONNECTION,
+          value_parser = at_least_one)]
+    pub upstream_streams_per_connection: usize,
+
+    /// Upstream connections the gateway opens at most; past them, calls wait in a queue
+    /// (--upstream-queue) and their deadlines keep running.
+    #[arg(long, value_name = "N", default_value_t = pool::DEFAULT_MAX_CONNECTIONS,
+          value_parser = at_least_one)]
+    pub upstream_max_connections: usize,
+
+    /// Calls that may wait for an upstream stream once every connection is full; more fail
+    /// at once with RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = pool::DEFAULT_MAX_WAITING)]
+    pub upstream_queue: usize,
+
+    /// Largest request metadata (headers) of one call sent upstream, in bytes as HTTP/2
+    /// counts them; a call over it fails alone with RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "BYTES", default_value_t = pool::DEFAULT_MAX_REQUEST_HEADER_BYTES)]
+    pub upstream_max_header_bytes: usize,
+}
+
+/// A count of 1 or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl UpstreamArgs {
+    /// The connection pool's limits.
+    pub fn pool_limits(&self) -> pool::PoolLimits {
+        pool::PoolLimits {
+            streams_per_connection: self.upstream_streams_per_connection,
+            max_connections: self.upstream_max_connections,
+            max_waiting: self.upstream_queue,
+            max_request_header_bytes: self.upstream_max_header_bytes,
+        }
+    }
 }
 
 impl UpstreamArgs {

@@ -254,6 +254,7 @@ fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
         target: args.target(),
         default_timeout: timeout,
         tls,
+        pool: args.pool_limits(),
         ..UpstreamConfig::default()
     })?)
 }

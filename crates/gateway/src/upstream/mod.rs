@@ -189,9 +189,11 @@ impl Upstream {
     /// with the link (frames can be hundreds of MiB), which is safe because its one reader
     /// never stalls (see [`shared_windows`]).
     pub fn dedicated(&self) -> Upstream {
+        // The hub's own few calls, whatever limits the API traffic is given.
         let limits = PoolLimits {
             max_connections: 1,
-            ..self.config.pool.clone()
+            max_request_header_bytes: self.config.pool.max_request_header_bytes,
+            ..PoolLimits::default()
         };
         Upstream {
             config: Arc::clone(&self.config),

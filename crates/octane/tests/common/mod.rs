@@ -137,6 +137,15 @@ impl Gateway {
         config: FrameHubConfig,
     ) -> Gateway {
         let upstream = Upstream::new(upstream_config).expect("upstream");
+        Gateway::start_on(upstream, generation, config).await
+    }
+
+    /// The hub on an upstream the test also calls itself.
+    pub async fn start_on(
+        upstream: Upstream,
+        generation: CallbackGeneration,
+        config: FrameHubConfig,
+    ) -> Gateway {
         let hub = FrameHub::start(upstream, &schema(generation), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
