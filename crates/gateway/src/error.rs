@@ -28,8 +28,18 @@ pub enum GatewayError {
         limit: usize,
     },
     /// The request body could not be read from the client.
-    #[error("cannot read the request body: {0}")]
-    BodyRead(String),
+    #[error(transparent)]
+    BodyRead(#[from] BodyReadError),
+    /// The call's deadline is shorter than [`crate::protocol::MIN_DEADLINE`] (`grpc-timeout:
+    /// 1n`, a timeout of 0): it is over before the call can start.
+    #[error(
+        "the call's deadline of {} ns passed before the call started (a deadline under 1 ms cannot be met)",
+        timeout.as_nanos()
+    )]
+    DeadlinePassed {
+        /// The deadline the call was given.
+        timeout: std::time::Duration,
+    },
     /// The method's streaming kind cannot be carried by this protocol.
     #[error("{method} is a {kind} method; {protocol} cannot carry it, use {instead}")]
     UnsupportedStreaming {
@@ -115,6 +125,51 @@ pub enum GatewayError {
     Upstream(Status),
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// The body's framing is broken (an HTTP/1.1 chunk size line that is not hex, ...): the
+    /// client sent something that is not HTTP.
+    #[error("the request body is malformed and could not be read: {0}")]
+    Malformed(String),
+    /// The client stopped sending before the body ended (closed the connection, reset the
+    /// stream).
+    #[error("the request body could not be read: the client stopped sending it ({0})")]
+    Interrupted(String),
+}
+
+impl BodyReadError {
+    /// Classify an error of reading a request body by its causes: hyper reports broken
+    /// HTTP/1.1 framing as `InvalidData`/`InvalidInput` I/O errors and a connection that
+    /// ends early as `UnexpectedEof`; HTTP/2 resets and everything else are interruptions.
+    pub fn from_cause(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut detail = error.to_string();
+        let mut malformed = false;
+        let mut cause = Some(error);
+        // Bounded: error chains are short, but nothing here trusts that.
+        for _ in 0..8 {
+            let Some(current) = cause else { break };
+            if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                malformed |= matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                );
+            }
+            if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+                malformed |= hyper.is_parse();
+            }
+            // The innermost cause is the precise one ("Invalid chunk size line: ...").
+            detail = current.to_string();
+            cause = current.source();
+        }
+        if malformed {
+            BodyReadError::Malformed(detail)
+        } else {
+            BodyReadError::Interrupted(detail)
+        }
+    }
+}
+
 fn upstream_message(status: &Status) -> String {
     if status.message().is_empty() {
         format!("upstream returned {}", code_name(status.code()))
@@ -138,7 +193,9 @@ impl GatewayError {
             GatewayError::Lookup(_) => Code::InvalidArgument,
             GatewayError::Json(_) => Code::InvalidArgument,
             GatewayError::BodyTooLarge { .. } => Code::ResourceExhausted,
-            GatewayError::BodyRead(_) => Code::Cancelled,
+            GatewayError::BodyRead(BodyReadError::Malformed(_)) => Code::InvalidArgument,
+            GatewayError::BodyRead(BodyReadError::Interrupted(_)) => Code::Cancelled,
+            GatewayError::DeadlinePassed { .. } => Code::DeadlineExceeded,
             GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest(_) => Code::InvalidArgument,
@@ -400,6 +457,27 @@ mod tests {
             too_large.connect_http_status(),
             StatusCode::TOO_MANY_REQUESTS
         );
+    }
+
+    #[test]
+    fn body_read_failures_are_told_apart_by_their_cause() {
+        use std::io::{Error, ErrorKind};
+        let malformed = Error::new(ErrorKind::InvalidInput, "Invalid chunk size line");
+        let error = GatewayError::from(BodyReadError::from_cause(&malformed));
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert_eq!(error.http_status(), StatusCode::BAD_REQUEST);
+        assert!(error.to_string().contains("malformed"), "{error}");
+        assert!(
+            error.to_string().contains("Invalid chunk size line"),
+            "{error}"
+        );
+        let cut_off = Error::new(
+            ErrorKind::UnexpectedEof,
+            "end of file before message length reached",
+        );
+        let error = GatewayError::from(BodyReadError::from_cause(&cut_off));
+        assert_eq!(error.code(), Code::Cancelled);
+        assert!(error.to_string().contains("stopped sending"), "{error}");
     }
 
     #[test]

@@ -1,16 +1,27 @@
-//! Call metrics in the Prometheus text exposition format (`GET /metrics`) and the per-call
-//! log line.
+//! The process's metrics (one `prometheus_client` registry, exposed as Prometheus text at
+//! `GET /metrics`) and the per-call log line. Components with their own counters (the
+//! listener, the WebSockets, the upstream pool, the render hub) add a [`Collector`] that reads
+//! them at each scrape.
 //!
 //! Series are labelled by protocol, method (full name `package.Service/Method`, or
 //! `unresolved` when the name did not resolve) and final gRPC code. The number of series is
 //! bounded by [`MAX_SERIES`]; past it, new methods are counted under `method="other"`.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use prometheus_client::collector::Collector;
+pub use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{
+    prometheus_text, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tonic::Code;
 
 use crate::error::code_name;
@@ -22,8 +33,6 @@ pub const MAX_SERIES: usize = 4096;
 const BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Number of gRPC codes (0..=16).
-const CODES: usize = 17;
 
 /// A browser-facing protocol, the `protocol` label of every metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,37 +81,57 @@ impl Protocol {
             Protocol::Cli => "cli",
         }
     }
+}
 
-    fn index(self) -> usize {
-        self as usize
+/// `protocol` and `method` labels of a call's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    protocol: &'static str,
+    method: MethodName,
+}
+
+/// `protocol`, `method` and `code` labels of a finished call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    protocol: &'static str,
+    method: MethodName,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+/// A method label shared with the method cache: recording a call clones a reference count,
+/// never the text.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct MethodName(Arc<str>);
+
+impl EncodeLabelValue for MethodName {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(&self.0)
     }
 }
 
-#[derive(Default)]
-struct Series {
-    by_code: [u64; CODES],
-    buckets: [u64; BUCKETS.len()],
-    duration_sum: f64,
-    count: u64,
+fn duration_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-#[derive(Default)]
-struct PerProtocol {
-    in_flight: AtomicI64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-}
-
-/// The gateway's metrics registry; share it as `Arc<Metrics>`.
+/// The gateway's metrics: one [`prometheus_client`] registry for every component of the
+/// process (calls, connections, WebSockets, the upstream, the render hub, the process itself);
+/// share it as `Arc<Metrics>`.
 pub struct Metrics {
-    series: Mutex<HashMap<(Protocol, Arc<str>), Series>>,
-    protocols: [PerProtocol; Protocol::ALL.len()],
-    /// Other components' metrics (e.g. the render frame hub), appended to every exposition.
-    sources: Mutex<Vec<MetricsSource>>,
+    registry: Mutex<Registry>,
+    calls: Family<CodeLabels, Counter>,
+    durations: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<ProtocolLabels, Gauge>,
+    bytes_in: Family<ProtocolLabels, Counter>,
+    bytes_out: Family<ProtocolLabels, Counter>,
+    /// (protocol, method) series seen, to bound them.
+    series: Mutex<HashSet<(Protocol, Arc<str>)>>,
 }
-
-/// Renders a component's metrics as Prometheus text.
-type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -117,22 +146,70 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// An empty registry.
+    /// A registry with the call metrics, the process metrics and the build's version.
     pub fn new() -> Self {
+        let calls = Family::<CodeLabels, Counter>::default();
+        let durations = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        let in_flight = Family::<ProtocolLabels, Gauge>::default();
+        let bytes_in = Family::<ProtocolLabels, Counter>::default();
+        let bytes_out = Family::<ProtocolLabels, Counter>::default();
+        for protocol in Protocol::ALL {
+            let labels = ProtocolLabels {
+                protocol: protocol.as_str(),
+            };
+            // Every protocol's series exist from the start, at zero.
+            drop(in_flight.get_or_create(&labels));
+            drop(bytes_in.get_or_create(&labels));
+            drop(bytes_out.get_or_create(&labels));
+        }
+        let mut registry = Registry::default();
+        // (`register` ends each help text with a full stop itself.)
+        registry.register(
+            "octaneweb_calls",
+            "Calls through the gateway by protocol, method and final gRPC code",
+            calls.clone(),
+        );
+        registry.register(
+            "octaneweb_call_duration_seconds",
+            "Call duration from request to final status (streams included)",
+            durations.clone(),
+        );
+        registry.register(
+            "octaneweb_calls_in_flight",
+            "Calls currently running",
+            in_flight.clone(),
+        );
+        registry.register(
+            "octaneweb_received_bytes",
+            "Bytes of request bodies and messages received from clients",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "octaneweb_sent_bytes",
+            "Bytes of response bodies and messages sent to clients",
+            bytes_out.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
         Self {
-            series: Mutex::new(HashMap::new()),
-            protocols: Default::default(),
-            sources: Mutex::new(Vec::new()),
+            registry: Mutex::new(registry),
+            calls,
+            durations,
+            in_flight,
+            bytes_in,
+            bytes_out,
+            series: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Appends another component's metrics (Prometheus text, with its own HELP and TYPE
-    /// lines) to every `/metrics` answer. Meant for start-up wiring, not per request.
-    pub fn add_source(&self, source: impl Fn() -> String + Send + Sync + 'static) {
-        self.sources
+    /// Adds another component's metrics (read at every scrape) to the registry. Meant for
+    /// start-up wiring, not per request.
+    pub fn add_collector(&self, collector: impl Collector) {
+        self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::new(source));
+            .register_collector(Box::new(collector));
     }
 
     /// Start tracking a call: counts it in flight until the returned tracker is finished or
@@ -143,9 +220,7 @@ impl Metrics {
         method: Arc<str>,
         call_id: Arc<str>,
     ) -> CallTracker {
-        self.protocols[protocol.index()]
-            .in_flight
-            .fetch_add(1, Ordering::Relaxed);
+        self.in_flight_gauge(protocol).inc();
         CallTracker {
             metrics: Arc::clone(self),
             protocol,
@@ -156,184 +231,288 @@ impl Metrics {
         }
     }
 
+    fn in_flight_gauge(&self, protocol: Protocol) -> Gauge {
+        self.in_flight.get_or_create_owned(&ProtocolLabels {
+            protocol: protocol.as_str(),
+        })
+    }
+
     /// Count bytes received from browsers.
     pub fn add_bytes_in(&self, protocol: Protocol, bytes: u64) {
-        self.protocols[protocol.index()]
-            .bytes_in
-            .fetch_add(bytes, Ordering::Relaxed);
+        self.bytes_in
+            .get_or_create(&ProtocolLabels {
+                protocol: protocol.as_str(),
+            })
+            .inc_by(bytes);
     }
 
     /// Count bytes sent to browsers.
     pub fn add_bytes_out(&self, protocol: Protocol, bytes: u64) {
-        self.protocols[protocol.index()]
-            .bytes_out
-            .fetch_add(bytes, Ordering::Relaxed);
+        self.bytes_out
+            .get_or_create(&ProtocolLabels {
+                protocol: protocol.as_str(),
+            })
+            .inc_by(bytes);
     }
 
     /// Calls of `protocol` currently running.
     pub fn in_flight(&self, protocol: Protocol) -> i64 {
-        self.protocols[protocol.index()]
-            .in_flight
-            .load(Ordering::Relaxed)
+        self.in_flight_gauge(protocol).get()
     }
 
     /// How many calls of this protocol and method ended with `code`.
     pub fn calls(&self, protocol: Protocol, method: &str, code: Code) -> u64 {
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        series
-            .get(&(protocol, Arc::from(method)))
-            .and_then(|s| s.by_code.get(code as usize).copied())
-            .unwrap_or(0)
+        self.calls
+            .get_or_create(&CodeLabels {
+                protocol: protocol.as_str(),
+                method: MethodName(Arc::from(method)),
+                code: code_name(code),
+            })
+            .get()
     }
 
     fn record(&self, protocol: Protocol, method: &Arc<str>, code: Code, seconds: f64) {
-        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (protocol, Arc::clone(method));
-        let entry = if series.contains_key(&key) || series.len() < MAX_SERIES {
-            series.entry(key).or_default()
-        } else {
-            series.entry((protocol, Arc::from("other"))).or_default()
-        };
-        if let Some(slot) = entry.by_code.get_mut(code as usize) {
-            *slot += 1;
-        }
-        for (bucket, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
+        let method = {
+            let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (protocol, Arc::clone(method));
+            if series.contains(&key) || series.len() < MAX_SERIES {
+                series.insert(key);
+                Arc::clone(method)
+            } else {
+                Arc::from("other")
             }
-        }
-        entry.duration_sum += seconds;
-        entry.count += 1;
+        };
+        let method = MethodName(method);
+        self.calls
+            .get_or_create(&CodeLabels {
+                protocol: protocol.as_str(),
+                method: method.clone(),
+                code: code_name(code),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&MethodLabels {
+                protocol: protocol.as_str(),
+                method,
+            })
+            .observe(seconds);
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
-    pub fn render(&self, upstream: &Upstream) -> String {
-        let mut out = String::with_capacity(4096);
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<&(Protocol, Arc<str>)> = series.keys().collect();
-        keys.sort_by(|a, b| (a.0.as_str(), &*a.1).cmp(&(b.0.as_str(), &*b.1)));
-
-        out.push_str("# HELP octaneweb_calls_total Calls through the gateway by protocol, method and final gRPC code.\n");
-        out.push_str("# TYPE octaneweb_calls_total counter\n");
-        for key in &keys {
-            let Some(s) = series.get(*key) else { continue };
-            for (code, count) in s.by_code.iter().enumerate() {
-                if *count > 0 {
-                    let _ = writeln!(
-                        out,
-                        "octaneweb_calls_total{{protocol=\"{}\",method=\"{}\",code=\"{}\"}} {count}",
-                        key.0.as_str(),
-                        escape(&key.1),
-                        code_name(Code::from(code as i32)),
-                    );
-                }
-            }
-        }
-
-        out.push_str("# HELP octaneweb_call_duration_seconds Call duration from request to final status (streams included).\n");
-        out.push_str("# TYPE octaneweb_call_duration_seconds histogram\n");
-        for key in &keys {
-            let Some(s) = series.get(*key) else { continue };
-            let labels = format!(
-                "protocol=\"{}\",method=\"{}\"",
-                key.0.as_str(),
-                escape(&key.1)
-            );
-            for (count, bound) in s.buckets.iter().zip(BUCKETS) {
-                let _ = writeln!(
-                    out,
-                    "octaneweb_call_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "octaneweb_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "octaneweb_call_duration_seconds_sum{{{labels}}} {}",
-                s.duration_sum
-            );
-            let _ = writeln!(
-                out,
-                "octaneweb_call_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
-        }
-        drop(series);
-
-        let per_protocol = |out: &mut String,
-                            name: &str,
-                            help: &str,
-                            kind: &str,
-                            f: &dyn Fn(&PerProtocol) -> i64| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for protocol in Protocol::ALL {
-                let value = f(&self.protocols[protocol.index()]);
-                let _ = writeln!(out, "{name}{{protocol=\"{}\"}} {value}", protocol.as_str());
-            }
-        };
-        per_protocol(
-            &mut out,
-            "octaneweb_calls_in_flight",
-            "Calls currently running.",
-            "gauge",
-            &|p| p.in_flight.load(Ordering::Relaxed),
-        );
-        per_protocol(
-            &mut out,
-            "octaneweb_received_bytes_total",
-            "Bytes of request bodies and messages received from clients.",
-            "counter",
-            &|p| i64::try_from(p.bytes_in.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
-        );
-        per_protocol(
-            &mut out,
-            "octaneweb_sent_bytes_total",
-            "Bytes of response bodies and messages sent to clients.",
-            "counter",
-            &|p| i64::try_from(p.bytes_out.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
-        );
-
-        out.push_str("# HELP octaneweb_upstream_connected Whether the last upstream call or probe reached the upstream.\n");
-        out.push_str("# TYPE octaneweb_upstream_connected gauge\n");
-        let _ = writeln!(
-            out,
-            "octaneweb_upstream_connected {}",
-            u8::from(upstream.is_connected())
-        );
-        out.push_str("# HELP octaneweb_upstream_reconnects_total Times the upstream became reachable again after being unreachable.\n");
-        out.push_str("# TYPE octaneweb_upstream_reconnects_total counter\n");
-        let _ = writeln!(
-            out,
-            "octaneweb_upstream_reconnects_total {}",
-            upstream.reconnects()
-        );
-        // Cloned out of the lock so a slow source never blocks add_source or another scrape.
-        let sources: Vec<MetricsSource> = self
-            .sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for source in sources {
-            let text = source();
-            out.push_str(&text);
-            if !text.is_empty() && !text.ends_with('\n') {
-                out.push('\n');
-            }
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(error) = prometheus_text::encode(&mut out, &registry) {
+            tracing::warn!(%error, "encoding the metrics failed");
         }
         out
     }
 }
 
-/// Escape a label value (backslash, quote, newline).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Writes the values of a component's metrics at a scrape: a thin layer over
+/// [`DescriptorEncoder`] for the plain counters and gauges components keep as atomics.
+pub struct Scrape<'a> {
+    encoder: DescriptorEncoder<'a>,
+}
+
+impl<'a> Scrape<'a> {
+    /// Wraps a collector's encoder.
+    pub fn new(encoder: DescriptorEncoder<'a>) -> Self {
+        Self { encoder }
+    }
+
+    /// A counter (`name` without `_total`: the exposition adds it).
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
+        let metric = ConstCounter::new(value);
+        let encoder = self
+            .encoder
+            .encode_descriptor(name, help, None, metric.metric_type())?;
+        metric.encode(encoder)
+    }
+
+    /// A counter of fractional values (seconds).
+    pub fn float_counter(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+        let metric = ConstCounter::new(value);
+        let encoder = self
+            .encoder
+            .encode_descriptor(name, help, None, metric.metric_type())?;
+        metric.encode(encoder)
+    }
+
+    /// A gauge.
+    pub fn gauge(&mut self, name: &str, help: &str, value: i64) -> std::fmt::Result {
+        let metric = ConstGauge::new(value);
+        let encoder = self
+            .encoder
+            .encode_descriptor(name, help, None, metric.metric_type())?;
+        metric.encode(encoder)
+    }
+
+    /// A counter with one label, one series per `(label value, count)`.
+    pub fn counters_by(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, u64)],
+    ) -> std::fmt::Result {
+        let mut encoder = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (value, count) in values {
+            let labels = [(label, *value)];
+            ConstCounter::new(*count).encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// [`Scrape::counters_by`] for fractional values.
+    pub fn float_counters_by(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, f64)],
+    ) -> std::fmt::Result {
+        let mut encoder = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (value, count) in values {
+            let labels = [(label, *value)];
+            ConstCounter::new(*count).encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// A histogram from cumulative `(upper bound, count)` buckets (`+Inf` excluded).
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        sum: f64,
+        count: u64,
+        buckets: &[(f64, u64)],
+    ) -> std::fmt::Result {
+        let mut encoder =
+            self.encoder
+                .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        // The encoder expects per-bucket counts with the last bucket +Inf.
+        let mut per_bucket = Vec::with_capacity(buckets.len() + 1);
+        let mut previous = 0;
+        for (bound, cumulative) in buckets {
+            per_bucket.push((*bound, cumulative.saturating_sub(previous)));
+            previous = *cumulative;
+        }
+        per_bucket.push((f64::INFINITY, count.saturating_sub(previous)));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &per_bucket, None)
+    }
+}
+
+/// The process's CPU time, memory, threads and file descriptors (as every Prometheus client
+/// names them), and the build's version as `octaneweb_build_info`.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        let process = metrics_process::collector::collect();
+        let mut scrape = Scrape::new(encoder);
+        if let Some(seconds) = process.cpu_seconds_total {
+            scrape.float_counter(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                seconds,
+            )?;
+        }
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                process.resident_memory_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                process.virtual_memory_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                process.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                process.max_fds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process.",
+                process.threads,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds.",
+                process.start_time_seconds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                scrape.gauge(name, help, i64::try_from(value).unwrap_or(i64::MAX))?;
+            }
+        }
+        let info = ConstGauge::new(1_i64);
+        let mut encoder = scrape.encoder.encode_descriptor(
+            "octaneweb_build_info",
+            "The running build: version of the octaneweb crates; always 1.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("version", env!("CARGO_PKG_VERSION"))];
+        info.encode(encoder.encode_family(&labels)?)
+    }
+}
+
+/// The upstream's reachability and connection pool, read at every scrape.
+#[derive(Debug)]
+pub struct UpstreamCollector(pub Upstream);
+
+impl Collector for UpstreamCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        let upstream = &self.0;
+        let pool = upstream.channel().stats();
+        let mut scrape = Scrape::new(encoder);
+        scrape.gauge(
+            "octaneweb_upstream_connected",
+            "Whether the last upstream call or probe reached the upstream.",
+            i64::from(upstream.is_connected()),
+        )?;
+        scrape.counter(
+            "octaneweb_upstream_reconnects",
+            "Times the upstream became reachable again after being unreachable.",
+            upstream.reconnects(),
+        )?;
+        scrape.gauge(
+            "octaneweb_upstream_connections",
+            "HTTP/2 connections open to the upstream for API calls.",
+            i64::try_from(pool.connections).unwrap_or(i64::MAX),
+        )?;
+        scrape.counter(
+            "octaneweb_upstream_connections_opened",
+            "HTTP/2 connections to the upstream opened for API calls.",
+            pool.opened,
+        )?;
+        scrape.gauge(
+            "octaneweb_upstream_streams",
+            "Upstream streams (calls) in flight.",
+            i64::try_from(pool.streams).unwrap_or(i64::MAX),
+        )?;
+        scrape.gauge(
+            "octaneweb_upstream_waiting",
+            "Calls waiting for an upstream stream because every connection is full.",
+            i64::try_from(pool.waiting).unwrap_or(i64::MAX),
+        )
+    }
 }
 
 /// One call in progress: counted in flight until finished or dropped, then recorded and
@@ -370,9 +549,7 @@ impl CallTracker {
         self.finished = true;
         let elapsed = self.started.elapsed();
         let ms = elapsed.as_secs_f64() * 1000.0;
-        self.metrics.protocols[self.protocol.index()]
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+        self.metrics.in_flight_gauge(self.protocol).dec();
         self.metrics
             .record(self.protocol, &self.method, code, elapsed.as_secs_f64());
         tracing::info!(
@@ -402,7 +579,7 @@ mod tests {
     use crate::upstream::UpstreamConfig;
 
     #[tokio::test]
-    async fn renders_counts_histograms_and_gauges() {
+    async fn renders_counts_histograms_gauges_and_the_process() {
         let metrics = Arc::new(Metrics::new());
         let method: Arc<str> = Arc::from("pkg.Svc/Do");
         let tracker = metrics.start_call(Protocol::Json, Arc::clone(&method), Arc::from("id"));
@@ -415,21 +592,27 @@ mod tests {
             1
         );
         metrics.add_bytes_in(Protocol::Json, 42);
-
         let upstream = Upstream::new(UpstreamConfig::default()).unwrap();
-        let text = metrics.render(&upstream);
-        assert!(text.contains(
-            "octaneweb_calls_total{protocol=\"json\",method=\"pkg.Svc/Do\",code=\"OK\"} 1"
-        ));
-        assert!(text.contains(
-            "octaneweb_calls_total{protocol=\"sse\",method=\"pkg.Svc/Do\",code=\"CANCELLED\"} 1"
-        ));
-        assert!(text.contains(
-            "octaneweb_call_duration_seconds_count{protocol=\"json\",method=\"pkg.Svc/Do\"} 1"
-        ));
-        assert!(text.contains("octaneweb_received_bytes_total{protocol=\"json\"} 42"));
-        assert!(text.contains("octaneweb_calls_in_flight{protocol=\"json\"} 0"));
-        assert!(text.contains("octaneweb_upstream_reconnects_total 0"));
+        metrics.add_collector(UpstreamCollector(upstream));
+
+        let text = metrics.render();
+        for line in [
+            "octaneweb_calls_total{protocol=\"json\",method=\"pkg.Svc/Do\",code=\"OK\"} 1",
+            "octaneweb_calls_total{protocol=\"sse\",method=\"pkg.Svc/Do\",code=\"CANCELLED\"} 1",
+            "octaneweb_call_duration_seconds_count{protocol=\"json\",method=\"pkg.Svc/Do\"} 1",
+            "octaneweb_received_bytes_total{protocol=\"json\"} 42",
+            "octaneweb_calls_in_flight{protocol=\"json\"} 0",
+            "octaneweb_upstream_reconnects_total 0",
+            "octaneweb_upstream_connections 0",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "octaneweb_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 
     #[test]
@@ -443,25 +626,40 @@ mod tests {
         assert_eq!(metrics.calls(Protocol::Json, "other", Code::Ok), 10);
     }
 
-    #[tokio::test]
-    async fn added_sources_are_appended_to_every_exposition() {
-        let metrics = Metrics::new();
-        let scrapes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = Arc::clone(&scrapes);
-        metrics.add_source(move || {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            format!("# TYPE other_scrapes_total counter\nother_scrapes_total {n}")
-        });
-        let upstream = Upstream::new(UpstreamConfig::default()).unwrap();
-        let first = metrics.render(&upstream);
-        let second = metrics.render(&upstream);
-        assert!(first.ends_with("other_scrapes_total 1\n"), "{first}");
-        assert!(second.ends_with("other_scrapes_total 2\n"), "{second}");
-        assert!(first.contains("octaneweb_upstream_reconnects_total 0"));
+    #[derive(Debug, Default)]
+    struct Scrapes(std::sync::atomic::AtomicU64);
+
+    impl Collector for Scrapes {
+        fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut scrape = Scrape::new(encoder);
+            scrape.counter("other_scrapes", "Scrapes seen.", n)?;
+            scrape.counters_by("other_by", "By kind.", "kind", &[("a\"b", 2)])?;
+            scrape.histogram("other_seconds", "Latency.", 1.5, 3, &[(0.1, 1), (1.0, 2)])
+        }
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn added_collectors_are_read_at_every_scrape() {
+        let metrics = Metrics::new();
+        metrics.add_collector(Scrapes::default());
+        let first = metrics.render();
+        let second = metrics.render();
+        assert!(first.contains("other_scrapes_total 1\n"), "{first}");
+        assert!(second.contains("other_scrapes_total 2\n"), "{second}");
+        // Label values are escaped; histogram buckets are cumulative.
+        assert!(
+            first.contains("other_by_total{kind=\"a\\\"b\"} 2"),
+            "{first}"
+        );
+        assert!(
+            first.contains("other_seconds_bucket{le=\"1\"} 2"),
+            "{first}"
+        );
+        assert!(
+            first.contains("other_seconds_bucket{le=\"+Inf\"} 3"),
+            "{first}"
+        );
+        assert!(first.contains("other_seconds_sum 1.5"), "{first}");
     }
 }

@@ -17,9 +17,10 @@
 //! let upstream = Upstream::new(UpstreamConfig::default())?;
 //! let hub = FrameHub::start(upstream, &schema, FrameHubConfig::default());
 //! let render_routes: axum::Router = routes(hub.clone());
-//! // Merge `render_routes` into the gateway's router; append the hub's metrics to /metrics:
-//! let prometheus_text = hub.metrics_text();
-//! # let _ = (render_routes, prometheus_text);
+//! // Merge `render_routes` into the gateway's router; add the hub's metrics to /metrics:
+//! let metrics = octaneweb_gateway::Metrics::new();
+//! metrics.add_collector(hub.metrics_collector());
+//! # let _ = render_routes;
 //! # Ok(()) }
 //! ```
 

@@ -1,7 +1,7 @@
 //! Counters of the frame hub, readable as JSON (for `/render/callback-status`) and as
-//! Prometheus text (appended to the gateway's `/metrics`).
+//! Prometheus metrics (a collector in the gateway's registry, served at `/metrics`).
 
-use std::fmt::Write as _;
+use octaneweb_gateway::metrics::{Collector, DescriptorEncoder, Scrape};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ const LATENCY_BOUNDS: [f64; 12] = [
 ];
 
 /// A fixed-bucket histogram of durations.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Histogram {
     /// One counter per bound, plus +Inf (not cumulative; summed when rendered).
     buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
@@ -73,23 +73,10 @@ impl Histogram {
         }
         None
     }
-
-    fn render(&self, out: &mut String, name: &str) {
-        let mut cumulative = 0;
-        for (bucket, bound) in self.buckets.iter().zip(LATENCY_BOUNDS) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
-    }
 }
 
 /// Everything the hub counts. All counters only grow, except `viewers`.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct HubMetrics {
     /// Images received from the upstream (before duplicates are dropped).
     pub frames_received: AtomicU64,
@@ -222,110 +209,110 @@ impl HubMetrics {
             latency_p99_ms: self.latency.quantile_upper_bound(0.99).map(|s| s * 1000.0),
         }
     }
+}
 
-    /// Prometheus text exposition (version 0.0.4) of every metric, names prefixed
-    /// `octaneweb_render_`.
-    pub fn prometheus_text(&self) -> String {
-        let mut out = String::with_capacity(4096);
+impl Collector for HubMetrics {
+    /// Every metric, names prefixed `octaneweb_render_`.
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {value}");
-        };
-        counter(
-            &mut out,
-            "octaneweb_render_frames_received_total",
-            "Render images received from the upstream, duplicates included.",
-            load(&self.frames_received),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_frames_duplicate_total",
-            "Duplicate image deliveries dropped.",
-            load(&self.frames_duplicate),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_frames_published_total",
-            "Distinct frames published to viewers.",
-            load(&self.frames_published),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_frames_rejected_total",
-            "Render images that could not be decoded.",
-            load(&self.frames_rejected),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_frames_skipped_total",
-            "Frames a viewer skipped because a newer one replaced them first.",
-            load(&self.frames_skipped),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_subscriptions_total",
-            "Times the callback subscription was established.",
-            load(&self.subscriptions),
-        );
-        counter(
-            &mut out,
-            "octaneweb_render_subscription_failures_total",
-            "Times the callback subscription failed or its stream broke.",
-            load(&self.subscription_failures),
-        );
-        let labelled = |out: &mut String, name: &str, help: &str, counters: &[AtomicU64; 4]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            for (format, c) in FORMATS.iter().zip(counters.iter()) {
-                let _ = writeln!(out, "{name}{{encoding=\"{format}\"}} {}", load(c));
-            }
-        };
-        labelled(
-            &mut out,
-            "octaneweb_render_frames_out_total",
-            "Frames handed to viewers, by encoding.",
-            &self.frames_out,
-        );
-        labelled(
-            &mut out,
-            "octaneweb_render_bytes_out_total",
-            "Bytes of frames handed to viewers, by encoding.",
-            &self.bytes_out,
-        );
-        labelled(
-            &mut out,
-            "octaneweb_render_encodes_total",
-            "Frame encodes performed (each at most once per frame and encoding).",
-            &self.encodes,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP octaneweb_render_encode_seconds_total Time spent encoding, by encoding."
-        );
-        let _ = writeln!(out, "# TYPE octaneweb_render_encode_seconds_total counter");
-        for (format, c) in FORMATS.iter().zip(self.encode_micros.iter()) {
-            let _ = writeln!(
-                out,
-                "octaneweb_render_encode_seconds_total{{encoding=\"{format}\"}} {}",
-                load(c) as f64 / 1e6
-            );
+        let mut scrape = Scrape::new(encoder);
+        for (name, help, counter) in [
+            (
+                "octaneweb_render_frames_received",
+                "Render images received from the upstream, duplicates included.",
+                &self.frames_received,
+            ),
+            (
+                "octaneweb_render_frames_duplicate",
+                "Duplicate image deliveries dropped.",
+                &self.frames_duplicate,
+            ),
+            (
+                "octaneweb_render_frames_published",
+                "Distinct frames published to viewers.",
+                &self.frames_published,
+            ),
+            (
+                "octaneweb_render_frames_rejected",
+                "Render images that could not be decoded.",
+                &self.frames_rejected,
+            ),
+            (
+                "octaneweb_render_frames_skipped",
+                "Frames a viewer skipped because a newer one replaced them first.",
+                &self.frames_skipped,
+            ),
+            (
+                "octaneweb_render_subscriptions",
+                "Times the callback subscription was established.",
+                &self.subscriptions,
+            ),
+            (
+                "octaneweb_render_subscription_failures",
+                "Times the callback subscription failed or its stream broke.",
+                &self.subscription_failures,
+            ),
+        ] {
+            scrape.counter(name, help, load(counter))?;
         }
-        let _ = writeln!(
-            out,
-            "# HELP octaneweb_render_viewers Viewers connected (WebSocket and SSE)."
-        );
-        let _ = writeln!(out, "# TYPE octaneweb_render_viewers gauge");
-        let _ = writeln!(out, "octaneweb_render_viewers {}", load(&self.viewers));
-        let name = "octaneweb_render_frame_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from a frame's arrival from the upstream to its hand-over to a viewer."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        self.latency.render(&mut out, name);
-        out
+        let by_format = |counters: &[AtomicU64; 4]| -> Vec<(&'static str, u64)> {
+            FORMATS
+                .iter()
+                .zip(counters.iter())
+                .map(|(format, c)| (*format, load(c)))
+                .collect()
+        };
+        scrape.counters_by(
+            "octaneweb_render_frames_out",
+            "Frames handed to viewers, by encoding.",
+            "encoding",
+            &by_format(&self.frames_out),
+        )?;
+        scrape.counters_by(
+            "octaneweb_render_bytes_out",
+            "Bytes of frames handed to viewers, by encoding.",
+            "encoding",
+            &by_format(&self.bytes_out),
+        )?;
+        scrape.counters_by(
+            "octaneweb_render_encodes",
+            "Frame encodes performed (each at most once per frame and encoding).",
+            "encoding",
+            &by_format(&self.encodes),
+        )?;
+        let encode_seconds: Vec<(&str, f64)> = by_format(&self.encode_micros)
+            .into_iter()
+            .map(|(format, micros)| (format, micros as f64 / 1e6))
+            .collect();
+        scrape.float_counters_by(
+            "octaneweb_render_encode_seconds",
+            "Time spent encoding, by encoding.",
+            "encoding",
+            &encode_seconds,
+        )?;
+        scrape.gauge(
+            "octaneweb_render_viewers",
+            "Viewers connected (WebSocket and SSE).",
+            i64::try_from(load(&self.viewers)).unwrap_or(i64::MAX),
+        )?;
+        let latency = &self.latency;
+        let mut cumulative = 0;
+        let buckets: Vec<(f64, u64)> = latency
+            .buckets
+            .iter()
+            .zip(LATENCY_BOUNDS)
+            .map(|(bucket, bound)| {
+                cumulative += load(bucket);
+                (bound, cumulative)
+            })
+            .collect();
+        scrape.histogram(
+            "octaneweb_render_frame_latency_seconds",
+            "Time from a frame's arrival from the upstream to its hand-over to a viewer.",
+            load(&latency.sum_micros) as f64 / 1e6,
+            latency.count(),
+            &buckets,
+        )
     }
 }
 
@@ -348,13 +335,15 @@ mod tests {
         assert_eq!(m.latency.quantile_upper_bound(0.5), Some(0.002));
         assert_eq!(m.latency.quantile_upper_bound(0.99), Some(0.002));
         assert_eq!(m.latency.quantile_upper_bound(1.0), Some(0.5));
-        let text = m.prometheus_text();
+        let snap = m.snapshot();
+        assert_eq!(snap.frames_out["jpeg"], 99);
+        assert_eq!(snap.latency_p99_ms, Some(2.0));
+        let registry = octaneweb_gateway::Metrics::new();
+        registry.add_collector(std::sync::Arc::new(m));
+        let text = registry.render();
         assert!(text.contains("octaneweb_render_frames_out_total{encoding=\"jpeg\"} 99"));
         assert!(text.contains("octaneweb_render_frames_out_total{encoding=\"sse\"} 1"));
         assert!(text.contains("octaneweb_render_frame_latency_seconds_bucket{le=\"+Inf\"} 100"));
         assert!(text.contains("octaneweb_render_frame_latency_seconds_bucket{le=\"0.002\"} 99"));
-        let snap = m.snapshot();
-        assert_eq!(snap.frames_out["jpeg"], 99);
-        assert_eq!(snap.latency_p99_ms, Some(2.0));
     }
 }

@@ -271,7 +271,9 @@ async fn register_callback_and_status_have_the_original_shapes() {
     }
     assert!(status["metrics"]["frames_out"].is_object());
 
-    let text = gateway.hub.metrics_text();
+    let registry = octaneweb_gateway::Metrics::new();
+    registry.add_collector(gateway.hub.metrics_collector());
+    let text = registry.render();
     assert!(text.contains("# TYPE octaneweb_render_frame_latency_seconds histogram"));
     assert!(text.contains("octaneweb_render_subscriptions_total 1"));
 }

@@ -268,3 +268,57 @@ async fn a_default_call_deadline_does_not_cut_the_callback_stream() {
     assert_eq!(status.metrics.subscriptions, 1, "{:?}", status.last_error);
     assert_eq!(status.metrics.subscription_failures, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_message_over_the_limit_closes_with_1009_and_a_reason() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
+    let (code, reason) = tokio::time::timeout(WAIT, async {
+        let mut stream = tokio::net::TcpStream::connect(gateway.addr)
+            .await
+            .expect("connect");
+        let handshake = format!(
+            "GET /render/ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            gateway.addr
+        );
+        stream.write_all(handshake.as_bytes()).await.expect("send");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.expect("handshake answer"));
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        // The head of a masked 17 KiB text message, one KiB over the limit. The server decides
+        // on the announced length; sending no payload keeps the close from turning into a
+        // reset (a socket closed with unread input is reset).
+        let length: u16 = 17 * 1024;
+        let [high, low] = length.to_be_bytes();
+        stream
+            .write_all(&[0x81, 0x80 | 126, high, low])
+            .await
+            .expect("send");
+        // Skip the hello and any frames until the close frame.
+        loop {
+            let first = stream.read_u8().await.expect("frame header");
+            let second = stream.read_u8().await.expect("frame header");
+            let length = match second & 0x7f {
+                126 => u64::from(stream.read_u16().await.expect("length")),
+                127 => stream.read_u64().await.expect("length"),
+                short => u64::from(short),
+            };
+            let mut payload = vec![0u8; usize::try_from(length).expect("length fits")];
+            stream.read_exact(&mut payload).await.expect("payload");
+            if first & 0x0f == 0x8 {
+                assert!(payload.len() >= 2, "close frame without a code");
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                let reason = String::from_utf8(payload[2..].to_vec()).expect("UTF-8 reason");
+                return (code, reason);
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time");
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("larger than 16 KiB"), "{reason}");
+}

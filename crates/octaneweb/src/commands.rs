@@ -202,8 +202,7 @@ async fn run_gateway(
         ..GatewayConfig::default()
     };
     let state = GatewayState::new(schema, upstream, config);
-    let metrics_hub = hub.clone();
-    state.metrics.add_source(move || metrics_hub.metrics_text());
+    state.metrics.add_collector(hub.metrics_collector());
     let extra = web::routes().merge(octaneweb_octane::routes_with_policy(
         hub.clone(),
         &state.config.methods,

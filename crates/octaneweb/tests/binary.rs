@@ -438,3 +438,32 @@ fn a_rebinding_host_is_refused_by_the_render_routes_and_the_web_client() {
         assert!(answer.contains("--allowed-host"), "{path}: {answer}");
     }
 }
+
+/// Dot segments, plain or percent-encoded, name no call and no file: 404, never 405 ("use
+/// POST") and never a file outside `web/`.
+#[test]
+fn dot_segment_paths_are_404_and_never_leave_the_web_client() {
+    let demo = start_demo();
+    let (status, page) = http(&demo.addr, "GET", "/index.html", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "{page}");
+    for path in [
+        "/./index.html",
+        "/%2e/index.html",
+        "/js/../index.html",
+        "/../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/js/%2e%2e",
+    ] {
+        let (status, body) = http(&demo.addr, "GET", path, "");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            !body.contains("root:") && !body.contains("<html"),
+            "{path}: {body}"
+        );
+    }
+    let (_, body) = http(&demo.addr, "GET", "/./index.html", "");
+    assert!(body.contains("segments are not served"), "{body}");
+}

@@ -1,6 +1,12 @@
 //! Proto3 JSON <-> [`DynamicMessage`] for the gateway's JSON routes.
 
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
+use std::borrow::Cow;
+use std::fmt;
+
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
+};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::JsonError;
 
@@ -8,8 +14,9 @@ use crate::error::JsonError;
 ///
 /// Field names may be the proto names or the lowerCamelCase JSON names; unknown fields are an
 /// error; 64-bit integers may be numbers or strings; enums may be names or numbers. An empty
-/// body (or only whitespace) is the default message. Errors name the field path, e.g.
-/// `objectPtr.handle: invalid type: ...`.
+/// body (or only whitespace) is the default message. A field given twice (also once by its
+/// proto name and once by its JSON name) and a map key given twice are errors. Errors name the
+/// field path, e.g. `objectPtr.handle: invalid type: ...`.
 pub fn json_to_message(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, JsonError> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(DynamicMessage::new(desc.clone()));
@@ -18,11 +25,20 @@ pub fn json_to_message(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicM
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
-    let message = DynamicMessage::deserialize_with_options(desc.clone(), tracked, &options)
-        .map_err(|error| json_error(error, &track.path().to_string()))?;
-    // Trailing characters after the value are as malformed as a broken value.
-    deserializer.end().map_err(|error| json_error(error, ""))?;
-    Ok(message)
+    let converted = DynamicMessage::deserialize_with_options(desc.clone(), tracked, &options)
+        .map_err(|error| json_error(error, &track.path().to_string()))
+        // Trailing characters after the value are as malformed as a broken value.
+        .and_then(|message| {
+            deserializer.end().map_err(|error| json_error(error, ""))?;
+            Ok(message)
+        });
+    // prost-reflect keeps the last of two values for a field without a word, and reports a
+    // oneof member given twice as a conflict between members; name the duplicate instead.
+    // Also after a failure, so that a duplicate is not reported as that conflict.
+    match (find_duplicate(desc, json), converted) {
+        (Some(duplicate), _) => Err(duplicate),
+        (None, converted) => converted,
+    }
 }
 
 /// Render a message as proto3 JSON with the PROTO field names (`object_ptr`, not `objectPtr`),
@@ -92,5 +108,251 @@ fn strip_position(error: &serde_json::Error) -> String {
     match text.rfind(" at line ").and_then(|index| text.get(..index)) {
         Some(message) => message.to_owned(),
         None => text,
+    }
+}
+
+/// The first key given twice in an object of `json` that is a message of type `desc` (or a
+/// message or map nested in it), as an error naming its path. `None` when there is none, also
+/// when `json` is malformed or does not fit `desc` (the conversion reports those).
+fn find_duplicate(desc: &MessageDescriptor, json: &[u8]) -> Option<JsonError> {
+    let mut walk = DuplicateWalk::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let seed = Shape::Message(desc.clone()).seed(&mut walk);
+    match seed.deserialize(&mut deserializer) {
+        Ok(()) => None,
+        Err(_) => walk.found,
+    }
+}
+
+/// Where the duplicate walk is in the JSON, and what it found.
+#[derive(Default)]
+struct DuplicateWalk {
+    /// Path of the value being read, in serde_path_to_error's form (`a.b[2].c`).
+    path: Vec<PathSegment>,
+    found: Option<JsonError>,
+}
+
+enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+impl DuplicateWalk {
+    fn path_text(&self) -> String {
+        let mut text = String::new();
+        for segment in &self.path {
+            match segment {
+                PathSegment::Key(key) => {
+                    if !text.is_empty() {
+                        text.push('.');
+                    }
+                    text.push_str(key);
+                }
+                PathSegment::Index(index) => {
+                    text.push('[');
+                    text.push_str(&index.to_string());
+                    text.push(']');
+                }
+            }
+        }
+        text
+    }
+
+    /// Record a duplicate at the current path; the returned error stops the walk.
+    fn duplicate<E: de::Error>(&mut self, message: String) -> E {
+        let path = self.path_text();
+        self.found = Some(JsonError::Invalid { path, message });
+        E::custom("duplicate key")
+    }
+}
+
+/// What a JSON value is expected to hold.
+#[derive(Clone)]
+enum Shape {
+    /// A message (not a well-known type, whose JSON forms are not objects of fields).
+    Message(MessageDescriptor),
+    /// A repeated field: an array of `Shape`s.
+    List(Box<Shape>),
+    /// A map field: an object with one key per entry.
+    Map(Box<Shape>),
+    /// Anything else: nothing to check inside.
+    Opaque,
+}
+
+impl Shape {
+    fn of_field(field: &FieldDescriptor) -> Shape {
+        if field.is_map() {
+            let value = match field.kind() {
+                Kind::Message(entry) => Shape::of_kind(&entry.map_entry_value_field().kind()),
+                _ => Shape::Opaque,
+            };
+            Shape::Map(Box::new(value))
+        } else if field.is_list() {
+            Shape::List(Box::new(Shape::of_kind(&field.kind())))
+        } else {
+            Shape::of_kind(&field.kind())
+        }
+    }
+
+    fn of_kind(kind: &Kind) -> Shape {
+        match kind {
+            Kind::Message(message) if !message.full_name().starts_with("google.protobuf.") => {
+                Shape::Message(message.clone())
+            }
+            _ => Shape::Opaque,
+        }
+    }
+
+    fn seed(self, walk: &mut DuplicateWalk) -> ShapeSeed<'_> {
+        ShapeSeed { shape: self, walk }
+    }
+}
+
+struct ShapeSeed<'w> {
+    shape: Shape,
+    walk: &'w mut DuplicateWalk,
+}
+
+impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match self.shape {
+            Shape::Opaque => deserializer.deserialize_ignored_any(IgnoredAny).map(|_| ()),
+            shape => deserializer.deserialize_any(ShapeVisitor {
+                shape,
+                walk: self.walk,
+            }),
+        }
+    }
+}
+
+struct ShapeVisitor<'w> {
+    shape: Shape,
+    walk: &'w mut DuplicateWalk,
+}
+
+impl<'de> Visitor<'de> for ShapeVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    // Values of another type than expected hold no keys; the conversion reports them.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let element = match self.shape {
+            Shape::List(element) => *element,
+            _ => Shape::Opaque,
+        };
+        let walk = self.walk;
+        let mut index = 0;
+        loop {
+            walk.path.push(PathSegment::Index(index));
+            let more = seq.next_element_seed(element.clone().seed(walk))?;
+            walk.path.pop();
+            if more.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let walk = self.walk;
+        match self.shape {
+            Shape::Message(message) => {
+                // Field numbers seen, with the key that named each.
+                let mut seen: Vec<(u32, Cow<'de, str>)> = Vec::new();
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    let field = message
+                        .get_field_by_json_name(&key)
+                        .or_else(|| message.get_field_by_name(&key));
+                    let Some(field) = field else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    walk.path.push(PathSegment::Key(key.to_string()));
+                    if let Some((_, first)) = seen.iter().find(|(n, _)| *n == field.number()) {
+                        let message = if *first == key {
+                            format!("duplicate field \"{key}\"")
+                        } else {
+                            format!("duplicate field \"{key}\" (already given as \"{first}\")")
+                        };
+                        return Err(walk.duplicate(message));
+                    }
+                    map.next_value_seed(Shape::of_field(&field).seed(walk))?;
+                    walk.path.pop();
+                    seen.push((field.number(), key));
+                }
+                Ok(())
+            }
+            Shape::Map(value) => {
+                let mut seen: Vec<Cow<'de, str>> = Vec::new();
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    walk.path.push(PathSegment::Key(key.to_string()));
+                    if seen.contains(&key) {
+                        return Err(walk.duplicate(format!("duplicate map key \"{key}\"")));
+                    }
+                    map.next_value_seed(value.as_ref().clone().seed(walk))?;
+                    walk.path.pop();
+                    seen.push(key);
+                }
+                Ok(())
+            }
+            _ => {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An object key, borrowed from the JSON text unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
     }
 }

@@ -270,3 +270,96 @@ fn float_fields_print_in_their_shortest_form() {
     assert_eq!(value["fov"], json!(2.4));
     assert_eq!(value["position"]["z"], json!(0.001));
 }
+
+/// A message with every place a key can repeat: a field (in and out of a oneof), a field with
+/// a JSON name of its own, a repeated message and a map.
+fn duplicates_probe() -> MessageDescriptor {
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder
+        .add_proto_source(
+            "probe.proto",
+            r#"syntax = "proto3";
+               package probe;
+               message Point { float x = 1; float y = 2; }
+               message Probe {
+                 oneof pick { int32 first_choice = 1; string second = 2; }
+                 Point point = 3;
+                 repeated Point points = 4;
+                 map<string, Point> named = 5;
+                 string label = 6;
+               }
+               service Probes { rpc Send(Probe) returns (Probe); }"#,
+        )
+        .expect("probe.proto");
+    let schema = builder.build().expect("schema");
+    schema
+        .pool()
+        .get_message_by_name("probe.Probe")
+        .expect("probe.Probe")
+}
+
+#[test]
+fn a_field_given_twice_is_named_wherever_it_is() {
+    let probe = duplicates_probe();
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            r#"{"label":"a","label":"b"}"#,
+            "label",
+            r#"duplicate field "label""#,
+        ),
+        (
+            r#"{"first_choice":1,"first_choice":2}"#,
+            "first_choice",
+            r#"duplicate field "first_choice""#,
+        ),
+        (
+            r#"{"firstChoice":1,"first_choice":2}"#,
+            "first_choice",
+            r#"duplicate field "first_choice" (already given as "firstChoice")"#,
+        ),
+        (
+            r#"{"point":{"x":1,"y":2,"x":3}}"#,
+            "point.x",
+            r#"duplicate field "x""#,
+        ),
+        (
+            r#"{"points":[{"x":1},{"y":1,"y":2}]}"#,
+            "points[1].y",
+            r#"duplicate field "y""#,
+        ),
+        (
+            r#"{"named":{"a":{"x":1},"b":{},"a":{}}}"#,
+            "named.a",
+            r#"duplicate map key "a""#,
+        ),
+    ];
+    for (json, path, message) in cases {
+        let error = json_to_message(&probe, json.as_bytes()).expect_err(json);
+        assert!(
+            matches!(error, JsonError::Invalid { .. }),
+            "{json}: {error:?}"
+        );
+        assert_eq!(error.path(), path, "{json}");
+        assert_eq!(error.message(), message, "{json}");
+    }
+    // A duplicate is found even when the conversion fails first on something else.
+    let error = json_to_message(&probe, br#"{"label":"a","point":{"x":"no"},"label":"b"}"#)
+        .expect_err("duplicate");
+    assert!(error.message().starts_with("duplicate field"), "{error}");
+}
+
+#[test]
+fn a_oneof_conflict_is_still_a_oneof_conflict() {
+    let probe = duplicates_probe();
+    let error = json_to_message(&probe, br#"{"first_choice":1,"second":"b"}"#)
+        .expect_err("two members of a oneof");
+    assert!(error.message().contains("oneof 'pick'"), "{error}");
+    assert!(!error.message().contains("duplicate"), "{error}");
+    // Distinct keys everywhere are fine, also the same key in different objects.
+    let message = json_to_message(
+        &probe,
+        br#"{"point":{"x":1,"y":2},"points":[{"x":1},{"x":2}],"named":{"a":{"x":1},"b":{"x":1}}}"#,
+    )
+    .expect("no duplicates");
+    assert!(message.has_field_by_name("named"));
+}

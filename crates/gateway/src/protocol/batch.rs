@@ -36,7 +36,7 @@ use serde_json::value::RawValue;
 use tonic::Code;
 
 use super::json::{success_body, unary_call};
-use super::{read_body, requested_timeout, unresolved_label};
+use super::{effective_timeout, read_body, requested_timeout, unresolved_label};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
 use crate::server::{CallId, GatewayState};
@@ -172,7 +172,13 @@ async fn one_call(
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    unary_call(&state, &resolved.descriptor, body, timeout, &call_id).await
+                    match effective_timeout(&state.upstream, timeout) {
+                        Ok(timeout) => {
+                            unary_call(&state, &resolved.descriptor, body, timeout, &call_id)
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    }
                 }
             }
         }

@@ -41,7 +41,7 @@ use tonic::{Code, Status};
 use super::compression::{self, Encoding};
 use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM};
 use super::grpc::method_path;
-use super::{deadline_after, read_body, unresolved_label};
+use super::{deadline_after, effective_timeout, read_body, unresolved_label};
 use crate::error::{connect_code_name, GatewayError};
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
@@ -263,7 +263,8 @@ fn stream_content_type(codec: Codec) -> &'static str {
     }
 }
 
-/// The call's deadline: `Connect-Timeout-Ms`, capped by the gateway's default.
+/// The call's deadline: `Connect-Timeout-Ms`, capped by the gateway's default. `0` is a
+/// deadline that has passed (as Connect's reference implementation reads it), not "none".
 fn timeout(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Duration>, GatewayError> {
     let requested = match headers.get("connect-timeout-ms") {
         None => None,
@@ -274,13 +275,13 @@ fn timeout(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Duration>
                 || !text.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(GatewayError::BadRequest(format!(
-                    "Connect-Timeout-Ms must be a positive whole number of at most 10 digits, got {value:?}"
+                    "Connect-Timeout-Ms must be a whole number of milliseconds of at most 10 digits, got {value:?}"
                 )));
             }
             text.parse::<u64>().ok().map(Duration::from_millis)
         }
     };
-    Ok(state.upstream.cap_timeout(requested))
+    effective_timeout(&state.upstream, requested)
 }
 
 /// A Connect GET: the request message is in the query.

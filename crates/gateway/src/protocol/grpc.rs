@@ -31,7 +31,7 @@ use tonic::Status;
 
 use super::compression::{self, Encoding};
 use super::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
-use super::{deadline_after, grpc_timeout_header, unresolved_label};
+use super::{deadline_after, effective_timeout, grpc_timeout_header, unresolved_label};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
@@ -96,7 +96,7 @@ async fn forward_call(
         .map_err(|e| GatewayError::from(e).to_status())?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(Status::invalid_argument)?;
-    let timeout = state.upstream.cap_timeout(requested);
+    let timeout = effective_timeout(&state.upstream, requested).map_err(|e| e.to_status())?;
     let deadline = deadline_after(timeout);
     let content_type = parts
         .headers

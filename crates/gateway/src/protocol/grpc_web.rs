@@ -31,7 +31,7 @@ use tonic::Status;
 use super::compression::{self, Encoding};
 use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_TRAILERS};
 use super::grpc::method_path;
-use super::{deadline_after, grpc_timeout_header, read_body, unresolved_label};
+use super::{deadline_after, effective_timeout, grpc_timeout_header, read_body, unresolved_label};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 use crate::server::{CallId, GatewayState, ShutdownSignal};
@@ -254,7 +254,7 @@ async fn run(
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
-    let timeout = state.upstream.cap_timeout(requested);
+    let timeout = effective_timeout(&state.upstream, requested)?;
     let deadline = deadline_after(timeout);
     let limit = state.config.max_body_bytes;
     let body = read_body(&parts.headers, body, limit).await?;

@@ -29,8 +29,8 @@ use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
 use super::{
-    deadline_after, pump, read_body, requested_timeout, resolve_for_browser, status_json,
-    unresolved_label, upstream_request, StreamEvent,
+    deadline_after, effective_timeout, pump, read_body, requested_timeout, resolve_for_browser,
+    status_json, unresolved_label, upstream_request, StreamEvent,
 };
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
@@ -91,7 +91,7 @@ async fn run(
 ) -> Result<Answer, GatewayError> {
     let resolved = resolve_for_browser(state, path, tracker, "the JSON route")?;
     let descriptor = &resolved.descriptor;
-    let timeout = requested_timeout(request.headers())?;
+    let timeout = effective_timeout(&state.upstream, requested_timeout(request.headers())?)?;
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     state

@@ -19,6 +19,10 @@
 //! `grpc-timeout` header (`250m`, `5S`, ...); if both are present the smaller wins, and the
 //! gateway's `--timeout` default caps either. SSE also reads `?timeout_ms=` because
 //! `EventSource` cannot set headers.
+//!
+//! Every protocol treats a deadline shorter than [`MIN_DEADLINE`] (`0`, `1n`,
+//! `Connect-Timeout-Ms: 0`, ...) as one that has passed: the call ends `DEADLINE_EXCEEDED`
+//! before it starts ([`effective_timeout`]), as a gRPC server ends a call whose deadline is over.
 
 pub mod batch;
 pub mod compression;
@@ -47,13 +51,18 @@ use tonic::{Code, Status, Streaming};
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 
-use crate::error::GatewayError;
+use crate::error::{BodyReadError, GatewayError};
 use crate::metrics::CallTracker;
 use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::upstream::{clamp_grpc_timeout, parse_grpc_timeout, Upstream};
 
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
+
+/// Shortest deadline a call can be given. Timers tick in milliseconds and no call through the
+/// gateway is answered sooner, so a shorter deadline is over before the call can start; left
+/// to the timer, a `1n` call could run for a millisecond and succeed, as if it had none.
+pub const MIN_DEADLINE: Duration = Duration::from_millis(1);
 
 /// A standard wire protocol recognised from a request's headers, before routing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +186,20 @@ pub fn requested_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Gatewa
     Ok(timeout)
 }
 
+/// The deadline of a call: `requested` (the client's) capped by the gateway's default. A
+/// deadline shorter than [`MIN_DEADLINE`] has passed already: the call is refused with
+/// `DEADLINE_EXCEEDED` instead of being made.
+pub(crate) fn effective_timeout(
+    upstream: &Upstream,
+    requested: Option<Duration>,
+) -> Result<Option<Duration>, GatewayError> {
+    let timeout = upstream.cap_timeout(requested);
+    match timeout {
+        Some(timeout) if timeout < MIN_DEADLINE => Err(GatewayError::DeadlinePassed { timeout }),
+        _ => Ok(timeout),
+    }
+}
+
 /// A tonic request for the upstream carrying the deadline and the call id.
 pub(crate) fn upstream_request<T>(
     message: T,
@@ -211,7 +234,7 @@ pub(crate) async fn read_body(
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(GatewayError::BodyTooLarge { limit })
         }
-        Err(error) => Err(GatewayError::BodyRead(error.to_string())),
+        Err(error) => Err(BodyReadError::from_cause(&*error).into()),
     }
 }
 

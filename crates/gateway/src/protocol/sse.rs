@@ -33,8 +33,8 @@ use serde::Deserialize;
 use tonic::{Code, Status, Streaming};
 
 use super::{
-    deadline_after, pump, requested_timeout, resolve_for_browser, status_json, unresolved_label,
-    upstream_request, StreamEvent,
+    deadline_after, effective_timeout, pump, requested_timeout, resolve_for_browser, status_json,
+    unresolved_label, upstream_request, StreamEvent,
 };
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
@@ -126,6 +126,7 @@ async fn start(
         let asked = Duration::from_millis(ms);
         timeout = Some(timeout.map_or(asked, |t| t.min(asked)));
     }
+    let timeout = effective_timeout(&state.upstream, timeout)?;
     let request = upstream_request(message, timeout, call_id);
     Ok(if descriptor.is_server_streaming() {
         let deadline = deadline_after(state.upstream.call_timeout(&request));

@@ -22,8 +22,9 @@
 //!   once with `RESOURCE_EXHAUSTED`.
 //! - The gateway pings every [`WsLimits::ping_interval`] and closes a socket from which
 //!   nothing (not even a pong) arrived for [`WsLimits::idle_timeout`].
-//! - Client frames larger than [`WsLimits::max_frame_bytes`] close the socket (the WebSocket
-//!   layer refuses them).
+//! - Client frames larger than [`WsLimits::max_frame_bytes`] close the socket with 1009 (the
+//!   WebSocket layer refuses them); WebSocket protocol violations close it with 1002, a text
+//!   frame that is not UTF-8 with 1007, each with a reason naming the problem.
 
 pub mod frame;
 mod session;
@@ -32,6 +33,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+// Close codes (RFC 6455 §7.4.1), as axum names them.
+use axum::extract::ws::close_code::{
+    AWAY as CLOSE_GOING_AWAY, INVALID as CLOSE_INVALID_DATA, PROTOCOL as CLOSE_PROTOCOL_ERROR,
+    SIZE as CLOSE_TOO_BIG,
+};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -105,40 +111,34 @@ impl WsStats {
         self.inbound_bytes.load(Ordering::Relaxed)
     }
 
-    /// The gauges in the Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut text = String::new();
-        for (name, help, value) in [
-            (
-                "octaneweb_ws_sockets",
-                "WebSockets open on /ws.",
-                self.open_sockets(),
-            ),
-            (
-                "octaneweb_ws_calls",
-                "Calls running over /ws.",
-                self.open_calls(),
-            ),
-            (
-                "octaneweb_ws_outbound_queued_bytes",
-                "Bytes of /ws frames queued for clients.",
-                self.outbound_bytes(),
-            ),
-            (
-                "octaneweb_ws_inbound_queued_bytes",
-                "Bytes of /ws request messages queued for the upstream.",
-                self.inbound_bytes(),
-            ),
-        ] {
-            text.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-            ));
-        }
-        text
-    }
-
     fn add(counter: &AtomicI64, delta: i64) {
         counter.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+impl prometheus_client::collector::Collector for WsStats {
+    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let mut scrape = crate::metrics::Scrape::new(encoder);
+        scrape.gauge(
+            "octaneweb_ws_sockets",
+            "WebSockets open on /ws.",
+            self.open_sockets(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_calls",
+            "Calls running over /ws.",
+            self.open_calls(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_outbound_queued_bytes",
+            "Bytes of /ws frames queued for clients.",
+            self.outbound_bytes(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_inbound_queued_bytes",
+            "Bytes of /ws request messages queued for the upstream.",
+            self.inbound_bytes(),
+        )
     }
 }
 
@@ -228,17 +228,41 @@ impl Outbox {
     }
 }
 
-/// Close code for the gateway going away (shutdown, idle timeout).
-const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for a frame larger than the limit.
-const CLOSE_TOO_BIG: u16 = 1009;
-
-/// True if reading failed because a frame was over the size limit.
-fn is_too_large(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+/// The close frame (code and reason) that answers a failed read, as RFC 6455 asks: 1009 for a
+/// frame over the limit, 1002 for a protocol violation, 1007 for a text frame that is not
+/// UTF-8. `None` when the client is gone and nothing can be sent.
+fn close_for_read_error(error: axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::ProtocolError;
+    let error = error.into_inner();
+    let error = error.downcast_ref::<tungstenite::Error>()?;
+    let violation = |reason| Some((CLOSE_PROTOCOL_ERROR, reason));
+    match error {
+        tungstenite::Error::Capacity(_) => {
+            Some((CLOSE_TOO_BIG, "frame larger than the gateway's limit"))
+        }
+        tungstenite::Error::Utf8(_) => Some((CLOSE_INVALID_DATA, "text frame is not valid UTF-8")),
+        tungstenite::Error::Protocol(protocol) => match protocol {
+            ProtocolError::ResetWithoutClosingHandshake => None,
+            ProtocolError::UnmaskedFrameFromClient => violation("client frames must be masked"),
+            ProtocolError::NonZeroReservedBits => {
+                violation("reserved bits set, but no extension was agreed")
+            }
+            ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::InvalidOpcode(_) => violation("reserved opcode"),
+            ProtocolError::FragmentedControlFrame => violation("fragmented control frame"),
+            ProtocolError::ControlFrameTooBig => violation("control frame longer than 125 bytes"),
+            ProtocolError::UnexpectedContinueFrame => {
+                violation("continuation frame without a message to continue")
+            }
+            ProtocolError::ExpectedFragment(_) => {
+                violation("new message before the fragmented one ended")
+            }
+            ProtocolError::InvalidCloseSequence => violation("malformed close frame"),
+            _ => violation("WebSocket protocol violation"),
+        },
+        _ => None,
+    }
 }
 
 /// How long a closing socket waits for its writer to flush the last frames.
@@ -283,11 +307,8 @@ async fn serve_socket(
                 let frame = match frame {
                     Some(Ok(frame)) => frame,
                     Some(Err(error)) => {
-                        if is_too_large(error) {
-                            let _ = outbox.queue.try_send(Outbound::Close(
-                                CLOSE_TOO_BIG,
-                                "frame larger than the gateway's limit",
-                            ));
+                        if let Some((code, reason)) = close_for_read_error(error) {
+                            let _ = outbox.queue.try_send(Outbound::Close(code, reason));
                         }
                         break;
                     }

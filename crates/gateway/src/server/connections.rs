@@ -6,7 +6,6 @@
 //! thousands of connections only ever loses its own.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -85,58 +84,42 @@ impl ConnectionStats {
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
+}
 
-    /// Prometheus text.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
+impl prometheus_client::collector::Collector for ConnectionStats {
+    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        gauge(
-            &mut out,
+        let mut scrape = crate::metrics::Scrape::new(encoder);
+        scrape.gauge(
             "octaneweb_connections_open",
             "Client connections open now.",
-            self.open() as u64,
-        );
-        counter(
-            &mut out,
-            "octaneweb_connections_accepted_total",
+            i64::try_from(self.open()).unwrap_or(i64::MAX),
+        )?;
+        scrape.counter(
+            "octaneweb_connections_accepted",
             "Client connections accepted.",
             load(&self.accepted),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP octaneweb_connections_refused_total Connections closed at once because a cap was reached.\n\
-             # TYPE octaneweb_connections_refused_total counter\n\
-             octaneweb_connections_refused_total{{cap=\"global\"}} {}\n\
-             octaneweb_connections_refused_total{{cap=\"per_address\"}} {}",
-            load(&self.refused_total),
-            load(&self.refused_per_address)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP octaneweb_connections_closed_total Connections the gateway closed, by reason.\n\
-             # TYPE octaneweb_connections_closed_total counter\n\
-             octaneweb_connections_closed_total{{reason=\"no_first_byte\"}} {}\n\
-             octaneweb_connections_closed_total{{reason=\"tls_handshake\"}} {}\n\
-             octaneweb_connections_closed_total{{reason=\"idle\"}} {}\n\
-             octaneweb_connections_closed_total{{reason=\"send_stall\"}} {}",
-            load(&self.first_byte_timeouts),
-            load(&self.tls_failures),
-            load(&self.idle_closed),
-            load(&self.send_stalls)
-        );
-        out
+        )?;
+        scrape.counters_by(
+            "octaneweb_connections_refused",
+            "Connections closed at once because a cap was reached.",
+            "cap",
+            &[
+                ("global", load(&self.refused_total)),
+                ("per_address", load(&self.refused_per_address)),
+            ],
+        )?;
+        scrape.counters_by(
+            "octaneweb_connections_closed",
+            "Connections the gateway closed, by reason.",
+            "reason",
+            &[
+                ("no_first_byte", load(&self.first_byte_timeouts)),
+                ("tls_handshake", load(&self.tls_failures)),
+                ("idle", load(&self.idle_closed)),
+                ("send_stall", load(&self.send_stalls)),
+            ],
+        )
     }
 }
 
@@ -376,7 +359,11 @@ mod tests {
         drop(a1);
         assert!(gate.admit(b).is_some());
         drop((a2, b1));
-        assert!(stats.render().contains("cap=\"per_address\"} 1"));
+        let metrics = crate::metrics::Metrics::new();
+        metrics.add_collector(Arc::clone(&stats));
+        assert!(metrics
+            .render()
+            .contains("octaneweb_connections_refused_total{cap=\"per_address\"} 1"));
         assert!(gate.per_address.lock().unwrap().is_empty());
     }
 }

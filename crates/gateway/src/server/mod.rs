@@ -163,11 +163,10 @@ impl GatewayState {
     pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
         let metrics = Arc::new(Metrics::new());
         let websocket = Arc::new(protocol::ws::WsStats::default());
-        let websocket_gauges = Arc::clone(&websocket);
-        metrics.add_source(move || websocket_gauges.render());
+        metrics.add_collector(Arc::clone(&websocket));
         let connections = Arc::new(ConnectionStats::default());
-        let connection_gauges = Arc::clone(&connections);
-        metrics.add_source(move || connection_gauges.render());
+        metrics.add_collector(Arc::clone(&connections));
+        metrics.add_collector(crate::metrics::UpstreamCollector(upstream.clone()));
         let rate_limit = config.rate_limit.map(rate_limit::CallRateLimit::new);
         GatewayState(Arc::new(GatewayParts {
             schema,
@@ -667,8 +666,21 @@ impl Drop for DrainOnDrop {
 }
 
 /// A non-POST request on a `/{Service}/{method}` path: `extra` may know it (static files);
-/// otherwise it is the wrong HTTP method for a call.
+/// otherwise it is the wrong HTTP method for a call. A path with a `.` or `..` segment
+/// (`/./index.html`, `/%2e%2e/passwd`) names neither a call nor a file: 404.
 async fn other_method(extra: Router, request: Request) -> Response {
+    if request.uri().path().split('/').any(is_dot_segment) {
+        let body = serde_json::json!({
+            "success": false,
+            "error": format!(
+                "no route for {} {}: paths with \".\" or \"..\" segments are not served",
+                request.method(),
+                request.uri().path()
+            ),
+            "code": "NOT_FOUND",
+        });
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     let method = request.method().to_string();
     let response = match extra.oneshot(request).await {
         Ok(response) => response,
@@ -685,6 +697,13 @@ async fn other_method(extra: Router, request: Request) -> Response {
     } else {
         response
     }
+}
+
+/// True for `.` and `..`, also percent-encoded (`%2e`, `.%2E`, ...): browsers resolve such
+/// segments before sending, so a request that has one was made by hand.
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 /// JSON 404 for paths nothing handles; the binary may install it as the router's fallback.

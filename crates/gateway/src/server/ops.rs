@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<GatewayState>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<GatewayState>) -> Response {
-    let text = state.metrics.render(&state.upstream);
+    let text = state.metrics.render();
     (
         [(
             header::CONTENT_TYPE,

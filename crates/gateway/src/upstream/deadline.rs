@@ -15,7 +15,8 @@ pub fn clamp_grpc_timeout(timeout: Duration) -> Duration {
     timeout.min(MAX_GRPC_TIMEOUT)
 }
 
-/// Parse a `grpc-timeout` value; `None` if it is malformed.
+/// Parse a `grpc-timeout` value; `None` if it is malformed. `0` (in any unit) is a deadline
+/// that has passed, not "no deadline": callers refuse such calls with `DEADLINE_EXCEEDED`.
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let value = value.trim();
     let unit = value.chars().last()?;
@@ -68,6 +69,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
         assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
         assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        // Zero is a deadline (one that has passed), not "none".
+        assert_eq!(parse_grpc_timeout("0n"), Some(Duration::ZERO));
+        assert_eq!(parse_grpc_timeout("0H"), Some(Duration::ZERO));
+        assert_eq!(format_grpc_timeout(Duration::from_nanos(1)), "1n");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod batch;
 mod cli_call;
+mod codes;
 mod common;
 mod connect;
 mod counting_upstream;

@@ -331,6 +331,21 @@ impl std::fmt::Debug for FrameHub {
     }
 }
 
+/// The hub's metrics as a collector of the gateway's metrics registry.
+pub struct HubCollector(Arc<Shared>);
+
+impl std::fmt::Debug for HubCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubCollector").finish_non_exhaustive()
+    }
+}
+
+impl octaneweb_gateway::metrics::Collector for HubCollector {
+    fn encode(&self, encoder: octaneweb_gateway::metrics::DescriptorEncoder) -> std::fmt::Result {
+        self.0.metrics.encode(encoder)
+    }
+}
+
 impl FrameHub {
     /// Starts a hub that subscribes to `upstream`'s callbacks, with the callback generation
     /// detected from `schema`. Must be called inside a tokio runtime. If the schema lacks the
@@ -562,9 +577,10 @@ impl FrameHub {
         &self.shared.metrics
     }
 
-    /// The hub's metrics in Prometheus text format, for appending to `/metrics`.
-    pub fn metrics_text(&self) -> String {
-        self.shared.metrics.prometheus_text()
+    /// The hub's metrics, for the gateway's registry
+    /// ([`octaneweb_gateway::Metrics::add_collector`]).
+    pub fn metrics_collector(&self) -> HubCollector {
+        HubCollector(self.shared.clone())
     }
 
     /// Stops the subscription (unsetting the callback) for good. Dropping every handle does

@@ -184,6 +184,21 @@ fn parse_id(raw: &RawValue) -> Result<CallRef, String> {
         n.to_string()
     } else if let Ok(n) = text.parse::<i64>() {
         n.to_string()
+    } else if is_json_integer(text) {
+        // The error frame quotes the id; a huge one is described, not repeated.
+        let shown = if text.len() <= 40 {
+            text.to_owned()
+        } else {
+            format!(
+                "(an integer of {} digits)",
+                text.trim_start_matches('-').len()
+            )
+        };
+        return Err(format!(
+            "\"id\" {shown} is out of range: integer ids must be from {} to {} (use a string id for other values)",
+            i64::MIN,
+            u64::MAX
+        ));
     } else {
         return Err(format!("\"id\" must be a string or an integer, got {text}"));
     };
@@ -191,6 +206,12 @@ fn parse_id(raw: &RawValue) -> Result<CallRef, String> {
         echo: std::sync::Arc::from(number.as_str()),
         key: number.into_boxed_str(),
     })
+}
+
+/// True for JSON's integer form (`-?digits`, no fraction or exponent), whatever its size.
+fn is_json_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -496,6 +517,27 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn integer_ids_past_u64_or_i64_are_out_of_range() {
+        let error = |text: &str| parse_text(text).unwrap_err().message;
+        let big = error(r#"{"id":1180591620717411303424,"method":"m"}"#);
+        assert!(
+            big.contains("1180591620717411303424 is out of range"),
+            "{big}"
+        );
+        let low = error(r#"{"id":-9223372036854775809,"method":"m"}"#);
+        assert!(low.contains("out of range"), "{low}");
+        let huge = error(&format!(r#"{{"id":{},"method":"m"}}"#, "9".repeat(500)));
+        assert!(huge.contains("an integer of 500 digits"), "{huge}");
+        assert!(huge.len() < 200, "{huge}");
+        for not_integer in ["1.5", "1e3", "true"] {
+            let text = error(&format!(r#"{{"id":{not_integer},"method":"m"}}"#));
+            assert!(text.contains("must be a string or an integer"), "{text}");
+        }
+        assert!(parse_text(r#"{"id":18446744073709551615,"method":"m"}"#).is_ok());
+        assert!(parse_text(r#"{"id":-9223372036854775808,"method":"m"}"#).is_ok());
     }
 
     #[test]

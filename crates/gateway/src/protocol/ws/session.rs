@@ -20,7 +20,7 @@ use super::frame::{self, BinaryFrame, CallRef, ClientFrame, OpenFrame};
 use super::{Outbound, Outbox, WsStats};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
-use crate::protocol::deadline_after;
+use crate::protocol::{deadline_after, effective_timeout};
 use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::upstream::clamp_grpc_timeout;
 
@@ -263,6 +263,11 @@ impl Session {
             Ok(metadata) => metadata,
             Err(error) => return self.refuse(&id, &error, label).await,
         };
+        let requested = open.timeout_ms.map(Duration::from_millis);
+        let timeout = match effective_timeout(&self.state.upstream, requested) {
+            Ok(timeout) => timeout,
+            Err(error) => return self.refuse(&id, &error, label).await,
+        };
 
         let client_streaming = descriptor.is_client_streaming();
         let (requests, inbound) = if client_streaming {
@@ -310,7 +315,6 @@ impl Session {
 
         let mut request = tonic::Request::new(requests);
         *request.metadata_mut() = metadata;
-        let timeout = open.timeout_ms.map(Duration::from_millis);
         if let Some(timeout) = timeout {
             request.set_timeout(clamp_grpc_timeout(timeout));
         }
