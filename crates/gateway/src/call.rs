@@ -19,9 +19,10 @@ use octaneweb_schema::{json_to_message, message_to_json, Schema};
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 
-use crate::error::{code_name, GatewayError};
-use crate::protocol::{deadline_after, pump, upstream_request, StreamEvent};
+use crate::context::call::{deadline_after, pump, upstream_request, StreamEvent};
+use crate::error::GatewayError;
 use crate::upstream::Upstream;
+use crate::wire::codes::code_name;
 
 /// Most request messages read for a streaming call.
 pub const MAX_INPUT_MESSAGES: usize = 100_000;

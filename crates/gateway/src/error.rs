@@ -9,8 +9,9 @@ use http::StatusCode;
 use octaneweb_schema::{JsonError, LookupError};
 use tonic::{Code, Status};
 
-use crate::protocol::compression::CompressionError;
-use crate::protocol::framing::FramingError;
+use crate::wire::codes::{code_name, http_status_for};
+use crate::wire::compression::CompressionError;
+use crate::wire::framing::FramingError;
 
 /// Why a call through the gateway failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +31,7 @@ pub enum GatewayError {
     /// The request body could not be read from the client.
     #[error(transparent)]
     BodyRead(#[from] BodyReadError),
-    /// The call's deadline is shorter than [`crate::protocol::MIN_DEADLINE`] (`grpc-timeout:
+    /// The call's deadline is shorter than [`crate::context::call::MIN_DEADLINE`] (`grpc-timeout:
     /// 1n`, a timeout of 0): it is over before the call can start.
     #[error(
         "the call's deadline of {} ns passed before the call started (a deadline under 1 ms cannot be met)",
@@ -178,6 +179,16 @@ fn upstream_message(status: &Status) -> String {
     }
 }
 
+impl From<crate::wire::compression::MessageError> for GatewayError {
+    fn from(error: crate::wire::compression::MessageError) -> Self {
+        use crate::wire::compression::MessageError;
+        match error {
+            MessageError::Framing(error) => GatewayError::Framing(error),
+            MessageError::Compression(error) => GatewayError::Compression(error),
+        }
+    }
+}
+
 impl From<Status> for GatewayError {
     fn from(status: Status) -> Self {
         GatewayError::Upstream(status)
@@ -302,90 +313,10 @@ impl IntoResponse for GatewayError {
     }
 }
 
-/// The conventional HTTP status for a gRPC code.
-pub fn http_status_for(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        // 499 "client closed request" is the customary (nginx) status for a cancelled call.
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Internal | Code::Unknown | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// The gRPC code for an HTTP answer that carries no gRPC status (a proxy's or a non-gRPC
-/// server's error page), as the gRPC HTTP/2 protocol specification maps them.
-pub fn grpc_code_for_http(status: StatusCode) -> Code {
-    match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
-    }
-}
-
-/// The Connect protocol's name of a gRPC code (`not_found`; note `canceled` with one L).
-/// Connect answers unary errors with [`http_status_for`] the same code.
-pub fn connect_code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "canceled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
-}
-
-/// The canonical upper-case name of a gRPC code (`NOT_FOUND`), as used in JSON bodies.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::codes::{connect_code_name, grpc_code_for_http};
 
     #[test]
     fn every_code_has_a_name_and_status() {

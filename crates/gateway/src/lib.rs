@@ -28,20 +28,23 @@
 //! ```
 
 pub mod call;
+pub mod context;
 pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod upstream;
+pub mod wire;
 
 pub use call::{call, call_with_timeout, CallError};
-pub use error::GatewayError;
-pub use metrics::{Metrics, Protocol};
-pub use policy::MethodPolicy;
-pub use server::{
-    router, serve, serve_with, AccessToken, CallId, ConnectionLimits, ConnectionSlot,
-    GatewayConfig, GatewayParts, GatewayState, LogFormat, ResolvedMethod, ServeOptions,
+pub use context::{
+    AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, ResolvedMethod,
     ShutdownSignal,
 };
+pub use error::GatewayError;
+pub use metrics::ConnectionStats;
+pub use metrics::{Metrics, Protocol};
+pub use policy::MethodPolicy;
+pub use server::{router, serve, serve_with, ConnectionLimits, ServeOptions};
 pub use upstream::{Upstream, UpstreamConfig, UpstreamError, UpstreamTls};

@@ -8,6 +8,7 @@
 //! bounded by [`MAX_SERIES`]; past it, new methods are counted under `method="other"`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,8 +25,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tonic::Code;
 
-use crate::error::code_name;
 use crate::upstream::Upstream;
+use crate::wire::codes::code_name;
 
 /// Most (protocol, method) series kept; beyond it calls count under `method="other"`.
 pub const MAX_SERIES: usize = 4096;
@@ -49,23 +50,17 @@ pub enum Protocol {
     Grpc,
     /// The multiplexed WebSocket.
     WebSocket,
-    /// The render frame hub's own upstream calls.
-    FrameHub,
-    /// The command line `call`.
-    Cli,
 }
 
 impl Protocol {
     /// Every protocol, in label order.
-    pub const ALL: [Protocol; 8] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Json,
         Protocol::Sse,
         Protocol::GrpcWeb,
         Protocol::Connect,
         Protocol::Grpc,
         Protocol::WebSocket,
-        Protocol::FrameHub,
-        Protocol::Cli,
     ];
 
     /// The label value.
@@ -77,8 +72,6 @@ impl Protocol {
             Protocol::Connect => "connect",
             Protocol::Grpc => "grpc",
             Protocol::WebSocket => "websocket",
-            Protocol::FrameHub => "frame-hub",
-            Protocol::Cli => "cli",
         }
     }
 }
@@ -570,6 +563,145 @@ impl Drop for CallTracker {
         if !self.finished {
             self.complete(Code::Cancelled, "client went away");
         }
+    }
+}
+
+/// Counters of the listening side, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub(crate) open: AtomicUsize,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused_total: AtomicU64,
+    pub(crate) refused_per_address: AtomicU64,
+    first_byte_timeouts: AtomicU64,
+    tls_failures: AtomicU64,
+    idle_closed: AtomicU64,
+    send_stalls: AtomicU64,
+}
+
+impl ConnectionStats {
+    pub(crate) fn count_send_stall(&self) {
+        self.send_stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_first_byte_timeout(&self) {
+        self.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_idle_close(&self) {
+        self.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed because the client stopped reading.
+    pub fn send_stalls(&self) -> u64 {
+        self.send_stalls.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+impl Collector for ConnectionStats {
+    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut scrape = Scrape::new(encoder);
+        scrape.gauge(
+            "octaneweb_connections_open",
+            "Client connections open now.",
+            i64::try_from(self.open()).unwrap_or(i64::MAX),
+        )?;
+        scrape.counter(
+            "octaneweb_connections_accepted",
+            "Client connections accepted.",
+            load(&self.accepted),
+        )?;
+        scrape.counters_by(
+            "octaneweb_connections_refused",
+            "Connections closed at once because a cap was reached.",
+            "cap",
+            &[
+                ("global", load(&self.refused_total)),
+                ("per_address", load(&self.refused_per_address)),
+            ],
+        )?;
+        scrape.counters_by(
+            "octaneweb_connections_closed",
+            "Connections the gateway closed, by reason.",
+            "reason",
+            &[
+                ("no_first_byte", load(&self.first_byte_timeouts)),
+                ("tls_handshake", load(&self.tls_failures)),
+                ("idle", load(&self.idle_closed)),
+                ("send_stall", load(&self.send_stalls)),
+            ],
+        )
+    }
+}
+
+/// Gauges of the gateway's WebSockets, shown in `/metrics`.
+#[derive(Debug, Default)]
+pub struct WsStats {
+    pub(crate) sockets: AtomicI64,
+    pub(crate) calls: AtomicI64,
+    pub(crate) outbound_bytes: AtomicI64,
+    pub(crate) inbound_bytes: AtomicI64,
+}
+
+impl WsStats {
+    /// Sockets open now.
+    pub fn open_sockets(&self) -> i64 {
+        self.sockets.load(Ordering::Relaxed)
+    }
+
+    /// Calls running now, over all sockets.
+    pub fn open_calls(&self) -> i64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of frames queued for clients and not yet written to their sockets.
+    pub fn outbound_bytes(&self) -> i64 {
+        self.outbound_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of request messages queued for upstream calls and not yet taken.
+    pub fn inbound_bytes(&self) -> i64 {
+        self.inbound_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicI64, delta: i64) {
+        counter.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+impl Collector for WsStats {
+    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let mut scrape = Scrape::new(encoder);
+        scrape.gauge(
+            "octaneweb_ws_sockets",
+            "WebSockets open on /ws.",
+            self.open_sockets(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_calls",
+            "Calls running over /ws.",
+            self.open_calls(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_outbound_queued_bytes",
+            "Bytes of /ws frames queued for clients.",
+            self.outbound_bytes(),
+        )?;
+        scrape.gauge(
+            "octaneweb_ws_inbound_queued_bytes",
+            "Bytes of /ws request messages queued for the upstream.",
+            self.inbound_bytes(),
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use octaneweb_gateway::protocol::ws::WsLimits;
+use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
@@ -199,7 +199,6 @@ async fn run_gateway(
             ping_interval: (args.ws_idle_timeout / 3).min(WsLimits::default().ping_interval),
             ..WsLimits::default()
         },
-        ..GatewayConfig::default()
     };
     let state = GatewayState::new(schema, upstream, config);
     state.metrics.add_collector(hub.metrics_collector());

@@ -1,6 +1,6 @@
 //! The loaded [`Schema`] and its lenient lookups.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
 
@@ -20,8 +20,6 @@ struct Inner {
     /// Services sorted by full name, so listings and candidate lists are stable.
     services: Vec<ServiceDescriptor>,
     warnings: Vec<SchemaWarning>,
-    /// `to_json` rendered once, for serving `GET /schema` repeatedly.
-    json_text: OnceLock<Arc<str>>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -43,7 +41,6 @@ impl Schema {
                 pool,
                 services,
                 warnings,
-                json_text: OnceLock::new(),
             }),
         }
     }
@@ -155,15 +152,6 @@ impl Schema {
     /// The schema as JSON for `GET /schema`; see [`crate::schema_json`] for the shape.
     pub fn to_json(&self) -> serde_json::Value {
         crate::schema_json::schema_to_json(self)
-    }
-
-    /// [`to_json`](Self::to_json) serialized, computed on first use and then shared: the
-    /// cheap way to answer `GET /schema` many times (a full Octane SDK schema is megabytes).
-    pub fn to_json_string(&self) -> Arc<str> {
-        self.inner
-            .json_text
-            .get_or_init(|| Arc::from(self.to_json().to_string()))
-            .clone()
     }
 }
 

@@ -36,10 +36,10 @@ use serde_json::value::RawValue;
 use tonic::Code;
 
 use super::json::{success_body, unary_call};
-use super::{effective_timeout, read_body, requested_timeout, unresolved_label};
+use crate::context::call::{effective_timeout, read_body, requested_timeout, unresolved_label};
+use crate::context::{CallId, GatewayState};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
-use crate::server::{CallId, GatewayState};
 
 /// Most calls in one batch.
 pub const MAX_CALLS: usize = 1000;
@@ -211,7 +211,10 @@ async fn one_call(
     }
 }
 
-fn resolve(state: &GatewayState, item: &Item<'_>) -> Result<crate::ResolvedMethod, GatewayError> {
+fn resolve(
+    state: &GatewayState,
+    item: &Item<'_>,
+) -> Result<crate::context::ResolvedMethod, GatewayError> {
     let method = item.method.as_deref().ok_or_else(|| {
         GatewayError::BadRequest("a batch call needs \"method\" (and usually \"service\")".into())
     })?;

@@ -38,17 +38,18 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
 use tonic::{Code, Status};
 
-use super::compression::{self, Encoding};
-use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM};
 use super::grpc::method_path;
-use super::{deadline_after, effective_timeout, read_body, unresolved_label};
-use crate::error::{connect_code_name, GatewayError};
+use crate::context::call::{deadline_after, effective_timeout, read_body, unresolved_label};
+use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
-use crate::server::{CallId, GatewayState, ShutdownSignal};
-use crate::upstream::forward::{
-    self, is_hop_by_hop, is_status_header, reply, request_metadata, ReplyEvent, ReplyOptions,
-    UpstreamCall,
+use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
+use crate::wire::codes::connect_code_name;
+use crate::wire::compression::{self, Encoding};
+use crate::wire::framing::{
+    encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM,
 };
+use crate::wire::metadata::{is_hop_by_hop, is_status_header, request_metadata};
 
 /// Unary content types served.
 pub const UNARY_CONTENT_TYPES: &str = "application/json, application/proto";
@@ -431,7 +432,7 @@ async fn start_call(
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,
             deadline: deadline_after(timeout),
-            shutdown,
+            shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: None,
         },
     )?)
@@ -494,7 +495,7 @@ async fn unary(
             Some(ReplyEvent::End(status, trailers)) => break (status, trailers),
             None => {
                 let status = Status::internal("the upstream's answer ended without a status");
-                let trailers = forward::status_trailers(&status);
+                let trailers = crate::wire::metadata::status_trailers(&status);
                 break (status, trailers);
             }
         }
@@ -553,7 +554,7 @@ fn error_json(status: &Status) -> serde_json::Value {
     if !status.message().is_empty() {
         error["message"] = serde_json::Value::from(status.message());
     }
-    let details: Vec<serde_json::Value> = super::status_details::details(status)
+    let details: Vec<serde_json::Value> = crate::wire::status_details::details(status)
         .map(|details| {
             details
                 .into_iter()
@@ -807,7 +808,7 @@ mod tests {
 
     #[test]
     fn status_details_become_connect_details() {
-        use crate::protocol::status_details::{AnyDetail as RpcAny, RpcStatus};
+        use crate::wire::status_details::{AnyDetail as RpcAny, RpcStatus};
         let details = RpcStatus {
             code: 5,
             message: "gone".into(),

@@ -29,15 +29,16 @@ use http_body_util::{BodyExt as _, StreamBody};
 use tokio::sync::oneshot;
 use tonic::Status;
 
-use super::compression::{self, Encoding};
-use super::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
-use super::{deadline_after, effective_timeout, grpc_timeout_header, unresolved_label};
+use crate::context::call::{
+    deadline_after, effective_timeout, grpc_timeout_header, unresolved_label,
+};
+use crate::context::{CallId, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
-use crate::server::{CallId, GatewayState, ShutdownSignal};
-use crate::upstream::forward::{
-    self, is_hop_by_hop, reply, request_metadata, ReplyEvent, ReplyOptions, UpstreamCall,
-};
+use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
+use crate::wire::compression::{self, Encoding};
+use crate::wire::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
+use crate::wire::metadata::{is_hop_by_hop, request_metadata};
 
 /// Longest method path accepted (`/package.Service/Method`).
 const MAX_PATH_LEN: usize = 512;
@@ -130,7 +131,7 @@ async fn forward_call(
         ReplyOptions {
             max_message_bytes,
             deadline,
-            shutdown,
+            shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: Some(failure_rx),
         },
     )?;
@@ -150,7 +151,7 @@ async fn forward_call(
             Some(ReplyEvent::End(status, trailers)) => (status, trailers),
             _ => {
                 let status = Status::internal("the upstream's trailers-only answer had no status");
-                let trailers = forward::status_trailers(&status);
+                let trailers = crate::wire::metadata::status_trailers(&status);
                 (status, trailers)
             }
         };
@@ -342,7 +343,7 @@ fn attach_tracker(answer: StreamingAnswer, tracker: CallTracker) -> Response {
 
 /// A trailers-only gRPC answer carrying `status`.
 pub(crate) fn trailers_only(status: &Status) -> Response {
-    let mut headers = forward::status_trailers(status);
+    let mut headers = crate::wire::metadata::status_trailers(status);
     headers.insert(
         HeaderName::from_static("grpc-accept-encoding"),
         HeaderValue::from_static(compression::SUPPORTED),

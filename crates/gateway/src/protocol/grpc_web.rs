@@ -28,16 +28,19 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tonic::Status;
 
-use super::compression::{self, Encoding};
-use super::framing::{encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_TRAILERS};
 use super::grpc::method_path;
-use super::{deadline_after, effective_timeout, grpc_timeout_header, read_body, unresolved_label};
+use crate::context::call::{
+    deadline_after, effective_timeout, grpc_timeout_header, read_body, unresolved_label,
+};
+use crate::context::{CallId, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
-use crate::server::{CallId, GatewayState, ShutdownSignal};
-use crate::upstream::forward::{
-    self, is_hop_by_hop, reply, request_metadata, ReplyEvent, ReplyOptions, UpstreamCall,
+use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
+use crate::wire::compression::{self, Encoding};
+use crate::wire::framing::{
+    encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_TRAILERS,
 };
+use crate::wire::metadata::{is_hop_by_hop, request_metadata};
 
 /// The content types served.
 pub const CONTENT_TYPES: &str = "application/grpc-web, application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto";
@@ -90,7 +93,7 @@ impl GrpcWebCodec {
         self,
         body: &[u8],
         max_message_bytes: usize,
-    ) -> Result<Vec<super::framing::Frame>, GatewayError> {
+    ) -> Result<Vec<crate::wire::framing::Frame>, GatewayError> {
         let binary;
         let bytes = if self.text {
             binary = decode_base64_chunks(body)?;
@@ -287,7 +290,7 @@ async fn run(
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,
             deadline,
-            shutdown,
+            shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: None,
         },
     )?;
@@ -355,7 +358,7 @@ impl Answer {
                                     tracker.finish(status.code(), status.message());
                                 }
                                 yield Ok::<Bytes, std::convert::Infallible>(
-                                    codec.encode_trailers(&forward::status_trailers(&status)),
+                                    codec.encode_trailers(&crate::wire::metadata::status_trailers(&status)),
                                 );
                                 break;
                             }
@@ -417,7 +420,7 @@ pub(crate) fn refusal(headers: &HeaderMap, error: &GatewayError) -> Response {
 /// A trailers-only gRPC-Web answer: HTTP 200, the status in the headers, no body.
 fn trailers_only(codec: GrpcWebCodec, mut headers: HeaderMap, status: &Status) -> Response {
     if !headers.contains_key("grpc-status") {
-        headers.extend(forward::status_trailers(status));
+        headers.extend(crate::wire::metadata::status_trailers(status));
     }
     headers.insert(
         header::CONTENT_TYPE,
@@ -436,7 +439,7 @@ fn trailers_only(codec: GrpcWebCodec, mut headers: HeaderMap, status: &Status) -
 /// that read it, and the message as text.
 fn http_error(error: &GatewayError) -> Response {
     let status = error.to_status();
-    let mut headers = forward::status_trailers(&status);
+    let mut headers = crate::wire::metadata::status_trailers(&status);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -28,13 +28,14 @@ use octaneweb_schema::{json_to_message, write_message_json};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
-use super::{
+use super::status_json;
+use crate::context::call::{
     deadline_after, effective_timeout, pump, read_body, requested_timeout, resolve_for_browser,
-    status_json, unresolved_label, upstream_request, StreamEvent,
+    unresolved_label, upstream_request, StreamEvent,
 };
+use crate::context::{CallId, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
-use crate::server::{CallId, GatewayState, ShutdownSignal};
 
 /// Content type of streamed answers.
 pub const NDJSON: &str = "application/x-ndjson";

@@ -13,7 +13,7 @@
 //! request is handed to them by its content type and headers ([`WireProtocol::of`]) before
 //! routing.
 //!
-//! # Deadlines
+//! # Deadlines (see [`crate::context::call`])
 //!
 //! Clients may bound a call with the `X-Timeout-Ms` header (milliseconds) or a gRPC-style
 //! `grpc-timeout` header (`250m`, `5S`, ...); if both are present the smaller wins, and the
@@ -25,44 +25,16 @@
 //! before it starts ([`effective_timeout`]), as a gRPC server ends a call whose deadline is over.
 
 pub mod batch;
-pub mod compression;
 pub mod connect;
-pub mod framing;
 pub mod grpc;
 pub mod grpc_web;
 pub mod json;
 pub mod sse;
-mod status_details;
 pub mod ws;
 
-use std::sync::Arc;
-use std::time::Duration;
+use tonic::Status;
 
-use axum::body::Body;
-use bytes::Bytes;
-use futures::Stream;
-use http::HeaderMap;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use prost_reflect::DynamicMessage;
-use tokio::time::Instant;
-use tonic::metadata::MetadataValue;
-use tonic::{Code, Status, Streaming};
-
-use axum::extract::rejection::PathRejection;
-use axum::extract::Path;
-
-use crate::error::{BodyReadError, GatewayError};
-use crate::metrics::CallTracker;
-use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
-use crate::upstream::{clamp_grpc_timeout, parse_grpc_timeout, Upstream};
-
-/// Request header with a call deadline in milliseconds.
-pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
-
-/// Shortest deadline a call can be given. Timers tick in milliseconds and no call through the
-/// gateway is answered sooner, so a shorter deadline is over before the call can start; left
-/// to the timer, a `1n` call could run for a millisecond and succeed, as if it had none.
-pub const MIN_DEADLINE: Duration = Duration::from_millis(1);
+use crate::error::GatewayError;
 
 /// A standard wire protocol recognised from a request's headers, before routing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,205 +97,10 @@ pub fn refusal<B>(request: &http::Request<B>, error: GatewayError) -> axum::resp
     }
 }
 
-/// Resolves the `/{Service}/{method}` of a browser-facing route, records the method on the
-/// call's metrics, and refuses client- and bidi-streaming methods, which `protocol` (a
-/// request-then-response protocol) cannot carry.
-pub(crate) fn resolve_for_browser(
-    state: &GatewayState,
-    path: Result<Path<(String, String)>, PathRejection>,
-    tracker: &mut CallTracker,
-    protocol: &'static str,
-) -> Result<ResolvedMethod, GatewayError> {
-    let Path((service, method)) =
-        path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
-    let resolved = state.resolve_method(&service, &method)?;
-    tracker.set_method(Arc::clone(&resolved.label));
-    let descriptor = &resolved.descriptor;
-    if descriptor.is_client_streaming() {
-        return Err(GatewayError::UnsupportedStreaming {
-            method: descriptor.full_name().to_owned(),
-            kind: if descriptor.is_server_streaming() {
-                "bidirectional-streaming"
-            } else {
-                "client-streaming"
-            },
-            protocol,
-            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
-        });
-    }
-    Ok(resolved)
-}
-
-pub(crate) fn unresolved_label() -> Arc<str> {
-    // Shared rather than allocated per call: every call starts out unresolved.
-    static LABEL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    Arc::clone(LABEL.get_or_init(|| Arc::from("unresolved")))
-}
-
-/// The deadline the client asked for in `X-Timeout-Ms` or `grpc-timeout` (the smaller).
-pub fn requested_timeout(headers: &HeaderMap) -> Result<Option<Duration>, GatewayError> {
-    let mut timeout: Option<Duration> = None;
-    if let Some(value) = headers.get(X_TIMEOUT_MS) {
-        let ms = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| {
-                GatewayError::BadRequest(format!(
-                    "header X-Timeout-Ms must be a whole number of milliseconds, got {value:?}"
-                ))
-            })?;
-        timeout = Some(Duration::from_millis(ms));
-    }
-    if let Some(value) = headers.get("grpc-timeout") {
-        let parsed = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
-            GatewayError::BadRequest(format!(
-                "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
-            ))
-        })?;
-        timeout = Some(timeout.map_or(parsed, |t| t.min(parsed)));
-    }
-    Ok(timeout)
-}
-
-/// The deadline of a call: `requested` (the client's) capped by the gateway's default. A
-/// deadline shorter than [`MIN_DEADLINE`] has passed already: the call is refused with
-/// `DEADLINE_EXCEEDED` instead of being made.
-pub(crate) fn effective_timeout(
-    upstream: &Upstream,
-    requested: Option<Duration>,
-) -> Result<Option<Duration>, GatewayError> {
-    let timeout = upstream.cap_timeout(requested);
-    match timeout {
-        Some(timeout) if timeout < MIN_DEADLINE => Err(GatewayError::DeadlinePassed { timeout }),
-        _ => Ok(timeout),
-    }
-}
-
-/// A tonic request for the upstream carrying the deadline and the call id.
-pub(crate) fn upstream_request<T>(
-    message: T,
-    timeout: Option<Duration>,
-    call_id: &str,
-) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(timeout) = timeout {
-        request.set_timeout(clamp_grpc_timeout(timeout));
-    }
-    if let Ok(value) = MetadataValue::try_from(call_id) {
-        request.metadata_mut().insert("x-call-id", value);
-    }
-    request
-}
-
-/// Read a whole request body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, GatewayError> {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(GatewayError::BodyTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::BodyTooLarge { limit })
-        }
-        Err(error) => Err(BodyReadError::from_cause(&*error).into()),
-    }
-}
-
-/// What a response stream yields to a front protocol.
-#[derive(Debug)]
-pub(crate) enum StreamEvent {
-    /// One response message.
-    Message(DynamicMessage),
-    /// The final status; nothing follows.
-    End(Status),
-}
-
-/// Read an upstream response stream until it ends, the deadline passes or the server shuts
-/// down, always finishing with exactly one [`StreamEvent::End`]. Dropping the returned stream
-/// drops the upstream stream, which cancels the upstream call.
-pub(crate) fn pump(
-    upstream: Upstream,
-    mut messages: Streaming<DynamicMessage>,
-    deadline: Option<Instant>,
-    shutdown: Option<ShutdownSignal>,
-) -> impl Stream<Item = StreamEvent> + Send {
-    async_stream::stream! {
-        let shutdown = ShutdownSignal::wait_opt(shutdown);
-        tokio::pin!(shutdown);
-        loop {
-            let expired = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
-            // The flag says whether the status came from the upstream (and so tells
-            // something about its reachability) or from the gateway itself.
-            let next = tokio::select! {
-                next = messages.message() => next.map_err(|status| (status, true)),
-                () = expired => Err((
-                    Status::deadline_exceeded("the call's deadline passed while streaming"),
-                    false,
-                )),
-                () = &mut shutdown => Err((
-                    Status::unavailable("the gateway is shutting down"),
-                    false,
-                )),
-            };
-            match next {
-                Ok(Some(message)) => yield StreamEvent::Message(message),
-                Ok(None) => {
-                    yield StreamEvent::End(Status::new(Code::Ok, ""));
-                    break;
-                }
-                Err((status, from_upstream)) => {
-                    if from_upstream {
-                        upstream.observe(Some(&status));
-                    }
-                    yield StreamEvent::End(status);
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// The `grpc-timeout` header of a gRPC or gRPC-Web request, if any; `Err` says what is wrong
-/// with it.
-pub(crate) fn grpc_timeout_header(headers: &HeaderMap) -> Result<Option<Duration>, String> {
-    match headers.get("grpc-timeout") {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(parse_grpc_timeout)
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "header grpc-timeout must be up to 8 digits and a unit (H, M, S, m, u, n), got {value:?}"
-                )
-            }),
-    }
-}
-
-/// The absolute deadline for a call starting now.
-pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
 /// `{"code":"OK","message":""}`, the final status object of streaming answers.
 pub(crate) fn status_json(status: &Status) -> serde_json::Value {
     serde_json::json!({
-        "code": crate::error::code_name(status.code()),
+        "code": crate::wire::codes::code_name(status.code()),
         "message": status.message(),
     })
 }

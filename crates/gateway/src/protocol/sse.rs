@@ -32,13 +32,14 @@ use prost_reflect::DynamicMessage;
 use serde::Deserialize;
 use tonic::{Code, Status, Streaming};
 
-use super::{
-    deadline_after, effective_timeout, pump, requested_timeout, resolve_for_browser, status_json,
+use super::status_json;
+use crate::context::call::{
+    deadline_after, effective_timeout, pump, requested_timeout, resolve_for_browser,
     unresolved_label, upstream_request, StreamEvent,
 };
+use crate::context::{CallId, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
-use crate::server::{CallId, GatewayState, ShutdownSignal};
 
 /// Interval of keep-alive comments.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

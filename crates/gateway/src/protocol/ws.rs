@@ -29,7 +29,6 @@
 pub mod frame;
 mod session;
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,101 +45,8 @@ use axum::Extension;
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 
-use crate::server::{CallId, ConnectionSlot, GatewayState, ShutdownSignal};
-
-/// Limits of the multiplexed WebSocket (part of [`crate::GatewayConfig`]).
-#[derive(Clone, Debug)]
-pub struct WsLimits {
-    /// Most calls running at once on one socket.
-    pub max_calls: usize,
-    /// Largest client frame (text or binary) in bytes.
-    pub max_frame_bytes: usize,
-    /// Most request messages queued for one call before the upstream takes them.
-    pub inbound_queue_messages: usize,
-    /// Most request bytes queued for one call before the upstream takes them.
-    pub inbound_queue_bytes: usize,
-    /// Most frames queued for one socket before the client reads them.
-    pub outbound_queue_frames: usize,
-    /// Interval of the gateway's pings.
-    pub ping_interval: Duration,
-    /// A socket from which nothing arrived for this long is closed.
-    pub idle_timeout: Duration,
-}
-
-impl Default for WsLimits {
-    fn default() -> Self {
-        Self {
-            max_calls: 100,
-            max_frame_bytes: 16 * 1024 * 1024,
-            inbound_queue_messages: 64,
-            inbound_queue_bytes: 4 * 1024 * 1024,
-            outbound_queue_frames: 32,
-            ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Gauges of the gateway's WebSockets, shown in `/metrics`.
-#[derive(Debug, Default)]
-pub struct WsStats {
-    sockets: AtomicI64,
-    calls: AtomicI64,
-    outbound_bytes: AtomicI64,
-    inbound_bytes: AtomicI64,
-}
-
-impl WsStats {
-    /// Sockets open now.
-    pub fn open_sockets(&self) -> i64 {
-        self.sockets.load(Ordering::Relaxed)
-    }
-
-    /// Calls running now, over all sockets.
-    pub fn open_calls(&self) -> i64 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    /// Bytes of frames queued for clients and not yet written to their sockets.
-    pub fn outbound_bytes(&self) -> i64 {
-        self.outbound_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Bytes of request messages queued for upstream calls and not yet taken.
-    pub fn inbound_bytes(&self) -> i64 {
-        self.inbound_bytes.load(Ordering::Relaxed)
-    }
-
-    fn add(counter: &AtomicI64, delta: i64) {
-        counter.fetch_add(delta, Ordering::Relaxed);
-    }
-}
-
-impl prometheus_client::collector::Collector for WsStats {
-    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
-        let mut scrape = crate::metrics::Scrape::new(encoder);
-        scrape.gauge(
-            "octaneweb_ws_sockets",
-            "WebSockets open on /ws.",
-            self.open_sockets(),
-        )?;
-        scrape.gauge(
-            "octaneweb_ws_calls",
-            "Calls running over /ws.",
-            self.open_calls(),
-        )?;
-        scrape.gauge(
-            "octaneweb_ws_outbound_queued_bytes",
-            "Bytes of /ws frames queued for clients.",
-            self.outbound_bytes(),
-        )?;
-        scrape.gauge(
-            "octaneweb_ws_inbound_queued_bytes",
-            "Bytes of /ws request messages queued for the upstream.",
-            self.inbound_bytes(),
-        )
-    }
-}
+use crate::context::{CallId, ConnectionSlot, GatewayState, ShutdownSignal};
+use crate::metrics::WsStats;
 
 /// The route handler: upgrades to a WebSocket and serves it.
 pub async fn handle(
@@ -220,7 +126,7 @@ impl Outbox {
         if sent {
             self.state
                 .metrics
-                .add_bytes_out(crate::Protocol::WebSocket, len as u64);
+                .add_bytes_out(crate::metrics::Protocol::WebSocket, len as u64);
         } else {
             WsStats::add(&stats.outbound_bytes, -(len as i64));
         }

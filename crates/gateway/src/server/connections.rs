@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::metrics::ConnectionStats;
+
 /// Limits of the listening side (flags of `octaneweb serve`).
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
@@ -45,85 +47,7 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Counters of the listening side, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    open: AtomicUsize,
-    accepted: AtomicU64,
-    refused_total: AtomicU64,
-    refused_per_address: AtomicU64,
-    first_byte_timeouts: AtomicU64,
-    tls_failures: AtomicU64,
-    idle_closed: AtomicU64,
-    send_stalls: AtomicU64,
-}
-
-impl ConnectionStats {
-    pub(crate) fn count_send_stall(&self) {
-        self.send_stalls.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_first_byte_timeout(&self) {
-        self.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_tls_failure(&self) {
-        self.tls_failures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_idle_close(&self) {
-        self.idle_closed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Connections closed because the client stopped reading.
-    pub fn send_stalls(&self) -> u64 {
-        self.send_stalls.load(Ordering::Relaxed)
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-}
-
-impl prometheus_client::collector::Collector for ConnectionStats {
-    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut scrape = crate::metrics::Scrape::new(encoder);
-        scrape.gauge(
-            "octaneweb_connections_open",
-            "Client connections open now.",
-            i64::try_from(self.open()).unwrap_or(i64::MAX),
-        )?;
-        scrape.counter(
-            "octaneweb_connections_accepted",
-            "Client connections accepted.",
-            load(&self.accepted),
-        )?;
-        scrape.counters_by(
-            "octaneweb_connections_refused",
-            "Connections closed at once because a cap was reached.",
-            "cap",
-            &[
-                ("global", load(&self.refused_total)),
-                ("per_address", load(&self.refused_per_address)),
-            ],
-        )?;
-        scrape.counters_by(
-            "octaneweb_connections_closed",
-            "Connections the gateway closed, by reason.",
-            "reason",
-            &[
-                ("no_first_byte", load(&self.first_byte_timeouts)),
-                ("tls_handshake", load(&self.tls_failures)),
-                ("idle", load(&self.idle_closed)),
-                ("send_stall", load(&self.send_stalls)),
-            ],
-        )
-    }
-}
-
-/// Admits connections within the caps and counts them until their [`ConnectionSlot`] drops.
+/// Admits connections within the caps and counts them until their [`AdmittedConnection`] drops.
 #[derive(Debug)]
 pub(crate) struct ConnectionGate {
     limits: ConnectionLimits,
@@ -135,7 +59,7 @@ pub(crate) struct ConnectionGate {
 /// One admitted connection. It is held by the connection's task and, after a WebSocket
 /// upgrade, by the socket's handler (a request extension), so upgraded sockets count too.
 #[derive(Clone, Debug)]
-pub struct ConnectionSlot {
+pub struct AdmittedConnection {
     _held: Arc<SlotInner>,
 }
 
@@ -185,7 +109,7 @@ impl ConnectionGate {
     }
 
     /// A slot for a connection from `address`, or `None` when a cap is reached.
-    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ConnectionSlot> {
+    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Option<AdmittedConnection> {
         let stats = &self.stats;
         {
             let mut map = self
@@ -205,7 +129,7 @@ impl ConnectionGate {
             stats.open.fetch_add(1, Ordering::AcqRel);
         }
         stats.accepted.fetch_add(1, Ordering::Relaxed);
-        Some(ConnectionSlot {
+        Some(AdmittedConnection {
             _held: Arc::new(SlotInner {
                 gate: Arc::clone(self),
                 address,

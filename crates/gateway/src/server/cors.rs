@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, Method};
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
-use super::GatewayConfig;
+use crate::context::GatewayConfig;
 use crate::error::GatewayError;
 
 /// Response headers scripts on other origins may read.

@@ -20,12 +20,9 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use super::connections::{
-    ConnectionGate, ConnectionLimits, ConnectionSlot, ConnectionStats, InFlight, InFlightGuard,
-    SendClock,
-};
+use super::connections::{ConnectionGate, ConnectionLimits, InFlight, InFlightGuard, SendClock};
 use super::stall::StallGuard;
-use super::ShutdownSignal;
+use crate::context::{ConnectionSlot, ShutdownSignal};
 
 /// How long shutdown waits for in-flight calls before closing what is left.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +35,7 @@ pub struct ServeOptions {
     /// Serve TLS (see [`super::tls::acceptor`]) instead of plain TCP.
     pub tls: Option<TlsAcceptor>,
     /// Counters for `/metrics` (share `GatewayState::connection_stats`).
-    pub stats: Arc<ConnectionStats>,
+    pub stats: Arc<crate::metrics::ConnectionStats>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -73,7 +70,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signal = ShutdownSignal(shutdown_rx);
+    let signal = ShutdownSignal::new(shutdown_rx);
     let gate = ConnectionGate::new(options.limits.clone(), Arc::clone(&options.stats));
     let builder = Arc::new(http_builder(&options.limits));
     tokio::pin!(shutdown);
@@ -92,7 +89,7 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         // Over a cap: closed at once, so it neither waits in the backlog nor holds a slot.
-        let Some(slot) = gate.admit(peer.ip()) else {
+        let Some(admitted) = gate.admit(peer.ip()) else {
             drop(stream);
             continue;
         };
@@ -101,7 +98,7 @@ pub async fn serve_with(
             app: app.clone(),
             signal: signal.clone(),
             peer,
-            slot,
+            slot: ConnectionSlot::new(admitted),
             gate: Arc::clone(&gate),
             builder: Arc::clone(&builder),
         };

@@ -1,6 +1,8 @@
-//! HTTP composition: shared state, the router with every gateway route behind the front
+//! HTTP composition, the top layer: the router with every gateway route behind the front
 //! door (host, origin, token and rate checks), and the server loop ([`listener`]: HTTP/1.1
-//! and HTTP/2, plain or TLS, with connection limits) with graceful shutdown.
+//! and HTTP/2, plain or TLS, with connection limits) with graceful shutdown. Routes hand
+//! requests to the protocols; the state they share is the call context's
+//! ([`crate::context::GatewayState`]).
 
 pub mod auth;
 pub mod connections;
@@ -8,319 +10,32 @@ pub mod cors;
 pub mod host;
 pub mod listener;
 pub mod ops;
-pub mod rate_limit;
 mod stall;
 pub mod tls;
 
 pub use listener::{serve, serve_with, ServeOptions, DRAIN_TIMEOUT};
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use octaneweb_schema::Schema;
-use prost_reflect::MethodDescriptor;
-use tokio::sync::watch;
 use tower::ServiceExt as _;
 
+use crate::context::{CallId, GatewayState, X_CALL_ID};
 use crate::error::GatewayError;
-use crate::metrics::Metrics;
-use crate::policy::MethodPolicy;
 use crate::protocol;
-use crate::upstream::Upstream;
 
-pub use auth::AccessToken;
-pub use connections::{ConnectionLimits, ConnectionSlot, ConnectionStats};
+pub use connections::ConnectionLimits;
 
-/// Default limit on request bodies: 8 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Most distinct (service, method) spellings remembered by the method cache.
-const METHOD_CACHE_LIMIT: usize = 4096;
 /// Longest client-chosen call id echoed back; longer ones are replaced.
 const MAX_CALL_ID_LEN: usize = 128;
-
-/// The request and response header carrying a call's id.
-pub static X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
-
-/// Log line format; the binary sets up the tracing subscriber accordingly.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable text.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Settings of the browser-facing side.
-#[derive(Clone, Debug)]
-pub struct GatewayConfig {
-    /// Origins allowed to call the gateway from a browser, exactly as sent in `Origin`
-    /// (`https://app.example.com`, `http://localhost:5173`), or `*` for any. The gateway's
-    /// own origin is always allowed.
-    pub cors_origins: Vec<String>,
-    /// Host names served besides loopback names and addresses and the listen address
-    /// (`--allowed-host`); see [`host`].
-    pub allowed_hosts: Vec<String>,
-    /// The address the gateway listens on, whose IP is an allowed `Host`.
-    pub listen: Option<SocketAddr>,
-    /// The token every request must carry (`--token`); `None` = no authentication.
-    pub token: Option<AccessToken>,
-    /// Whether the gateway is served over TLS (its cookie is then `Secure`).
-    pub tls: bool,
-    /// Which methods may be called (`--allow` / `--deny`).
-    pub methods: MethodPolicy,
-    /// Calls per second per client address (`--rate-limit`); `None` = unlimited.
-    pub rate_limit: Option<NonZeroU32>,
-    /// Largest accepted request body in bytes; larger bodies get 413.
-    pub max_body_bytes: usize,
-    /// Log line format.
-    pub log_format: LogFormat,
-    /// Limits of the multiplexed WebSocket `/ws`.
-    pub websocket: protocol::ws::WsLimits,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        Self {
-            cors_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
-            listen: None,
-            token: None,
-            tls: false,
-            methods: MethodPolicy::default(),
-            rate_limit: None,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            log_format: LogFormat::Text,
-            websocket: protocol::ws::WsLimits::default(),
-        }
-    }
-}
-
-/// A method resolved from a (lenient) service and method name.
-#[derive(Clone, Debug)]
-pub struct ResolvedMethod {
-    /// The method's descriptor.
-    pub descriptor: MethodDescriptor,
-    /// `package.Service/Method`, the metrics and log label.
-    pub label: Arc<str>,
-}
-
-/// Everything a gateway route needs; cheap to clone: one reference count, since routes and
-/// middleware clone it several times per request (separate counts for each part were 2% of
-/// the gateway's time under load, in cache-line traffic between cores).
-#[derive(Clone)]
-pub struct GatewayState(Arc<GatewayParts>);
-
-/// What a [`GatewayState`] holds (reached through it by `Deref`).
-pub struct GatewayParts {
-    /// The schema every call is resolved against.
-    pub schema: Schema,
-    /// The upstream render server.
-    pub upstream: Upstream,
-    /// Browser-facing settings.
-    pub config: Arc<GatewayConfig>,
-    /// Call metrics.
-    pub metrics: Arc<Metrics>,
-    /// service spelling -> method name -> method; two levels so a lookup needs no allocation.
-    methods: RwLock<HashMap<String, HashMap<String, ResolvedMethod>>>,
-    cached_methods: std::sync::atomic::AtomicUsize,
-    schema_json: OnceLock<Bytes>,
-    websocket: Arc<protocol::ws::WsStats>,
-    connections: Arc<ConnectionStats>,
-    rate_limit: Option<rate_limit::CallRateLimit>,
-}
-
-impl std::ops::Deref for GatewayState {
-    type Target = GatewayParts;
-
-    fn deref(&self) -> &GatewayParts {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for GatewayState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayState")
-            .field("upstream", &self.upstream)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GatewayState {
-    /// State for a gateway in front of `upstream`, resolving calls against `schema`.
-    pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
-        let metrics = Arc::new(Metrics::new());
-        let websocket = Arc::new(protocol::ws::WsStats::default());
-        metrics.add_collector(Arc::clone(&websocket));
-        let connections = Arc::new(ConnectionStats::default());
-        metrics.add_collector(Arc::clone(&connections));
-        metrics.add_collector(crate::metrics::UpstreamCollector(upstream.clone()));
-        let rate_limit = config.rate_limit.map(rate_limit::CallRateLimit::new);
-        GatewayState(Arc::new(GatewayParts {
-            schema,
-            upstream,
-            config: Arc::new(config),
-            metrics,
-            methods: RwLock::new(HashMap::new()),
-            cached_methods: std::sync::atomic::AtomicUsize::new(0),
-            schema_json: OnceLock::new(),
-            websocket,
-            connections,
-            rate_limit,
-        }))
-    }
-
-    /// Counters of the listening side; pass them to [`serve_with`] so `/metrics` shows them.
-    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
-        Arc::clone(&self.connections)
-    }
-
-    /// Takes one call from `peer`'s allowance under `--rate-limit`.
-    pub fn admit_call(&self, peer: Option<SocketAddr>) -> Result<(), GatewayError> {
-        match (&self.rate_limit, peer) {
-            (Some(limit), Some(peer)) if !limit.admit(peer.ip()) => {
-                Err(GatewayError::RateLimited {
-                    limit: limit.per_second(),
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Refuses `method` (`package.Service/Method`) if the method policy does.
-    pub fn authorize(&self, method: &str) -> Result<(), GatewayError> {
-        if self.config.methods.permits(method) {
-            Ok(())
-        } else {
-            Err(GatewayError::MethodRefused {
-                method: method.trim_start_matches('/').to_owned(),
-            })
-        }
-    }
-
-    /// Gauges of the WebSockets served with this state (sockets, calls, queued bytes).
-    pub fn websocket_stats(&self) -> &protocol::ws::WsStats {
-        &self.websocket
-    }
-
-    /// Resolve a leniently named method, remembering the answer for the next call; a method
-    /// the policy refuses is [`GatewayError::MethodRefused`].
-    pub fn resolve_method(
-        &self,
-        service: &str,
-        method: &str,
-    ) -> Result<ResolvedMethod, GatewayError> {
-        let resolved = self.lookup_method(service, method)?;
-        self.authorize(&resolved.label)?;
-        Ok(resolved)
-    }
-
-    fn lookup_method(&self, service: &str, method: &str) -> Result<ResolvedMethod, GatewayError> {
-        use std::sync::atomic::Ordering;
-        {
-            let cache = self.methods.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(found) = cache.get(service).and_then(|m| m.get(method)) {
-                return Ok(found.clone());
-            }
-        }
-        let descriptor = self.schema.find_method(service, method)?;
-        let label: Arc<str> = Arc::from(format!(
-            "{}/{}",
-            descriptor.parent_service().full_name(),
-            descriptor.name()
-        ));
-        let resolved = ResolvedMethod { descriptor, label };
-        // Only successful lookups are cached, and only up to a bound, so odd spellings sent
-        // by clients cannot grow the cache without limit.
-        if self.cached_methods.load(Ordering::Relaxed) < METHOD_CACHE_LIMIT {
-            let mut cache = self.methods.write().unwrap_or_else(|p| p.into_inner());
-            let previous = cache
-                .entry(service.to_owned())
-                .or_default()
-                .insert(method.to_owned(), resolved.clone());
-            if previous.is_none() {
-                self.cached_methods.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(resolved)
-    }
-
-    /// `Schema::to_json`, serialized once. Under a method policy every method the policy
-    /// refuses carries `"refused": true`, and `"policy"` lists the patterns.
-    pub(crate) fn schema_json(&self) -> Bytes {
-        self.schema_json
-            .get_or_init(|| {
-                let mut json = self.schema.to_json();
-                let policy = &self.config.methods;
-                if !policy.is_open() {
-                    mark_refused_methods(&mut json, policy);
-                }
-                Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
-            })
-            .clone()
-    }
-}
-
-fn mark_refused_methods(json: &mut serde_json::Value, policy: &MethodPolicy) {
-    let services = json
-        .get_mut("services")
-        .and_then(|s| s.as_array_mut())
-        .into_iter()
-        .flatten();
-    for service in services {
-        let methods = service
-            .get_mut("methods")
-            .and_then(|m| m.as_array_mut())
-            .into_iter()
-            .flatten();
-        for method in methods {
-            let path = method.get("path").and_then(|p| p.as_str()).unwrap_or("");
-            if !policy.permits(path) {
-                method["refused"] = serde_json::Value::Bool(true);
-            }
-        }
-    }
-    let (allow, deny) = policy.patterns();
-    json["policy"] = serde_json::json!({ "allow": allow, "deny": deny });
-}
-
-/// The id of the current call: the client's `X-Call-Id` (if short and printable) or a fresh
-/// UUID. Present as a request extension on every request through [`router`].
-#[derive(Clone, Debug)]
-pub struct CallId(pub Arc<str>);
-
-/// Fires when the server begins shutting down, so long-lived streams can end cleanly.
-/// Present as a request extension on requests served by [`serve`].
-#[derive(Clone, Debug)]
-pub struct ShutdownSignal(watch::Receiver<bool>);
-
-impl ShutdownSignal {
-    /// Resolves once shutdown has begun.
-    pub async fn wait(&mut self) {
-        // An error means the sender is gone: the server is gone too, so treat it as shutdown.
-        let _ = self.0.wait_for(|down| *down).await;
-    }
-
-    /// Resolves once shutdown has begun; never if `signal` is `None`.
-    pub async fn wait_opt(signal: Option<ShutdownSignal>) {
-        match signal {
-            Some(mut signal) => signal.wait().await,
-            None => std::future::pending().await,
-        }
-    }
-}
 
 /// All gateway routes (JSON calls, SSE, operations, `/schema`) with CORS, body limit and
 /// call ids. `extra` routes (the render routes, the web client) are merged in; the generic
@@ -706,16 +421,6 @@ fn is_dot_segment(segment: &str) -> bool {
     decoded == "." || decoded == ".."
 }
 
-/// JSON 404 for paths nothing handles; the binary may install it as the router's fallback.
-pub async fn not_found(request: Request) -> Response {
-    let body = serde_json::json!({
-        "success": false,
-        "error": format!("no route for {} {}", request.method(), request.uri().path()),
-        "code": "NOT_FOUND",
-    });
-    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
-}
-
 /// Attach a [`CallId`] to the request and echo it in `X-Call-Id` on the answer.
 async fn call_id(mut request: Request, next: Next) -> Response {
     let given = request
@@ -770,10 +475,10 @@ fn fresh_call_id() -> uuid::Uuid {
 }
 
 /// The peer address of a request served by [`serve`], if known.
-pub fn peer_addr(request: &Request) -> Option<SocketAddr> {
+fn peer_addr(request: &Request) -> Option<std::net::SocketAddr> {
     request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0)
 }
 

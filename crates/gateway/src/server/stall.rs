@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use super::connections::ConnectionStats;
+use crate::metrics::ConnectionStats;
 
 /// The TCP socket under a connection's stream, so a stalled one can be reset.
 pub(crate) trait TcpBacked {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt as _;
-use http::header::{self, HeaderName};
+use http::header;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt as _;
@@ -20,43 +20,12 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 use tower::{Service as _, ServiceExt as _};
 
-use super::{clamp_grpc_timeout, format_grpc_timeout, Upstream};
-use crate::error::grpc_code_for_http;
-use crate::protocol::compression::Encoding;
-use crate::protocol::framing::{FrameDecoder, FramingError};
-use crate::server::ShutdownSignal;
-
-/// Headers that describe one HTTP hop, never a call: not forwarded in either direction.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "http2-settings",
-];
-
-/// True for headers that belong to one HTTP hop (and `host`, `content-length`, which the
-/// next hop sets itself).
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    is_hop_by_hop_name(name.as_str())
-}
-
-/// [`is_hop_by_hop`] for a lower-case header name given as text (a metadata key).
-pub fn is_hop_by_hop_name(name: &str) -> bool {
-    name == "host" || name == "content-length" || HOP_BY_HOP.contains(&name)
-}
-
-/// Headers that carry a call's gRPC status (trailers, or headers of a trailers-only answer).
-pub fn is_status_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "grpc-status" | "grpc-message" | "grpc-status-details-bin"
-    )
-}
+use super::Upstream;
+use crate::wire::codes::grpc_code_for_http;
+use crate::wire::compression::Encoding;
+use crate::wire::deadline::{clamp_grpc_timeout, format_grpc_timeout};
+use crate::wire::framing::{FrameDecoder, FramingError};
+use crate::wire::metadata::{is_status_header, status_trailers};
 
 /// One gRPC call to make upstream.
 #[derive(Debug)]
@@ -160,17 +129,26 @@ pub enum ReplyEvent {
 }
 
 /// Bounds and interruptions of a reply stream.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ReplyOptions {
     /// Largest response message accepted (after decompression).
     pub max_message_bytes: usize,
     /// When the call's deadline passes.
     pub deadline: Option<Instant>,
-    /// Ends the stream (`UNAVAILABLE`) when the gateway shuts down.
-    pub shutdown: Option<ShutdownSignal>,
+    /// Ends the stream (`UNAVAILABLE`, "the gateway is shutting down") when it resolves.
+    pub shutdown: Option<futures::future::BoxFuture<'static, ()>>,
     /// A failure of the request side (a bad frame from the client), reported instead of
     /// whatever the upstream answers after the request was cut off.
     pub request_failure: Option<oneshot::Receiver<Status>>,
+}
+
+impl std::fmt::Debug for ReplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyOptions")
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An upstream response: its headers and its events.
@@ -190,15 +168,6 @@ impl std::fmt::Debug for Reply {
             .field("trailers_only", &self.trailers_only)
             .finish_non_exhaustive()
     }
-}
-
-/// Trailers carrying `status` alone.
-pub fn status_trailers(status: &Status) -> HeaderMap {
-    let mut trailers = HeaderMap::new();
-    if status.add_header(&mut trailers).is_err() {
-        trailers.insert("grpc-status", HeaderValue::from(status.code() as i32));
-    }
-    trailers
 }
 
 /// Read an upstream response as events. Errors if the answer is not a gRPC response.
@@ -271,8 +240,7 @@ fn reply_events(
     } = options;
     async_stream::stream! {
         let mut decoder = FrameDecoder::new(max_message_bytes);
-        let shutdown = ShutdownSignal::wait_opt(shutdown);
-        tokio::pin!(shutdown);
+        let mut shutdown = shutdown.unwrap_or_else(|| Box::pin(std::future::pending()));
         let end = loop {
             let expired = async {
                 match deadline {
@@ -374,82 +342,5 @@ fn response_framing_status(error: &FramingError) -> Status {
             Status::resource_exhausted(format!("the upstream's response: {error}"))
         }
         _ => Status::internal(format!("the upstream's response: {error}")),
-    }
-}
-
-/// A request header that belongs to the client's protocol (or to browsers), not to the
-/// call's metadata; never forwarded upstream.
-pub fn is_protocol_request_header(name: &HeaderName) -> bool {
-    is_hop_by_hop(name)
-        || matches!(
-            name.as_str(),
-            "content-type"
-                | "accept"
-                | "accept-encoding"
-                | "content-encoding"
-                | "accept-language"
-                | "origin"
-                | "referer"
-                | "cookie"
-                | "cache-control"
-                | "pragma"
-                | "dnt"
-                | "priority"
-                | "grpc-timeout"
-                | "grpc-encoding"
-                | "grpc-accept-encoding"
-                | "x-grpc-web"
-                | "x-user-agent"
-                | "x-timeout-ms"
-                | "connect-protocol-version"
-                | "connect-timeout-ms"
-                | "connect-content-encoding"
-                | "connect-accept-encoding"
-        )
-        || name.as_str().starts_with("sec-")
-        || name.as_str().starts_with("access-control-")
-}
-
-/// The request metadata of `headers`: everything but protocol and hop-by-hop headers.
-pub fn request_metadata(headers: &HeaderMap) -> HeaderMap {
-    let mut metadata = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if !is_protocol_request_header(name) {
-            metadata.append(name.clone(), value.clone());
-        }
-    }
-    metadata
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_excludes_protocol_and_hop_by_hop_headers() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("content-type", "application/grpc-web"),
-            ("connection", "keep-alive"),
-            ("te", "trailers"),
-            ("grpc-timeout", "1S"),
-            ("x-grpc-web", "1"),
-            ("sec-fetch-mode", "cors"),
-            ("authorization", "Bearer t"),
-            ("x-custom", "a"),
-            ("x-bin-bin", "AAEC"),
-        ] {
-            headers.append(name, HeaderValue::from_static(value));
-        }
-        let metadata = request_metadata(&headers);
-        let names: Vec<&str> = metadata.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["authorization", "x-custom", "x-bin-bin"]);
-    }
-
-    #[test]
-    fn status_trailers_carry_code_and_encoded_message() {
-        let trailers = status_trailers(&Status::not_found("no such thing: ü"));
-        assert_eq!(trailers["grpc-status"], "5");
-        assert_eq!(trailers["grpc-message"], "no%20such%20thing:%20%C3%BC");
     }
 }

@@ -16,7 +16,6 @@
 //! [`Upstream::call_timeout`] (the upstream also enforces the header it was sent).
 
 pub mod codec;
-mod deadline;
 pub mod forward;
 pub mod pool;
 pub mod raw;
@@ -32,8 +31,8 @@ use tonic::client::Grpc;
 use tonic::transport::Endpoint;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::wire::deadline::{clamp_grpc_timeout, parse_grpc_timeout};
 pub use codec::DynamicCodec;
-pub use deadline::{clamp_grpc_timeout, format_grpc_timeout, parse_grpc_timeout, MAX_GRPC_TIMEOUT};
 pub use pool::{PoolLimits, PoolStats, UpstreamChannel};
 
 /// The upstream a gateway talks to when none is configured: Octane's LiveLink default.

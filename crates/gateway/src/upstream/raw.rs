@@ -86,21 +86,4 @@ impl Upstream {
         };
         self.finish(with_deadline(timeout, call).await)
     }
-
-    /// Call a unary `method` with one encoded request message; the answer is the encoded
-    /// response message. The deadline bounds the whole call.
-    pub async fn raw_unary(
-        &self,
-        method: &MethodDescriptor,
-        request: Request<Bytes>,
-    ) -> Result<Response<Bytes>, Status> {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.unary(request, path, RawCodec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
-    }
 }

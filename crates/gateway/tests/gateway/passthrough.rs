@@ -580,7 +580,8 @@ async fn metadata_headers_and_trailers_cross_every_protocol() {
         "{seen}"
     );
     let timeout = answer.headers["x-seen-timeout"].to_str().expect("ascii");
-    let timeout = octaneweb_gateway::upstream::parse_grpc_timeout(timeout).expect("a timeout");
+    let timeout =
+        octaneweb_gateway::wire::deadline::parse_grpc_timeout(timeout).expect("a timeout");
     assert!(timeout <= Duration::from_secs(2), "{timeout:?}");
 
     // gRPC-Web: the custom trailer is in the trailer frame; browser headers stay here.

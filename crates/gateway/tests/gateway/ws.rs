@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt as _, Stream, StreamExt as _};
-use octaneweb_gateway::protocol::ws::WsLimits;
+use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::GatewayConfig;
 use octaneweb_proto::gen1::octaneapi as gen1;
 use octaneweb_proto::octaneapi::stream_callback_service_server::{

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use tonic::metadata::MetadataMap;
 use tonic::Code;
 
-use crate::error::code_name;
+use crate::wire::codes::code_name;
 
 /// Longest call id, in bytes of its text (a number's decimal digits).
 pub const MAX_ID_BYTES: usize = 128;
@@ -362,7 +362,7 @@ fn is_transport_header(name: &str) -> bool {
     matches!(
         name,
         "content-type" | "date" | "grpc-encoding" | "grpc-accept-encoding"
-    ) || crate::upstream::forward::is_hop_by_hop_name(name)
+    ) || crate::wire::metadata::is_hop_by_hop_name(name)
 }
 
 /// Metadata as a JSON object: ASCII values as text, `-bin` values as base64; a key sent

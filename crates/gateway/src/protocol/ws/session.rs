@@ -18,11 +18,11 @@ use tonic::{Code, Status};
 
 use super::frame::{self, BinaryFrame, CallRef, ClientFrame, OpenFrame};
 use super::{Outbound, Outbox, WsStats};
+use crate::context::call::{deadline_after, effective_timeout, unresolved_label};
+use crate::context::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
-use crate::protocol::{deadline_after, effective_timeout};
-use crate::server::{GatewayState, ResolvedMethod, ShutdownSignal};
-use crate::upstream::clamp_grpc_timeout;
+use crate::wire::deadline::clamp_grpc_timeout;
 
 /// Most metadata bytes (keys and values) an open frame may carry.
 const MAX_METADATA_BYTES: usize = 8 * 1024;
@@ -155,7 +155,7 @@ impl Session {
     async fn refuse(&self, id: &CallRef, error: &GatewayError, label: Option<Arc<str>>) {
         let tracker = self.state.metrics.start_call(
             Protocol::WebSocket,
-            label.unwrap_or_else(crate::protocol::unresolved_label),
+            label.unwrap_or_else(unresolved_label),
             self.call_id(id),
         );
         tracker.finish(error.code(), &error.to_string());
@@ -725,7 +725,7 @@ impl Call {
     /// knows its type, else `{"@type", "value": <base64>}`.
     fn details_json(&self, status: &Status) -> serde_json::Value {
         use base64::Engine as _;
-        let Ok(decoded) = crate::protocol::status_details::details(status) else {
+        let Ok(decoded) = crate::wire::status_details::details(status) else {
             return serde_json::json!([{
                 "value": base64::engine::general_purpose::STANDARD.encode(status.details())
             }]);

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use super::framing::{Frame, FramingError, FLAG_COMPRESSED};
-use crate::error::GatewayError;
 
 /// Smallest message the gateway compresses.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
@@ -132,6 +131,17 @@ impl Encoding {
     }
 }
 
+/// Why a request frame's message could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// The frame's flags or length are wrong.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    /// Its compressed payload could not be decompressed.
+    #[error(transparent)]
+    Compression(#[from] CompressionError),
+}
+
 /// The message a client's request frame carries: flags 0x00 as sent, flags 0x01 decompressed
 /// with `encoding` (at most `limit` bytes). A compressed frame under `identity` names the
 /// `encoding_header` that should have announced it; other flags are refused, `what` saying
@@ -142,7 +152,7 @@ pub fn request_message(
     limit: usize,
     encoding_header: &'static str,
     what: &'static str,
-) -> Result<Bytes, GatewayError> {
+) -> Result<Bytes, MessageError> {
     match frame.flags {
         0 => Ok(frame.payload),
         FLAG_COMPRESSED if encoding == Encoding::Identity => {

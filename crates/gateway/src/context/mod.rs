@@ -1,0 +1,290 @@
+//! The call context: what every protocol needs to make a call, and nothing of HTTP routing.
+//!
+//! - [`GatewayState`]: the schema, the upstream, the settings, the metrics, and the one method
+//!   cache every protocol resolves names through ([`GatewayState::resolve_method`],
+//!   [`GatewayState::resolve_path`]), with the method policy applied there;
+//! - the request extensions the server attaches ([`CallId`], [`ShutdownSignal`],
+//!   [`ConnectionSlot`]);
+//! - [`call`]: deadlines, request bodies, upstream requests and response streams, shared by
+//!   the protocols.
+//!
+//! Protocols depend on this module; it depends on the upstream, errors, metrics and the
+//! wire formats below it, never on protocols or the server.
+
+pub mod call;
+mod config;
+pub mod rate_limit;
+mod token;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use bytes::Bytes;
+use http::HeaderName;
+use octaneweb_schema::Schema;
+use prost_reflect::MethodDescriptor;
+use tokio::sync::watch;
+
+use crate::error::GatewayError;
+use crate::metrics::{ConnectionStats, Metrics, WsStats};
+use crate::policy::MethodPolicy;
+use crate::upstream::Upstream;
+
+pub use config::{GatewayConfig, WsLimits, DEFAULT_MAX_BODY_BYTES};
+pub use token::{AccessToken, TokenError, MIN_TOKEN_LEN};
+
+/// Most distinct (service, method) spellings remembered by the method cache.
+const METHOD_CACHE_LIMIT: usize = 4096;
+
+/// The request and response header carrying a call's id.
+pub static X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+
+/// A method resolved from a (lenient) service and method name.
+#[derive(Clone, Debug)]
+pub struct ResolvedMethod {
+    /// The method's descriptor.
+    pub descriptor: MethodDescriptor,
+    /// `package.Service/Method`, the metrics and log label.
+    pub label: Arc<str>,
+}
+
+/// Everything a gateway route needs; cheap to clone: one reference count, since routes and
+/// middleware clone it several times per request (separate counts for each part were 2% of
+/// the gateway's time under load, in cache-line traffic between cores).
+#[derive(Clone)]
+pub struct GatewayState(Arc<GatewayParts>);
+
+/// What a [`GatewayState`] holds (reached through it by `Deref`).
+pub struct GatewayParts {
+    /// The schema every call is resolved against.
+    pub schema: Schema,
+    /// The upstream render server.
+    pub upstream: Upstream,
+    /// Browser-facing settings.
+    pub config: Arc<GatewayConfig>,
+    /// Call metrics.
+    pub metrics: Arc<Metrics>,
+    /// service spelling -> method name -> method; two levels so a lookup needs no allocation.
+    methods: RwLock<HashMap<String, HashMap<String, ResolvedMethod>>>,
+    cached_methods: std::sync::atomic::AtomicUsize,
+    schema_json: OnceLock<Bytes>,
+    websocket: Arc<WsStats>,
+    connections: Arc<ConnectionStats>,
+    rate_limit: Option<rate_limit::CallRateLimit>,
+}
+
+impl std::ops::Deref for GatewayState {
+    type Target = GatewayParts;
+
+    fn deref(&self) -> &GatewayParts {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("upstream", &self.upstream)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayState {
+    /// State for a gateway in front of `upstream`, resolving calls against `schema`.
+    pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
+        let metrics = Arc::new(Metrics::new());
+        let websocket = Arc::new(WsStats::default());
+        metrics.add_collector(Arc::clone(&websocket));
+        let connections = Arc::new(ConnectionStats::default());
+        metrics.add_collector(Arc::clone(&connections));
+        metrics.add_collector(crate::metrics::UpstreamCollector(upstream.clone()));
+        let rate_limit = config.rate_limit.map(rate_limit::CallRateLimit::new);
+        GatewayState(Arc::new(GatewayParts {
+            schema,
+            upstream,
+            config: Arc::new(config),
+            metrics,
+            methods: RwLock::new(HashMap::new()),
+            cached_methods: std::sync::atomic::AtomicUsize::new(0),
+            schema_json: OnceLock::new(),
+            websocket,
+            connections,
+            rate_limit,
+        }))
+    }
+
+    /// Counters of the listening side; pass them to [`serve_with`] so `/metrics` shows them.
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        Arc::clone(&self.connections)
+    }
+
+    /// Takes one call from `peer`'s allowance under `--rate-limit`.
+    pub fn admit_call(&self, peer: Option<SocketAddr>) -> Result<(), GatewayError> {
+        match (&self.rate_limit, peer) {
+            (Some(limit), Some(peer)) if !limit.admit(peer.ip()) => {
+                Err(GatewayError::RateLimited {
+                    limit: limit.per_second(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `method` (`package.Service/Method`) if the method policy does.
+    pub fn authorize(&self, method: &str) -> Result<(), GatewayError> {
+        if self.config.methods.permits(method) {
+            Ok(())
+        } else {
+            Err(GatewayError::MethodRefused {
+                method: method.trim_start_matches('/').to_owned(),
+            })
+        }
+    }
+
+    /// Gauges of the WebSockets served with this state (sockets, calls, queued bytes).
+    pub fn websocket_stats(&self) -> &WsStats {
+        &self.websocket
+    }
+
+    /// Resolve a leniently named method, remembering the answer for the next call; a method
+    /// the policy refuses is [`GatewayError::MethodRefused`].
+    pub fn resolve_method(
+        &self,
+        service: &str,
+        method: &str,
+    ) -> Result<ResolvedMethod, GatewayError> {
+        let resolved = self.lookup_method(service, method)?;
+        self.authorize(&resolved.label)?;
+        Ok(resolved)
+    }
+
+    fn lookup_method(&self, service: &str, method: &str) -> Result<ResolvedMethod, GatewayError> {
+        use std::sync::atomic::Ordering;
+        {
+            let cache = self.methods.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = cache.get(service).and_then(|m| m.get(method)) {
+                return Ok(found.clone());
+            }
+        }
+        let descriptor = self.schema.find_method(service, method)?;
+        let label: Arc<str> = Arc::from(format!(
+            "{}/{}",
+            descriptor.parent_service().full_name(),
+            descriptor.name()
+        ));
+        let resolved = ResolvedMethod { descriptor, label };
+        // Only successful lookups are cached, and only up to a bound, so odd spellings sent
+        // by clients cannot grow the cache without limit.
+        if self.cached_methods.load(Ordering::Relaxed) < METHOD_CACHE_LIMIT {
+            let mut cache = self.methods.write().unwrap_or_else(|p| p.into_inner());
+            let previous = cache
+                .entry(service.to_owned())
+                .or_default()
+                .insert(method.to_owned(), resolved.clone());
+            if previous.is_none() {
+                self.cached_methods.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// `Schema::to_json`, serialized once. Under a method policy every method the policy
+    /// refuses carries `"refused": true`, and `"policy"` lists the patterns.
+    pub(crate) fn schema_json(&self) -> Bytes {
+        self.schema_json
+            .get_or_init(|| {
+                let mut json = self.schema.to_json();
+                let policy = &self.config.methods;
+                if !policy.is_open() {
+                    mark_refused_methods(&mut json, policy);
+                }
+                Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+fn mark_refused_methods(json: &mut serde_json::Value, policy: &MethodPolicy) {
+    let services = json
+        .get_mut("services")
+        .and_then(|s| s.as_array_mut())
+        .into_iter()
+        .flatten();
+    for service in services {
+        let methods = service
+            .get_mut("methods")
+            .and_then(|m| m.as_array_mut())
+            .into_iter()
+            .flatten();
+        for method in methods {
+            let path = method.get("path").and_then(|p| p.as_str()).unwrap_or("");
+            if !policy.permits(path) {
+                method["refused"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
+    let (allow, deny) = policy.patterns();
+    json["policy"] = serde_json::json!({ "allow": allow, "deny": deny });
+}
+
+/// The id of the current call: the client's `X-Call-Id` (if short and printable) or a fresh
+/// UUID. Present as a request extension on every request through [`router`].
+#[derive(Clone, Debug)]
+pub struct CallId(pub Arc<str>);
+
+/// Fires when the server begins shutting down, so long-lived streams can end cleanly.
+/// Present as a request extension on requests served by [`serve`].
+#[derive(Clone, Debug)]
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    /// A signal that fires when `receiver` sees `true` (or its sender is dropped).
+    pub(crate) fn new(receiver: watch::Receiver<bool>) -> Self {
+        Self(receiver)
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone: the server is gone too, so treat it as shutdown.
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+
+    /// [`ShutdownSignal::wait`] as a future of its own (for the upstream layer, which knows
+    /// nothing of the server).
+    pub fn boxed(mut self) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move { self.wait().await })
+    }
+
+    /// Resolves once shutdown has begun; never if `signal` is `None`.
+    pub async fn wait_opt(signal: Option<ShutdownSignal>) {
+        match signal {
+            Some(mut signal) => signal.wait().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Keeps a client connection counted against the listener's caps while something outside
+/// the connection's task (a WebSocket handler after an upgrade) still serves it. Present as a
+/// request extension on requests served by [`crate::serve`].
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _hold: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl ConnectionSlot {
+    /// A slot held until every clone of it is dropped.
+    pub fn new(hold: impl std::any::Any + Send + Sync) -> Self {
+        Self {
+            _hold: Arc::new(hold),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSlot").finish_non_exhaustive()
+    }
+}
