@@ -104,37 +104,41 @@ pub async fn call_with_timeout<W: Write>(
 
     if descriptor.is_client_streaming() {
         let messages = parse_sequence(&input, json)?;
-        let request = upstream_request(futures::stream::iter(messages), timeout, &call_id);
+        let (request, options) =
+            upstream_request(futures::stream::iter(messages), timeout, &call_id);
         if descriptor.is_server_streaming() {
-            let deadline = deadline_after(upstream.call_timeout(&request));
-            let response = upstream.streaming(&descriptor, request).await?;
-            drain(upstream, response.into_inner(), deadline, out, write).await
+            let deadline = deadline_after(upstream.deadline(options));
+            let response = upstream.streaming(&descriptor, request, options).await?;
+            drain(response.into_inner(), deadline, out, write).await
         } else {
-            let response = upstream.client_streaming(&descriptor, request).await?;
+            let response = upstream
+                .client_streaming(&descriptor, request, options)
+                .await?;
             write(out, response.get_ref())
         }
     } else {
         let message = json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?;
-        let request = upstream_request(message, timeout, &call_id);
+        let (request, options) = upstream_request(message, timeout, &call_id);
         if descriptor.is_server_streaming() {
-            let deadline = deadline_after(upstream.call_timeout(&request));
-            let response = upstream.server_streaming(&descriptor, request).await?;
-            drain(upstream, response.into_inner(), deadline, out, write).await
+            let deadline = deadline_after(upstream.deadline(options));
+            let response = upstream
+                .server_streaming(&descriptor, request, options)
+                .await?;
+            drain(response.into_inner(), deadline, out, write).await
         } else {
-            let response = upstream.unary(&descriptor, request).await?;
+            let response = upstream.unary(&descriptor, request, options).await?;
             write(out, response.get_ref())
         }
     }
 }
 
 async fn drain<W: Write>(
-    upstream: &Upstream,
     messages: tonic::Streaming<DynamicMessage>,
     deadline: Option<tokio::time::Instant>,
     out: &mut W,
     write: impl Fn(&mut W, &DynamicMessage) -> Result<(), CallError>,
 ) -> Result<(), CallError> {
-    let events = pump(upstream.clone(), messages, deadline, None);
+    let events = pump(messages, deadline, None);
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {

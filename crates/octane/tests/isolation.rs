@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use octaneweb_gateway::upstream::{PoolLimits, Upstream, UpstreamConfig};
+use octaneweb_gateway::upstream::{CallOptions, PoolLimits, Upstream, UpstreamConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Request};
@@ -37,16 +37,20 @@ async fn a_full_api_connection_pool_leaves_the_render_stream_alone() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let request = Request::new(DynamicMessage::new(callbacks.input()));
-        let stream = tokio::time::timeout(WAIT, upstream.server_streaming(&callbacks, request))
-            .await
-            .expect("opens in time")
-            .expect("callbackChannel opens");
+        let stream = tokio::time::timeout(
+            WAIT,
+            upstream.server_streaming(&callbacks, request, CallOptions::default()),
+        )
+        .await
+        .expect("opens in time")
+        .expect("callbackChannel opens");
         held.push(stream);
     }
     let refused = upstream
         .unary(
             &get_camera,
             Request::new(DynamicMessage::new(get_camera.input())),
+            CallOptions::default(),
         )
         .await
         .expect_err("the API pool is full");

@@ -21,8 +21,8 @@ use tonic::{Code, Status, Streaming};
 use super::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::{BodyReadError, GatewayError};
 use crate::metrics::CallTracker;
-use crate::upstream::Upstream;
-use crate::wire::deadline::{clamp_grpc_timeout, parse_grpc_timeout};
+use crate::upstream::{CallOptions, Upstream};
+use crate::wire::deadline::parse_grpc_timeout;
 
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
@@ -45,20 +45,44 @@ pub(crate) fn resolve_for_browser(
         path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
     let resolved = state.resolve_method(&service, &method)?;
     tracker.set_method(Arc::clone(&resolved.label));
-    let descriptor = &resolved.descriptor;
-    if descriptor.is_client_streaming() {
-        return Err(GatewayError::UnsupportedStreaming {
-            method: descriptor.full_name().to_owned(),
-            kind: if descriptor.is_server_streaming() {
-                "bidirectional-streaming"
-            } else {
-                "client-streaming"
-            },
-            protocol,
-            instead: "the WebSocket /ws, gRPC-Web, Connect or gRPC",
-        });
-    }
+    refuse_streaming(
+        &resolved.descriptor,
+        Carries::ServerStreams,
+        protocol,
+        "the WebSocket /ws, gRPC-Web, Connect or gRPC",
+    )?;
     Ok(resolved)
+}
+
+/// Which RPC kinds a protocol can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carries {
+    /// Unary calls only (one request, one answer: `/batch`).
+    Unary,
+    /// Unary and server-streaming calls (request-then-response protocols).
+    ServerStreams,
+}
+
+/// Refuse a method whose RPC kind `protocol` cannot carry, naming the kind and what to use
+/// `instead`: the one place this refusal is written.
+pub(crate) fn refuse_streaming(
+    method: &prost_reflect::MethodDescriptor,
+    carries: Carries,
+    protocol: &'static str,
+    instead: &'static str,
+) -> Result<(), GatewayError> {
+    let kind = match (method.is_client_streaming(), method.is_server_streaming()) {
+        (true, true) => "bidirectional-streaming",
+        (true, false) => "client-streaming",
+        (false, true) if carries == Carries::Unary => "server-streaming",
+        _ => return Ok(()),
+    };
+    Err(GatewayError::UnsupportedStreaming {
+        method: method.full_name().to_owned(),
+        kind,
+        protocol,
+        instead,
+    })
 }
 
 pub(crate) fn unresolved_label() -> Arc<str> {
@@ -100,27 +124,25 @@ pub(crate) fn effective_timeout(
     upstream: &Upstream,
     requested: Option<Duration>,
 ) -> Result<Option<Duration>, GatewayError> {
-    let timeout = upstream.cap_timeout(requested);
+    let timeout = upstream.deadline(CallOptions::with_timeout(requested));
     match timeout {
         Some(timeout) if timeout < MIN_DEADLINE => Err(GatewayError::DeadlinePassed { timeout }),
         _ => Ok(timeout),
     }
 }
 
-/// A tonic request for the upstream carrying the deadline and the call id.
+/// A tonic request for the upstream carrying the call id, and the options (the deadline)
+/// to make it with.
 pub(crate) fn upstream_request<T>(
     message: T,
     timeout: Option<Duration>,
     call_id: &str,
-) -> tonic::Request<T> {
+) -> (tonic::Request<T>, CallOptions) {
     let mut request = tonic::Request::new(message);
-    if let Some(timeout) = timeout {
-        request.set_timeout(clamp_grpc_timeout(timeout));
-    }
     if let Ok(value) = MetadataValue::try_from(call_id) {
         request.metadata_mut().insert("x-call-id", value);
     }
-    request
+    (request, CallOptions::with_timeout(timeout))
 }
 
 /// Read a whole request body, refusing more than `limit` bytes.
@@ -158,7 +180,6 @@ pub(crate) enum StreamEvent {
 /// down, always finishing with exactly one [`StreamEvent::End`]. Dropping the returned stream
 /// drops the upstream stream, which cancels the upstream call.
 pub(crate) fn pump(
-    upstream: Upstream,
     mut messages: Streaming<DynamicMessage>,
     deadline: Option<Instant>,
     shutdown: Option<ShutdownSignal>,
@@ -173,18 +194,12 @@ pub(crate) fn pump(
                     None => std::future::pending().await,
                 }
             };
-            // The flag says whether the status came from the upstream (and so tells
-            // something about its reachability) or from the gateway itself.
             let next = tokio::select! {
-                next = messages.message() => next.map_err(|status| (status, true)),
-                () = expired => Err((
+                next = messages.message() => next,
+                () = expired => Err(
                     Status::deadline_exceeded("the call's deadline passed while streaming"),
-                    false,
-                )),
-                () = &mut shutdown => Err((
-                    Status::unavailable("the gateway is shutting down"),
-                    false,
-                )),
+                ),
+                () = &mut shutdown => Err(Status::unavailable("the gateway is shutting down")),
             };
             match next {
                 Ok(Some(message)) => yield StreamEvent::Message(message),
@@ -192,10 +207,7 @@ pub(crate) fn pump(
                     yield StreamEvent::End(Status::new(Code::Ok, ""));
                     break;
                 }
-                Err((status, from_upstream)) => {
-                    if from_upstream {
-                        upstream.observe(Some(&status));
-                    }
+                Err(status) => {
                     yield StreamEvent::End(status);
                     break;
                 }

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::HeaderName;
 use octaneweb_schema::Schema;
 use prost_reflect::MethodDescriptor;
@@ -47,6 +48,9 @@ pub struct ResolvedMethod {
     pub descriptor: MethodDescriptor,
     /// `package.Service/Method`, the metrics and log label.
     pub label: Arc<str>,
+    /// `/package.Service/Method`, the HTTP/2 path a call to it goes upstream under (whatever
+    /// spelling the client used).
+    pub path: PathAndQuery,
 }
 
 /// Everything a gateway route needs; cheap to clone: one reference count, since routes and
@@ -169,12 +173,19 @@ impl GatewayState {
             }
         }
         let descriptor = self.schema.find_method(service, method)?;
-        let label: Arc<str> = Arc::from(format!(
+        let label = format!(
             "{}/{}",
             descriptor.parent_service().full_name(),
             descriptor.name()
-        ));
-        let resolved = ResolvedMethod { descriptor, label };
+        );
+        let path = PathAndQuery::try_from(format!("/{label}")).map_err(|e| {
+            GatewayError::BadRequest(format!("method {label} has no valid HTTP/2 path: {e}"))
+        })?;
+        let resolved = ResolvedMethod {
+            descriptor,
+            label: Arc::from(label),
+            path,
+        };
         // Only successful lookups are cached, and only up to a bound, so odd spellings sent
         // by clients cannot grow the cache without limit.
         if self.cached_methods.load(Ordering::Relaxed) < METHOD_CACHE_LIMIT {
@@ -188,6 +199,31 @@ impl GatewayState {
             }
         }
         Ok(resolved)
+    }
+
+    /// Resolve a method given as one path: `Service/Method`, `pkg.Service/Method`,
+    /// `/pkg.Service/Method` or `Service.Method`, through the same cache and policy as
+    /// [`GatewayState::resolve_method`].
+    pub fn resolve_path(&self, path: &str) -> Result<ResolvedMethod, GatewayError> {
+        let trimmed = path.trim();
+        let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+        let split = if trimmed.contains('/') {
+            trimmed.split_once('/')
+        } else {
+            trimmed.rsplit_once('.')
+        };
+        match split {
+            Some((service, method))
+                if !service.is_empty() && !method.is_empty() && !method.contains(['/', '.']) =>
+            {
+                self.resolve_method(service, method)
+            }
+            // Let the schema explain what is wrong with the path.
+            _ => {
+                let descriptor = self.schema.find_method_path(path)?;
+                self.resolve_method(descriptor.parent_service().full_name(), descriptor.name())
+            }
+        }
     }
 
     /// `Schema::to_json`, serialized once. Under a method policy every method the policy

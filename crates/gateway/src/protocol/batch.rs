@@ -36,7 +36,9 @@ use serde_json::value::RawValue;
 use tonic::Code;
 
 use super::json::{success_body, unary_call};
-use crate::context::call::{effective_timeout, read_body, requested_timeout, unresolved_label};
+use crate::context::call::{
+    effective_timeout, read_body, refuse_streaming, requested_timeout, unresolved_label, Carries,
+};
 use crate::context::{CallId, GatewayState};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
@@ -220,26 +222,13 @@ fn resolve(
     })?;
     let resolved = match &item.service {
         Some(service) => state.resolve_method(service, method)?,
-        None => {
-            let descriptor = state.schema.find_method_path(method)?;
-            state.resolve_method(descriptor.parent_service().full_name(), descriptor.name())?
-        }
+        None => state.resolve_path(method)?,
     };
-    let descriptor = &resolved.descriptor;
-    if descriptor.is_client_streaming() || descriptor.is_server_streaming() {
-        return Err(GatewayError::UnsupportedStreaming {
-            method: descriptor.full_name().to_owned(),
-            kind: match (
-                descriptor.is_client_streaming(),
-                descriptor.is_server_streaming(),
-            ) {
-                (true, true) => "bidirectional-streaming",
-                (true, false) => "client-streaming",
-                _ => "server-streaming",
-            },
-            protocol: "POST /batch",
-            instead: "the WebSocket /ws (or the JSON route, SSE, gRPC-Web, Connect)",
-        });
-    }
+    refuse_streaming(
+        &resolved.descriptor,
+        Carries::Unary,
+        "POST /batch",
+        "the WebSocket /ws (or the JSON route, SSE, gRPC-Web, Connect)",
+    )?;
     Ok(resolved)
 }

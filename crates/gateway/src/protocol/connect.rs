@@ -39,8 +39,10 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, Seriali
 use tonic::{Code, Status};
 
 use super::grpc::method_path;
-use crate::context::call::{deadline_after, effective_timeout, read_body, unresolved_label};
-use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::context::call::{
+    deadline_after, effective_timeout, read_body, refuse_streaming, unresolved_label, Carries,
+};
+use crate::context::{CallId, GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
@@ -188,7 +190,7 @@ fn target(
     let method = match state.resolve_method(service, name) {
         Ok(resolved) => {
             tracker.set_method(Arc::clone(&resolved.label));
-            Some(resolved.descriptor)
+            Some(resolved)
         }
         // Binary needs no schema: the bytes pass through to whatever the upstream serves
         // (the policy is asked below, by path).
@@ -198,19 +200,16 @@ fn target(
         }
         Err(error) => return Err(error),
     };
-    if let Some(method) = &method {
-        if method.is_client_streaming() {
-            return Err(GatewayError::UnsupportedStreaming {
-                method: method.full_name().to_owned(),
-                kind: if method.is_server_streaming() {
-                    "bidirectional-streaming"
-                } else {
-                    "client-streaming"
-                },
-                protocol: "Connect in this gateway",
-                instead: "native gRPC (application/grpc) or the WebSocket /ws",
-            });
-        }
+    if let Some(ResolvedMethod {
+        descriptor: method, ..
+    }) = &method
+    {
+        refuse_streaming(
+            method,
+            Carries::ServerStreams,
+            "Connect in this gateway",
+            "native gRPC (application/grpc) or the WebSocket /ws",
+        )?;
         let streaming = method.is_server_streaming();
         if streaming && shape == Shape::Unary {
             return Err(GatewayError::UnsupportedMediaType {
@@ -234,20 +233,16 @@ fn target(
         }
     }
     // A leniently spelled name (`LiveLink/GetCamera`) goes upstream under its full name.
-    let path = match &method {
-        Some(method) => canonical_path(method).unwrap_or(path),
+    match method {
+        Some(resolved) => Ok(Target {
+            path: resolved.path,
+            method: Some(resolved.descriptor),
+        }),
         None => {
             state.authorize(path.as_str())?;
-            path
+            Ok(Target { path, method: None })
         }
-    };
-    Ok(Target { path, method })
-}
-
-/// `/package.Service/Method` of a schema method.
-pub(crate) fn canonical_path(method: &MethodDescriptor) -> Option<http::uri::PathAndQuery> {
-    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    http::uri::PathAndQuery::try_from(path).ok()
+    }
 }
 
 fn unary_content_type(codec: Codec) -> &'static str {
@@ -427,7 +422,6 @@ async fn start_call(
     let body = tonic::body::Body::new(http_body_util::Full::new(body.freeze()));
     let response = forward::send(&state.upstream, call, body).await?;
     Ok(reply(
-        state.upstream.clone(),
         response,
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,

@@ -126,7 +126,6 @@ async fn forward_call(
         Err(status) => return Err(failure_rx.try_recv().unwrap_or(status)),
     };
     let reply = reply(
-        state.upstream.clone(),
         response,
         ReplyOptions {
             max_message_bytes,

@@ -30,7 +30,8 @@ use tonic::Status;
 
 use super::grpc::method_path;
 use crate::context::call::{
-    deadline_after, effective_timeout, grpc_timeout_header, read_body, unresolved_label,
+    deadline_after, effective_timeout, grpc_timeout_header, read_body, refuse_streaming,
+    unresolved_label, Carries,
 };
 use crate::context::{CallId, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
@@ -224,36 +225,25 @@ async fn run(
 ) -> Result<Answer, GatewayError> {
     let (parts, body) = request.into_parts();
     let mut path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
-    let label = match state.schema.find_method_path(path.as_str()) {
-        Ok(method) => {
-            let label: Arc<str> = Arc::from(format!(
-                "{}/{}",
-                method.parent_service().full_name(),
-                method.name()
-            ));
-            if method.is_client_streaming() {
-                tracker.set_method(label);
-                return Err(GatewayError::UnsupportedStreaming {
-                    method: method.full_name().to_owned(),
-                    kind: if method.is_server_streaming() {
-                        "bidirectional-streaming"
-                    } else {
-                        "client-streaming"
-                    },
-                    protocol: "gRPC-Web",
-                    instead: "native gRPC (application/grpc) or the WebSocket /ws",
-                });
-            }
-            // A leniently spelled name goes upstream under its full name.
-            if let Some(canonical) = super::connect::canonical_path(&method) {
-                path = canonical;
-            }
-            label
+    // Methods the schema knows go upstream under their full name (whatever the spelling);
+    // others pass through by path, bytes being all gRPC-Web needs.
+    match state.resolve_path(path.as_str()) {
+        Ok(resolved) => {
+            tracker.set_method(Arc::clone(&resolved.label));
+            refuse_streaming(
+                &resolved.descriptor,
+                Carries::ServerStreams,
+                "gRPC-Web",
+                "native gRPC (application/grpc) or the WebSocket /ws",
+            )?;
+            path = resolved.path;
         }
-        Err(_) => Arc::from(path.as_str().trim_start_matches('/')),
-    };
-    tracker.set_method(label);
-    state.authorize(path.as_str())?;
+        Err(GatewayError::Lookup(_)) => {
+            tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
+            state.authorize(path.as_str())?;
+        }
+        Err(error) => return Err(error),
+    }
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")?;
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
@@ -285,7 +275,6 @@ async fn run(
     let body = tonic::body::Body::new(http_body_util::Full::new(upstream_body.freeze()));
     let response = forward::send(&state.upstream, call, body).await?;
     let reply = reply(
-        state.upstream.clone(),
         response,
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,

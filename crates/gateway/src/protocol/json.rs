@@ -100,9 +100,12 @@ async fn run(
         .add_bytes_in(Protocol::Json, body.len() as u64);
     if descriptor.is_server_streaming() {
         let message = json_to_message(&descriptor.input(), &body)?;
-        let request = upstream_request(message, timeout, call_id);
-        let deadline = deadline_after(state.upstream.call_timeout(&request));
-        let response = state.upstream.server_streaming(descriptor, request).await?;
+        let (request, options) = upstream_request(message, timeout, call_id);
+        let deadline = deadline_after(state.upstream.deadline(options));
+        let response = state
+            .upstream
+            .server_streaming(descriptor, request, options)
+            .await?;
         Ok(Answer::Stream {
             messages: Box::new(response.into_inner()),
             deadline,
@@ -125,8 +128,8 @@ pub(crate) async fn unary_call(
     call_id: &str,
 ) -> Result<DynamicMessage, GatewayError> {
     let message = json_to_message(&descriptor.input(), body)?;
-    let request = upstream_request(message, timeout, call_id);
-    let response = state.upstream.unary(descriptor, request).await?;
+    let (request, options) = upstream_request(message, timeout, call_id);
+    let response = state.upstream.unary(descriptor, request, options).await?;
     Ok(response.into_inner())
 }
 
@@ -159,7 +162,7 @@ fn ndjson_response(
     tracker: CallTracker,
 ) -> Response {
     let metrics = Arc::clone(&state.metrics);
-    let events = pump(state.upstream.clone(), *messages, deadline, shutdown);
+    let events = pump(*messages, deadline, shutdown);
     // The tracker lives in the stream: if the client disconnects, the body (and with it the
     // upstream stream) is dropped and the tracker records the call as cancelled.
     let mut tracker = Some(tracker);

@@ -128,10 +128,14 @@ async fn start(
         timeout = Some(timeout.map_or(asked, |t| t.min(asked)));
     }
     let timeout = effective_timeout(&state.upstream, timeout)?;
-    let request = upstream_request(message, timeout, call_id);
+    let (request, options) = upstream_request(message, timeout, call_id);
     Ok(if descriptor.is_server_streaming() {
-        let deadline = deadline_after(state.upstream.call_timeout(&request));
-        match state.upstream.server_streaming(descriptor, request).await {
+        let deadline = deadline_after(state.upstream.deadline(options));
+        match state
+            .upstream
+            .server_streaming(descriptor, request, options)
+            .await
+        {
             Ok(response) => Start::Stream {
                 messages: Box::new(response.into_inner()),
                 deadline,
@@ -139,7 +143,7 @@ async fn start(
             Err(status) => Start::Failed(status),
         }
     } else {
-        match state.upstream.unary(descriptor, request).await {
+        match state.upstream.unary(descriptor, request, options).await {
             Ok(response) => Start::Unary(response.into_inner()),
             Err(status) => Start::Failed(status),
         }
@@ -152,7 +156,6 @@ fn events(
     shutdown: Option<ShutdownSignal>,
     tracker: CallTracker,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send {
-    let upstream = state.upstream.clone();
     let metrics = Arc::clone(&state.metrics);
     let source: futures::stream::BoxStream<'static, StreamEvent> = match start {
         Start::Unary(message) => futures::stream::iter([
@@ -161,9 +164,7 @@ fn events(
         ])
         .boxed(),
         Start::Failed(status) => futures::stream::iter([StreamEvent::End(status)]).boxed(),
-        Start::Stream { messages, deadline } => {
-            pump(upstream, *messages, deadline, shutdown).boxed()
-        }
+        Start::Stream { messages, deadline } => pump(*messages, deadline, shutdown).boxed(),
     };
     // Owned by the stream: dropped with it when the client goes away (recorded as cancelled).
     let mut tracker = Some(tracker);

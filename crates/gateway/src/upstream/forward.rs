@@ -90,10 +90,6 @@ pub async fn send(
             status
         }
     });
-    match &outcome {
-        Ok(_) => upstream.observe(None),
-        Err(status) => upstream.observe(Some(status)),
-    }
     outcome
 }
 
@@ -172,7 +168,6 @@ impl std::fmt::Debug for Reply {
 
 /// Read an upstream response as events. Errors if the answer is not a gRPC response.
 pub fn reply(
-    upstream: Upstream,
     response: http::Response<tonic::body::Body>,
     options: ReplyOptions,
 ) -> Result<Reply, Status> {
@@ -198,7 +193,6 @@ pub fn reply(
     }
     let mut headers = parts.headers;
     if let Some(status) = Status::from_header_map(&headers) {
-        upstream.observe(Some(&status).filter(|s| s.code() != Code::Ok));
         let mut trailers = HeaderMap::new();
         let mut metadata = HeaderMap::new();
         for (name, value) in headers.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
@@ -218,7 +212,7 @@ pub fn reply(
     let encoding = Encoding::from_header(&headers, "grpc-encoding")
         .map_err(|e| Status::internal(format!("the upstream's response cannot be read: {e}")))?;
     headers.remove("grpc-encoding");
-    let events = reply_events(upstream, body, encoding, options);
+    let events = reply_events(body, encoding, options);
     Ok(Reply {
         headers,
         trailers_only: false,
@@ -227,7 +221,6 @@ pub fn reply(
 }
 
 fn reply_events(
-    upstream: Upstream,
     mut body: tonic::body::Body,
     encoding: Encoding,
     options: ReplyOptions,
@@ -281,9 +274,7 @@ fn reply_events(
                     if let Some(status) = request_failure.as_mut().and_then(|r| r.try_recv().ok()) {
                         break status;
                     }
-                    let status = Status::from_error(error.into());
-                    upstream.observe(Some(&status));
-                    break status;
+                    break Status::from_error(error.into());
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
@@ -323,7 +314,6 @@ fn reply_events(
                             let status = Status::from_header_map(&trailers).unwrap_or_else(|| {
                                 Status::internal("the upstream's trailers carry no grpc-status")
                             });
-                            upstream.observe(Some(&status).filter(|s| s.code() != Code::Ok));
                             yield ReplyEvent::End(status, trailers);
                             return;
                         }

@@ -5,22 +5,25 @@
 //! reconnects by itself after the upstream restarts; a call made while the upstream is down
 //! fails fast with `UNAVAILABLE` (bounded by the connect timeout) instead of hanging.
 //!
-//! # Deadlines
+//! # Calls and deadlines
 //!
-//! A call's deadline is the smaller of the `grpc-timeout` the caller put in the request
-//! metadata (set it with [`tonic::Request::set_timeout`]; front protocols translate their own
-//! headers into it) and [`UpstreamConfig::default_timeout`]. The deadline is sent upstream as
-//! `grpc-timeout` and also enforced here: a unary call that runs past it ends with
-//! `DEADLINE_EXCEEDED`. For streaming calls the deadline bounds waiting for the response
-//! headers here; the consumer of the returned stream enforces the rest with
-//! [`Upstream::call_timeout`] (the upstream also enforces the header it was sent).
+//! Every call takes the same path ([`Upstream::call`]): on the wire the four RPC kinds are all
+//! a stream of messages each way, so a unary or client-streaming call is that stream read to
+//! its one answer ([`Upstream::unary`], [`Upstream::client_streaming`] and the others are
+//! shapes of it). A call's deadline comes as a `Duration` in [`CallOptions`], capped by
+//! [`UpstreamConfig::default_timeout`] unless the call is a subscription meant to last. It
+//! is sent upstream as `grpc-timeout` and enforced here: an answer (for a stream, its
+//! headers) not there in time ends the call with `DEADLINE_EXCEEDED`; the consumer of a
+//! response stream enforces the rest with [`Upstream::deadline`].
+//!
+//! Reachability ([`Upstream::is_connected`]) is recorded by the connection pool, which sees
+//! every response and every failure of the transport.
 
 pub mod codec;
 pub mod forward;
 pub mod pool;
 pub mod raw;
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +34,9 @@ use tonic::client::Grpc;
 use tonic::transport::Endpoint;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::wire::deadline::{clamp_grpc_timeout, parse_grpc_timeout};
+use crate::wire::deadline::clamp_grpc_timeout;
 pub use codec::DynamicCodec;
+use pool::Reachability;
 pub use pool::{PoolLimits, PoolStats, UpstreamChannel};
 
 /// The upstream a gateway talks to when none is configured: Octane's LiveLink default.
@@ -123,22 +127,22 @@ pub enum UpstreamError {
     Tls(String),
 }
 
-/// Last known reachability of the upstream.
-const STATE_UNKNOWN: u8 = 0;
-const STATE_CONNECTED: u8 = 1;
-const STATE_DISCONNECTED: u8 = 2;
-
-/// What is known of the upstream's reachability, shared by every [`Upstream`] of one target.
-struct Reachability {
-    state: AtomicU8,
-    reconnects: AtomicU64,
+/// How one call is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// The deadline the client asked for; the configured default caps it.
+    pub timeout: Option<Duration>,
+    /// A subscription meant to last as long as its consumer: the configured default deadline
+    /// (meant for ordinary calls) does not apply, only `timeout` if given.
+    pub lasting: bool,
 }
 
-impl Default for Reachability {
-    fn default() -> Self {
+impl CallOptions {
+    /// A call with this deadline (or none).
+    pub fn with_timeout(timeout: Option<Duration>) -> Self {
         Self {
-            state: AtomicU8::new(STATE_UNKNOWN),
-            reconnects: AtomicU64::new(0),
+            timeout,
+            lasting: false,
         }
     }
 }
@@ -173,12 +177,17 @@ impl Upstream {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(UpstreamError::NoRuntime);
         }
-        let channel = UpstreamChannel::new(shared_windows(endpoint.clone()), config.pool.clone());
+        let reachability = Arc::new(Reachability::new(&config.target));
+        let channel = UpstreamChannel::new(
+            shared_windows(endpoint.clone()),
+            config.pool.clone(),
+            Arc::clone(&reachability),
+        );
         Ok(Upstream {
             config: Arc::new(config),
             endpoint,
             channel,
-            reachability: Arc::default(),
+            reachability,
         })
     }
 
@@ -200,6 +209,7 @@ impl Upstream {
             channel: UpstreamChannel::new(
                 self.endpoint.clone().http2_adaptive_window(true),
                 limits,
+                Arc::clone(&self.reachability),
             ),
             reachability: Arc::clone(&self.reachability),
         }
@@ -222,34 +232,12 @@ impl Upstream {
 
     /// True if the last call or probe reached the upstream.
     pub fn is_connected(&self) -> bool {
-        self.reachability.state.load(Ordering::Relaxed) == STATE_CONNECTED
+        self.reachability.is_connected()
     }
 
     /// How many times the upstream became reachable again after having been unreachable.
     pub fn reconnects(&self) -> u64 {
-        self.reachability.reconnects.load(Ordering::Relaxed)
-    }
-
-    /// Record whether a call reached the upstream. Front protocols that read a stream to its
-    /// end call this with the stream's final status; calls made through [`Upstream`] record
-    /// their own outcome.
-    ///
-    /// `DEADLINE_EXCEEDED` and `CANCELLED` say nothing about reachability (a local timer or
-    /// the client ended the call) and leave the state as it was.
-    pub fn observe(&self, status: Option<&Status>) {
-        let new = match status {
-            None => STATE_CONNECTED,
-            Some(s) if matches!(s.code(), Code::DeadlineExceeded | Code::Cancelled) => return,
-            Some(s) if is_unreachable(s) => STATE_DISCONNECTED,
-            Some(_) => STATE_CONNECTED,
-        };
-        let old = self.reachability.state.swap(new, Ordering::Relaxed);
-        if old == STATE_DISCONNECTED && new == STATE_CONNECTED {
-            self.reachability.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(target = %self.target(), "upstream reachable again");
-        } else if old != STATE_DISCONNECTED && new == STATE_DISCONNECTED {
-            tracing::warn!(target = %self.target(), "upstream unreachable");
-        }
+        self.reachability.reconnects()
     }
 
     /// Probe readiness with `grpc.health.v1.Health/Check`, bounded by a short timeout. A server
@@ -265,38 +253,107 @@ impl Upstream {
         });
         request.set_timeout(READY_PROBE_TIMEOUT);
         let outcome = tokio::time::timeout(READY_PROBE_TIMEOUT, client.check(request)).await;
-        let ready = match outcome {
-            Ok(Ok(response)) => {
-                self.observe(None);
-                response.get_ref().status == ServingStatus::Serving as i32
-            }
+        match outcome {
+            Ok(Ok(response)) => response.get_ref().status == ServingStatus::Serving as i32,
             Ok(Err(status)) => {
-                self.observe(Some(&status));
-                !is_unreachable(&status) && status.code() != Code::DeadlineExceeded
+                status.code() != Code::Unavailable && status.code() != Code::DeadlineExceeded
             }
             Err(_elapsed) => false,
-        };
-        ready
+        }
     }
 
-    /// The deadline for a call: the smaller of the request's own `grpc-timeout` (if any) and
-    /// the configured default.
-    pub fn call_timeout<T>(&self, request: &Request<T>) -> Option<Duration> {
-        let requested = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        self.cap_timeout(requested).map(clamp_grpc_timeout)
-    }
-
-    /// A call's timeout: the one the client asked for, capped by the configured default
-    /// (either alone when the other is absent).
-    pub fn cap_timeout(&self, requested: Option<Duration>) -> Option<Duration> {
-        match (requested, self.config.default_timeout) {
+    /// A call's deadline: the one asked for, capped by the configured default unless the call
+    /// is lasting.
+    pub fn deadline(&self, options: CallOptions) -> Option<Duration> {
+        let default = self.config.default_timeout.filter(|_| !options.lasting);
+        match (options.timeout, default) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+        .map(clamp_grpc_timeout)
+    }
+
+    /// The one call path: `request`'s messages go to `method` as a stream, and the answer
+    /// is the response stream, once its headers have arrived within the deadline.
+    pub async fn call<C, S>(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<S>,
+        codec: C,
+        options: CallOptions,
+    ) -> Result<Response<Streaming<C::Decode>>, Status>
+    where
+        C: tonic::codec::Codec,
+        C::Encode: Send + Sync + 'static,
+        C::Decode: Send + Sync + 'static,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let timeout = self.deadline(options);
+        with_deadline(timeout, self.open(method, request, codec, timeout)).await
+    }
+
+    async fn open<C, S>(
+        &self,
+        method: &MethodDescriptor,
+        mut request: Request<S>,
+        codec: C,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Streaming<C::Decode>>, Status>
+    where
+        C: tonic::codec::Codec,
+        C::Encode: Send + Sync + 'static,
+        C::Decode: Send + Sync + 'static,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        let path = method_path(method)?;
+        let limit = self.config.max_message_bytes;
+        let mut grpc = Grpc::new(self.channel())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))?;
+        grpc.streaming(request, path, codec)
+            .await
+            .map_err(|status| self.explain_unreachable(status))
+    }
+
+    /// [`Upstream::call`] read to its one answer, all within the deadline.
+    async fn call_for_one<C, S>(
+        &self,
+        method: &MethodDescriptor,
+        request: Request<S>,
+        codec: C,
+        options: CallOptions,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: tonic::codec::Codec,
+        C::Encode: Send + Sync + 'static,
+        C::Decode: Send + Sync + 'static,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let timeout = self.deadline(options);
+        let call = async {
+            let response = self.open(method, request, codec, timeout).await?;
+            let (metadata, mut messages, extensions) = response.into_parts();
+            let message = messages.message().await?.ok_or_else(|| {
+                Status::internal(format!("{} answered with no message", method.full_name()))
+            })?;
+            // The status comes after the message: read to it.
+            let metadata = match messages.trailers().await? {
+                Some(trailers) => {
+                    let mut headers = metadata.into_headers();
+                    headers.extend(trailers.into_headers());
+                    tonic::metadata::MetadataMap::from_headers(headers)
+                }
+                None => metadata,
+            };
+            Ok(Response::from_parts(metadata, message, extensions))
+        };
+        with_deadline(timeout, call).await
     }
 
     /// Call a unary method.
@@ -304,33 +361,23 @@ impl Upstream {
         &self,
         method: &MethodDescriptor,
         request: Request<DynamicMessage>,
+        options: CallOptions,
     ) -> Result<Response<DynamicMessage>, Status> {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let codec = DynamicCodec::for_method(method);
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.unary(request, path, codec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
+        let request = request.map(|message| futures::stream::once(async move { message }));
+        self.call_for_one(method, request, DynamicCodec::for_method(method), options)
+            .await
     }
 
-    /// Call a server-streaming method. See the module docs for how the deadline applies.
+    /// Call a server-streaming method.
     pub async fn server_streaming(
         &self,
         method: &MethodDescriptor,
         request: Request<DynamicMessage>,
+        options: CallOptions,
     ) -> Result<Response<Streaming<DynamicMessage>>, Status> {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let codec = DynamicCodec::for_method(method);
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.server_streaming(request, path, codec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
+        let request = request.map(|message| futures::stream::once(async move { message }));
+        self.call(method, request, DynamicCodec::for_method(method), options)
+            .await
     }
 
     /// Call a client-streaming method with the messages of `request`.
@@ -338,64 +385,27 @@ impl Upstream {
         &self,
         method: &MethodDescriptor,
         request: Request<S>,
+        options: CallOptions,
     ) -> Result<Response<DynamicMessage>, Status>
     where
         S: Stream<Item = DynamicMessage> + Send + 'static,
     {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let codec = DynamicCodec::for_method(method);
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.client_streaming(request, path, codec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
+        self.call_for_one(method, request, DynamicCodec::for_method(method), options)
+            .await
     }
 
-    /// Call a bidirectional-streaming method. See the module docs for how the deadline applies.
+    /// Call a bidirectional-streaming method.
     pub async fn streaming<S>(
         &self,
         method: &MethodDescriptor,
         request: Request<S>,
+        options: CallOptions,
     ) -> Result<Response<Streaming<DynamicMessage>>, Status>
     where
         S: Stream<Item = DynamicMessage> + Send + 'static,
     {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let codec = DynamicCodec::for_method(method);
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.streaming(request, path, codec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
-    }
-
-    fn grpc(&self) -> Grpc<UpstreamChannel> {
-        let limit = self.config.max_message_bytes;
-        Grpc::new(self.channel())
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit)
-    }
-
-    /// Apply the effective deadline to the request's `grpc-timeout`.
-    fn prepare<T>(&self, mut request: Request<T>) -> (Request<T>, Option<Duration>) {
-        let timeout = self.call_timeout(&request);
-        if let Some(timeout) = timeout {
-            request.set_timeout(timeout);
-        }
-        (request, timeout)
-    }
-
-    fn finish<T>(&self, outcome: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
-        let outcome = outcome.map_err(|status| self.explain_unreachable(status));
-        match &outcome {
-            Ok(_) => self.observe(None),
-            Err(status) => self.observe(Some(status)),
-        }
-        outcome
+        self.call(method, request, DynamicCodec::for_method(method), options)
+            .await
     }
 }
 
@@ -430,17 +440,6 @@ impl Upstream {
             parts.join(": ")
         ))
     }
-}
-
-/// True if a status says the call never reached the upstream.
-fn is_unreachable(status: &Status) -> bool {
-    status.code() == Code::Unavailable
-}
-
-async fn ready(grpc: &mut Grpc<UpstreamChannel>) -> Result<(), Status> {
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))
 }
 
 async fn with_deadline<T>(
@@ -623,26 +622,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn call_timeout_is_the_smaller_deadline() {
+    async fn the_deadline_is_the_smaller_one_unless_the_call_is_lasting() {
         let config = UpstreamConfig {
             default_timeout: Some(Duration::from_secs(10)),
             ..UpstreamConfig::default()
         };
         let upstream = Upstream::new(config).unwrap();
-        let mut request = Request::new(());
+        let asked = |ms: u64| CallOptions::with_timeout(Some(Duration::from_millis(ms)));
         assert_eq!(
-            upstream.call_timeout(&request),
+            upstream.deadline(CallOptions::default()),
             Some(Duration::from_secs(10))
         );
-        request.set_timeout(Duration::from_millis(250));
         assert_eq!(
-            upstream.call_timeout(&request),
+            upstream.deadline(asked(250)),
             Some(Duration::from_millis(250))
         );
-        request.set_timeout(Duration::from_secs(60));
         assert_eq!(
-            upstream.call_timeout(&request),
+            upstream.deadline(asked(60_000)),
             Some(Duration::from_secs(10))
+        );
+        let lasting = CallOptions {
+            lasting: true,
+            ..CallOptions::default()
+        };
+        assert_eq!(upstream.deadline(lasting), None);
+        assert_eq!(
+            upstream.deadline(CallOptions {
+                lasting: true,
+                ..asked(60_000)
+            }),
+            Some(Duration::from_secs(60))
         );
     }
 }

@@ -91,8 +91,57 @@ struct Connection {
     last_released_ms: AtomicU64,
 }
 
+/// What is known of the upstream's reachability: every response and every failure of the
+/// transport passes through the pool, so this is the one place it is recorded. Shared by
+/// the pools of one [`super::Upstream`] (the API's and the frame hub's).
+#[derive(Debug)]
+pub(crate) struct Reachability {
+    state: std::sync::atomic::AtomicU8,
+    reconnects: AtomicU64,
+    target: String,
+}
+
+const STATE_UNKNOWN: u8 = 0;
+const STATE_CONNECTED: u8 = 1;
+const STATE_DISCONNECTED: u8 = 2;
+
+impl Reachability {
+    pub(crate) fn new(target: &str) -> Self {
+        Self {
+            state: std::sync::atomic::AtomicU8::new(STATE_UNKNOWN),
+            reconnects: AtomicU64::new(0),
+            target: target.to_owned(),
+        }
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == STATE_CONNECTED
+    }
+
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Record that the upstream answered (`true`) or that the connection failed.
+    pub(crate) fn record(&self, reached: bool) {
+        let new = if reached {
+            STATE_CONNECTED
+        } else {
+            STATE_DISCONNECTED
+        };
+        let old = self.state.swap(new, Ordering::Relaxed);
+        if old == STATE_DISCONNECTED && reached {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(target = %self.target, "upstream reachable again");
+        } else if old != STATE_DISCONNECTED && !reached {
+            tracing::warn!(target = %self.target, "upstream unreachable");
+        }
+    }
+}
+
 struct Pool {
     endpoint: Endpoint,
+    reachability: Arc<Reachability>,
     limits: PoolLimits,
     connections: Mutex<Vec<Arc<Connection>>>,
     /// One permit per stream the pool may carry at once.
@@ -135,7 +184,11 @@ pub struct PoolStats {
 
 impl UpstreamChannel {
     /// A pool that connects to `endpoint` lazily, on the first call.
-    pub fn new(endpoint: Endpoint, limits: PoolLimits) -> Self {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        limits: PoolLimits,
+        reachability: Arc<Reachability>,
+    ) -> Self {
         let limits = PoolLimits {
             streams_per_connection: limits.streams_per_connection.max(1),
             max_connections: limits.max_connections.max(1),
@@ -148,6 +201,7 @@ impl UpstreamChannel {
         Self {
             pool: Arc::new(Pool {
                 endpoint,
+                reachability,
                 streams: Arc::new(Semaphore::new(permits)),
                 limits,
                 connections: Mutex::new(Vec::new()),
@@ -194,16 +248,23 @@ impl UpstreamChannel {
             pool: Arc::clone(&self.pool),
         };
         let mut channel = connection.channel.clone();
-        let ready = channel.ready().await.map_err(transport_failure)?;
-        let response = ready.call(request).await.map_err(transport_failure)?;
+        let reachability = &self.pool.reachability;
+        let failed = |error| {
+            let status = transport_failure(error);
+            // A deadline or a cancellation says nothing of reachability.
+            if status.code() == tonic::Code::Unavailable {
+                reachability.record(false);
+            }
+            status
+        };
+        let ready = channel.ready().await.map_err(failed)?;
+        let response = ready.call(request).await.map_err(failed)?;
+        reachability.record(true);
         let (mut parts, body) = response.into_parts();
         trim_metadata(&mut parts.headers);
         Ok(http::Response::from_parts(
             parts,
-            Body::new(LeasedBody {
-                inner: body,
-                _lease: lease,
-            }),
+            Body::new(LeasedBody { inner: body, lease }),
         ))
     }
 }
@@ -308,7 +369,7 @@ impl Drop for StreamLease {
 /// A response body that holds its stream's lease and trims the trailers it carries.
 struct LeasedBody {
     inner: Body,
-    _lease: StreamLease,
+    lease: StreamLease,
 }
 
 impl http_body::Body for LeasedBody {
@@ -327,7 +388,13 @@ impl http_body::Body for LeasedBody {
                 }
                 Err(frame) => frame,
             }))),
-            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(lost_mid_call(status)))),
+            Poll::Ready(Some(Err(status))) => {
+                let status = lost_mid_call(status);
+                if status.code() == tonic::Code::Unavailable {
+                    self.lease.pool.reachability.record(false);
+                }
+                Poll::Ready(Some(Err(status)))
+            }
             other => other,
         }
     }

@@ -12,7 +12,7 @@ use prost_reflect::MethodDescriptor;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{method_path, ready, with_deadline, Upstream};
+use super::{CallOptions, Upstream};
 
 /// A tonic codec that passes encoded protobuf messages through as they are.
 #[derive(Clone, Copy, Debug, Default)]
@@ -63,27 +63,17 @@ impl Decoder for RawDecoder {
 
 impl Upstream {
     /// Call `method` with the encoded request messages of `request` and receive the encoded
-    /// response messages, whatever the method's RPC kind.
-    ///
-    /// The deadline applies as for [`Upstream::streaming`]: it bounds waiting for the response
-    /// headers here; the consumer of the returned stream enforces the rest (use
-    /// [`Upstream::call_timeout`] on the request before calling). The request stream ending
-    /// half-closes the call.
+    /// response messages, whatever the method's RPC kind ([`Upstream::call`] with
+    /// [`RawCodec`]).
     pub async fn raw_streaming<S>(
         &self,
         method: &MethodDescriptor,
         request: Request<S>,
+        options: CallOptions,
     ) -> Result<Response<Streaming<Bytes>>, Status>
     where
         S: Stream<Item = Bytes> + Send + 'static,
     {
-        let (request, timeout) = self.prepare(request);
-        let path = method_path(method)?;
-        let mut grpc = self.grpc();
-        let call = async move {
-            ready(&mut grpc).await?;
-            grpc.streaming(request, path, RawCodec).await
-        };
-        self.finish(with_deadline(timeout, call).await)
+        self.call(method, request, RawCodec, options).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use octaneweb_gateway::upstream::{DynamicCodec, Upstream};
+use octaneweb_gateway::upstream::{CallOptions, Upstream};
 use prost_reflect::{DynamicMessage, MethodDescriptor, Value};
 use tokio::sync::Notify;
 use tonic::{Request, Status};
@@ -96,10 +96,12 @@ async fn unary(
     message: DynamicMessage,
     timeout: Duration,
 ) -> Result<DynamicMessage, Status> {
-    let mut request = Request::new(message);
-    request.set_timeout(timeout);
     upstream
-        .unary(method, request)
+        .unary(
+            method,
+            Request::new(message),
+            CallOptions::with_timeout(Some(timeout)),
+        )
         .await
         .map(tonic::Response::into_inner)
 }
@@ -223,7 +225,6 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
                     handle_callback(shared, plan, &message, callback_id, grab, &mut reported).await;
                 }
                 Some(Err(status)) => {
-                    upstream.observe(Some(&status));
                     return SessionEnd::Broken {
                         error: format!("callback stream from {}: {}", upstream.target(), status.message()),
                         established: true,
@@ -240,41 +241,23 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
     }
 }
 
-/// Opens `callbackChannel` on the upstream's shared channel without a deadline: the stream
-/// lives as long as the subscription, so the gateway's default per-call deadline (meant for
-/// ordinary calls) must not cut it.
+/// Opens `callbackChannel` as a lasting call: the stream lives as long as the subscription,
+/// so the gateway's default per-call deadline (meant for ordinary calls) does not cut it;
+/// only the wait for its response headers is bounded.
 async fn open_callback_stream(
     upstream: &Upstream,
     method: &MethodDescriptor,
 ) -> Result<tonic::Streaming<DynamicMessage>, Status> {
-    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    let path = http::uri::PathAndQuery::try_from(path).map_err(|e| {
-        Status::internal(format!(
-            "method {} has no valid path: {e}",
-            method.full_name()
-        ))
-    })?;
-    let limit = upstream.config().max_message_bytes;
-    let mut grpc = tonic::client::Grpc::new(upstream.channel())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let connect = async {
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))?;
-        let request = Request::new(DynamicMessage::new(method.input()));
-        grpc.server_streaming(request, path, DynamicCodec::for_method(method))
-            .await
+    let request = Request::new(DynamicMessage::new(method.input()));
+    let options = CallOptions {
+        timeout: None,
+        lasting: true,
     };
-    // Bound only the wait for the response headers.
-    let outcome = tokio::time::timeout(upstream.config().connect_timeout * 4, connect)
+    let open = upstream.server_streaming(method, request, options);
+    tokio::time::timeout(upstream.config().connect_timeout * 4, open)
         .await
-        .unwrap_or_else(|_| Err(Status::unavailable("no answer to callbackChannel in time")));
-    match &outcome {
-        Ok(_) => upstream.observe(None),
-        Err(status) => upstream.observe(Some(status)),
-    }
-    outcome.map(tonic::Response::into_inner)
+        .unwrap_or_else(|_| Err(Status::unavailable("no answer to callbackChannel in time")))
+        .map(tonic::Response::into_inner)
 }
 
 fn idle_check_period(grace: Duration) -> Duration {

@@ -22,7 +22,7 @@ use crate::context::call::{deadline_after, effective_timeout, unresolved_label};
 use crate::context::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
-use crate::wire::deadline::clamp_grpc_timeout;
+use crate::upstream::CallOptions;
 
 /// Most metadata bytes (keys and values) an open frame may carry.
 const MAX_METADATA_BYTES: usize = 8 * 1024;
@@ -248,7 +248,7 @@ impl Session {
             )));
             return self.refuse(&id, &error, None).await;
         }
-        let resolved = match resolve(&self.state, &open.method) {
+        let resolved = match self.state.resolve_path(&open.method) {
             Ok(resolved) => resolved,
             Err(error) => return self.refuse(&id, &error, None).await,
         };
@@ -315,9 +315,7 @@ impl Session {
 
         let mut request = tonic::Request::new(requests);
         *request.metadata_mut() = metadata;
-        if let Some(timeout) = timeout {
-            request.set_timeout(clamp_grpc_timeout(timeout));
-        }
+        let options = CallOptions::with_timeout(timeout);
         let call_id = self.call_id(&id);
         if let Ok(value) = MetadataValue::try_from(&*call_id) {
             request.metadata_mut().insert("x-call-id", value);
@@ -331,6 +329,7 @@ impl Session {
             resolved,
             binary: open.binary,
             call_id,
+            options,
         };
         self.calls
             .spawn(call.run(request, stopped, self.shutdown.clone()));
@@ -467,32 +466,6 @@ impl Session {
     }
 }
 
-/// Resolve `Service/Method`, `pkg.Service/Method`, `/pkg.Service/Method` or
-/// `Service.Method` through the state's method cache.
-fn resolve(state: &GatewayState, path: &str) -> Result<ResolvedMethod, GatewayError> {
-    let trimmed = path.trim();
-    let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
-    let split = if trimmed.contains('/') {
-        trimmed.split_once('/')
-    } else {
-        trimmed.rsplit_once('.')
-    };
-    match split {
-        Some((service, method))
-            if !service.is_empty() && !method.is_empty() && !method.contains(['/', '.']) =>
-        {
-            state.resolve_method(service, method)
-        }
-        // Let the schema explain what is wrong with the path.
-        _ => match state.schema.find_method_path(path) {
-            Err(error) => Err(error.into()),
-            Ok(descriptor) => {
-                state.resolve_method(descriptor.parent_service().full_name(), descriptor.name())
-            }
-        },
-    }
-}
-
 /// Parse a JSON message of type `input` and encode it as protobuf.
 fn encode_json(input: &MessageDescriptor, json: &RawValue) -> Result<Bytes, GatewayError> {
     let message = json_to_message(input, json.get().as_bytes())?;
@@ -554,6 +527,7 @@ struct Call {
     resolved: ResolvedMethod,
     binary: bool,
     call_id: Arc<str>,
+    options: CallOptions,
 }
 
 /// How a call ended: status and trailers.
@@ -627,9 +601,9 @@ impl Call {
     ) -> Ending {
         let single_response = !self.resolved.descriptor.is_server_streaming();
         let upstream = &self.state.upstream;
-        let deadline = deadline_after(upstream.call_timeout(&request));
+        let deadline = deadline_after(upstream.deadline(self.options));
         let response = match upstream
-            .raw_streaming(&self.resolved.descriptor, request)
+            .raw_streaming(&self.resolved.descriptor, request, self.options)
             .await
         {
             Ok(response) => response,
@@ -695,10 +669,7 @@ impl Call {
                         Err(status) => Ending::from_status(status),
                     };
                 }
-                Err(status) => {
-                    upstream.observe(Some(&status));
-                    return Ending::from_status(status);
-                }
+                Err(status) => return Ending::from_status(status),
             }
         }
     }
