@@ -28,7 +28,7 @@ use prost_reflect::MethodDescriptor;
 use tokio::sync::watch;
 
 use crate::error::GatewayError;
-use crate::metrics::{ConnectionStats, Metrics, WsStats};
+use crate::metrics::{CallTracker, ConnectionStats, Metrics, Protocol, WsStats};
 use crate::policy::MethodPolicy;
 use crate::upstream::Upstream;
 
@@ -299,6 +299,51 @@ impl ShutdownSignal {
             Some(mut signal) => signal.wait().await,
             None => std::future::pending().await,
         }
+    }
+}
+
+/// What every call starts from, taken from its request once: the state, the call's id, and
+/// the shutdown signal. Every protocol's handler begins with it (an axum extractor for the
+/// routed protocols; [`CallScope::new`] where a middleware hands the request over).
+#[derive(Clone, Debug)]
+pub struct CallScope {
+    /// The gateway's state.
+    pub state: GatewayState,
+    /// The call's id (the client's `X-Call-Id`, or a fresh one).
+    pub id: Arc<str>,
+    /// Fires when the server shuts down (absent outside [`crate::serve`]).
+    pub shutdown: Option<ShutdownSignal>,
+}
+
+impl CallScope {
+    /// The scope of a request with these extensions.
+    pub fn new(state: GatewayState, extensions: &http::Extensions) -> Self {
+        Self {
+            state,
+            id: extensions
+                .get::<CallId>()
+                .map(|c| Arc::clone(&c.0))
+                .unwrap_or_else(|| Arc::from("")),
+            shutdown: extensions.get::<ShutdownSignal>().cloned(),
+        }
+    }
+
+    /// Start counting the call for `protocol` (its method label set once resolved).
+    pub fn track(&self, protocol: Protocol) -> CallTracker {
+        self.state
+            .metrics
+            .start_call(protocol, call::unresolved_label(), Arc::clone(&self.id))
+    }
+}
+
+impl axum::extract::FromRequestParts<GatewayState> for CallScope {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &GatewayState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(CallScope::new(state.clone(), &parts.extensions))
     }
 }
 

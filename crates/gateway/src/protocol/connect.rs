@@ -40,9 +40,9 @@ use tonic::{Code, Status};
 
 use super::grpc::method_path;
 use crate::context::call::{
-    deadline_after, effective_timeout, read_body, refuse_streaming, unresolved_label, Carries,
+    deadline_after, effective_timeout, read_body, refuse_streaming, Carries,
 };
-use crate::context::{CallId, GatewayState, ResolvedMethod, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
@@ -82,15 +82,11 @@ struct Target {
 
 /// Serve one Connect request.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
-    let call_id = request
-        .extensions()
-        .get::<CallId>()
-        .map(|c| Arc::clone(&c.0))
-        .unwrap_or_else(|| Arc::from(""));
-    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
-    let mut tracker = state
-        .metrics
-        .start_call(Protocol::Connect, unresolved_label(), call_id);
+    let scope = CallScope::new(state, request.extensions());
+    let mut tracker = scope.track(Protocol::Connect);
+    let CallScope {
+        state, shutdown, ..
+    } = scope;
     let is_get = request.method() == http::Method::GET;
     if !is_get && request.method() != http::Method::POST {
         let error = GatewayError::MethodNotAllowed {

@@ -29,10 +29,8 @@ use http_body_util::{BodyExt as _, StreamBody};
 use tokio::sync::oneshot;
 use tonic::Status;
 
-use crate::context::call::{
-    deadline_after, effective_timeout, grpc_timeout_header, unresolved_label,
-};
-use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::context::call::{deadline_after, effective_timeout, grpc_timeout_header};
+use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
@@ -47,15 +45,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serve one gRPC request by forwarding it upstream.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
-    let call_id = request
-        .extensions()
-        .get::<CallId>()
-        .map(|c| Arc::clone(&c.0))
-        .unwrap_or_else(|| Arc::from(""));
-    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
-    let mut tracker = state
-        .metrics
-        .start_call(Protocol::Grpc, unresolved_label(), call_id);
+    let scope = CallScope::new(state, request.extensions());
+    let mut tracker = scope.track(Protocol::Grpc);
+    let CallScope {
+        state, shutdown, ..
+    } = scope;
     match forward_call(&state, request, shutdown, &mut tracker).await {
         Ok(Forwarded::Stream(response)) => attach_tracker(response, tracker),
         Ok(Forwarded::TrailersOnly { status, headers }) => {

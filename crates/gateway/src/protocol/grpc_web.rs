@@ -30,10 +30,9 @@ use tonic::Status;
 
 use super::grpc::method_path;
 use crate::context::call::{
-    deadline_after, effective_timeout, grpc_timeout_header, read_body, refuse_streaming,
-    unresolved_label, Carries,
+    deadline_after, effective_timeout, grpc_timeout_header, read_body, refuse_streaming, Carries,
 };
-use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
@@ -167,15 +166,11 @@ pub fn decode_base64_chunks(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
 
 /// Serve one gRPC-Web request.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
-    let call_id = request
-        .extensions()
-        .get::<CallId>()
-        .map(|c| Arc::clone(&c.0))
-        .unwrap_or_else(|| Arc::from(""));
-    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
-    let mut tracker = state
-        .metrics
-        .start_call(Protocol::GrpcWeb, unresolved_label(), call_id);
+    let scope = CallScope::new(state, request.extensions());
+    let mut tracker = scope.track(Protocol::GrpcWeb);
+    let CallScope {
+        state, shutdown, ..
+    } = scope;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -31,9 +31,9 @@ use tonic::{Code, Streaming};
 use super::status_json;
 use crate::context::call::{
     deadline_after, effective_timeout, pump, read_body, requested_timeout, resolve_for_browser,
-    unresolved_label, upstream_request, StreamEvent,
+    upstream_request, StreamEvent,
 };
-use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 
@@ -50,20 +50,16 @@ enum Answer {
 
 /// The route handler.
 pub async fn handle(
-    State(state): State<GatewayState>,
+    scope: CallScope,
     path: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
-    let call_id = request
-        .extensions()
-        .get::<CallId>()
-        .map(|c| Arc::clone(&c.0))
-        .unwrap_or_else(|| Arc::from(""));
-    let shutdown = request.extensions().get::<ShutdownSignal>().cloned();
-    let mut tracker =
-        state
-            .metrics
-            .start_call(Protocol::Json, unresolved_label(), Arc::clone(&call_id));
+    let mut tracker = scope.track(Protocol::Json);
+    let CallScope {
+        state,
+        id: call_id,
+        shutdown,
+    } = scope;
     match run(&state, path, request, &call_id, &mut tracker).await {
         Ok(Answer::Unary(message)) => {
             let body = success_body(&message);

@@ -21,10 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use futures::{Stream, StreamExt as _};
 use http::HeaderMap;
 use octaneweb_schema::{json_to_message, message_to_json};
@@ -35,9 +34,9 @@ use tonic::{Code, Status, Streaming};
 use super::status_json;
 use crate::context::call::{
     deadline_after, effective_timeout, pump, requested_timeout, resolve_for_browser,
-    unresolved_label, upstream_request, StreamEvent,
+    upstream_request, StreamEvent,
 };
-use crate::context::{CallId, GatewayState, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 
@@ -64,20 +63,17 @@ enum Start {
 
 /// The route handler.
 pub async fn handle(
-    State(state): State<GatewayState>,
+    scope: CallScope,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<SseQuery>, QueryRejection>,
-    call_id: Option<Extension<CallId>>,
-    shutdown: Option<Extension<ShutdownSignal>>,
     headers: HeaderMap,
 ) -> Response {
-    let call_id = call_id
-        .map(|Extension(CallId(id))| id)
-        .unwrap_or_else(|| Arc::from(""));
-    let mut tracker =
-        state
-            .metrics
-            .start_call(Protocol::Sse, unresolved_label(), Arc::clone(&call_id));
+    let mut tracker = scope.track(Protocol::Sse);
+    let CallScope {
+        state,
+        id: call_id,
+        shutdown,
+    } = scope;
     let start = match start(&state, path, query, &headers, &call_id, &mut tracker).await {
         Ok(start) => start,
         Err(error) => {
@@ -85,7 +81,7 @@ pub async fn handle(
             return error.into_response();
         }
     };
-    let events = events(&state, start, shutdown.map(|Extension(s)| s), tracker);
+    let events = events(&state, start, shutdown, tracker);
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response();
