@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// hub's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_viewers_keep_the_rate_while_one_is_slow() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
 
     // The slow viewer: raw frames, reads one a second.

@@ -69,7 +69,7 @@ fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
 }
 
 async fn sse_shapes(format: ImageFormat) {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, format)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, format)).await;
     let config = octaneweb_octane::FrameHubConfig {
         sse_ping_interval: Duration::from_millis(300),
         ..hub_config()
@@ -231,7 +231,7 @@ async fn sse_serves_tonemapped_rgba8_for_hdr_sources() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_callback_and_status_have_the_original_shapes() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen1, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen1, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen1, hub_config()).await;
     let client = reqwest::Client::new();
     let registered: Value = client
@@ -317,7 +317,7 @@ async fn register_callback_without_an_upstream_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeat_polls_get_304_and_every_format_is_served() {
-    let mut config = Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr);
+    let mut config = server_config(CallbackGeneration::Gen2, ImageFormat::Ldr);
     config.max_samples_per_pixel = Some(4);
     let server = Server::start(config).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
@@ -446,7 +446,7 @@ async fn streams_end_when_the_gateway_shuts_down() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     use tokio_tungstenite::tungstenite::Message;
 
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let upstream = octaneweb_gateway::upstream::Upstream::new(
         octaneweb_gateway::upstream::UpstreamConfig::with_target(server.addr.to_string()),
     )

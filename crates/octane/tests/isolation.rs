@@ -11,7 +11,7 @@ use tonic::{Code, Request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_api_connection_pool_leaves_the_render_stream_alone() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let upstream = Upstream::new(UpstreamConfig {
         pool: PoolLimits {
             streams_per_connection: 2,

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Frames arrive in order with growing samples per pixel, at the configured size.
 async fn frames_in_order(generation: CallbackGeneration, format: ImageFormat) {
-    let server = Server::start(Server::config(generation, format)).await;
+    let server = Server::start(server_config(generation, format)).await;
     let gateway = Gateway::start(server.addr, generation, hub_config()).await;
     let mut ws = gateway.ws().await;
     let hello = next_json_of(&mut ws, "hello").await;
@@ -85,7 +85,7 @@ async fn gen2_hdr_frames_arrive_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encodings_follow_the_viewers_config() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Hdr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Hdr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
     let mut ws = gateway.ws().await;
     next_json_of(&mut ws, "hello").await;
@@ -129,7 +129,7 @@ async fn encodings_follow_the_viewers_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_control_messages_get_an_error_and_the_stream_continues() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
     let mut ws = gateway.ws().await;
     next_json_of(&mut ws, "hello").await;
@@ -165,7 +165,7 @@ async fn garbage_control_messages_get_an_error_and_the_stream_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_frames_and_resume_restarts_them() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
     let mut ws = gateway.ws().await;
     next_json_of(&mut ws, "hello").await;
@@ -193,7 +193,7 @@ async fn pause_stops_frames_and_resume_restarts_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_resume_without_reconnecting_after_the_upstream_restarts() {
-    let config = Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr);
+    let config = server_config(CallbackGeneration::Gen2, ImageFormat::Ldr);
     let server = Server::start(config.clone()).await;
     let addr = server.addr;
     let gateway = Gateway::start(addr, CallbackGeneration::Gen2, hub_config()).await;
@@ -220,7 +220,7 @@ async fn viewers_resume_without_reconnecting_after_the_upstream_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_is_unset_when_the_last_viewer_leaves() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen1, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen1, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen1, hub_config()).await;
     assert!(
         !gateway.hub.status().active,
@@ -251,7 +251,7 @@ async fn the_callback_is_unset_when_the_last_viewer_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_call_deadline_does_not_cut_the_callback_stream() {
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let upstream = octaneweb_gateway::upstream::UpstreamConfig {
         default_timeout: Some(std::time::Duration::from_millis(300)),
         ..octaneweb_gateway::upstream::UpstreamConfig::with_target(server.addr.to_string())
@@ -273,7 +273,7 @@ async fn a_default_call_deadline_does_not_cut_the_callback_stream() {
 async fn a_control_message_over_the_limit_closes_with_1009_and_a_reason() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let server = Server::start(Server::config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
+    let server = Server::start(server_config(CallbackGeneration::Gen2, ImageFormat::Ldr)).await;
     let gateway = Gateway::start(server.addr, CallbackGeneration::Gen2, hub_config()).await;
     let (code, reason) = tokio::time::timeout(WAIT, async {
         let mut stream = tokio::net::TcpStream::connect(gateway.addr)

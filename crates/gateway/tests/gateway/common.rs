@@ -1,13 +1,12 @@
 //! Test harness: real render servers and gateways on ephemeral loopback ports, real clients.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use octaneweb_gateway::{
     router, serve_with, GatewayConfig, GatewayState, ServeOptions, Upstream, UpstreamConfig,
 };
-use octaneweb_render_server::{RenderServer, RenderServerConfig};
+use octaneweb_render_server::RenderServerConfig;
 use octaneweb_schema::{Schema, SchemaBuilder};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -26,91 +25,19 @@ pub fn builtin_schema() -> Schema {
     builder.build().expect("built-in schema builds")
 }
 
-/// A small render server config (fast to render).
-pub fn small_config() -> RenderServerConfig {
-    RenderServerConfig {
-        width: 64,
-        height: 32,
-        ..Default::default()
-    }
-}
-
-/// A render server running on the caller's runtime until dropped.
-pub struct RenderServerHandle {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl RenderServerHandle {
-    /// Stop the server and wait until it has closed.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RenderServerHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+pub use octaneweb_testkit::{shared_render_server, small_config, RenderServerHandle};
 
 /// Start a render server on `listener`.
 pub fn start_render_server_on(
     listener: TcpListener,
     config: RenderServerConfig,
 ) -> RenderServerHandle {
-    let addr = listener.local_addr().expect("local addr");
-    let server = RenderServer::start(config).expect("render server starts");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    RenderServerHandle {
-        addr,
-        stop: Some(stop),
-        task: Some(task),
-    }
+    RenderServerHandle::start_on(listener, config)
 }
 
 /// Start a render server on an ephemeral port.
 pub async fn start_render_server(config: RenderServerConfig) -> RenderServerHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    start_render_server_on(listener, config)
-}
-
-/// One render server shared by the tests that only read from it (on its own runtime thread,
-/// so it outlives each test's runtime).
-pub fn shared_render_server() -> SocketAddr {
-    static SHARED: OnceLock<SocketAddr> = OnceLock::new();
-    *SHARED.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("send");
-                let server = RenderServer::start(small_config()).expect("render server starts");
-                let _ = server.serve(listener, std::future::pending()).await;
-            });
-        });
-        rx.recv().expect("shared render server address")
-    })
+    RenderServerHandle::start(config).await
 }
 
 /// A gateway served by `octaneweb_gateway::serve` until dropped.

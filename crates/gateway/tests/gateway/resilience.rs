@@ -7,7 +7,7 @@ use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClien
 use octaneweb_proto::livelinkapi::Empty;
 use octaneweb_proto::octaneapi::stream_callback_service_client::StreamCallbackServiceClient;
 use octaneweb_proto::octaneapi::StreamCallbackRequest;
-use octaneweb_render_server::RenderServer;
+use octaneweb_testkit::KillableRenderServer;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
@@ -294,50 +294,9 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A render server on a runtime of its own; [`KillableRenderServer::kill`] drops that runtime
-/// and every connection with it, as when the upstream process dies.
-struct KillableRenderServer {
-    addr: std::net::SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl KillableRenderServer {
-    fn start() -> KillableRenderServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        listener.set_nonblocking(true).expect("nonblocking");
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let server = RenderServer::start(small_config()).expect("render server");
-            let _ = server.serve(listener, std::future::pending()).await;
-        });
-        KillableRenderServer {
-            addr,
-            runtime: Some(runtime),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for KillableRenderServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_dies_mid_call_is_unavailable_on_every_protocol() {
-    let mut render = KillableRenderServer::start();
+    let mut render = KillableRenderServer::start(small_config());
     let gateway = start_gateway(&render.addr.to_string()).await;
     let channels = channels(&gateway.base, 1).await;
     let mut grpc = open_callback_streams(&channels, 1).await;

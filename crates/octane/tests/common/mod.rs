@@ -9,11 +9,9 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
 use octaneweb_octane::{routes, FrameHeader, FrameHub, FrameHubConfig};
-use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
+use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServerConfig};
 use octaneweb_schema::{Schema, SchemaBuilder};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Upper bound of any single wait in these tests.
@@ -22,78 +20,15 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A running reference render server.
-pub struct Server {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
+/// A running reference render server (the shared fixture).
+pub use octaneweb_testkit::RenderServerHandle as Server;
 
-impl Server {
-    pub fn config(generation: CallbackGeneration, format: ImageFormat) -> RenderServerConfig {
-        RenderServerConfig {
-            width: 64,
-            height: 32,
-            callback_generation: generation,
-            image_format: format,
-            ..Default::default()
-        }
-    }
-
-    pub async fn start(config: RenderServerConfig) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Server::start_on(listener, config).await
-    }
-
-    /// Starts on `addr` again (after a restart), retrying while the port is still held.
-    pub async fn restart_on(addr: SocketAddr, config: RenderServerConfig) -> Server {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => return Server::start_on(listener, config).await,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    eprintln!("rebinding {addr}: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("cannot rebind {addr}: {e}"),
-            }
-        }
-    }
-
-    async fn start_on(listener: TcpListener, config: RenderServerConfig) -> Server {
-        let addr = listener.local_addr().expect("addr");
-        let server = RenderServer::start(config).expect("render server starts");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Server {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops the server and waits until it has let go of its port.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(WAIT, task).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+/// A small render server of one callback generation and image format.
+pub fn server_config(generation: CallbackGeneration, format: ImageFormat) -> RenderServerConfig {
+    RenderServerConfig {
+        callback_generation: generation,
+        image_format: format,
+        ..octaneweb_testkit::small_config()
     }
 }
 
