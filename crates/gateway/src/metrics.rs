@@ -83,6 +83,13 @@ struct MethodLabels {
     method: MethodName,
 }
 
+/// One protocol's in-flight gauge and byte counters.
+struct ProtocolSeries {
+    in_flight: Gauge,
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
+
 /// `protocol`, `method` and `code` labels of a finished call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
@@ -119,9 +126,9 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     calls: Family<CodeLabels, Counter>,
     durations: Family<MethodLabels, Histogram, fn() -> Histogram>,
-    in_flight: Family<ProtocolLabels, Gauge>,
-    bytes_in: Family<ProtocolLabels, Counter>,
-    bytes_out: Family<ProtocolLabels, Counter>,
+    /// Each protocol's series of the per-protocol families, looked up once: updating them
+    /// on every call is then an atomic add, no lock and no hashing.
+    per_protocol: [ProtocolSeries; Protocol::ALL.len()],
     /// (protocol, method) series seen, to bound them.
     series: Mutex<HashSet<(Protocol, Arc<str>)>>,
 }
@@ -148,15 +155,17 @@ impl Metrics {
         let in_flight = Family::<ProtocolLabels, Gauge>::default();
         let bytes_in = Family::<ProtocolLabels, Counter>::default();
         let bytes_out = Family::<ProtocolLabels, Counter>::default();
-        for protocol in Protocol::ALL {
+        // Every protocol's series exist from the start, at zero.
+        let per_protocol = Protocol::ALL.map(|protocol| {
             let labels = ProtocolLabels {
                 protocol: protocol.as_str(),
             };
-            // Every protocol's series exist from the start, at zero.
-            drop(in_flight.get_or_create(&labels));
-            drop(bytes_in.get_or_create(&labels));
-            drop(bytes_out.get_or_create(&labels));
-        }
+            ProtocolSeries {
+                in_flight: in_flight.get_or_create_owned(&labels),
+                bytes_in: bytes_in.get_or_create_owned(&labels),
+                bytes_out: bytes_out.get_or_create_owned(&labels),
+            }
+        });
         let mut registry = Registry::default();
         // (`register` ends each help text with a full stop itself.)
         registry.register(
@@ -189,9 +198,7 @@ impl Metrics {
             registry: Mutex::new(registry),
             calls,
             durations,
-            in_flight,
-            bytes_in,
-            bytes_out,
+            per_protocol,
             series: Mutex::new(HashSet::new()),
         }
     }
@@ -224,28 +231,22 @@ impl Metrics {
         }
     }
 
-    fn in_flight_gauge(&self, protocol: Protocol) -> Gauge {
-        self.in_flight.get_or_create_owned(&ProtocolLabels {
-            protocol: protocol.as_str(),
-        })
+    fn series(&self, protocol: Protocol) -> &ProtocolSeries {
+        &self.per_protocol[protocol as usize]
+    }
+
+    fn in_flight_gauge(&self, protocol: Protocol) -> &Gauge {
+        &self.series(protocol).in_flight
     }
 
     /// Count bytes received from browsers.
     pub fn add_bytes_in(&self, protocol: Protocol, bytes: u64) {
-        self.bytes_in
-            .get_or_create(&ProtocolLabels {
-                protocol: protocol.as_str(),
-            })
-            .inc_by(bytes);
+        self.series(protocol).bytes_in.inc_by(bytes);
     }
 
     /// Count bytes sent to browsers.
     pub fn add_bytes_out(&self, protocol: Protocol, bytes: u64) {
-        self.bytes_out
-            .get_or_create(&ProtocolLabels {
-                protocol: protocol.as_str(),
-            })
-            .inc_by(bytes);
+        self.series(protocol).bytes_out.inc_by(bytes);
     }
 
     /// Calls of `protocol` currently running.
