@@ -91,21 +91,25 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         )
         .route("/{service}/{method}", json_route)
         .with_state(state.clone());
-    extra
-        .merge(gateway)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state, wire_protocols))
-        .layer(middleware::from_fn(call_id))
-        .layer(middleware::from_fn_with_state(
-            front_door,
-            front_door_checks,
-        ))
-        .layer(cors::layer())
-        .layer(middleware::from_fn(cors_only_with_origin))
+    // The stack wraps the whole router once, outermost first, so a request passes each layer
+    // once before routing (`Router::layer` would wrap every route and run them after the
+    // match); wire-protocol requests leave it for their protocol before the router.
+    let stack = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
             body_limit,
             drain_unread_bodies,
         ))
+        .layer(middleware::from_fn(cors_only_with_origin))
+        .layer(cors::layer())
+        .layer(middleware::from_fn_with_state(
+            front_door,
+            front_door_checks,
+        ))
+        .layer(middleware::from_fn(call_id))
+        .layer(middleware::from_fn_with_state(state, wire_protocols))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(extra.merge(gateway));
+    Router::new().fallback_service(stack)
 }
 
 /// What every request passes before it reaches a route.
