@@ -546,14 +546,15 @@ impl CallTracker {
         self.metrics.in_flight_gauge(self.protocol).dec();
         self.metrics
             .record(self.protocol, &self.method, code, elapsed.as_secs_f64());
+        // Fields as display values: the Debug form would quote and escape every string.
         tracing::info!(
             target: "octaneweb::call",
-            protocol = self.protocol.as_str(),
-            method = &*self.method,
-            status = code_name(code),
+            protocol = %self.protocol.as_str(),
+            method = %&*self.method,
+            status = %code_name(code),
             ms = (ms * 1000.0).round() / 1000.0,
-            call_id = &*self.call_id,
-            message = message,
+            call_id = %&*self.call_id,
+            message = %message,
             "call"
         );
     }

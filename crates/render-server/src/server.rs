@@ -30,6 +30,11 @@ use crate::{
     CallbackGeneration, RenderServerConfig, RenderServerError, MAX_FILE_BYTES, MAX_MESSAGE_BYTES,
 };
 
+/// Streams a client may reset before the server has accepted them, per connection, before
+/// the connection is taken for a reset flood: one proxy's connection carries up to a few
+/// hundred calls of many clients.
+const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
+
 /// A running render loop, ready to be served over gRPC.
 ///
 /// [`RenderServer::start`] starts rendering at once on a dedicated thread;
@@ -161,7 +166,13 @@ impl RenderServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RenderServerError> {
         let generation = self.engine.config().callback_generation;
-        let router = Server::builder().add_routes(self.routes().await?);
+        // A proxy in front (the gateway) multiplexes many clients' calls on one connection;
+        // when dozens of them go away at once it resets their streams together, which h2's
+        // default allowance for resets of not-yet-accepted streams (20) takes for a reset
+        // flood and answers by closing the connection and every call on it.
+        let router = Server::builder()
+            .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+            .add_routes(self.routes().await?);
 
         // Callback streams never end on their own; tell them to, or the graceful shutdown
         // would wait for them forever.
