@@ -315,17 +315,12 @@ impl<'a> Scrape<'a> {
         Self { encoder }
     }
 
-    /// A counter (`name` without `_total`: the exposition adds it).
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
-        let metric = ConstCounter::new(value);
-        let encoder = self
-            .encoder
-            .encode_descriptor(name, help, None, metric.metric_type())?;
-        metric.encode(encoder)
-    }
-
-    /// A counter of fractional values (seconds).
-    pub fn float_counter(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    /// A counter (`name` without `_total`: the exposition adds it), of whole (`u64`) or
+    /// fractional (`f64`, seconds) values.
+    pub fn counter<N>(&mut self, name: &str, help: &str, value: N) -> std::fmt::Result
+    where
+        ConstCounter<N>: EncodeMetric,
+    {
         let metric = ConstCounter::new(value);
         let encoder = self
             .encoder
@@ -343,31 +338,16 @@ impl<'a> Scrape<'a> {
     }
 
     /// A counter with one label, one series per `(label value, count)`.
-    pub fn counters_by(
+    pub fn counters_by<N: Copy>(
         &mut self,
         name: &str,
         help: &str,
         label: &str,
-        values: &[(&str, u64)],
-    ) -> std::fmt::Result {
-        let mut encoder = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (value, count) in values {
-            let labels = [(label, *value)];
-            ConstCounter::new(*count).encode(encoder.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
-
-    /// [`Scrape::counters_by`] for fractional values.
-    pub fn float_counters_by(
-        &mut self,
-        name: &str,
-        help: &str,
-        label: &str,
-        values: &[(&str, f64)],
-    ) -> std::fmt::Result {
+        values: &[(&str, N)],
+    ) -> std::fmt::Result
+    where
+        ConstCounter<N>: EncodeMetric,
+    {
         let mut encoder = self
             .encoder
             .encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -412,7 +392,7 @@ impl Collector for ProcessCollector {
         let process = metrics_process::collector::collect();
         let mut scrape = Scrape::new(encoder);
         if let Some(seconds) = process.cpu_seconds_total {
-            scrape.float_counter(
+            scrape.counter(
                 "process_cpu_seconds",
                 "Total user and system CPU time spent in seconds.",
                 seconds,
@@ -768,7 +748,7 @@ mod tests {
             let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let mut scrape = Scrape::new(encoder);
             scrape.counter("other_scrapes", "Scrapes seen.", n)?;
-            scrape.counters_by("other_by", "By kind.", "kind", &[("a\"b", 2)])?;
+            scrape.counters_by("other_by", "By kind.", "kind", &[("a\"b", 2_u64)])?;
             scrape.histogram("other_seconds", "Latency.", 1.5, 3, &[(0.1, 1), (1.0, 2)])
         }
     }

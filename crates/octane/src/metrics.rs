@@ -284,7 +284,7 @@ impl Collector for HubMetrics {
             .into_iter()
             .map(|(format, micros)| (format, micros as f64 / 1e6))
             .collect();
-        scrape.float_counters_by(
+        scrape.counters_by(
             "octaneweb_render_encode_seconds",
             "Time spent encoding, by encoding.",
             "encoding",
