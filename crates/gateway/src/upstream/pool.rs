@@ -424,53 +424,67 @@ impl Service<http::Request<Body>> for UpstreamChannel {
     }
 }
 
-/// A call the connection failed before the upstream answered. Anything the transport reports
-/// means the call did not complete for reasons of the connection, which gRPC calls
-/// `UNAVAILABLE` (what clients and proxies retry on); the exceptions are tonic's own enforcement
-/// of `grpc-timeout` (reported as CANCELLED "Timeout expired", turned into DEADLINE_EXCEEDED
-/// by the caller) and the upstream cancelling the stream itself.
+/// A call the transport failed before the upstream answered. A lost or refused connection
+/// is `UNAVAILABLE` (what clients and proxies retry on); a stream the upstream reset gets the
+/// code the gRPC HTTP/2 mapping gives its reason (CANCEL is `CANCELLED`); tonic's own
+/// enforcement of `grpc-timeout` stays CANCELLED "Timeout expired", which the caller turns
+/// into `DEADLINE_EXCEEDED`.
 fn transport_failure(error: tonic::transport::Error) -> Status {
-    let (code, chain) = classify(&error);
-    let message = match code {
-        tonic::Code::Cancelled if chain.is_empty() => tonic::TimeoutExpired(()).to_string(),
-        tonic::Code::Cancelled => "the upstream cancelled the call".to_owned(),
-        _ => format!("the connection to the upstream failed: {chain}"),
+    let mut status = match classify(&error) {
+        Failure::Deadline => Status::cancelled(tonic::TimeoutExpired(()).to_string()),
+        Failure::Reset(code, reason) => Status::new(
+            code,
+            format!("the upstream reset the call's stream: {reason}"),
+        ),
+        Failure::Lost(chain) => {
+            Status::unavailable(format!("the connection to the upstream failed: {chain}"))
+        }
     };
-    let mut status = Status::new(code, message);
     status.set_source(Arc::new(error));
     status
 }
 
-/// A response body error: the transport's failures become `UNAVAILABLE` as in
-/// [`transport_failure`]; a status without a transport cause passes unchanged.
+/// A response body error, mapped as in [`transport_failure`]; a status without a transport
+/// cause (one the upstream sent) passes unchanged.
 fn lost_mid_call(status: Status) -> Status {
     let Some(source) = std::error::Error::source(&status) else {
         return status;
     };
-    let (code, chain) = classify(source);
-    match code {
-        tonic::Code::Cancelled if chain.is_empty() => status,
-        tonic::Code::Cancelled => Status::cancelled("the upstream cancelled the call"),
-        _ => Status::unavailable(format!(
+    match classify(source) {
+        Failure::Deadline => status,
+        Failure::Reset(code, reason) => Status::new(
+            code,
+            format!("the upstream reset the call's stream: {reason}"),
+        ),
+        Failure::Lost(chain) => Status::unavailable(format!(
             "the connection to the upstream was lost mid-call: {chain}"
         )),
     }
 }
 
-/// The code a transport error stands for, and its causes as text. An empty text with
-/// `CANCELLED` marks tonic's deadline enforcement.
-fn classify(error: &(dyn std::error::Error + 'static)) -> (tonic::Code, String) {
+/// What a transport error says happened to a call.
+enum Failure {
+    /// tonic's own enforcement of the call's `grpc-timeout`.
+    Deadline,
+    /// The upstream reset the call's stream (RST_STREAM): the code for its reason, the
+    /// reason as text.
+    Reset(tonic::Code, String),
+    /// The connection failed or went away: its causes as text.
+    Lost(String),
+}
+
+fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     // Bounded: error chains are short, but nothing here trusts that.
     for _ in 0..8 {
         let Some(cause) = next else { break };
         if cause.is::<tonic::TimeoutExpired>() {
-            return (tonic::Code::Cancelled, String::new());
+            return Failure::Deadline;
         }
         if let Some(h2) = cause.downcast_ref::<h2::Error>() {
-            if h2.is_remote() && h2.reason() == Some(h2::Reason::CANCEL) {
-                return (tonic::Code::Cancelled, h2.to_string());
+            if let (true, true, Some(reason)) = (h2.is_remote(), h2.is_reset(), h2.reason()) {
+                return Failure::Reset(code_for_reset(reason), h2.to_string());
             }
         }
         let text = cause.to_string();
@@ -479,7 +493,18 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> (tonic::Code, String) 
         }
         next = cause.source();
     }
-    (tonic::Code::Unavailable, parts.join(": "))
+    Failure::Lost(parts.join(": "))
+}
+
+/// The gRPC code for an RST_STREAM reason, as gRPC over HTTP/2 maps them.
+fn code_for_reset(reason: h2::Reason) -> tonic::Code {
+    match reason {
+        h2::Reason::REFUSED_STREAM => tonic::Code::Unavailable,
+        h2::Reason::CANCEL => tonic::Code::Cancelled,
+        h2::Reason::ENHANCE_YOUR_CALM => tonic::Code::ResourceExhausted,
+        h2::Reason::INADEQUATE_SECURITY => tonic::Code::PermissionDenied,
+        _ => tonic::Code::Internal,
+    }
 }
 
 /// A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): name + value + 32 per entry.
@@ -570,6 +595,26 @@ fn cut_percent_encoded(text: &[u8], max: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_resets_get_the_grpc_code_of_their_reason() {
+        assert_eq!(
+            code_for_reset(h2::Reason::REFUSED_STREAM),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(code_for_reset(h2::Reason::CANCEL), tonic::Code::Cancelled);
+        assert_eq!(
+            code_for_reset(h2::Reason::ENHANCE_YOUR_CALM),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            code_for_reset(h2::Reason::INTERNAL_ERROR),
+            tonic::Code::Internal
+        );
+        // A lost connection (no reset) is UNAVAILABLE.
+        let lost = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        assert!(matches!(classify(&lost), Failure::Lost(text) if text == "broken pipe"));
+    }
 
     #[test]
     fn header_list_size_counts_32_bytes_per_entry() {
