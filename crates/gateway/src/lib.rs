@@ -1,20 +1,25 @@
 //! octaneweb's gateway: it lets a web browser call any method of a gRPC schema loaded at run
 //! time on one upstream render server.
 //!
-//! - [`upstream`]: the single shared HTTP/2 channel to the upstream and dynamic
-//!   (schema-driven) unary and streaming calls over it.
+//! Its modules are layers, each using only those listed after it (`tests/layers.rs` checks):
+//!
+//! - [`server`]: the router behind the front door (host check against DNS rebinding,
+//!   origin and cross-site checks, the token, rate limits), CORS, body limits and call ids,
+//!   operations routes (health, readiness, metrics, schema) and the server loop (HTTP/1.1
+//!   and HTTP/2, plain or TLS, connection caps, idle and send-stall timeouts).
 //! - [`protocol`]: the client-facing protocols: the original proxy's JSON route (with NDJSON
 //!   for server streams), Server-Sent Events, the multiplexed WebSocket `/ws` for all four
 //!   RPC kinds, `POST /batch`, and the standard wire protocols on the same port: native gRPC
 //!   pass-through, gRPC-Web and Connect (see `docs/protocols.md` and `docs/websocket.md`).
-//! - [`server`]: shared state, the router behind the front door (host check against DNS
-//!   rebinding, origin and cross-site checks, the token, rate limits), CORS, body limits and
-//!   call ids, operations routes (health, readiness, metrics, schema) and the server loop
-//!   (HTTP/1.1 and HTTP/2, plain or TLS, connection caps, idle and send-stall timeouts).
-//! - [`policy`]: which methods may be called (`--allow` / `--deny`), asked by every protocol.
-//! - [`error`]: the one mapping of failures to gRPC codes, HTTP statuses and JSON bodies.
-//! - [`metrics`]: Prometheus metrics and the per-call log line.
-//! - [`call`]: one call from the command line.
+//! - [`call`](mod@call): one call from the command line.
+//! - [`context`]: what every call needs: the shared state with the method cache, settings,
+//!   call ids, shutdown, deadlines and request bodies.
+//! - [`error`]: typed failures and their gRPC codes, HTTP statuses and JSON bodies;
+//!   [`metrics`]: one Prometheus registry and the per-call log line; [`policy`]: which
+//!   methods may be called (`--allow` / `--deny`).
+//! - [`upstream`]: the pool of HTTP/2 connections to the upstream and the one call path
+//!   over it (typed, schema-driven calls and byte-level forwarding).
+//! - [`wire`]: gRPC framing, compression, `grpc-timeout`, codes and metadata rules.
 //!
 //! ```no_run
 //! # async fn run(schema: octaneweb_schema::Schema) -> Result<(), Box<dyn std::error::Error>> {

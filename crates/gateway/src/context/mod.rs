@@ -119,7 +119,7 @@ impl GatewayState {
         }))
     }
 
-    /// Counters of the listening side; pass them to [`serve_with`] so `/metrics` shows them.
+    /// Counters of the listening side; pass them to [`crate::serve_with`] so `/metrics` shows them.
     pub fn connection_stats(&self) -> Arc<ConnectionStats> {
         Arc::clone(&self.connections)
     }
@@ -266,12 +266,12 @@ fn mark_refused_methods(json: &mut serde_json::Value, policy: &MethodPolicy) {
 }
 
 /// The id of the current call: the client's `X-Call-Id` (if short and printable) or a fresh
-/// UUID. Present as a request extension on every request through [`router`].
+/// UUID. Present as a request extension on every request through [`crate::router`].
 #[derive(Clone, Debug)]
 pub struct CallId(pub Arc<str>);
 
 /// Fires when the server begins shutting down, so long-lived streams can end cleanly.
-/// Present as a request extension on requests served by [`serve`].
+/// Present as a request extension on requests served by [`crate::serve`].
 #[derive(Clone, Debug)]
 pub struct ShutdownSignal(watch::Receiver<bool>);
 

@@ -20,9 +20,9 @@
 //! gateway's `--timeout` default caps either. SSE also reads `?timeout_ms=` because
 //! `EventSource` cannot set headers.
 //!
-//! Every protocol treats a deadline shorter than [`MIN_DEADLINE`] (`0`, `1n`,
+//! Every protocol treats a deadline shorter than [`MIN_DEADLINE`](crate::context::call::MIN_DEADLINE) (`0`, `1n`,
 //! `Connect-Timeout-Ms: 0`, ...) as one that has passed: the call ends `DEADLINE_EXCEEDED`
-//! before it starts ([`effective_timeout`]), as a gRPC server ends a call whose deadline is over.
+//! before it starts (`context::call::effective_timeout`), as a gRPC server ends a call whose deadline is over.
 
 pub mod batch;
 pub mod connect;

@@ -9,7 +9,7 @@
 //! `{"error": {"code", "message", "id"?}}` and the socket's other calls continue. A binary
 //! frame form carries protobuf bytes for clients with their own codecs ([`frame`]).
 //!
-//! # Flow control and limits ([`WsLimits`])
+//! # Flow control and limits ([`WsLimits`](crate::context::WsLimits))
 //!
 //! - Each call has a bounded inbound queue (messages and bytes). A client that sends faster
 //!   than the upstream takes overflows it and that call (only) ends with
@@ -18,11 +18,11 @@
 //! - Each socket has a bounded outbound queue of frames. A call waits for room before it
 //!   reads the next upstream message, so a client that reads slowly slows the upstream streams
 //!   it reads (the HTTP/2 window then pushes back on the upstream) instead of growing memory.
-//! - At most [`WsLimits::max_calls`] calls run at once per socket; an open past it ends at
+//! - At most [`WsLimits::max_calls`](crate::context::WsLimits::max_calls) calls run at once per socket; an open past it ends at
 //!   once with `RESOURCE_EXHAUSTED`.
-//! - The gateway pings every [`WsLimits::ping_interval`] and closes a socket from which
-//!   nothing (not even a pong) arrived for [`WsLimits::idle_timeout`].
-//! - Client frames larger than [`WsLimits::max_frame_bytes`] close the socket with 1009 (the
+//! - The gateway pings every [`WsLimits::ping_interval`](crate::context::WsLimits::ping_interval) and closes a socket from which
+//!   nothing (not even a pong) arrived for [`WsLimits::idle_timeout`](crate::context::WsLimits::idle_timeout).
+//! - Client frames larger than [`WsLimits::max_frame_bytes`](crate::context::WsLimits::max_frame_bytes) close the socket with 1009 (the
 //!   WebSocket layer refuses them); WebSocket protocol violations close it with 1002, a text
 //!   frame that is not UTF-8 with 1007, each with a reason naming the problem.
 

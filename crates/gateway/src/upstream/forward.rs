@@ -1,5 +1,5 @@
 //! HTTP-level forwarding of gRPC requests to the upstream: the request's frames, metadata,
-//! deadline and trailers pass through the shared channel without being decoded.
+//! deadline and trailers pass through the connection pool without being decoded.
 //!
 //! [`send`] makes one gRPC request over the channel and waits for the response headers;
 //! [`reply`] turns the response into a stream of [`ReplyEvent`]s (message payloads, then

@@ -1,8 +1,9 @@
-//! The upstream render server: one shared HTTP/2 channel and schema-driven calls over it.
+//! The upstream render server: a pool of HTTP/2 connections ([`pool`]) and the calls made
+//! over it.
 //!
-//! Every front protocol (JSON, SSE, later gRPC-Web, Connect, WebSocket) and the render frame
-//! hub call the upstream through [`Upstream`]. The channel connects lazily on first use and
-//! reconnects by itself after the upstream restarts; a call made while the upstream is down
+//! Every front protocol and the render frame hub call the upstream through [`Upstream`].
+//! Connections open lazily on first use and reconnect by themselves after the upstream
+//! restarts; a call made while the upstream is down
 //! fails fast with `UNAVAILABLE` (bounded by the connect timeout) instead of hanging.
 //!
 //! # Calls and deadlines
@@ -195,7 +196,7 @@ impl Upstream {
     /// amount of API traffic (or a call that makes the upstream drop a connection) can end
     /// the viewers' stream. Reachability is shared with `self`. Its flow-control window grows
     /// with the link (frames can be hundreds of MiB), which is safe because its one reader
-    /// never stalls (see [`shared_windows`]).
+    /// never stalls (see `shared_windows`).
     pub fn dedicated(&self) -> Upstream {
         // The hub's own few calls, whatever limits the API traffic is given.
         let limits = PoolLimits {

@@ -1,5 +1,5 @@
 //! Calls whose messages are protobuf bytes the gateway does not decode (a client that brings
-//! its own codec, or a front protocol that converts messages itself), over the shared channel.
+//! its own codec, or a front protocol that converts messages itself), over the connection pool.
 //!
 //! Every call here is made as a bidirectional stream at the HTTP/2 level: the gRPC wire form
 //! of the four RPC kinds is the same (a stream of length-prefixed messages each way), so a
