@@ -19,7 +19,7 @@ use octaneweb_schema::{json_to_message, message_to_json, Schema};
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 
-use crate::context::call::{deadline_after, pump, upstream_request, StreamEvent};
+use crate::context::call::{pump, upstream_request, StreamEvent};
 use crate::error::GatewayError;
 use crate::upstream::Upstream;
 use crate::wire::codes::code_name;
@@ -107,9 +107,8 @@ pub async fn call_with_timeout<W: Write>(
         let (request, options) =
             upstream_request(futures::stream::iter(messages), timeout, &call_id);
         if descriptor.is_server_streaming() {
-            let deadline = deadline_after(upstream.deadline(options));
             let response = upstream.streaming(&descriptor, request, options).await?;
-            drain(response.into_inner(), deadline, out, write).await
+            drain(response.into_inner(), out, write).await
         } else {
             let response = upstream
                 .client_streaming(&descriptor, request, options)
@@ -120,11 +119,10 @@ pub async fn call_with_timeout<W: Write>(
         let message = json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?;
         let (request, options) = upstream_request(message, timeout, &call_id);
         if descriptor.is_server_streaming() {
-            let deadline = deadline_after(upstream.deadline(options));
             let response = upstream
                 .server_streaming(&descriptor, request, options)
                 .await?;
-            drain(response.into_inner(), deadline, out, write).await
+            drain(response.into_inner(), out, write).await
         } else {
             let response = upstream.unary(&descriptor, request, options).await?;
             write(out, response.get_ref())
@@ -134,11 +132,10 @@ pub async fn call_with_timeout<W: Write>(
 
 async fn drain<W: Write>(
     messages: tonic::Streaming<DynamicMessage>,
-    deadline: Option<tokio::time::Instant>,
     out: &mut W,
     write: impl Fn(&mut W, &DynamicMessage) -> Result<(), CallError>,
 ) -> Result<(), CallError> {
-    let events = pump(messages, deadline, None);
+    let events = pump(messages, None);
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {

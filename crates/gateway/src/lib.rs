@@ -17,8 +17,9 @@
 //! - [`error`]: typed failures and their gRPC codes, HTTP statuses and JSON bodies;
 //!   [`metrics`]: one Prometheus registry and the per-call log line; [`policy`]: which
 //!   methods may be called (`--allow` / `--deny`).
-//! - [`upstream`]: the pool of HTTP/2 connections to the upstream and the one call path
-//!   over it (typed, schema-driven calls and byte-level forwarding).
+//! - [`upstream`]: the one call path to the upstream, a tower stack (metrics, reachability,
+//!   error mapping, deadline) over a pool of HTTP/2 connections, taken by typed,
+//!   schema-driven calls and by byte-level forwarding alike.
 //! - [`wire`]: gRPC framing, compression, `grpc-timeout`, codes and metadata rules.
 //!
 //! ```no_run

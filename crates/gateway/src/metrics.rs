@@ -447,14 +447,15 @@ impl Collector for ProcessCollector {
     }
 }
 
-/// The upstream's reachability and connection pool, read at every scrape.
+/// The upstream's reachability, connection pool and answers, read at every scrape.
 #[derive(Debug)]
 pub struct UpstreamCollector(pub Upstream);
 
 impl Collector for UpstreamCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let upstream = &self.0;
-        let pool = upstream.channel().stats();
+        let pool = upstream.pool_stats();
+        let calls = upstream.call_stats();
         let mut scrape = Scrape::new(encoder);
         scrape.gauge(
             "octaneweb_upstream_connected",
@@ -485,6 +486,20 @@ impl Collector for UpstreamCollector {
             "octaneweb_upstream_waiting",
             "Calls waiting for an upstream stream because every connection is full.",
             i64::try_from(pool.waiting).unwrap_or(i64::MAX),
+        )?;
+        scrape.histogram(
+            "octaneweb_upstream_answer_seconds",
+            "Time from a call entering the upstream stack to the upstream's response headers \
+             (including any wait for a free stream).",
+            calls.answer_seconds,
+            calls.answers,
+            &calls.answer_buckets,
+        )?;
+        scrape.counters_by(
+            "octaneweb_upstream_failures",
+            "Upstream calls that got no answer, by gRPC code.",
+            "code",
+            &calls.failures,
         )
     }
 }

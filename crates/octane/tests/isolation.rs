@@ -65,7 +65,7 @@ async fn a_full_api_connection_pool_leaves_the_render_stream_alone() {
     assert!(header.width > 0 && !payload.is_empty());
     assert_eq!(gateway.hub.status().metrics.subscriptions, 1);
     assert_eq!(
-        upstream.channel().stats().streams,
+        upstream.pool_stats().streams,
         2,
         "the API pool is unchanged"
     );

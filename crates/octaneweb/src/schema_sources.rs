@@ -23,7 +23,7 @@ pub async fn load(
             .with_context(|| format!("loading --descriptor-set {}", path.display()))?;
     }
     if args.reflect {
-        let files = octaneweb_schema::reflection::fetch(upstream.channel())
+        let files = octaneweb_schema::reflection::fetch(upstream.service())
             .await
             .with_context(|| {
                 format!("asking {} for its schema by reflection", upstream.target())

@@ -14,7 +14,6 @@ use futures::Stream;
 use http::HeaderMap;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use prost_reflect::DynamicMessage;
-use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status, Streaming};
 
@@ -176,29 +175,20 @@ pub(crate) enum StreamEvent {
     End(Status),
 }
 
-/// Read an upstream response stream until it ends, the deadline passes or the server shuts
-/// down, always finishing with exactly one [`StreamEvent::End`]. Dropping the returned stream
-/// drops the upstream stream, which cancels the upstream call.
+/// Read an upstream response stream until it ends (the upstream stack ends it at the
+/// deadline) or the server shuts down, always finishing with exactly one
+/// [`StreamEvent::End`]. Dropping the returned stream drops the upstream stream, which
+/// cancels the upstream call.
 pub(crate) fn pump(
     mut messages: Streaming<DynamicMessage>,
-    deadline: Option<Instant>,
     shutdown: Option<ShutdownSignal>,
 ) -> impl Stream<Item = StreamEvent> + Send {
     async_stream::stream! {
         let shutdown = ShutdownSignal::wait_opt(shutdown);
         tokio::pin!(shutdown);
         loop {
-            let expired = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
             let next = tokio::select! {
                 next = messages.message() => next,
-                () = expired => Err(
-                    Status::deadline_exceeded("the call's deadline passed while streaming"),
-                ),
                 () = &mut shutdown => Err(Status::unavailable("the gateway is shutting down")),
             };
             match next {
@@ -232,9 +222,4 @@ pub(crate) fn grpc_timeout_header(headers: &HeaderMap) -> Result<Option<Duration
                 )
             }),
     }
-}
-
-/// The absolute deadline for a call starting now.
-pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
 }

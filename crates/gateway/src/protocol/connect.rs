@@ -39,9 +39,7 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, Seriali
 use tonic::{Code, Status};
 
 use super::grpc::method_path;
-use crate::context::call::{
-    deadline_after, effective_timeout, read_body, refuse_streaming, Carries,
-};
+use crate::context::call::{effective_timeout, read_body, refuse_streaming, Carries};
 use crate::context::{CallScope, GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
@@ -421,7 +419,6 @@ async fn start_call(
         response,
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,
-            deadline: deadline_after(timeout),
             shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: None,
         },

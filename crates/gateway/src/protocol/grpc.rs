@@ -3,7 +3,7 @@
 //! four RPC kinds. Messages pass as bytes, never decoded.
 //!
 //! Carried both ways: request metadata (minus hop-by-hop headers), the `grpc-timeout`
-//! deadline (capped by the gateway's default timeout, and enforced here as well), response
+//! deadline (capped by the gateway's default timeout, and enforced by the upstream stack), response
 //! headers, trailers, and cancellation (a client that goes away resets the upstream stream).
 //!
 //! The gateway checks the framing of what clients send: a message longer than the upstream
@@ -29,7 +29,7 @@ use http_body_util::{BodyExt as _, StreamBody};
 use tokio::sync::oneshot;
 use tonic::Status;
 
-use crate::context::call::{deadline_after, effective_timeout, grpc_timeout_header};
+use crate::context::call::{effective_timeout, grpc_timeout_header};
 use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
@@ -92,7 +92,6 @@ async fn forward_call(
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(Status::invalid_argument)?;
     let timeout = effective_timeout(&state.upstream, requested).map_err(|e| e.to_status())?;
-    let deadline = deadline_after(timeout);
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -123,7 +122,6 @@ async fn forward_call(
         response,
         ReplyOptions {
             max_message_bytes,
-            deadline,
             shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: Some(failure_rx),
         },

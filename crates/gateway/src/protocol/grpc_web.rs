@@ -30,7 +30,7 @@ use tonic::Status;
 
 use super::grpc::method_path;
 use crate::context::call::{
-    deadline_after, effective_timeout, grpc_timeout_header, read_body, refuse_streaming, Carries,
+    effective_timeout, grpc_timeout_header, read_body, refuse_streaming, Carries,
 };
 use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
@@ -243,7 +243,6 @@ async fn run(
     let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
     let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
     let timeout = effective_timeout(&state.upstream, requested)?;
-    let deadline = deadline_after(timeout);
     let limit = state.config.max_body_bytes;
     let body = read_body(&parts.headers, body, limit).await?;
     state
@@ -273,7 +272,6 @@ async fn run(
         response,
         ReplyOptions {
             max_message_bytes: state.upstream.config().max_message_bytes,
-            deadline,
             shutdown: shutdown.map(ShutdownSignal::boxed),
             request_failure: None,
         },

@@ -30,8 +30,8 @@ use tonic::{Code, Streaming};
 
 use super::status_json;
 use crate::context::call::{
-    deadline_after, effective_timeout, pump, read_body, requested_timeout, resolve_for_browser,
-    upstream_request, StreamEvent,
+    effective_timeout, pump, read_body, requested_timeout, resolve_for_browser, upstream_request,
+    StreamEvent,
 };
 use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
@@ -42,10 +42,7 @@ pub const NDJSON: &str = "application/x-ndjson";
 
 enum Answer {
     Unary(DynamicMessage),
-    Stream {
-        messages: Box<Streaming<DynamicMessage>>,
-        deadline: Option<tokio::time::Instant>,
-    },
+    Stream(Box<Streaming<DynamicMessage>>),
 }
 
 /// The route handler.
@@ -69,9 +66,7 @@ pub async fn handle(
             tracker.finish(Code::Ok, "");
             json_response(StatusCode::OK, body)
         }
-        Ok(Answer::Stream { messages, deadline }) => {
-            ndjson_response(&state, messages, deadline, shutdown, tracker)
-        }
+        Ok(Answer::Stream(messages)) => ndjson_response(&state, messages, shutdown, tracker),
         Err(error) => {
             tracker.finish(error.code(), &error.to_string());
             error.into_response()
@@ -97,15 +92,11 @@ async fn run(
     if descriptor.is_server_streaming() {
         let message = json_to_message(&descriptor.input(), &body)?;
         let (request, options) = upstream_request(message, timeout, call_id);
-        let deadline = deadline_after(state.upstream.deadline(options));
         let response = state
             .upstream
             .server_streaming(descriptor, request, options)
             .await?;
-        Ok(Answer::Stream {
-            messages: Box::new(response.into_inner()),
-            deadline,
-        })
+        Ok(Answer::Stream(Box::new(response.into_inner())))
     } else {
         unary_call(state, descriptor, &body, timeout, call_id)
             .await
@@ -153,12 +144,11 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 fn ndjson_response(
     state: &GatewayState,
     messages: Box<Streaming<DynamicMessage>>,
-    deadline: Option<tokio::time::Instant>,
     shutdown: Option<ShutdownSignal>,
     tracker: CallTracker,
 ) -> Response {
     let metrics = Arc::clone(&state.metrics);
-    let events = pump(*messages, deadline, shutdown);
+    let events = pump(*messages, shutdown);
     // The tracker lives in the stream: if the client disconnects, the body (and with it the
     // upstream stream) is dropped and the tracker records the call as cancelled.
     let mut tracker = Some(tracker);

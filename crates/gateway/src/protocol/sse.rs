@@ -33,8 +33,7 @@ use tonic::{Code, Status, Streaming};
 
 use super::status_json;
 use crate::context::call::{
-    deadline_after, effective_timeout, pump, requested_timeout, resolve_for_browser,
-    upstream_request, StreamEvent,
+    effective_timeout, pump, requested_timeout, resolve_for_browser, upstream_request, StreamEvent,
 };
 use crate::context::{CallScope, GatewayState, ShutdownSignal};
 use crate::error::GatewayError;
@@ -54,10 +53,7 @@ pub struct SseQuery {
 
 enum Start {
     Unary(DynamicMessage),
-    Stream {
-        messages: Box<Streaming<DynamicMessage>>,
-        deadline: Option<tokio::time::Instant>,
-    },
+    Stream(Box<Streaming<DynamicMessage>>),
     Failed(Status),
 }
 
@@ -126,16 +122,12 @@ async fn start(
     let timeout = effective_timeout(&state.upstream, timeout)?;
     let (request, options) = upstream_request(message, timeout, call_id);
     Ok(if descriptor.is_server_streaming() {
-        let deadline = deadline_after(state.upstream.deadline(options));
         match state
             .upstream
             .server_streaming(descriptor, request, options)
             .await
         {
-            Ok(response) => Start::Stream {
-                messages: Box::new(response.into_inner()),
-                deadline,
-            },
+            Ok(response) => Start::Stream(Box::new(response.into_inner())),
             Err(status) => Start::Failed(status),
         }
     } else {
@@ -160,7 +152,7 @@ fn events(
         ])
         .boxed(),
         Start::Failed(status) => futures::stream::iter([StreamEvent::End(status)]).boxed(),
-        Start::Stream { messages, deadline } => pump(*messages, deadline, shutdown).boxed(),
+        Start::Stream(messages) => pump(*messages, shutdown).boxed(),
     };
     // Owned by the stream: dropped with it when the client goes away (recorded as cancelled).
     let mut tracker = Some(tracker);

@@ -16,14 +16,12 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt as _;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
-use tonic::{Code, Status};
-use tower::{Service as _, ServiceExt as _};
+use tonic::Status;
+use tower::ServiceExt as _;
 
-use super::Upstream;
+use super::{CallDeadline, Upstream};
 use crate::wire::codes::grpc_code_for_http;
 use crate::wire::compression::Encoding;
-use crate::wire::deadline::{clamp_grpc_timeout, format_grpc_timeout};
 use crate::wire::framing::{FrameDecoder, FramingError};
 use crate::wire::metadata::{is_status_header, status_trailers};
 
@@ -36,12 +34,13 @@ pub struct UpstreamCall {
     pub content_type: HeaderValue,
     /// Request metadata (already stripped of protocol and hop-by-hop headers).
     pub metadata: HeaderMap,
-    /// The call's deadline (already capped by the gateway's default).
+    /// The call's deadline (already capped by the gateway's default); the stack enforces it.
     pub timeout: Option<Duration>,
 }
 
-/// Send `call` with `body` (gRPC frames, uncompressed) and wait for the response headers,
-/// bounded by the call's deadline. Failures to reach the upstream are `UNAVAILABLE`.
+/// Send `call` with `body` (gRPC frames, uncompressed) through the upstream's call stack
+/// and wait for the response headers; the stack applies the deadline (to the headers and then
+/// to the response body) and names failures with their codes.
 pub async fn send(
     upstream: &Upstream,
     call: UpstreamCall,
@@ -56,62 +55,9 @@ pub async fn send(
     headers.insert(header::CONTENT_TYPE, call.content_type);
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     if let Some(timeout) = call.timeout {
-        if let Ok(value) = HeaderValue::from_str(&format_grpc_timeout(clamp_grpc_timeout(timeout)))
-        {
-            headers.insert("grpc-timeout", value);
-        }
+        request.extensions_mut().insert(CallDeadline(timeout));
     }
-    let mut channel = upstream.channel();
-    let exchange = async move {
-        let ready = channel
-            .ready()
-            .await
-            .map_err(|status| unreachable_status(upstream, status))?;
-        ready
-            .call(request)
-            .await
-            .map_err(|status| unreachable_status(upstream, status))
-    };
-    let outcome = match call.timeout {
-        None => exchange.await,
-        Some(timeout) => match tokio::time::timeout(timeout, exchange).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => Err(deadline_status(timeout)),
-        },
-    };
-    // The channel reports its own enforcement of `grpc-timeout` as CANCELLED "Timeout
-    // expired"; for the caller it is the deadline passing.
-    let outcome = outcome.map_err(|status| {
-        if status.code() == Code::Cancelled
-            && status.message() == tonic::TimeoutExpired(()).to_string()
-        {
-            deadline_status(call.timeout.unwrap_or_default())
-        } else {
-            status
-        }
-    });
-    outcome
-}
-
-fn deadline_status(timeout: Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "no answer from the upstream within the deadline of {} ms",
-        timeout.as_millis()
-    ))
-}
-
-/// Errors that never got an answer from the upstream are UNAVAILABLE (as a gRPC client
-/// reports a server it cannot reach), with a message naming the upstream.
-fn unreachable_status(upstream: &Upstream, status: Status) -> Status {
-    if matches!(status.code(), Code::Unknown | Code::Unavailable) {
-        Status::unavailable(format!(
-            "cannot reach the upstream at {}: {}",
-            upstream.target(),
-            status.message()
-        ))
-    } else {
-        status
-    }
+    upstream.service().oneshot(request).await
 }
 
 /// What an upstream response stream yields.
@@ -129,8 +75,6 @@ pub enum ReplyEvent {
 pub struct ReplyOptions {
     /// Largest response message accepted (after decompression).
     pub max_message_bytes: usize,
-    /// When the call's deadline passes.
-    pub deadline: Option<Instant>,
     /// Ends the stream (`UNAVAILABLE`, "the gateway is shutting down") when it resolves.
     pub shutdown: Option<futures::future::BoxFuture<'static, ()>>,
     /// A failure of the request side (a bad frame from the client), reported instead of
@@ -142,7 +86,6 @@ impl std::fmt::Debug for ReplyOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplyOptions")
             .field("max_message_bytes", &self.max_message_bytes)
-            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +170,6 @@ fn reply_events(
 ) -> impl futures::Stream<Item = ReplyEvent> + Send + 'static {
     let ReplyOptions {
         max_message_bytes,
-        deadline,
         shutdown,
         mut request_failure,
     } = options;
@@ -235,12 +177,6 @@ fn reply_events(
         let mut decoder = FrameDecoder::new(max_message_bytes);
         let mut shutdown = shutdown.unwrap_or_else(|| Box::pin(std::future::pending()));
         let end = loop {
-            let expired = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
             let failed = async {
                 match request_failure.as_mut() {
                     Some(receiver) => receiver.await.ok(),
@@ -249,9 +185,6 @@ fn reply_events(
             };
             let next = tokio::select! {
                 next = body.frame() => next,
-                () = expired => break Status::deadline_exceeded(
-                    "the call's deadline passed while streaming",
-                ),
                 () = &mut shutdown => break Status::unavailable("the gateway is shutting down"),
                 failure = failed => match failure {
                     Some(status) => break status,

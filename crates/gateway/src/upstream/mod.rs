@@ -8,22 +8,21 @@
 //!
 //! # Calls and deadlines
 //!
-//! Every call takes the same path ([`Upstream::call`]): on the wire the four RPC kinds are all
-//! a stream of messages each way, so a unary or client-streaming call is that stream read to
-//! its one answer ([`Upstream::unary`], [`Upstream::client_streaming`] and the others are
-//! shapes of it). A call's deadline comes as a `Duration` in [`CallOptions`], capped by
-//! [`UpstreamConfig::default_timeout`] unless the call is a subscription meant to last. It
-//! is sent upstream as `grpc-timeout` and enforced here: an answer (for a stream, its
-//! headers) not there in time ends the call with `DEADLINE_EXCEEDED`; the consumer of a
-//! response stream enforces the rest with [`Upstream::deadline`].
-//!
-//! Reachability ([`Upstream::is_connected`]) is recorded by the connection pool, which sees
-//! every response and every failure of the transport.
+//! Every call goes through one tower stack ([`stack`]: metrics, reachability, error mapping,
+//! deadline) over the connection pool. Typed calls take it through [`Upstream::call`]: on the
+//! wire the four RPC kinds are all a stream of messages each way, so a unary or
+//! client-streaming call is that stream read to its one answer ([`Upstream::unary`],
+//! [`Upstream::client_streaming`] and the others are shapes of it); byte-level forwarding
+//! takes it through [`forward::send`]. A call's deadline is a `Duration` ([`CallOptions`],
+//! capped by [`UpstreamConfig::default_timeout`] unless the call is a subscription meant to
+//! last), carried to the stack as [`CallDeadline`]; the stack sends it as `grpc-timeout`
+//! and ends the call, or its response stream, with `DEADLINE_EXCEEDED` when it passes.
 
 pub mod codec;
 pub mod forward;
 pub mod pool;
 pub mod raw;
+pub mod stack;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +36,9 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::wire::deadline::clamp_grpc_timeout;
 pub use codec::DynamicCodec;
-use pool::Reachability;
 pub use pool::{PoolLimits, PoolStats, UpstreamChannel};
+use stack::Reachability;
+pub use stack::{CallDeadline, UpstreamService, UpstreamStats, UpstreamStatsSnapshot};
 
 /// The upstream a gateway talks to when none is configured: Octane's LiveLink default.
 pub const DEFAULT_TARGET: &str = "127.0.0.1:51022";
@@ -148,8 +148,8 @@ impl CallOptions {
     }
 }
 
-/// The upstream render server: a pool of HTTP/2 connections ([`UpstreamChannel`]) and the
-/// calls made over it; cheap to clone.
+/// The upstream render server: the call stack ([`UpstreamService`]) over a pool of HTTP/2
+/// connections ([`UpstreamChannel`]), and the calls made through it; cheap to clone.
 ///
 /// Connections open on first use and reconnect by themselves; [`Upstream::is_connected`]
 /// reflects the outcome of the last call or probe.
@@ -157,8 +157,10 @@ impl CallOptions {
 pub struct Upstream {
     config: Arc<UpstreamConfig>,
     endpoint: Endpoint,
-    channel: UpstreamChannel,
+    pool: UpstreamChannel,
+    service: UpstreamService,
     reachability: Arc<Reachability>,
+    stats: Arc<UpstreamStats>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -179,22 +181,27 @@ impl Upstream {
             return Err(UpstreamError::NoRuntime);
         }
         let reachability = Arc::new(Reachability::new(&config.target));
-        let channel = UpstreamChannel::new(
-            shared_windows(endpoint.clone()),
-            config.pool.clone(),
+        let stats = Arc::new(UpstreamStats::default());
+        let pool = UpstreamChannel::new(shared_windows(endpoint.clone()), config.pool.clone());
+        let service = stack::stack(
+            pool.clone(),
             Arc::clone(&reachability),
+            Arc::clone(&stats),
+            Arc::from(config.target.as_str()),
         );
         Ok(Upstream {
             config: Arc::new(config),
             endpoint,
-            channel,
+            pool,
+            service,
             reachability,
+            stats,
         })
     }
 
     /// The same upstream over a connection of its own: what the render frame hub uses, so no
     /// amount of API traffic (or a call that makes the upstream drop a connection) can end
-    /// the viewers' stream. Reachability is shared with `self`. Its flow-control window grows
+    /// the viewers' stream. Reachability and statistics are shared with `self`. Its flow-control window grows
     /// with the link (frames can be hundreds of MiB), which is safe because its one reader
     /// never stalls (see `shared_windows`).
     pub fn dedicated(&self) -> Upstream {
@@ -204,21 +211,37 @@ impl Upstream {
             max_request_header_bytes: self.config.pool.max_request_header_bytes,
             ..PoolLimits::default()
         };
+        let pool = UpstreamChannel::new(self.endpoint.clone().http2_adaptive_window(true), limits);
+        let service = stack::stack(
+            pool.clone(),
+            Arc::clone(&self.reachability),
+            Arc::clone(&self.stats),
+            Arc::from(self.config.target.as_str()),
+        );
         Upstream {
             config: Arc::clone(&self.config),
             endpoint: self.endpoint.clone(),
-            channel: UpstreamChannel::new(
-                self.endpoint.clone().http2_adaptive_window(true),
-                limits,
-                Arc::clone(&self.reachability),
-            ),
+            pool,
+            service,
             reachability: Arc::clone(&self.reachability),
+            stats: Arc::clone(&self.stats),
         }
     }
 
-    /// The connection pool, for typed tonic clients (cheap to clone).
-    pub fn channel(&self) -> UpstreamChannel {
-        self.channel.clone()
+    /// The call stack, as the transport of a typed tonic client (cheap to clone). Put a
+    /// [`CallDeadline`] in a request's extensions to give it a deadline.
+    pub fn service(&self) -> UpstreamService {
+        self.service.clone()
+    }
+
+    /// The connection pool's current size.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// How the upstream's answers and failures have gone so far.
+    pub fn call_stats(&self) -> UpstreamStatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// The configured `host:port`.
@@ -248,18 +271,18 @@ impl Upstream {
         use tonic_health::pb::health_check_response::ServingStatus;
         use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
-        let mut client = HealthClient::new(self.channel());
+        let mut client = HealthClient::new(self.service());
         let mut request = Request::new(HealthCheckRequest {
             service: String::new(),
         });
-        request.set_timeout(READY_PROBE_TIMEOUT);
-        let outcome = tokio::time::timeout(READY_PROBE_TIMEOUT, client.check(request)).await;
-        match outcome {
-            Ok(Ok(response)) => response.get_ref().status == ServingStatus::Serving as i32,
-            Ok(Err(status)) => {
+        request
+            .extensions_mut()
+            .insert(CallDeadline(READY_PROBE_TIMEOUT));
+        match client.check(request).await {
+            Ok(response) => response.get_ref().status == ServingStatus::Serving as i32,
+            Err(status) => {
                 status.code() != Code::Unavailable && status.code() != Code::DeadlineExceeded
             }
-            Err(_elapsed) => false,
         }
     }
 
@@ -289,8 +312,8 @@ impl Upstream {
         C::Decode: Send + Sync + 'static,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let timeout = self.deadline(options);
-        with_deadline(timeout, self.open(method, request, codec, timeout)).await
+        self.open(method, request, codec, self.deadline(options))
+            .await
     }
 
     async fn open<C, S>(
@@ -307,22 +330,20 @@ impl Upstream {
         S: Stream<Item = C::Encode> + Send + 'static,
     {
         if let Some(timeout) = timeout {
-            request.set_timeout(timeout);
+            request.extensions_mut().insert(CallDeadline(timeout));
         }
         let path = method_path(method)?;
         let limit = self.config.max_message_bytes;
-        let mut grpc = Grpc::new(self.channel())
+        let mut grpc = Grpc::new(self.service())
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         grpc.ready()
             .await
-            .map_err(|e| Status::unavailable(format!("upstream channel not ready: {e}")))?;
-        grpc.streaming(request, path, codec)
-            .await
-            .map_err(|status| self.explain_unreachable(status))
+            .map_err(|e| Status::from_error(e.into()))?;
+        grpc.streaming(request, path, codec).await
     }
 
-    /// [`Upstream::call`] read to its one answer, all within the deadline.
+    /// [`Upstream::call`] read to its one answer (the stack's deadline covers the reading).
     async fn call_for_one<C, S>(
         &self,
         method: &MethodDescriptor,
@@ -336,25 +357,23 @@ impl Upstream {
         C::Decode: Send + Sync + 'static,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let timeout = self.deadline(options);
-        let call = async {
-            let response = self.open(method, request, codec, timeout).await?;
-            let (metadata, mut messages, extensions) = response.into_parts();
-            let message = messages.message().await?.ok_or_else(|| {
-                Status::internal(format!("{} answered with no message", method.full_name()))
-            })?;
-            // The status comes after the message: read to it.
-            let metadata = match messages.trailers().await? {
-                Some(trailers) => {
-                    let mut headers = metadata.into_headers();
-                    headers.extend(trailers.into_headers());
-                    tonic::metadata::MetadataMap::from_headers(headers)
-                }
-                None => metadata,
-            };
-            Ok(Response::from_parts(metadata, message, extensions))
+        let response = self
+            .open(method, request, codec, self.deadline(options))
+            .await?;
+        let (metadata, mut messages, extensions) = response.into_parts();
+        let message = messages.message().await?.ok_or_else(|| {
+            Status::internal(format!("{} answered with no message", method.full_name()))
+        })?;
+        // The status comes after the message: read to it.
+        let metadata = match messages.trailers().await? {
+            Some(trailers) => {
+                let mut headers = metadata.into_headers();
+                headers.extend(trailers.into_headers());
+                tonic::metadata::MetadataMap::from_headers(headers)
+            }
+            None => metadata,
         };
-        with_deadline(timeout, call).await
+        Ok(Response::from_parts(metadata, message, extensions))
     }
 
     /// Call a unary method.
@@ -407,68 +426,6 @@ impl Upstream {
     {
         self.call(method, request, DynamicCodec::for_method(method), options)
             .await
-    }
-}
-
-impl Upstream {
-    /// A channel that cannot connect says only "tcp connect error"; the status keeps the cause
-    /// as its source. Name the upstream and the causes, so the user sees what to fix
-    /// ("upstream 127.0.0.1:51022 is unreachable: tcp connect error: Connection refused").
-    /// Statuses the upstream itself sent have no source and pass unchanged.
-    fn explain_unreachable(&self, status: Status) -> Status {
-        if status.code() != Code::Unavailable {
-            return status;
-        }
-        let Some(mut cause) = std::error::Error::source(&status) else {
-            return status;
-        };
-        let mut parts = vec![status.message().to_owned()];
-        // Bounded: error chains are short, but nothing here trusts that.
-        for _ in 0..8 {
-            let text = cause.to_string();
-            if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-                parts.push(text);
-            }
-            match cause.source() {
-                Some(next) => cause = next,
-                None => break,
-            }
-        }
-        parts.retain(|p| !p.is_empty());
-        Status::unavailable(format!(
-            "upstream {} is unreachable: {}",
-            self.target(),
-            parts.join(": ")
-        ))
-    }
-}
-
-async fn with_deadline<T>(
-    timeout: Option<Duration>,
-    call: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match timeout {
-        None => call.await,
-        Some(timeout) => {
-            let expired = || {
-                Status::deadline_exceeded(format!(
-                    "no answer from the upstream within the deadline of {} ms",
-                    timeout.as_millis()
-                ))
-            };
-            match tokio::time::timeout(timeout, call).await {
-                // tonic's channel enforces `grpc-timeout` itself and reports it as CANCELLED
-                // "Timeout expired"; for the caller it is the deadline passing.
-                Ok(Err(status))
-                    if status.code() == Code::Cancelled
-                        && status.message() == tonic::TimeoutExpired(()).to_string() =>
-                {
-                    Err(expired())
-                }
-                Ok(outcome) => outcome,
-                Err(_elapsed) => Err(expired()),
-            }
-        }
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
-use tower::{Service, ServiceExt as _};
+use tower::{BoxError, Service, ServiceExt as _};
 
 /// Streams one connection carries by default.
 pub const DEFAULT_STREAMS_PER_CONNECTION: usize = 100;
@@ -91,57 +91,8 @@ struct Connection {
     last_released_ms: AtomicU64,
 }
 
-/// What is known of the upstream's reachability: every response and every failure of the
-/// transport passes through the pool, so this is the one place it is recorded. Shared by
-/// the pools of one [`super::Upstream`] (the API's and the frame hub's).
-#[derive(Debug)]
-pub(crate) struct Reachability {
-    state: std::sync::atomic::AtomicU8,
-    reconnects: AtomicU64,
-    target: String,
-}
-
-const STATE_UNKNOWN: u8 = 0;
-const STATE_CONNECTED: u8 = 1;
-const STATE_DISCONNECTED: u8 = 2;
-
-impl Reachability {
-    pub(crate) fn new(target: &str) -> Self {
-        Self {
-            state: std::sync::atomic::AtomicU8::new(STATE_UNKNOWN),
-            reconnects: AtomicU64::new(0),
-            target: target.to_owned(),
-        }
-    }
-
-    pub(crate) fn is_connected(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == STATE_CONNECTED
-    }
-
-    pub(crate) fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
-    }
-
-    /// Record that the upstream answered (`true`) or that the connection failed.
-    pub(crate) fn record(&self, reached: bool) {
-        let new = if reached {
-            STATE_CONNECTED
-        } else {
-            STATE_DISCONNECTED
-        };
-        let old = self.state.swap(new, Ordering::Relaxed);
-        if old == STATE_DISCONNECTED && reached {
-            self.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(target = %self.target, "upstream reachable again");
-        } else if old != STATE_DISCONNECTED && !reached {
-            tracing::warn!(target = %self.target, "upstream unreachable");
-        }
-    }
-}
-
 struct Pool {
     endpoint: Endpoint,
-    reachability: Arc<Reachability>,
     limits: PoolLimits,
     connections: Mutex<Vec<Arc<Connection>>>,
     /// One permit per stream the pool may carry at once.
@@ -151,9 +102,10 @@ struct Pool {
     started: Instant,
 }
 
-/// The upstream as a tower service of HTTP requests: hands each request to a connection with
-/// room for another stream. Typed tonic clients and [`tonic::client::Grpc`] take it as they
-/// take a `Channel`. Cheap to clone.
+/// The connection pool as a tower service of HTTP requests: hands each request to a
+/// connection with room for another stream. Its errors are the pool's own refusals (as
+/// [`Status`]) and the transport's errors as they come; the layers of
+/// [`super::stack`] above it turn them into what clients see. Cheap to clone.
 #[derive(Clone)]
 pub struct UpstreamChannel {
     pool: Arc<Pool>,
@@ -184,11 +136,7 @@ pub struct PoolStats {
 
 impl UpstreamChannel {
     /// A pool that connects to `endpoint` lazily, on the first call.
-    pub(crate) fn new(
-        endpoint: Endpoint,
-        limits: PoolLimits,
-        reachability: Arc<Reachability>,
-    ) -> Self {
+    pub(crate) fn new(endpoint: Endpoint, limits: PoolLimits) -> Self {
         let limits = PoolLimits {
             streams_per_connection: limits.streams_per_connection.max(1),
             max_connections: limits.max_connections.max(1),
@@ -201,7 +149,6 @@ impl UpstreamChannel {
         Self {
             pool: Arc::new(Pool {
                 endpoint,
-                reachability,
                 streams: Arc::new(Semaphore::new(permits)),
                 limits,
                 connections: Mutex::new(Vec::new()),
@@ -231,14 +178,15 @@ impl UpstreamChannel {
         &self.pool.limits
     }
 
-    async fn send(self, request: http::Request<Body>) -> Result<http::Response<Body>, Status> {
+    async fn send(self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
         let size = header_list_size(request.headers());
         let limit = self.pool.limits.max_request_header_bytes;
         if size > limit {
             return Err(Status::resource_exhausted(format!(
                 "the request metadata is {size} bytes; the upstream accepts at most {limit} \
                  (HTTP/2 header list size: names, values and 32 bytes per entry)"
-            )));
+            ))
+            .into());
         }
         let permit = self.pool.stream_permit().await?;
         let connection = self.pool.connection_with_room();
@@ -248,23 +196,16 @@ impl UpstreamChannel {
             pool: Arc::clone(&self.pool),
         };
         let mut channel = connection.channel.clone();
-        let reachability = &self.pool.reachability;
-        let failed = |error| {
-            let status = transport_failure(error);
-            // A deadline or a cancellation says nothing of reachability.
-            if status.code() == tonic::Code::Unavailable {
-                reachability.record(false);
-            }
-            status
-        };
-        let ready = channel.ready().await.map_err(failed)?;
-        let response = ready.call(request).await.map_err(failed)?;
-        reachability.record(true);
+        let ready = channel.ready().await?;
+        let response = ready.call(request).await?;
         let (mut parts, body) = response.into_parts();
         trim_metadata(&mut parts.headers);
         Ok(http::Response::from_parts(
             parts,
-            Body::new(LeasedBody { inner: body, lease }),
+            Body::new(LeasedBody {
+                inner: body,
+                _lease: lease,
+            }),
         ))
     }
 }
@@ -369,7 +310,7 @@ impl Drop for StreamLease {
 /// A response body that holds its stream's lease and trims the trailers it carries.
 struct LeasedBody {
     inner: Body,
-    lease: StreamLease,
+    _lease: StreamLease,
 }
 
 impl http_body::Body for LeasedBody {
@@ -388,13 +329,6 @@ impl http_body::Body for LeasedBody {
                 }
                 Err(frame) => frame,
             }))),
-            Poll::Ready(Some(Err(status))) => {
-                let status = lost_mid_call(status);
-                if status.code() == tonic::Code::Unavailable {
-                    self.lease.pool.reachability.record(false);
-                }
-                Poll::Ready(Some(Err(status)))
-            }
             other => other,
         }
     }
@@ -410,10 +344,10 @@ impl http_body::Body for LeasedBody {
 
 impl Service<http::Request<Body>> for UpstreamChannel {
     type Response = http::Response<Body>;
-    type Error = Status;
-    type Future = BoxFuture<'static, Result<http::Response<Body>, Status>>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, BoxError>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // Capacity is waited for per call (a bounded queue with the call's deadline), so one
         // caller's wait never blocks another clone.
         Poll::Ready(Ok(()))
@@ -421,89 +355,6 @@ impl Service<http::Request<Body>> for UpstreamChannel {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         Box::pin(self.clone().send(request))
-    }
-}
-
-/// A call the transport failed before the upstream answered. A lost or refused connection
-/// is `UNAVAILABLE` (what clients and proxies retry on); a stream the upstream reset gets the
-/// code the gRPC HTTP/2 mapping gives its reason (CANCEL is `CANCELLED`); tonic's own
-/// enforcement of `grpc-timeout` stays CANCELLED "Timeout expired", which the caller turns
-/// into `DEADLINE_EXCEEDED`.
-fn transport_failure(error: tonic::transport::Error) -> Status {
-    let mut status = match classify(&error) {
-        Failure::Deadline => Status::cancelled(tonic::TimeoutExpired(()).to_string()),
-        Failure::Reset(code, reason) => Status::new(
-            code,
-            format!("the upstream reset the call's stream: {reason}"),
-        ),
-        Failure::Lost(chain) => {
-            Status::unavailable(format!("the connection to the upstream failed: {chain}"))
-        }
-    };
-    status.set_source(Arc::new(error));
-    status
-}
-
-/// A response body error, mapped as in [`transport_failure`]; a status without a transport
-/// cause (one the upstream sent) passes unchanged.
-fn lost_mid_call(status: Status) -> Status {
-    let Some(source) = std::error::Error::source(&status) else {
-        return status;
-    };
-    match classify(source) {
-        Failure::Deadline => status,
-        Failure::Reset(code, reason) => Status::new(
-            code,
-            format!("the upstream reset the call's stream: {reason}"),
-        ),
-        Failure::Lost(chain) => Status::unavailable(format!(
-            "the connection to the upstream was lost mid-call: {chain}"
-        )),
-    }
-}
-
-/// What a transport error says happened to a call.
-enum Failure {
-    /// tonic's own enforcement of the call's `grpc-timeout`.
-    Deadline,
-    /// The upstream reset the call's stream (RST_STREAM): the code for its reason, the
-    /// reason as text.
-    Reset(tonic::Code, String),
-    /// The connection failed or went away: its causes as text.
-    Lost(String),
-}
-
-fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    // Bounded: error chains are short, but nothing here trusts that.
-    for _ in 0..8 {
-        let Some(cause) = next else { break };
-        if cause.is::<tonic::TimeoutExpired>() {
-            return Failure::Deadline;
-        }
-        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
-            if let (true, true, Some(reason)) = (h2.is_remote(), h2.is_reset(), h2.reason()) {
-                return Failure::Reset(code_for_reset(reason), h2.to_string());
-            }
-        }
-        let text = cause.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = cause.source();
-    }
-    Failure::Lost(parts.join(": "))
-}
-
-/// The gRPC code for an RST_STREAM reason, as gRPC over HTTP/2 maps them.
-fn code_for_reset(reason: h2::Reason) -> tonic::Code {
-    match reason {
-        h2::Reason::REFUSED_STREAM => tonic::Code::Unavailable,
-        h2::Reason::CANCEL => tonic::Code::Cancelled,
-        h2::Reason::ENHANCE_YOUR_CALM => tonic::Code::ResourceExhausted,
-        h2::Reason::INADEQUATE_SECURITY => tonic::Code::PermissionDenied,
-        _ => tonic::Code::Internal,
     }
 }
 
@@ -595,26 +446,6 @@ fn cut_percent_encoded(text: &[u8], max: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stream_resets_get_the_grpc_code_of_their_reason() {
-        assert_eq!(
-            code_for_reset(h2::Reason::REFUSED_STREAM),
-            tonic::Code::Unavailable
-        );
-        assert_eq!(code_for_reset(h2::Reason::CANCEL), tonic::Code::Cancelled);
-        assert_eq!(
-            code_for_reset(h2::Reason::ENHANCE_YOUR_CALM),
-            tonic::Code::ResourceExhausted
-        );
-        assert_eq!(
-            code_for_reset(h2::Reason::INTERNAL_ERROR),
-            tonic::Code::Internal
-        );
-        // A lost connection (no reset) is UNAVAILABLE.
-        let lost = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
-        assert!(matches!(classify(&lost), Failure::Lost(text) if text == "broken pipe"));
-    }
 
     #[test]
     fn header_list_size_counts_32_bytes_per_entry() {

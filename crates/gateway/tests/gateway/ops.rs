@@ -64,6 +64,40 @@ async fn metrics_count_calls_by_protocol_method_and_code() {
     }
 }
 
+/// The value of the first series in a Prometheus exposition whose line starts with `series`.
+fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_the_upstream_stacks_answer_times_and_failures() {
+    let live = start_gateway(&shared_render_server().to_string()).await;
+    call_ok(&live, "/LiveLink/GetCamera", "").await;
+    let text = get(live.url("/metrics")).await.text().await.expect("text");
+    let answers = series_value(&text, "octaneweb_upstream_answer_seconds_count").unwrap_or(0.0);
+    assert!(answers >= 1.0, "no upstream answer counted in:\n{text}");
+    assert!(
+        series_value(&text, "octaneweb_upstream_answer_seconds_sum").is_some_and(|s| s > 0.0),
+        "{text}"
+    );
+
+    let down = start_gateway(&closed_port().await.to_string()).await;
+    let before = series_value(
+        &get(down.url("/metrics")).await.text().await.expect("text"),
+        "octaneweb_upstream_failures_total{code=\"UNAVAILABLE\"}",
+    )
+    .unwrap_or(0.0);
+    call_err(&down, "/LiveLink/GetCamera", "", 503, "UNAVAILABLE").await;
+    let text = get(down.url("/metrics")).await.text().await.expect("text");
+    let after = series_value(
+        &text,
+        "octaneweb_upstream_failures_total{code=\"UNAVAILABLE\"}",
+    )
+    .unwrap_or(0.0);
+    assert_eq!(after, before + 1.0, "{text}");
+}
+
 #[tokio::test]
 async fn schema_lists_services_and_messages() {
     let gateway = start_gateway(&shared_render_server().to_string()).await;

@@ -99,7 +99,7 @@ async fn four_thousand_concurrent_unary_calls_all_succeed() {
     let channels = channels(&gateway.base, 8).await;
     let failures = unary_burst(&channels, 4000).await;
     assert!(failures.is_empty(), "failures: {failures:?}");
-    let pool = gateway.state.upstream.channel().stats();
+    let pool = gateway.state.upstream.pool_stats();
     assert!(
         pool.opened >= 2,
         "4,000 calls in flight need more than one upstream connection: {pool:?}"

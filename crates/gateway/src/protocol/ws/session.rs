@@ -18,7 +18,7 @@ use tonic::{Code, Status};
 
 use super::frame::{self, BinaryFrame, CallRef, ClientFrame, OpenFrame};
 use super::{Outbound, Outbox, WsStats};
-use crate::context::call::{deadline_after, effective_timeout, unresolved_label};
+use crate::context::call::{effective_timeout, unresolved_label};
 use crate::context::{GatewayState, ResolvedMethod, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
@@ -601,7 +601,6 @@ impl Call {
     ) -> Ending {
         let single_response = !self.resolved.descriptor.is_server_streaming();
         let upstream = &self.state.upstream;
-        let deadline = deadline_after(upstream.deadline(self.options));
         let response = match upstream
             .raw_streaming(&self.resolved.descriptor, request, self.options)
             .await
@@ -617,22 +616,9 @@ impl Call {
             return Ending::from_status(Status::cancelled("the socket closed"));
         }
         let output = self.resolved.descriptor.output();
-        let expired = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expired);
         loop {
-            let next = tokio::select! {
-                next = messages.message() => next,
-                () = &mut expired => {
-                    return Ending::from_status(Status::deadline_exceeded(
-                        "the call's deadline passed while streaming",
-                    ));
-                }
-            };
+            // The upstream stack ends the stream with DEADLINE_EXCEEDED when the deadline passes.
+            let next = messages.message().await;
             match next {
                 Ok(Some(bytes)) => {
                     let frame = match self.render(&output, &bytes) {
@@ -657,11 +643,7 @@ impl Call {
                     }
                 }
                 Ok(None) => {
-                    let trailers = tokio::select! {
-                        trailers = messages.trailers() => trailers,
-                        () = &mut expired => Ok(None),
-                    };
-                    return match trailers {
+                    return match messages.trailers().await {
                         Ok(trailers) => Ending {
                             status: Status::new(Code::Ok, ""),
                             trailers: trailers.unwrap_or_default(),
