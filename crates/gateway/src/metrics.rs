@@ -516,6 +516,11 @@ pub struct CallTracker {
 }
 
 impl CallTracker {
+    /// The protocol the call came in by.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// The call's id (the client's `X-Call-Id`, or one made up for it).
     pub fn call_id(&self) -> &str {
         &self.call_id

@@ -35,7 +35,7 @@ use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
 use crate::wire::compression::{self, Encoding};
-use crate::wire::framing::{FrameDecoder, FramingError, FRAME_HEADER_LEN};
+use crate::wire::framing::{FrameDecoder, FRAME_HEADER_LEN};
 use crate::wire::metadata::{is_hop_by_hop, request_metadata};
 
 /// Longest method path accepted (`/package.Service/Method`).
@@ -46,11 +46,26 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Serve one gRPC request by forwarding it upstream.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
     let scope = CallScope::new(state, request.extensions());
-    let mut tracker = scope.track(Protocol::Grpc);
+    let tracker = scope.track(Protocol::Grpc);
+    let limit = scope.state.upstream.config().max_message_bytes;
+    pass_through(scope, request, tracker, limit).await
+}
+
+/// Forward a gRPC request upstream and answer it as gRPC. Also the core of gRPC-Web, which
+/// translates its requests into gRPC ones and the answers back (`super::grpc_web`). The
+/// tracker's protocol labels the byte counts; the tracker is finished when the answer ends.
+/// A request message longer than `request_limit` (after decompression) is refused with
+/// `RESOURCE_EXHAUSTED`.
+pub(crate) async fn pass_through(
+    scope: CallScope,
+    request: Request,
+    mut tracker: CallTracker,
+    request_limit: usize,
+) -> Response {
     let CallScope {
         state, shutdown, ..
     } = scope;
-    match forward_call(&state, request, shutdown, &mut tracker).await {
+    match forward_call(&state, request, shutdown, &mut tracker, request_limit).await {
         Ok(Forwarded::Stream(response)) => attach_tracker(response, tracker),
         Ok(Forwarded::TrailersOnly { status, headers }) => {
             tracker.finish(status.code(), status.message());
@@ -75,6 +90,7 @@ struct StreamingAnswer {
     events: futures::stream::BoxStream<'static, ReplyEvent>,
     accept: Encoding,
     metrics: Arc<Metrics>,
+    protocol: Protocol,
 }
 
 async fn forward_call(
@@ -82,6 +98,7 @@ async fn forward_call(
     request: Request,
     shutdown: Option<ShutdownSignal>,
     tracker: &mut CallTracker,
+    request_limit: usize,
 ) -> Result<Forwarded, Status> {
     let (parts, body) = request.into_parts();
     let path = method_path(parts.uri.path())?;
@@ -102,9 +119,9 @@ async fn forward_call(
     let frames = client_frames(
         body,
         encoding,
-        max_message_bytes,
+        request_limit.min(max_message_bytes),
         failure_tx,
-        Arc::clone(&state.metrics),
+        (Arc::clone(&state.metrics), tracker.protocol()),
     );
     let call = UpstreamCall {
         path,
@@ -160,6 +177,7 @@ async fn forward_call(
         events: reply.events,
         accept,
         metrics: Arc::clone(&state.metrics),
+        protocol: tracker.protocol(),
     }))
 }
 
@@ -189,14 +207,14 @@ pub(crate) fn method_path(path: &str) -> Result<PathAndQuery, Status> {
 }
 
 /// The client's request frames, checked and decompressed, as an upstream request body. A
-/// bad frame is reported on `failure` and ends the body with an error, which resets the
-/// upstream stream.
+/// bad frame (too long, cut off, badly compressed, or with flags other than "compressed") is
+/// reported on `failure` and ends the body with an error, which resets the upstream stream.
 fn client_frames(
     body: Body,
     encoding: Encoding,
     max_message_bytes: usize,
     failure: oneshot::Sender<Status>,
-    metrics: Arc<Metrics>,
+    (metrics, protocol): (Arc<Metrics>, Protocol),
 ) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + 'static {
     async_stream::stream! {
         let mut body = body;
@@ -229,27 +247,20 @@ fn client_frames(
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(frame)) => {
-                                let payload = if frame.is_compressed() {
-                                    if encoding == Encoding::Identity {
-                                        yield Err(fail(
-                                            FramingError::CompressedWithoutEncoding {
-                                                header: "grpc-encoding",
-                                            }
-                                            .into(),
-                                        ));
+                                let payload = match compression::request_message(
+                                    frame,
+                                    encoding,
+                                    max_message_bytes,
+                                    "grpc-encoding",
+                                    "request frames carry a message, flags 0x00 or 0x01",
+                                ) {
+                                    Ok(payload) => payload,
+                                    Err(error) => {
+                                        yield Err(fail(error.into()));
                                         return;
                                     }
-                                    match encoding.decompress(frame.payload, max_message_bytes) {
-                                        Ok(payload) => payload,
-                                        Err(error) => {
-                                            yield Err(fail(error.into()));
-                                            return;
-                                        }
-                                    }
-                                } else {
-                                    frame.payload
                                 };
-                                metrics.add_bytes_in(Protocol::Grpc, payload.len() as u64);
+                                metrics.add_bytes_in(protocol, payload.len() as u64);
                                 let (first, rest) = frame_chunks(0, payload);
                                 yield Ok(Frame::data(first));
                                 if let Some(rest) = rest {
@@ -299,13 +310,14 @@ fn attach_tracker(answer: StreamingAnswer, tracker: CallTracker) -> Response {
         mut events,
         accept,
         metrics,
+        protocol,
     } = answer;
     let body = async_stream::stream! {
         let mut tracker = Some(tracker);
         while let Some(event) = events.next().await {
             match event {
                 ReplyEvent::Message(payload) => {
-                    metrics.add_bytes_out(Protocol::Grpc, payload.len() as u64);
+                    metrics.add_bytes_out(protocol, payload.len() as u64);
                     let (flags, payload) = if compression::worth_compressing(accept, &payload) {
                         (1, accept.compress(&payload))
                     } else {

@@ -1,16 +1,19 @@
 //! gRPC-Web (`application/grpc-web`, `+proto`, `-text`, `-text+proto`) over HTTP/1.1 and
-//! HTTP/2, translated to gRPC towards the upstream with payloads passed through as bytes.
+//! HTTP/2, as a translation over the native gRPC pass-through (the shape of tonic-web): the
+//! request becomes a gRPC request, [`super::grpc::pass_through`] forwards it, and its gRPC
+//! answer is translated back. Payloads pass as bytes; deadlines, metadata, gzip and every
+//! check of the frames are the pass-through's.
 //!
 //! - Unary and server-streaming methods, also ones the schema does not know. Client- and
 //!   bidirectional-streaming methods known to the schema are refused with
 //!   `INVALID_ARGUMENT` (grpc-status 3) and a message naming the protocols that carry them
 //!   (native gRPC and the WebSocket): gRPC-Web requests are one message long.
 //! - The response's messages are frames in the body; the trailers follow as the last frame
-//!   (flag `0x80`, `name: value\r\n` lines). Failures found before the upstream answers are
-//!   "trailers-only": HTTP 200 with `grpc-status` and `grpc-message` in the headers.
+//!   (flag `0x80`, `name: value\r\n` lines). A trailers-only gRPC answer (a failure before
+//!   any message) stays trailers-only: HTTP 200 with `grpc-status` and `grpc-message` in the
+//!   headers.
 //! - `-text` bodies are base64, both ways; a request made of several separately padded
-//!   base64 chunks is accepted.
-//! - gzip as for native gRPC (`grpc-encoding`, `grpc-accept-encoding`).
+//!   base64 chunks is accepted; each response frame is base64 on its own.
 //! - Another content type under `application/grpc-web` (such as `+thrift` or `+json`) is
 //!   refused with HTTP 415; a method other than POST with 405.
 
@@ -23,24 +26,19 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt as _;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::Frame;
+use http_body_util::BodyExt as _;
 use tonic::Status;
 
-use super::grpc::method_path;
-use crate::context::call::{
-    effective_timeout, grpc_timeout_header, read_body, refuse_streaming, Carries,
-};
-use crate::context::{CallScope, GatewayState, ShutdownSignal};
+use super::grpc::{method_path, pass_through};
+use crate::context::call::{read_body, refuse_streaming, Carries};
+use crate::context::{CallScope, GatewayState};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
-use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
-use crate::wire::compression::{self, Encoding};
-use crate::wire::framing::{
-    encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_TRAILERS,
-};
-use crate::wire::metadata::{is_hop_by_hop, request_metadata};
+use crate::wire::compression;
+use crate::wire::framing::{encode_frame, FrameDecoder, FramingError, FLAG_TRAILERS};
 
 /// The content types served.
 pub const CONTENT_TYPES: &str = "application/grpc-web, application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto";
@@ -86,22 +84,6 @@ impl GrpcWebCodec {
         } else {
             "application/grpc-web+proto"
         }
-    }
-
-    /// The request's frames: base64-decoded first for text (chunks may each be padded).
-    pub fn decode_request(
-        self,
-        body: &[u8],
-        max_message_bytes: usize,
-    ) -> Result<Vec<crate::wire::framing::Frame>, GatewayError> {
-        let binary;
-        let bytes = if self.text {
-            binary = decode_base64_chunks(body)?;
-            &binary[..]
-        } else {
-            body
-        };
-        Ok(FrameDecoder::decode_all(bytes, max_message_bytes)?)
     }
 
     /// One frame as it goes on the wire (base64 for text).
@@ -164,13 +146,11 @@ pub fn decode_base64_chunks(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
     Ok(out)
 }
 
-/// Serve one gRPC-Web request.
+/// Serve one gRPC-Web request: translated into a gRPC request for the pass-through
+/// ([`super::grpc::pass_through`]), whose gRPC answer is translated back.
 pub async fn handle(state: GatewayState, request: Request) -> Response {
     let scope = CallScope::new(state, request.extensions());
     let mut tracker = scope.track(Protocol::GrpcWeb);
-    let CallScope {
-        state, shutdown, ..
-    } = scope;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -193,8 +173,10 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
         tracker.finish(error.code(), &error.to_string());
         return http_error(&error);
     }
-    match run(&state, codec, request, shutdown, &mut tracker).await {
-        Ok(answer) => answer.into_response(codec, tracker),
+    // A browser's request is bounded by the body limit, also once decompressed.
+    let limit = scope.state.config.max_body_bytes;
+    match grpc_request(&scope.state, codec, request, &mut tracker).await {
+        Ok(request) => grpc_web_response(codec, pass_through(scope, request, tracker, limit).await),
         Err(error) => {
             let status = error.to_status();
             tracker.finish(status.code(), status.message());
@@ -203,23 +185,18 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
     }
 }
 
-struct Answer {
-    headers: HeaderMap,
-    trailers_only: bool,
-    events: futures::stream::BoxStream<'static, ReplyEvent>,
-    accept: Encoding,
-    metrics: Arc<crate::metrics::Metrics>,
-}
-
-async fn run(
+/// The gRPC request a gRPC-Web one stands for: the body read (within the body limit) and
+/// base64-decoded for `-text`, `application/grpc` as its type, and a method the schema
+/// knows under its full name. Client- and bidirectional-streaming methods the schema knows
+/// are refused: a gRPC-Web request carries one message.
+async fn grpc_request(
     state: &GatewayState,
     codec: GrpcWebCodec,
     request: Request,
-    shutdown: Option<ShutdownSignal>,
     tracker: &mut CallTracker,
-) -> Result<Answer, GatewayError> {
-    let (parts, body) = request.into_parts();
-    let mut path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
+) -> Result<Request, GatewayError> {
+    let (mut parts, body) = request.into_parts();
+    let path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
     // Methods the schema knows go upstream under their full name (whatever the spelling);
     // others pass through by path, bytes being all gRPC-Web needs.
     match state.resolve_path(path.as_str()) {
@@ -231,159 +208,84 @@ async fn run(
                 "gRPC-Web",
                 "native gRPC (application/grpc) or the WebSocket /ws",
             )?;
-            path = resolved.path;
+            parts.uri = http::Uri::from(resolved.path);
         }
-        Err(GatewayError::Lookup(_)) => {
-            tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
-            state.authorize(path.as_str())?;
-        }
+        Err(GatewayError::Lookup(_)) => {}
         Err(error) => return Err(error),
     }
-    let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")?;
-    let accept = compression::accepted(&parts.headers, "grpc-accept-encoding");
-    let requested = grpc_timeout_header(&parts.headers).map_err(GatewayError::BadRequest)?;
-    let timeout = effective_timeout(&state.upstream, requested)?;
-    let limit = state.config.max_body_bytes;
-    let body = read_body(&parts.headers, body, limit).await?;
-    state
-        .metrics
-        .add_bytes_in(Protocol::GrpcWeb, body.len() as u64);
-    let frames = codec.decode_request(&body, limit)?;
-    let mut upstream_body = BytesMut::with_capacity(body.len());
-    for frame in frames {
-        let payload = compression::request_message(
-            frame,
-            encoding,
-            limit,
-            "grpc-encoding",
-            "request frames carry a message, flags 0x00 or 0x01",
-        )?;
-        encode_frame(0, &payload, &mut upstream_body)?;
-    }
-    let call = UpstreamCall {
-        path,
-        content_type: HeaderValue::from_static("application/grpc+proto"),
-        metadata: request_metadata(&parts.headers),
-        timeout,
+    let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    let body = if codec.text {
+        Bytes::from(decode_base64_chunks(&body)?)
+    } else {
+        body
     };
-    let body = tonic::body::Body::new(http_body_util::Full::new(upstream_body.freeze()));
-    let response = forward::send(&state.upstream, call, body).await?;
-    let reply = reply(
-        response,
-        ReplyOptions {
-            max_message_bytes: state.upstream.config().max_message_bytes,
-            shutdown: shutdown.map(ShutdownSignal::boxed),
-            request_failure: None,
-        },
-    )?;
-    let mut headers = HeaderMap::with_capacity(reply.headers.len() + 3);
-    for (name, value) in &reply.headers {
-        if !is_hop_by_hop(name)
-            && !matches!(
-                name.as_str(),
-                "content-type" | "grpc-accept-encoding" | "grpc-encoding"
-            )
-        {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    Ok(Answer {
-        headers,
-        trailers_only: reply.trailers_only,
-        events: reply.events,
-        accept,
-        metrics: Arc::clone(&state.metrics),
-    })
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    Ok(Request::from_parts(parts, Body::from(body)))
 }
 
-impl Answer {
-    fn into_response(self, codec: GrpcWebCodec, tracker: CallTracker) -> Response {
-        let Answer {
-            mut headers,
-            trailers_only: only_trailers,
-            mut events,
-            accept,
-            metrics,
-        } = self;
-        if only_trailers {
-            return async_trailers_only(codec, headers, events, tracker);
-        }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(codec.content_type()),
-        );
-        headers.insert(
-            HeaderName::from_static("grpc-accept-encoding"),
-            HeaderValue::from_static(compression::SUPPORTED),
-        );
-        if accept == Encoding::Gzip {
-            headers.insert(
-                HeaderName::from_static("grpc-encoding"),
-                HeaderValue::from_static("gzip"),
-            );
-        }
-        let body = async_stream::stream! {
-            let mut tracker = Some(tracker);
-            while let Some(event) = events.next().await {
-                let chunk = match event {
-                    ReplyEvent::Message(payload) => {
-                        let encoded = if compression::worth_compressing(accept, &payload) {
-                            codec.encode_frame(FLAG_COMPRESSED, &accept.compress(&payload))
-                        } else {
-                            codec.encode_frame(0, &payload)
-                        };
-                        match encoded {
-                            Ok(chunk) => chunk,
+/// The gRPC answer as gRPC-Web: a trailers-only answer keeps its status in the headers; a
+/// streamed one gets its trailers as the body's last frame (`-text`: every frame base64).
+fn grpc_web_response(codec: GrpcWebCodec, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(codec.content_type()),
+    );
+    if parts.headers.contains_key("grpc-status") {
+        return Response::from_parts(parts, Body::empty());
+    }
+    let body = if codec.text {
+        Body::from_stream(text_frames(body))
+    } else {
+        Body::new(body.map_frame(move |frame| match frame.into_trailers() {
+            Ok(trailers) => Frame::data(codec.encode_trailers(&trailers)),
+            Err(frame) => frame,
+        }))
+    };
+    Response::from_parts(parts, body)
+}
+
+/// A gRPC body's frames, each whole frame base64 on its own (with the trailers as the last
+/// frame), so no padding falls inside a frame.
+fn text_frames(
+    mut body: Body,
+) -> impl futures::Stream<Item = Result<Bytes, axum::Error>> + Send + 'static {
+    let codec = GrpcWebCodec { text: true };
+    async_stream::stream! {
+        // The pass-through has checked every frame's length already.
+        let mut decoder = FrameDecoder::new(usize::MAX);
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            match frame.into_trailers() {
+                Ok(trailers) => {
+                    yield Ok(codec.encode_trailers(&trailers));
+                    return;
+                }
+                Err(frame) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    decoder.push(&data);
+                    while let Ok(Some(frame)) = decoder.next_frame() {
+                        match codec.encode_frame(frame.flags, &frame.payload) {
+                            Ok(chunk) => yield Ok(chunk),
                             Err(error) => {
-                                let status = Status::resource_exhausted(error.to_string());
-                                if let Some(tracker) = tracker.take() {
-                                    tracker.finish(status.code(), status.message());
-                                }
-                                yield Ok::<Bytes, std::convert::Infallible>(
-                                    codec.encode_trailers(&crate::wire::metadata::status_trailers(&status)),
-                                );
-                                break;
+                                yield Err(axum::Error::new(error));
+                                return;
                             }
                         }
                     }
-                    ReplyEvent::End(status, trailers) => {
-                        if let Some(tracker) = tracker.take() {
-                            tracker.finish(status.code(), status.message());
-                        }
-                        let chunk = codec.encode_trailers(&trailers);
-                        metrics.add_bytes_out(Protocol::GrpcWeb, chunk.len() as u64);
-                        yield Ok(chunk);
-                        break;
-                    }
-                };
-                metrics.add_bytes_out(Protocol::GrpcWeb, chunk.len() as u64);
-                yield Ok(chunk);
+                }
             }
-        };
-        let mut response = Response::new(Body::from_stream(body));
-        *response.headers_mut() = headers;
-        response
-    }
-}
-
-/// The upstream answered trailers-only: so does the gateway (status in the headers).
-fn async_trailers_only(
-    codec: GrpcWebCodec,
-    mut headers: HeaderMap,
-    mut events: futures::stream::BoxStream<'static, ReplyEvent>,
-    tracker: CallTracker,
-) -> Response {
-    // A trailers-only reply's single event is ready at once (it was built from headers).
-    let event = futures::FutureExt::now_or_never(events.next()).flatten();
-    let status = match event {
-        Some(ReplyEvent::End(status, trailers)) => {
-            headers.extend(trailers);
-            status
         }
-        _ => Status::internal("the upstream's trailers-only answer had no status"),
-    };
-    tracker.finish(status.code(), status.message());
-    trailers_only(codec, headers, &status)
+    }
 }
 
 /// A refusal before the call started (see [`super::refusal`]): trailers-only in the
