@@ -351,6 +351,11 @@ async fn bad_frames_get_grpc_errors_and_the_gateway_keeps_serving() {
     assert_eq!(answer.status(), Code::InvalidArgument as i32, "{answer:?}");
     assert!(answer.message().contains("grpc-encoding"), "{answer:?}");
 
+    // Flags gRPC does not define (a gRPC-Web trailer frame).
+    let answer = raw_grpc(&gateway, path, &[], frame(0x80, b"")).await;
+    assert_eq!(answer.status(), Code::InvalidArgument as i32, "{answer:?}");
+    assert!(answer.message().contains("0x80"), "{answer:?}");
+
     // An encoding the gateway does not know.
     let answer = raw_grpc(&gateway, path, &[("grpc-encoding", "br")], frame(1, b"")).await;
     assert_eq!(answer.status(), Code::Unimplemented as i32, "{answer:?}");
