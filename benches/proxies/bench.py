@@ -517,7 +517,7 @@ def main():
     parser.add_argument("--targets", default="a,b,c,d,e,f,g",
                         help="comma-separated subset of a..g")
     parser.add_argument("--gateway-log", default="info",
-                        help="RUST_LOG of the gateway (info: one line per call, to /dev/null)")
+                        help="RUST_LOG of the gateway (info: failed calls only, to /dev/null; 'info,octaneweb::call=debug' logs every call)")
     parser.add_argument("--nginx-keepalive", type=int, default=128,
                         help="nginx upstream `keepalive` (idle connections kept); 0: none")
     parser.add_argument("--bin-dir", default="target/release",

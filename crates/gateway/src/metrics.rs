@@ -546,17 +546,30 @@ impl CallTracker {
         self.metrics.in_flight_gauge(self.protocol).dec();
         self.metrics
             .record(self.protocol, &self.method, code, elapsed.as_secs_f64());
-        // Fields as display values: the Debug form would quote and escape every string.
-        tracing::info!(
-            target: "octaneweb::call",
-            protocol = %self.protocol.as_str(),
-            method = %&*self.method,
-            status = %code_name(code),
-            ms = (ms * 1000.0).round() / 1000.0,
-            call_id = %&*self.call_id,
-            message = %message,
-            "call"
-        );
+        // One line per call: at debug level for calls that succeeded (an artist's session
+        // makes hundreds, and formatting the line cost a busy gateway about 7 µs per call),
+        // at info for the ones that did not. Fields as display values: the Debug form would
+        // quote and escape every string.
+        macro_rules! call_line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "octaneweb::call",
+                    $level,
+                    protocol = %self.protocol.as_str(),
+                    method = %&*self.method,
+                    status = %code_name(code),
+                    ms = (ms * 1000.0).round() / 1000.0,
+                    call_id = %&*self.call_id,
+                    message = %message,
+                    "call"
+                )
+            };
+        }
+        if code == Code::Ok {
+            call_line!(tracing::Level::DEBUG);
+        } else {
+            call_line!(tracing::Level::INFO);
+        }
     }
 }
 

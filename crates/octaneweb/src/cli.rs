@@ -20,7 +20,8 @@ use octaneweb_gateway::upstream::pool;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Log format on stderr. RUST_LOG sets the level (default: info).
+    /// Log format on stderr. RUST_LOG sets the level (default: info; failed calls are logged
+    /// at info, every call with RUST_LOG=info,octaneweb::call=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OCTANEWEB_LOG_FORMAT")]
     pub log_format: LogFormat,
 
