@@ -13,6 +13,7 @@ use octaneweb_pathtracer::{Camera, Renderer, Scene};
 use tokio::sync::watch;
 
 use crate::image::{build_frame, Frame, FrameStats};
+use crate::scene_state::{PickHit, SceneState};
 use crate::{RenderServerConfig, RenderServerError};
 
 /// Whether the render loop may add samples.
@@ -65,6 +66,8 @@ pub(crate) struct EngineStatus {
 struct Control {
     /// The camera clients asked for last (validated).
     camera: Camera,
+    /// Everything else the node graph controls (its `camera` mirrors `camera`).
+    state: SceneState,
     /// `camera` differs from what the renderer uses.
     camera_dirty: bool,
     /// A fresh render was requested.
@@ -128,11 +131,53 @@ impl Engine {
         let camera = update(control.camera)?;
         if camera != control.camera {
             control.camera = camera;
+            control.state.camera = camera;
             control.camera_dirty = true;
             self.change_level.fetch_add(1, Ordering::AcqRel);
             self.wake.notify_all();
         }
         Ok(camera)
+    }
+
+    /// What the render shows now (as last applied).
+    #[allow(dead_code)]
+    pub fn scene_state(&self) -> SceneState {
+        self.lock().state.clone()
+    }
+
+    #[allow(dead_code)]
+    /// Renders `state` from now on; anything that changed restarts accumulation. An invalid
+    /// state (a camera that cannot produce rays) is refused and changes nothing.
+    pub fn apply(&self, state: SceneState) -> Result<(), String> {
+        if !state.camera.is_valid() {
+            return Err("the camera cannot produce rays (position equals target, up parallel to the view, or a field of view outside 0..180)".into());
+        }
+        let mut control = self.lock();
+        if state == control.state {
+            return Ok(());
+        }
+        if state.camera != control.camera {
+            control.camera = state.camera;
+            control.camera_dirty = true;
+        }
+        let others_changed = SceneState {
+            camera: control.state.camera,
+            ..state.clone()
+        } != control.state;
+        control.state = state;
+        if others_changed {
+            self.restart_locked(&mut control);
+        } else {
+            self.change_level.fetch_add(1, Ordering::AcqRel);
+        }
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// What is under pixel (`x`, `y`) of the current image, if anything.
+    #[allow(dead_code)]
+    pub fn pick(&self, _x: u32, _y: u32) -> Option<PickHit> {
+        None
     }
 
     pub fn pause(&self) {
@@ -226,6 +271,11 @@ pub(crate) fn start(config: RenderServerConfig) -> Result<Arc<Engine>, RenderSer
     let engine = Arc::new(Engine {
         control: Mutex::new(Control {
             camera,
+            state: SceneState::initial(
+                &scene,
+                [config.width, config.height],
+                config.sample_limit(),
+            ),
             camera_dirty: false,
             restart: false,
             mode: RunMode::Running,
