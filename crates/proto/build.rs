@@ -9,6 +9,7 @@ use prost_types::FileDescriptorSet;
 const SHARED: &[&str] = &[
     "common.proto",
     "octaneenums.proto",
+    "nodeinfos.proto",
     "apirender.proto",
     "scenegraph.proto",
     "livelink.proto",

@@ -329,9 +329,15 @@ pub struct RendererArgs {
     /// Send linear float RGBA (IMAGE_TYPE_HDR_RGBA) instead of 8-bit sRGB RGBA.
     #[arg(long)]
     pub hdr: bool,
-    /// Directory GetFile may serve files from. Without it GetFile refuses every path.
+    /// Directory GetFile may serve files from (and saveImage1 write to). Without it GetFile
+    /// refuses every path.
     #[arg(long, value_name = "DIR")]
     pub file_root: Option<PathBuf>,
+    /// Directory projects are loaded from and saved to (ApiProjectManager). `demo` defaults
+    /// to $XDG_DATA_HOME/octaneweb/projects (~/.local/share/octaneweb/projects);
+    /// `render-server` has no project files without it.
+    #[arg(long, value_name = "DIR")]
+    pub project_root: Option<PathBuf>,
     /// Stop refining at this many samples per pixel.
     #[arg(long, value_name = "N")]
     pub max_spp: Option<u32>,

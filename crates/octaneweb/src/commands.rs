@@ -49,7 +49,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::on_signals();
     let render_listener = bind(args.render_listen, "render server").await?;
     let render_addr = render_listener.local_addr()?;
-    let config = renderer_config(&args.renderer);
+    let mut config = renderer_config(&args.renderer);
+    if config.project_root.is_none() {
+        config.project_root = default_project_root();
+    }
+    if let Some(root) = &config.project_root {
+        println!(
+            "octaneweb demo: projects load from and save to {}",
+            root.display()
+        );
+    }
     let generation = config.callback_generation;
     let server = RenderServer::start(config).context("starting the reference render server")?;
     let render_task = tokio::spawn(server.serve(render_listener, shutdown.clone().wait()));
@@ -273,7 +282,27 @@ fn renderer_config(args: &RendererArgs) -> RenderServerConfig {
             ImageFormat::Ldr
         },
         file_root: args.file_root.clone(),
+        project_root: args.project_root.clone(),
         max_samples_per_pixel: args.max_spp,
+    }
+}
+
+/// Where `demo` keeps projects when no --project-root is given: the user's data directory,
+/// made if missing. `None` (no project files, with a warning) when there is no home.
+fn default_project_root() -> Option<std::path::PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/share"))
+        })?;
+    let root = data.join("octaneweb").join("projects");
+    match std::fs::create_dir_all(&root) {
+        Ok(()) => Some(root),
+        Err(error) => {
+            tracing::warn!(path = %root.display(), %error, "no project directory; project files are off (give --project-root)");
+            None
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `GetFile`: reading files strictly below a configured root directory.
+//! Files strictly below configured root directories: `GetFile` reads below the file root;
+//! project files are read and written below the project root, under the same path rules.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -24,6 +25,11 @@ impl FileRoot {
             ));
         }
         Ok(FileRoot { root, max_bytes })
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Reads `requested` (relative to the root, or absolute inside it).
@@ -116,5 +122,101 @@ fn io_status(requested: &str, error: &io::Error) -> Status {
             Status::permission_denied(format!("{requested:?}: permission denied"))
         }
         _ => Status::internal(format!("cannot read {requested:?}: {error}")),
+    }
+}
+
+/// Largest project file read or written.
+pub(crate) const MAX_PROJECT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The directory project files live below.
+#[derive(Clone, Debug)]
+pub(crate) struct ProjectRoot {
+    files: FileRoot,
+}
+
+impl ProjectRoot {
+    /// Canonicalises `root`, which must be an existing directory.
+    pub fn new(root: &Path) -> io::Result<ProjectRoot> {
+        Ok(ProjectRoot {
+            files: FileRoot::new(root, MAX_PROJECT_BYTES)?,
+        })
+    }
+
+    /// Reads a project file (GetFile's rules: below the root, no `..`, no escaping links).
+    pub async fn read(&self, requested: &str) -> Result<Vec<u8>, Status> {
+        self.files.read(requested).await
+    }
+
+    /// Writes a project file below the root: its directory must exist inside the root, and
+    /// an existing file there is replaced (never followed out of the root).
+    pub async fn write(&self, requested: &str, bytes: &[u8]) -> Result<(), Status> {
+        if bytes.len() as u64 > MAX_PROJECT_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "the project is {} bytes; project files hold at most {MAX_PROJECT_BYTES}",
+                bytes.len()
+            )));
+        }
+        let path = self.writable(requested)?;
+        // Write beside the target, then rename: a failed write leaves the old file whole.
+        let temporary = path.with_extension("octaneweb-partial");
+        tokio::fs::write(&temporary, bytes)
+            .await
+            .map_err(|error| io_status(requested, &error))?;
+        tokio::fs::rename(&temporary, &path)
+            .await
+            .map_err(|error| io_status(requested, &error))
+    }
+
+    fn writable(&self, requested: &str) -> Result<PathBuf, Status> {
+        let root = &self.files.root;
+        if requested.is_empty() {
+            return Err(Status::invalid_argument("a project path is required"));
+        }
+        if requested.contains('\0') {
+            return Err(Status::invalid_argument(
+                "the project path contains a NUL byte",
+            ));
+        }
+        let path = Path::new(requested);
+        if path
+            .components()
+            .any(|component| matches!(component, Component::ParentDir))
+        {
+            return Err(Status::permission_denied(format!(
+                "{requested:?} is refused: `..` is not allowed in project paths"
+            )));
+        }
+        let joined = if path.is_absolute() {
+            if !path.starts_with(root) {
+                return Err(Status::permission_denied(format!(
+                    "{requested:?} is refused: project files live only below the server's project root"
+                )));
+            }
+            path.to_path_buf()
+        } else {
+            root.join(path)
+        };
+        let (Some(parent), Some(name)) = (joined.parent(), joined.file_name()) else {
+            return Err(Status::invalid_argument(format!(
+                "{requested:?} does not name a file"
+            )));
+        };
+        let parent = parent
+            .canonicalize()
+            .map_err(|error| io_status(requested, &error))?;
+        if !parent.starts_with(root) {
+            return Err(Status::permission_denied(format!(
+                "{requested:?} is refused: its directory resolves (through a symbolic link) to one outside the project root"
+            )));
+        }
+        let target = parent.join(name);
+        if let Ok(meta) = std::fs::symlink_metadata(&target) {
+            if meta.file_type().is_symlink() || meta.is_dir() {
+                return Err(Status::permission_denied(format!(
+                    "{requested:?} is refused: it is a directory or a symbolic link"
+                )));
+            }
+        }
+        Ok(target)
     }
 }

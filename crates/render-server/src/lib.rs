@@ -31,7 +31,7 @@
 mod engine;
 mod files;
 mod image;
-mod scene_graph;
+mod nodes;
 // The node graph that drives it is being written (issue 13).
 #[allow(dead_code)]
 mod scene_state;
@@ -109,6 +109,10 @@ pub struct RenderServerConfig {
     /// `LiveLinkService.GetFile` serves files only below this directory. `None` (default)
     /// disables GetFile entirely.
     pub file_root: Option<PathBuf>,
+    /// `ApiProjectManager.loadProject`, `saveProject` and `saveProjectAs` use files only
+    /// below this directory (the same path rules as GetFile). `None` (default) disables
+    /// project files.
+    pub project_root: Option<PathBuf>,
     /// Stop refining once this many samples per pixel are reached (the render is then
     /// finished). `None` (default) renders until stopped, up to [`MAX_SAMPLES_PER_PIXEL`].
     pub max_samples_per_pixel: Option<u32>,
@@ -133,6 +137,7 @@ impl Default for RenderServerConfig {
             max_callback_rate: 30.0,
             image_format: ImageFormat::Ldr,
             file_root: None,
+            project_root: None,
             max_samples_per_pixel: None,
         }
     }

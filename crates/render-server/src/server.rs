@@ -7,9 +7,14 @@ use futures::StreamExt as _;
 use octaneweb_proto::gen1::octaneapi as gen1;
 use octaneweb_proto::livelinkapi::live_link_service_server::LiveLinkServiceServer;
 use octaneweb_proto::octaneapi as gen2;
+use octaneweb_proto::octaneapi::api_change_manager_service_server::ApiChangeManagerServiceServer;
+use octaneweb_proto::octaneapi::api_info_service_server::ApiInfoServiceServer;
 use octaneweb_proto::octaneapi::api_item_array_service_server::ApiItemArrayServiceServer;
 use octaneweb_proto::octaneapi::api_item_service_server::ApiItemServiceServer;
+use octaneweb_proto::octaneapi::api_node_array_service_server::ApiNodeArrayServiceServer;
 use octaneweb_proto::octaneapi::api_node_graph_service_server::ApiNodeGraphServiceServer;
+use octaneweb_proto::octaneapi::api_node_pin_info_ex_service_server::ApiNodePinInfoExServiceServer;
+use octaneweb_proto::octaneapi::api_node_service_server::ApiNodeServiceServer;
 use octaneweb_proto::octaneapi::api_project_manager_service_server::ApiProjectManagerServiceServer;
 use octaneweb_proto::octaneapi::api_render_engine_service_server::ApiRenderEngineServiceServer;
 use tokio::net::TcpListener;
@@ -20,11 +25,11 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::engine::{self, Engine};
-use crate::files::FileRoot;
+use crate::files::{FileRoot, ProjectRoot};
 use crate::services::callbacks::{Gen1CallbackService, Gen2CallbackService};
 use crate::services::livelink::LiveLinkServiceImpl;
+use crate::services::nodes::NodeServices;
 use crate::services::render_engine::RenderEngineService;
-use crate::services::scene::SceneService;
 use crate::services::Shared;
 use crate::{
     CallbackGeneration, RenderServerConfig, RenderServerError, MAX_FILE_BYTES, MAX_MESSAGE_BYTES,
@@ -71,9 +76,25 @@ impl RenderServer {
             })?),
             None => None,
         };
+        let projects = match &config.project_root {
+            Some(path) => {
+                Some(
+                    ProjectRoot::new(path).map_err(|source| RenderServerError::FileRoot {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let engine = engine::start(config)?;
         let (shutdown, shutdown_seen) = watch::channel(false);
-        let shared = Arc::new(Shared::new(Arc::clone(&engine), files, shutdown_seen));
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&engine),
+            files,
+            projects,
+            shutdown_seen,
+        ));
         Ok(RenderServer {
             engine,
             shared,
@@ -108,20 +129,30 @@ impl RenderServer {
         let livelink = LiveLinkServiceServer::new(LiveLinkServiceImpl::new(Arc::clone(shared)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let scene = SceneService::new(Arc::clone(shared));
-        let project_manager = ApiProjectManagerServiceServer::new(scene.clone());
-        let node_graph = ApiNodeGraphServiceServer::new(scene.clone());
-        let item_array = ApiItemArrayServiceServer::new(scene.clone());
-        let item = ApiItemServiceServer::new(scene);
+        let nodes = NodeServices::new(Arc::clone(shared));
+        let project_manager = ApiProjectManagerServiceServer::new(nodes.clone());
+        let node_graph = ApiNodeGraphServiceServer::new(nodes.clone());
+        let item_array = ApiItemArrayServiceServer::new(nodes.clone());
+        let item = ApiItemServiceServer::new(nodes.clone());
+        let node = ApiNodeServiceServer::new(nodes.clone());
+        let node_array = ApiNodeArrayServiceServer::new(nodes.clone());
+        let pin_info = ApiNodePinInfoExServiceServer::new(nodes.clone());
+        let change_manager = ApiChangeManagerServiceServer::new(nodes.clone());
+        let info = ApiInfoServiceServer::new(nodes);
 
         let (health_reporter, health) = tonic_health::server::health_reporter();
         let served_names = [
             <ApiRenderEngineServiceServer<RenderEngineService> as NamedService>::NAME,
             <LiveLinkServiceServer<LiveLinkServiceImpl> as NamedService>::NAME,
-            <ApiProjectManagerServiceServer<SceneService> as NamedService>::NAME,
-            <ApiNodeGraphServiceServer<SceneService> as NamedService>::NAME,
-            <ApiItemArrayServiceServer<SceneService> as NamedService>::NAME,
-            <ApiItemServiceServer<SceneService> as NamedService>::NAME,
+            <ApiProjectManagerServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiNodeGraphServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiItemArrayServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiItemServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiNodeServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiNodeArrayServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiNodePinInfoExServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiChangeManagerServiceServer<NodeServices> as NamedService>::NAME,
+            <ApiInfoServiceServer<NodeServices> as NamedService>::NAME,
             gen2::stream_callback_service_server::SERVICE_NAME,
         ];
         for name in served_names {
@@ -138,7 +169,12 @@ impl RenderServer {
             .add_service(project_manager)
             .add_service(node_graph)
             .add_service(item_array)
-            .add_service(item);
+            .add_service(item)
+            .add_service(node)
+            .add_service(node_array)
+            .add_service(pin_info)
+            .add_service(change_manager)
+            .add_service(info);
         Ok(match generation {
             CallbackGeneration::Gen2 => routes.add_service(
                 gen2::stream_callback_service_server::StreamCallbackServiceServer::new(

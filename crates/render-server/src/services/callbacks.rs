@@ -26,6 +26,8 @@ enum CallbackEvent {
     NewImage(Arc<Frame>),
     RenderFailure,
     NewStatistics,
+    /// A project was loaded or reset: clients walk the scene again.
+    ProjectChanged,
 }
 
 /// The events one stream reports, until the server shuts down.
@@ -36,6 +38,7 @@ fn callback_events(shared: &Shared) -> impl Stream<Item = CallbackEvent> + Send 
     let mut status = shared.engine.subscribe_status();
     let mut failures_seen = status.borrow_and_update().failures;
     let mut shutdown = shared.shutdown.clone();
+    let mut projects = shared.project_changes.subscribe();
     async_stream::stream! {
         let mut statistics = tokio::time::interval(STATISTICS_INTERVAL);
         statistics.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -61,6 +64,13 @@ fn callback_events(shared: &Shared) -> impl Stream<Item = CallbackEvent> + Send 
                     } else {
                         None
                     }
+                }
+                changed = projects.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    projects.borrow_and_update();
+                    Some(CallbackEvent::ProjectChanged)
                 }
                 _ = statistics.tick() => {
                     status.borrow().rendering.then_some(CallbackEvent::NewStatistics)
@@ -106,6 +116,9 @@ impl gen2::stream_callback_service_server::StreamCallbackService for Gen2Callbac
                 }
                 CallbackEvent::NewStatistics => {
                     Payload::NewStatistics(gen2::OnStatisticsData { user_data })
+                }
+                CallbackEvent::ProjectChanged => {
+                    Payload::ProjectManagerChanged(gen2::OnProjectManagerData { user_data })
                 }
             };
             Ok(gen2::StreamCallbackRequest {
@@ -155,6 +168,7 @@ impl gen1::stream_callback_service_server::StreamCallbackService for Gen1Callbac
                 }),
                 CallbackEvent::RenderFailure => Payload::RenderFailure(basic()),
                 CallbackEvent::NewStatistics => Payload::NewStatistics(basic()),
+                CallbackEvent::ProjectChanged => Payload::ProjectManagerChanged(basic()),
             };
             Ok(gen1::StreamCallbackRequest {
                 payload: Some(payload),

@@ -27,12 +27,17 @@ impl LiveLinkServiceImpl {
     }
 
     /// Applies a partial camera update; an invalid result leaves the camera unchanged.
+    /// Applies a camera update to the render and to the camera node's pins, under the
+    /// document's lock so a concurrent pin edit cannot undo it.
     fn apply_camera(&self, state: &CameraState) -> Result<Camera, String> {
-        self.shared.engine.update_camera(|current| {
+        let mut document = self.shared.document();
+        let camera = self.shared.engine.update_camera(|current| {
             let camera = merge_camera(current, state);
             check_camera(&camera)?;
-            Ok(camera)
-        })
+            Ok::<_, String>(camera)
+        })?;
+        document.write_camera(&camera);
+        Ok(camera)
     }
 }
 
@@ -145,14 +150,15 @@ impl LiveLinkService for LiveLinkServiceImpl {
         let objects = self.shared.engine.scene().objects();
         let meshes = self
             .shared
-            .scene_graph
-            .geometry_nodes()
-            .filter_map(|(node, index)| {
+            .document()
+            .meshes()
+            .into_iter()
+            .filter_map(|(handle, index)| {
                 let object = objects.get(index)?;
                 Some(Mesh {
                     name: object.name.clone(),
                     id: i32::try_from(index).ok()?,
-                    object_handle: i64::try_from(node.handle).ok()?,
+                    object_handle: i64::try_from(handle).ok()?,
                 })
             })
             .collect();
@@ -162,13 +168,19 @@ impl LiveLinkService for LiveLinkServiceImpl {
     async fn get_mesh(&self, request: Request<MeshRequest>) -> Result<Response<MeshData>, Status> {
         let handle = request.into_inner().objecthandle;
         let not_found = || Status::not_found(format!("no mesh with objecthandle {handle}"));
-        let node = u64::try_from(handle)
+        let index = u64::try_from(handle)
             .ok()
-            .and_then(|h| self.shared.scene_graph.get(h))
+            .and_then(|h| {
+                let document = self.shared.document();
+                document.node(h).ok().and_then(|(_, node)| node.object)
+            })
             .ok_or_else(not_found)?;
-        let object = node
-            .scene_object
-            .and_then(|index| self.shared.engine.scene().objects().get(index))
+        let object = self
+            .shared
+            .engine
+            .scene()
+            .objects()
+            .get(index)
             .ok_or_else(not_found)?;
         Ok(Response::new(MeshData {
             name: object.name.clone(),
