@@ -36,6 +36,9 @@ pub enum RenderError {
     InvalidSettings(String),
 }
 
+/// Longest path of a preview ([`Renderer::render_preview`]).
+pub const PREVIEW_MAX_DEPTH: u32 = 2;
+
 /// Longest path [`RenderSettings::max_depth`] accepts.
 pub const MAX_PATH_DEPTH: u32 = 1024;
 
@@ -369,7 +372,8 @@ impl Renderer {
     }
 
     /// Drops accumulated samples and renders a quick preview: one sample per `block x block`
-    /// pixels (`block` clamped to 1..=16), its value filling the block. The film then reports 0
+    /// pixels (`block` clamped to 1..=16), its value filling the block, with paths of at most
+    /// [`PREVIEW_MAX_DEPTH`] bounces. The film then reports 0
     /// samples per pixel and [`Film::subsampled`] `block`; the next
     /// [`Renderer::render_sample_in`] replaces the preview instead of adding to it.
     pub fn render_preview(&mut self, block: u32) {
@@ -377,7 +381,13 @@ impl Renderer {
         self.film.clear();
         let width = self.film.width() as usize;
         let b = block as usize;
-        let tracer = Tracer::new(&self.scene, &self.camera, self.settings, &self.film);
+        // A preview is about speed: paths end after PREVIEW_MAX_DEPTH bounces (direct light and
+        // the brightest indirect light are there; deeper bounces cost as much and add little).
+        let settings = RenderSettings {
+            max_depth: self.settings.max_depth.min(PREVIEW_MAX_DEPTH),
+            ..self.settings
+        };
+        let tracer = Tracer::new(&self.scene, &self.camera, settings, &self.film);
         self.film
             .sums_mut()
             .par_chunks_mut(width * 3 * b)
