@@ -48,6 +48,14 @@ impl Camera {
         }
         Ok(())
     }
+
+    /// The pinhole ray through image position (`x`, `y`) in pixels (`0.5, 0.5` is the centre of
+    /// the top-left pixel) of a `width x height` image; the camera must be valid and the size
+    /// non-zero (otherwise the direction may be NaN).
+    pub fn ray_through_pixel(&self, x: f32, y: f32, width: u32, height: u32) -> Ray {
+        let frame = CameraFrame::new(self, width as f32 / height as f32);
+        frame.ray(x * 2.0 / width as f32 - 1.0, 1.0 - y * 2.0 / height as f32)
+    }
 }
 
 /// A ray `origin + t * dir`; `dir` is expected to be unit length.
@@ -103,5 +111,33 @@ impl CameraFrame {
     pub fn ray(&self, sx: f32, sy: f32) -> Ray {
         let dir = (self.forward + self.right * sx + self.up * sy).normalized();
         Ray::new(self.origin, dir)
+    }
+
+    /// Thin-lens ray through `sx, sy`: it starts at a point of the lens disk of radius
+    /// `aperture` chosen by `u1, u2` in [0, 1) and passes through the point the pinhole ray
+    /// meets the plane in focus (perpendicular to the view, `focal_distance` away), so that
+    /// plane stays sharp and everything else blurs.
+    pub fn lens_ray(
+        &self,
+        sx: f32,
+        sy: f32,
+        aperture: f32,
+        focal_distance: f32,
+        u1: f32,
+        u2: f32,
+    ) -> Ray {
+        let pinhole = self.ray(sx, sy);
+        let along = pinhole.dir.dot(self.forward);
+        if aperture <= 0.0 || along <= 0.0 {
+            return pinhole;
+        }
+        let focus = pinhole.at(focal_distance / along);
+        // Uniform point on the disk (polar mapping: sqrt keeps the density even).
+        let radius = aperture * u1.sqrt();
+        let angle = 2.0 * std::f32::consts::PI * u2;
+        let offset = self.right.normalized() * (radius * angle.cos())
+            + self.up.normalized() * (radius * angle.sin());
+        let origin = self.origin + offset;
+        Ray::new(origin, (focus - origin).normalized())
     }
 }

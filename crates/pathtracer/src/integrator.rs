@@ -9,8 +9,8 @@ use crate::math::Vec3;
 use crate::rng::Rng;
 use crate::scene::{MaterialKind, Scene};
 
-/// Longest path (camera vertex excluded).
-const MAX_BOUNCES: u32 = 6;
+/// Longest path by default (camera vertex excluded).
+pub(crate) const DEFAULT_MAX_BOUNCES: u32 = 6;
 /// Russian roulette starts after this many bounces.
 const ROULETTE_AFTER: u32 = 3;
 /// Per-sample radiance is clamped to this per channel: rare very bright paths (caustics of the
@@ -143,8 +143,18 @@ fn sample_light(
     })
 }
 
+/// Path length and clamping of one path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PathLimits {
+    /// Scattering events at most (the path ends at the surface after the last one).
+    pub max_bounces: u32,
+    /// Largest value per channel of a path's total (0: only the built-in safety clamp).
+    pub clamp: f32,
+}
+
 /// Radiance arriving along `ray` (unit direction) estimated with one path.
-pub(crate) fn radiance(scene: &Scene, mut ray: Ray, rng: &mut Rng) -> Vec3 {
+pub(crate) fn radiance(scene: &Scene, mut ray: Ray, rng: &mut Rng, limits: PathLimits) -> Vec3 {
+    let max_bounces = limits.max_bounces;
     let choice = LightChoice::new(scene);
     let env = scene.environment();
     let sun_dir = env.sun_direction;
@@ -165,7 +175,7 @@ pub(crate) fn radiance(scene: &Scene, mut ray: Ray, rng: &mut Rng) -> Vec3 {
     let mut last_bsdf_pdf: Option<f32> = None;
     let mut last_point = ray.origin;
 
-    for bounce in 0..=MAX_BOUNCES {
+    for bounce in 0..=max_bounces {
         let Some(hit) = scene.trace(ray.origin, ray.dir, 0.0, f32::INFINITY) else {
             let mut sky = scene.sky_radiance(ray.dir);
             if ray.dir.dot(sun_dir) >= sun_cos_max {
@@ -206,7 +216,7 @@ pub(crate) fn radiance(scene: &Scene, mut ray: Ray, rng: &mut Rng) -> Vec3 {
             );
             break; // emitters do not reflect
         }
-        if bounce == MAX_BOUNCES {
+        if bounce == max_bounces {
             break;
         }
 
@@ -253,7 +263,12 @@ pub(crate) fn radiance(scene: &Scene, mut ray: Ray, rng: &mut Rng) -> Vec3 {
     }
 
     if total.is_finite() {
-        total.max(Vec3::ZERO).min(Vec3::splat(MAX_SAMPLE_RADIANCE))
+        let ceiling = if limits.clamp > 0.0 {
+            limits.clamp.min(MAX_SAMPLE_RADIANCE)
+        } else {
+            MAX_SAMPLE_RADIANCE
+        };
+        total.max(Vec3::ZERO).min(Vec3::splat(ceiling))
     } else {
         Vec3::ZERO
     }

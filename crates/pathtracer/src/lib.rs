@@ -21,7 +21,7 @@ pub use camera::{Camera, Ray};
 pub use film::{Film, Pixels, EXPOSURE};
 pub use math::Vec3;
 pub use png_io::{encode_png, write_png};
-pub use render::{RenderError, Renderer, MAX_DIMENSION};
+pub use render::{PixelRect, RenderError, RenderSettings, Renderer, MAX_DIMENSION, MAX_PATH_DEPTH};
 pub use scene::{
     Environment, Hit, Material, MaterialKind, Scene, SceneObject, ShapeKind, SUN_ANGULAR_RADIUS,
 };

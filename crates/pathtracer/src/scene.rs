@@ -82,6 +82,117 @@ pub struct Environment {
     pub sun_radiance: Vec3,
 }
 
+impl Material {
+    /// Checks that the renderer can use the material: albedo channels in 0..=1, roughness in
+    /// 0..=1, emission finite and >= 0.
+    pub fn validate(&self) -> Result<(), String> {
+        let channels = |v: Vec3| [v.x, v.y, v.z];
+        if !channels(self.albedo)
+            .iter()
+            .all(|c| (0.0..=1.0).contains(c))
+        {
+            return Err(format!(
+                "material {:?}: albedo channels must be between 0 and 1, got {:?}",
+                self.name, self.albedo
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.roughness) {
+            return Err(format!(
+                "material {:?}: roughness must be between 0 and 1, got {}",
+                self.name, self.roughness
+            ));
+        }
+        if !channels(self.emission)
+            .iter()
+            .all(|c| c.is_finite() && *c >= 0.0)
+        {
+            return Err(format!(
+                "material {:?}: emission must be finite and not negative, got {:?}",
+                self.name, self.emission
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Environment {
+    /// Checks that the renderer can use the sky: radiances finite and >= 0, a finite non-zero
+    /// sun direction.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v) in [
+            ("zenith", self.zenith),
+            ("horizon", self.horizon),
+            ("ground", self.ground),
+            ("sun radiance", self.sun_radiance),
+        ] {
+            if !(v.is_finite() && v.x >= 0.0 && v.y >= 0.0 && v.z >= 0.0) {
+                return Err(format!(
+                    "environment {what} must be finite and not negative, got {v:?}"
+                ));
+            }
+        }
+        let length = self.sun_direction.length();
+        if !(length.is_finite() && length > 1e-6) {
+            return Err(format!(
+                "the sun direction must be a finite non-zero vector, got {:?}",
+                self.sun_direction
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The BVH of a mesh object's triangles (`None` for a mesh without triangles).
+fn mesh_bvh(mesh: &PolyMesh, object: usize) -> Option<Bvh> {
+    let mut triangles: Vec<Triangle> = Vec::new();
+    geometry::triangulate(
+        &mesh.positions,
+        &mesh.normals,
+        &mesh.verts_per_poly,
+        &mesh.poly_vert_indices,
+        &mesh.poly_normal_indices,
+        object as u32,
+        &mut triangles,
+    );
+    (!triangles.is_empty()).then(|| Bvh::build(triangles))
+}
+
+/// Like [`mesh_bvh`] for an object of an assembled scene.
+fn object_bvh(object: &SceneObject, index: usize) -> Option<Bvh> {
+    let mut triangles: Vec<Triangle> = Vec::new();
+    geometry::triangulate(
+        &object.positions,
+        &object.normals,
+        &object.verts_per_poly,
+        &object.poly_vert_indices,
+        &object.poly_normal_indices,
+        index as u32,
+        &mut triangles,
+    );
+    (!triangles.is_empty()).then(|| Bvh::build(triangles))
+}
+
+/// Indices of the spheres whose material emits light (sampled directly as lights).
+fn emissive_spheres(
+    spheres: &[Sphere],
+    objects: &[SceneObject],
+    materials: &[Material],
+) -> Vec<usize> {
+    spheres
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            objects
+                .get(s.object)
+                .and_then(|o| materials.get(o.material))
+                .is_some_and(|m| {
+                    m.kind == MaterialKind::Emissive && m.emission.max_component() > 0.0
+                })
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// A ray-surface intersection.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hit {
@@ -120,6 +231,8 @@ pub struct Scene {
     /// One hierarchy per mesh object: rays skip a whole object after one box test, and the
     /// huge floor does not inflate the boxes of the small objects.
     meshes: Vec<Bvh>,
+    /// The object each entry of `meshes` belongs to.
+    mesh_objects: Vec<usize>,
     /// Indices into `spheres` of the emissive ones (sampled directly as lights).
     sphere_lights: Vec<usize>,
     /// Cosine of [`SUN_ANGULAR_RADIUS`].
@@ -347,6 +460,7 @@ impl Scene {
         let mut objects = Vec::with_capacity(specs.len());
         let mut spheres = Vec::new();
         let mut meshes = Vec::new();
+        let mut mesh_objects = Vec::new();
         for (index, spec) in specs.into_iter().enumerate() {
             let (kind, mesh) = match spec.shape {
                 Shape::Sphere { center, radius } => {
@@ -361,18 +475,9 @@ impl Scene {
                     )
                 }
                 Shape::Mesh(mesh) => {
-                    let mut triangles: Vec<Triangle> = Vec::new();
-                    geometry::triangulate(
-                        &mesh.positions,
-                        &mesh.normals,
-                        &mesh.verts_per_poly,
-                        &mesh.poly_vert_indices,
-                        &mesh.poly_normal_indices,
-                        index as u32,
-                        &mut triangles,
-                    );
-                    if !triangles.is_empty() {
-                        meshes.push(Bvh::build(triangles));
+                    if let Some(bvh) = mesh_bvh(&mesh, index) {
+                        meshes.push(bvh);
+                        mesh_objects.push(index);
                     }
                     (ShapeKind::Mesh, mesh)
                 }
@@ -389,19 +494,7 @@ impl Scene {
                 world_matrix: IDENTITY_3X4,
             });
         }
-        let sphere_lights = spheres
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                objects
-                    .get(s.object)
-                    .and_then(|o| materials.get(o.material))
-                    .is_some_and(|m| {
-                        m.kind == MaterialKind::Emissive && m.emission.max_component() > 0.0
-                    })
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let sphere_lights = emissive_spheres(&spheres, &objects, &materials);
         let mut environment = environment;
         environment.sun_direction = environment.sun_direction.normalized();
         Scene {
@@ -411,9 +504,92 @@ impl Scene {
             camera,
             spheres,
             meshes,
+            mesh_objects,
             sphere_lights,
             sun_cos_max: SUN_ANGULAR_RADIUS.cos(),
         }
+    }
+
+    /// This scene with other materials (same count and order as [`Scene::materials`]), another
+    /// sky, and every object translated by its entry of `offsets` (same order as
+    /// [`Scene::objects`]): spheres move their centre, meshes their vertices (their BVH is
+    /// rebuilt). Offsets are relative to `self`. Refuses values the renderer cannot use.
+    pub fn with_changes(
+        &self,
+        materials: &[Material],
+        environment: &Environment,
+        offsets: &[Vec3],
+    ) -> Result<Scene, String> {
+        if materials.len() != self.materials.len() {
+            return Err(format!(
+                "the scene has {} materials, got {}",
+                self.materials.len(),
+                materials.len()
+            ));
+        }
+        if offsets.len() != self.objects.len() {
+            return Err(format!(
+                "the scene has {} objects, got {} offsets",
+                self.objects.len(),
+                offsets.len()
+            ));
+        }
+        for material in materials {
+            material.validate()?;
+        }
+        environment.validate()?;
+        for (object, offset) in self.objects.iter().zip(offsets) {
+            if !offset.is_finite() {
+                return Err(format!(
+                    "the offset of {:?} must be finite, got {offset:?}",
+                    object.name
+                ));
+            }
+        }
+        let mut objects = self.objects.clone();
+        for (object, &offset) in objects.iter_mut().zip(offsets) {
+            if offset != Vec3::ZERO {
+                for position in &mut object.positions {
+                    *position += offset;
+                }
+            }
+        }
+        let spheres: Vec<Sphere> = self
+            .spheres
+            .iter()
+            .map(|sphere| Sphere {
+                center: sphere.center + offsets.get(sphere.object).copied().unwrap_or(Vec3::ZERO),
+                ..*sphere
+            })
+            .collect();
+        let mut meshes = Vec::with_capacity(self.meshes.len());
+        let mut mesh_objects = Vec::with_capacity(self.mesh_objects.len());
+        for (bvh, &index) in self.meshes.iter().zip(&self.mesh_objects) {
+            let moved = offsets.get(index).is_some_and(|o| *o != Vec3::ZERO);
+            let rebuilt = match objects.get(index) {
+                Some(object) if moved => object_bvh(object, index),
+                _ => Some(bvh.clone()),
+            };
+            if let Some(rebuilt) = rebuilt {
+                meshes.push(rebuilt);
+                mesh_objects.push(index);
+            }
+        }
+        let materials = materials.to_vec();
+        let sphere_lights = emissive_spheres(&spheres, &objects, &materials);
+        let mut environment = environment.clone();
+        environment.sun_direction = environment.sun_direction.normalized();
+        Ok(Scene {
+            objects,
+            materials,
+            environment,
+            camera: self.camera,
+            spheres,
+            meshes,
+            mesh_objects,
+            sphere_lights,
+            sun_cos_max: self.sun_cos_max,
+        })
     }
 
     /// A camera that frames the scene nicely.

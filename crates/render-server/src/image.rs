@@ -22,6 +22,9 @@ pub(crate) struct FrameStats {
     pub max_samples_per_pixel: u32,
     /// Rendering time of the accumulation (pauses excluded).
     pub render_time: Duration,
+    /// Side of the pixel blocks of a sub-sampled preview (one sample per block), 1 for a
+    /// full-resolution image.
+    pub subsampled: u32,
 }
 
 /// One published frame.
@@ -122,7 +125,12 @@ pub(crate) fn build_frame(film: &Film, config: &RenderServerConfig, stats: Frame
             value: stats.change_level,
         }),
         has_pending_updates: false,
-        sub_sampling: SubSampleMode::SubsamplemodeNone as i32,
+        // The wire enum only knows 2x2; a 4x4 preview is reported as sub-sampled too.
+        sub_sampling: if stats.subsampled > 1 {
+            SubSampleMode::Subsamplemode2x2 as i32
+        } else {
+            SubSampleMode::SubsamplemodeNone as i32
+        },
         has_alpha: false,
         premultiplied_alpha_type: PremultipliedAlphaType::None as i32,
         keep_environment: false,

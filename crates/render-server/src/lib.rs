@@ -28,12 +28,12 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod engine;
 mod files;
 mod image;
 mod nodes;
-// The node graph that drives it is being written (issue 13).
-#[allow(dead_code)]
 mod scene_state;
 mod server;
 mod services;

@@ -3,7 +3,7 @@
 //! and hands it to the engine ([`crate::engine::Engine::apply`]), which restarts progressive
 //! rendering when anything changed.
 
-use octaneweb_pathtracer::{Camera, Environment, Material, Scene, Vec3};
+use octaneweb_pathtracer::{Camera, Environment, Material, RenderSettings, Scene, Vec3};
 
 /// The thin lens: an aperture of 0 is a pinhole (everything sharp).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,6 +33,7 @@ pub(crate) struct Region {
 }
 
 /// Clay mode: materials replaced by plain diffuse ones.
+// Grey and Color come from the node graph (issue 13, being written) and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum ClayMode {
     /// Materials as they are.
@@ -45,6 +46,7 @@ pub(crate) enum ClayMode {
 }
 
 /// Sub-sampling: the first passes after a change render fewer pixels and are shown at once.
+// X2 and X4 come from the node graph (issue 13, being written) and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum SubSample {
     /// Full resolution from the first pass (the first pass after a change is still
@@ -90,7 +92,8 @@ impl SceneState {
             object_offsets: vec![Vec3::ZERO; scene.objects().len()],
             kernel: Kernel {
                 max_samples,
-                max_depth: 8,
+                // The path tracer's own default, so the first image is the one it always made.
+                max_depth: RenderSettings::default().max_depth,
                 clamp: 0.0,
             },
             resolution,
