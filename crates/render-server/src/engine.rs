@@ -1079,10 +1079,12 @@ mod tests {
             let block = if subsample == SubSample::X4 { 4 } else { 2 };
             assert_eq!(first.stats.subsampled, block);
             let image = first.images.data.first().expect("image");
-            assert_eq!(
-                image.sub_sampling,
-                octaneweb_proto::octaneapi::SubSampleMode::Subsamplemode2x2 as i32
-            );
+            let wire = if block == 4 {
+                octaneweb_proto::octaneapi::SubSampleMode::Subsamplemode4x4
+            } else {
+                octaneweb_proto::octaneapi::SubSampleMode::Subsamplemode2x2
+            };
+            assert_eq!(image.sub_sampling, wire as i32);
             // Full-resolution frames of the same change follow.
             let full = frame_where(&engine, |f| {
                 f.stats.change_level == level && f.stats.subsampled == 1

@@ -125,11 +125,10 @@ pub(crate) fn build_frame(film: &Film, config: &RenderServerConfig, stats: Frame
             value: stats.change_level,
         }),
         has_pending_updates: false,
-        // The wire enum only knows 2x2; a 4x4 preview is reported as sub-sampled too.
-        sub_sampling: if stats.subsampled > 1 {
-            SubSampleMode::Subsamplemode2x2 as i32
-        } else {
-            SubSampleMode::SubsamplemodeNone as i32
+        sub_sampling: match stats.subsampled {
+            4.. => SubSampleMode::Subsamplemode4x4 as i32,
+            2..=3 => SubSampleMode::Subsamplemode2x2 as i32,
+            _ => SubSampleMode::SubsamplemodeNone as i32,
         },
         has_alpha: false,
         premultiplied_alpha_type: PremultipliedAlphaType::None as i32,

@@ -32,7 +32,8 @@ use octaneweb_proto::octaneapi::api_project_manager_service_client::ApiProjectMa
 use octaneweb_proto::octaneapi::api_render_engine::{
     ClayModeRequest, GetDeviceNameRequest, GetGeometryStatisticsRequest, GetMemoryUsageRequest,
     GetRenderRegionRequest, GetRenderStatisticsRequest, GetRenderTargetNodeRequest,
-    GetSubSampleModeRequest, SetClayModeRequest, SetRenderRegionRequest, SetSubSampleModeRequest,
+    GetSubSampleModeRequest, PickRequest, SetClayModeRequest, SetRenderRegionRequest,
+    SetSubSampleModeRequest,
 };
 use octaneweb_proto::octaneapi::stream_callback_request::Payload;
 use octaneweb_proto::octaneapi::{
@@ -965,5 +966,105 @@ async fn render_engine_settings_statistics_and_devices() {
         .await
         .expect_err("width 0");
     assert_eq!(tiny.code(), Code::OutOfRange);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn pick_finds_the_mesh_under_a_pixel_and_follows_a_move() {
+    let server = TestServer::start(test_config()).await;
+    let mut engine = server.render_engine();
+    let mut octane = Octane::new(&server.channel);
+    let pick = |x, y| PickRequest {
+        x,
+        y,
+        filter_duplicate_material_pins: true,
+        intersections_size: 1,
+    };
+    // Scan a grid and name what each pixel shows.
+    let mut hits: BTreeMap<(u32, u32), String> = BTreeMap::new();
+    for y in (0..64).step_by(4) {
+        for x in (0..128).step_by(4) {
+            let answer = engine.pick(pick(x, y)).await.expect("pick").into_inner();
+            if answer.result > 0 {
+                let node = answer
+                    .intersections
+                    .expect("intersection")
+                    .node
+                    .expect("node");
+                hits.insert((x, y), octane.name(node.handle).await);
+            }
+        }
+    }
+    assert!(!hits.contains_key(&(0, 0)), "the top-left corner is sky");
+    let red: Vec<(u32, u32)> = hits
+        .iter()
+        .filter(|(_, name)| *name == "Red sphere")
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(!red.is_empty(), "the red sphere is in view: {hits:?}");
+    assert!(hits.values().any(|name| name == "Floor"));
+
+    // Move the sphere away through its placement's transform; the pixel shows something else.
+    let transform = octane
+        .find_path(&["Geometry", "Red sphere transform"])
+        .await;
+    octane
+        .set_pin(transform, PinId::PTranslation, float3([0.0, 0.0, -60.0]))
+        .await
+        .expect("move");
+    let (x, y) = red[red.len() / 2];
+    let answer = engine.pick(pick(x, y)).await.expect("pick").into_inner();
+    let now = match answer.intersections.and_then(|i| i.node) {
+        Some(node) if answer.result > 0 => octane.name(node.handle).await,
+        _ => "sky".to_owned(),
+    };
+    assert_ne!(now, "Red sphere");
+    let outside = engine
+        .pick(pick(500, 10))
+        .await
+        .expect_err("outside the image");
+    assert_eq!(outside.code(), Code::OutOfRange);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn the_first_image_after_a_camera_change_is_subsampled_and_not_held_back() {
+    // One callback a second: a full-resolution frame could not come sooner.
+    let server = TestServer::start(RenderServerConfig {
+        max_callback_rate: 1.0,
+        width: 256,
+        height: 128,
+        ..test_config()
+    })
+    .await;
+    let mut stream = server.callbacks_gen2().await;
+    let mut engine = server.render_engine();
+    let first = wait_for_image(&mut stream, &mut engine, |_| true).await;
+    let level = change_level(&first);
+    let started = std::time::Instant::now();
+    server
+        .livelink()
+        .set_camera(octaneweb_proto::livelinkapi::CameraState {
+            fov_set: Some(octaneweb_proto::livelinkapi::camera_state::FovSet::Fov(
+                50.0,
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("SetCamera");
+    let next = wait_for_image(&mut stream, &mut engine, |image| {
+        change_level(image) > level
+    })
+    .await;
+    let took = started.elapsed();
+    assert_eq!(next.sub_sampling, SubSampleMode::Subsamplemode2x2 as i32);
+    assert!(
+        took < std::time::Duration::from_millis(900),
+        "took {took:?}"
+    );
+    // The camera node's pin follows the LiveLink camera.
+    let mut octane = Octane::new(&server.channel);
+    let camera = octane.find_path(&["Camera"]).await;
+    assert_eq!(octane.pin_float3(camera, PinId::PFov).await[0], 50.0);
     server.shutdown().await.expect("clean shutdown");
 }

@@ -1278,3 +1278,75 @@ fn dims_suffix(dims: usize) -> &'static str {
         _ => "3",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use octaneweb_proto::octaneapi::PinId;
+
+    fn builtin() -> (Scene, Document, SceneState) {
+        let scene = Scene::builtin();
+        let state = SceneState::initial(&scene, [64, 32], 16);
+        let doc = Document::builtin(&scene, &state);
+        (scene, doc, state)
+    }
+
+    fn named(doc: &Document, name: &str) -> u64 {
+        doc.items
+            .iter()
+            .find(|(_, item)| item.name == name)
+            .map(|(h, _)| *h)
+            .unwrap_or_else(|| panic!("no item {name}"))
+    }
+
+    #[test]
+    fn the_builtin_graph_reproduces_the_builtin_render() {
+        let (scene, doc, state) = builtin();
+        assert_eq!(doc.scene_state(&scene, &state), state);
+    }
+
+    #[test]
+    fn a_translation_moves_its_object_and_only_it() {
+        let (scene, mut doc, state) = builtin();
+        let transform = named(&doc, "Red sphere transform");
+        let index = doc.pin_index(transform, PinId::PTranslation as i32).unwrap();
+        doc.set_pin_value(transform, index, Value::Float3([0.0, 0.0, -60.0]))
+            .unwrap();
+        let moved = doc.scene_state(&scene, &state);
+        let red = scene
+            .objects()
+            .iter()
+            .position(|o| o.name == "Red sphere")
+            .unwrap();
+        for (i, offset) in moved.object_offsets.iter().enumerate() {
+            let expected = if i == red {
+                octaneweb_pathtracer::Vec3::new(0.0, 0.0, -60.0)
+            } else {
+                octaneweb_pathtracer::Vec3::ZERO
+            };
+            assert_eq!(*offset, expected, "object {i}");
+        }
+    }
+
+    #[test]
+    fn a_project_file_round_trips_and_damage_is_refused() {
+        let (scene, mut doc, _) = builtin();
+        let camera = named(&doc, "Camera");
+        let fov = doc.pin_index(camera, PinId::PFov as i32).unwrap();
+        doc.set_pin_value(camera, fov, Value::Float3([55.0, 0.0, 0.0]))
+            .unwrap();
+        let bytes = doc.to_project_json();
+        let loaded = Document::from_project_json(&bytes, scene.objects().len()).unwrap();
+        assert_eq!(loaded.items, doc.items);
+        let text = String::from_utf8(bytes).unwrap();
+        // A dangling link, an unknown node type and a value out of bounds are each refused.
+        let dangling = text.replacen("\"link\": 1", "\"link\": 9", 1);
+        assert!(Document::from_project_json(dangling.as_bytes(), 7).is_err());
+        let unknown = text.replacen("\"nodeType\": 56", "\"nodeType\": 99999", 1);
+        assert!(Document::from_project_json(unknown.as_bytes(), 7).is_err());
+        let wide = text.replacen("55.0", "500.0", 1);
+        let error = Document::from_project_json(wide.as_bytes(), 7).unwrap_err();
+        assert!(error.to_string().contains("fov"), "{error}");
+        assert!(Document::from_project_json(b"[]", 7).is_err());
+    }
+}

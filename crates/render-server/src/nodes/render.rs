@@ -104,8 +104,11 @@ impl Document {
                         .filter(|m| self.node(*m).is_ok_and(|(_, n)| n.object.is_some()));
                     out.push((handle, mesh));
                 }
-                // A mesh linked straight to the render target is placed where it was modelled.
-                Some(Body::Node(node)) if node.object.is_some() => out.push((0, Some(handle))),
+                // A mesh linked straight to the render target is placed where it was
+                // modelled; meshes inside a graph are placed by its placements.
+                Some(Body::Node(node)) if node.object.is_some() && handle == root => {
+                    out.push((0, Some(handle)))
+                }
                 _ => {}
             }
         }
