@@ -377,6 +377,13 @@ impl Renderer {
     /// samples per pixel and [`Film::subsampled`] `block`; the next
     /// [`Renderer::render_sample_in`] replaces the preview instead of adding to it.
     pub fn render_preview(&mut self, block: u32) {
+        self.render_preview_in(block, None);
+    }
+
+    /// [`Renderer::render_preview`] that stops early when `cancel` becomes true (checked per
+    /// row of blocks): the film is then cleared and the answer is false.
+    pub fn render_preview_in(&mut self, block: u32, cancel: Option<&AtomicBool>) -> bool {
+        let cancelled = || cancel.is_some_and(|flag| flag.load(Ordering::Relaxed));
         let block = block.clamp(1, 16);
         self.film.clear();
         let width = self.film.width() as usize;
@@ -393,6 +400,9 @@ impl Renderer {
             .par_chunks_mut(width * 3 * b)
             .enumerate()
             .for_each(|(block_row, rows)| {
+                if cancelled() {
+                    return;
+                }
                 let y0 = block_row * b;
                 let rows_here = rows.len() / (width * 3);
                 for x0 in (0..width).step_by(b) {
@@ -411,7 +421,12 @@ impl Renderer {
                     }
                 }
             });
+        if cancelled() {
+            self.film.clear();
+            return false;
+        }
         self.film.finish_preview(block);
+        true
     }
 
     /// The accumulated image.

@@ -232,7 +232,6 @@ impl Engine {
         Ok(())
     }
 
-    // The node graph (issue 13, being written) is its caller outside tests.
     /// What is under the centre of pixel (`x`, `y`) of the current image with the current
     /// camera and scene (the pinhole ray, whatever the lens), if anything.
     pub fn pick(&self, x: u32, y: u32) -> Option<PickHit> {
@@ -504,8 +503,9 @@ struct LoopState {
     published_spp: u32,
     last_publish: Option<Instant>,
     publish_interval: Duration,
-    /// The next pass is a sub-sampled preview of a fresh accumulation.
-    preview_pending: bool,
+    /// Sub-sampled previews still to render for a fresh accumulation, as block sizes, the
+    /// next one last: coarse first so a change shows at once, then finer.
+    previews: Vec<u32>,
     /// A change is not shown yet: publish the next frame without waiting for the rate
     /// limit.
     publish_now: bool,
@@ -513,6 +513,7 @@ struct LoopState {
 
 impl LoopState {
     fn new(engine: &Engine, renderer: Renderer, applied: SceneState) -> LoopState {
+        let subsample = applied.subsample;
         LoopState {
             renderer: Some(renderer),
             applied,
@@ -521,7 +522,7 @@ impl LoopState {
             published_spp: 0,
             last_publish: None,
             publish_interval: Duration::from_secs_f64(1.0 / engine.config.max_callback_rate),
-            preview_pending: engine.reduced_first_pass(),
+            previews: previews(engine, subsample),
             publish_now: true,
         }
     }
@@ -549,11 +550,11 @@ impl LoopState {
     }
 
     /// Starts a new accumulation at change level `level`.
-    fn reset_accumulation(&mut self, engine: &Engine, level: u64) {
+    fn reset_accumulation(&mut self, engine: &Engine, level: u64, subsample: SubSample) {
         self.level = level;
         self.render_time = Duration::ZERO;
         self.published_spp = 0;
-        self.preview_pending = engine.reduced_first_pass();
+        self.previews = previews(engine, subsample);
         self.publish_now = true;
     }
 
@@ -612,7 +613,7 @@ impl LoopState {
                 let scene = Arc::clone(&control.scene);
                 let level = engine.change_level();
                 match self.sync_renderer(&state, &scene, restart) {
-                    Ok(true) => self.reset_accumulation(engine, level),
+                    Ok(true) => self.reset_accumulation(engine, level, state.subsample),
                     Ok(false) => {
                         // Same accumulation, shown under the new change level at once.
                         self.level = level;
@@ -631,7 +632,7 @@ impl LoopState {
             let spp = self.spp();
             let may_render = control.mode == RunMode::Running
                 && self.renderer.is_some()
-                && (self.preview_pending || spp < self.sample_limit(engine));
+                && (!self.previews.is_empty() || spp < self.sample_limit(engine));
             if may_render {
                 return Some(Step::Render(control.priority));
             }
@@ -668,11 +669,7 @@ impl LoopState {
         match step {
             Step::Render(priority) => {
                 let region = self.applied.region.map(pixel_rect);
-                let block = match self.applied.subsample {
-                    SubSample::X4 => 4,
-                    SubSample::None | SubSample::X2 => 2,
-                };
-                let preview = std::mem::take(&mut self.preview_pending);
+                let preview = self.previews.pop();
                 let Some(renderer) = self.renderer.as_mut() else {
                     return Flow::Continue;
                 };
@@ -682,9 +679,8 @@ impl LoopState {
                 if engine.inject_panic.swap(false, Ordering::AcqRel) {
                     panic!("injected test failure");
                 }
-                let complete = if preview {
-                    renderer.render_preview(block);
-                    true
+                let complete = if let Some(block) = preview {
+                    renderer.render_preview_in(block, Some(&engine.cancel))
                 } else {
                     renderer.render_sample_in(region, Some(&engine.cancel))
                 };
@@ -739,6 +735,19 @@ impl LoopState {
         self.publish_now = false;
         self.last_publish = Some(Instant::now());
         engine.frames.send_replace(Some(Arc::new(frame)));
+    }
+}
+
+/// The previews a fresh accumulation starts with, the first to render last: 4x4 blocks
+/// (a sixteenth of the paths, so a change shows within a few tens of milliseconds even at
+/// 1024x512), then 2x2 unless the sub-sample mode is 4x4.
+fn previews(engine: &Engine, subsample: SubSample) -> Vec<u32> {
+    if !engine.reduced_first_pass() {
+        return Vec::new();
+    }
+    match subsample {
+        SubSample::X4 => vec![4],
+        SubSample::None | SubSample::X2 => vec![2, 4],
     }
 }
 
@@ -1076,7 +1085,8 @@ mod tests {
             let first = frame_where(&engine, |f| f.stats.change_level >= level).await;
             let latency = changed.elapsed();
             assert!(latency < Duration::from_millis(500), "{latency:?}");
-            let block = if subsample == SubSample::X4 { 4 } else { 2 };
+            // The first preview is 4x4 blocks in every mode (then 2x2 unless the mode is 4x4).
+            let block = 4;
             assert_eq!(first.stats.subsampled, block);
             let image = first.images.data.first().expect("image");
             let wire = if block == 4 {

@@ -33,7 +33,6 @@ pub(crate) struct Region {
 }
 
 /// Clay mode: materials replaced by plain diffuse ones.
-// Grey and Color come from the node graph (issue 13, being written) and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum ClayMode {
     /// Materials as they are.
@@ -46,16 +45,15 @@ pub(crate) enum ClayMode {
 }
 
 /// Sub-sampling: the first passes after a change render fewer pixels and are shown at once.
-// X2 and X4 come from the node graph (issue 13, being written) and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum SubSample {
-    /// Full resolution from the first pass (the first pass after a change is still
-    /// sub-sampled 2x2; see the engine).
+    /// Full resolution after the previews every change starts with (4x4 blocks, then 2x2;
+    /// see the engine).
     #[default]
     None,
-    /// One sample per 2x2 block until the image is shown once.
+    /// Previews of 4x4 then 2x2 blocks, then full resolution.
     X2,
-    /// One sample per 4x4 block until the image is shown once.
+    /// One preview of 4x4 blocks, then full resolution.
     X4,
 }
 

@@ -1057,7 +1057,7 @@ async fn the_first_image_after_a_camera_change_is_subsampled_and_not_held_back()
     })
     .await;
     let took = started.elapsed();
-    assert_eq!(next.sub_sampling, SubSampleMode::Subsamplemode2x2 as i32);
+    assert_eq!(next.sub_sampling, SubSampleMode::Subsamplemode4x4 as i32);
     assert!(
         took < std::time::Duration::from_millis(900),
         "took {took:?}"

@@ -1309,7 +1309,9 @@ mod tests {
     fn a_translation_moves_its_object_and_only_it() {
         let (scene, mut doc, state) = builtin();
         let transform = named(&doc, "Red sphere transform");
-        let index = doc.pin_index(transform, PinId::PTranslation as i32).unwrap();
+        let index = doc
+            .pin_index(transform, PinId::PTranslation as i32)
+            .unwrap();
         doc.set_pin_value(transform, index, Value::Float3([0.0, 0.0, -60.0]))
             .unwrap();
         let moved = doc.scene_state(&scene, &state);
