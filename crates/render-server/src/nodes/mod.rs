@@ -111,7 +111,7 @@ pub(crate) enum Target {
 /// Why an operation on the document failed; each names the handle, pin or value at fault.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub(crate) enum NodeError {
-    #[error("no object has handle {0}")]
+    #[error("no object with handle {0}")]
     NoSuchHandle(u64),
     #[error("handle {handle} is {actual}, not {expected}")]
     WrongKind {
