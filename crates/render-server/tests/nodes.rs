@@ -1068,3 +1068,64 @@ async fn the_first_image_after_a_camera_change_is_subsampled_and_not_held_back()
     assert_eq!(octane.pin_float3(camera, PinId::PFov).await[0], 50.0);
     server.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn with_a_render_region_only_the_region_refines() {
+    let server = TestServer::start(test_config()).await;
+    let mut stream = server.callbacks_gen2().await;
+    let mut engine = server.render_engine();
+    let first = wait_for_image(&mut stream, &mut engine, |image| {
+        image.tonemapped_samples_per_pixel >= 2.0
+    })
+    .await;
+    let corner = |x, y| Some(Uint322 { x, y });
+    engine
+        .set_render_region(SetRenderRegionRequest {
+            active: true,
+            region_min: corner(32, 16),
+            region_max: corner(96, 48),
+            feather_width: 0,
+        })
+        .await
+        .expect("region");
+    // The first image at the region's change level, then one some passes later.
+    let at_region = wait_for_image(&mut stream, &mut engine, |image| {
+        change_level(image) > change_level(&first)
+    })
+    .await;
+    let level = change_level(&at_region);
+    let mut later = at_region.clone();
+    for _ in 0..4 {
+        later = wait_for_image(&mut stream, &mut engine, |image| {
+            change_level(image) >= level
+        })
+        .await;
+    }
+    let (before, after) = (pixels(&at_region), pixels(&later));
+    assert_eq!(before.len(), after.len());
+    let (mut inside_changed, mut outside_changed) = (0, 0);
+    for (index, (old, new)) in before
+        .chunks_exact(4)
+        .zip(after.chunks_exact(4))
+        .enumerate()
+    {
+        let (x, y) = (index % 128, index / 128);
+        let inside = (32..96).contains(&x) && (16..48).contains(&y);
+        if old != new {
+            if inside {
+                inside_changed += 1;
+            } else {
+                outside_changed += 1;
+            }
+        }
+    }
+    assert_eq!(
+        outside_changed, 0,
+        "pixels outside the region stay as they were"
+    );
+    assert!(
+        inside_changed > 100,
+        "{inside_changed} pixels inside refined"
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
