@@ -13,6 +13,7 @@ mod grpc_web;
 mod json_calls;
 mod ops;
 mod passthrough;
+mod proxy_compat;
 mod resilience;
 mod security;
 mod streams;
