@@ -1,5 +1,5 @@
 //! The original proxy's habits on its JSON route: `objectPtr` for any request's object
-//! reference, `0`/`1` for booleans. Connect stays strict.
+//! reference, `0`/`1` for booleans, and the client's log posts. Connect stays strict.
 
 use serde_json::{json, Value};
 
@@ -193,4 +193,48 @@ async fn object_ptr_and_numeric_booleans_reach_the_node_system() {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn the_original_clients_log_posts_are_accepted_and_bounded() {
+    let gateway = start_gateway(&shared_render_server().to_string()).await;
+    for path in ["/debug/append-log", "/debug/clear-log", "/save-debug-logs"] {
+        let answer = post(
+            &gateway.url(path),
+            r#"{"level":"info","message":"line one\nINFO forged"}"#,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert_eq!(answer.body, json!({ "success": true }), "{path}");
+        // An empty body too.
+        let answer = post(&gateway.url(path), "").await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+
+        let huge = "x".repeat(octaneweb_gateway::server::client_log::MAX_LOG_BODY + 1);
+        let answer = post(&gateway.url(path), &huge).await;
+        assert_eq!(answer.status, 413, "{path}: {}", answer.body);
+        assert_eq!(answer.body["success"], false, "{path}");
+
+        let response = client()
+            .post(gateway.url(path))
+            .header("origin", "https://evil.example")
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        let refused = read_answer(response).await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert_eq!(refused.body["success"], false, "{path}");
+
+        let response = client().get(gateway.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 405, "{path}");
+    }
+    // Other unknown routes are unchanged.
+    let response = client()
+        .post(gateway.url("/debug/other/route"))
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
 }
