@@ -9,6 +9,35 @@ use prost_reflect::{
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::JsonError;
+use crate::proxy_compat;
+
+/// Leniencies of [`json_to_message_with`] beyond the proto3 JSON mapping. The default is
+/// strict: what [`json_to_message`] accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// Accept what browser code written for Octane's original Python proxy sends (only the
+    /// original proxy's `POST /{Service}/{method}` route should turn this on):
+    ///
+    /// - a top-level key `objectPtr` stands for the message's object reference when the
+    ///   message has no field of that name (JSON or proto name) and exactly one field of type
+    ///   `octaneapi.ObjectRef`, a single one (`ApiItem.getValueByIDRequest.item_ref`,
+    ///   `ApiNodePinInfoEx.GetNodePinInfoRequest.nodePinInfoRef`). Otherwise `objectPtr` is
+    ///   an unknown field as without the option. Giving both `objectPtr` and the field it
+    ///   stands for is an error naming both. Errors inside it are reported under `objectPtr`;
+    /// - the numbers `0` and `1` are accepted for `bool` fields (also `google.protobuf.BoolValue`),
+    ///   at any depth, in repeated fields and map values. Other numbers stay an error naming
+    ///   the field.
+    pub proxy_compat: bool,
+}
+
+impl JsonOptions {
+    /// The proto3 JSON mapping, nothing more.
+    pub const STRICT: JsonOptions = JsonOptions {
+        proxy_compat: false,
+    };
+    /// The original proxy's leniencies (see [`JsonOptions::proxy_compat`]).
+    pub const PROXY_COMPAT: JsonOptions = JsonOptions { proxy_compat: true };
+}
 
 /// Parse a JSON body into a message of type `desc` (proto3 JSON mapping).
 ///
@@ -18,27 +47,63 @@ use crate::error::JsonError;
 /// proto name and once by its JSON name) and a map key given twice are errors. Errors name the
 /// field path, e.g. `objectPtr.handle: invalid type: ...`.
 pub fn json_to_message(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, JsonError> {
+    json_to_message_with(desc, json, JsonOptions::STRICT)
+}
+
+/// [`json_to_message`] with the leniencies of `options`.
+pub fn json_to_message_with(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    options: JsonOptions,
+) -> Result<DynamicMessage, JsonError> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(DynamicMessage::new(desc.clone()));
     }
+    let alias = options
+        .proxy_compat
+        .then(|| proxy_compat::object_ptr_alias(desc))
+        .flatten();
+    let rewritten = if options.proxy_compat {
+        proxy_compat::rewrite(desc, json, alias.as_ref())
+    } else {
+        Ok(None)
+    };
+    let converted = match &rewritten {
+        Ok(None) => convert(desc, json),
+        Err(error) => Err(json_error(error, "")),
+        Ok(Some(rewritten)) => {
+            convert(desc, &rewritten.json).map_err(|error| match (&rewritten.renamed_to, error) {
+                (Some(renamed), JsonError::Invalid { path, message }) => JsonError::Invalid {
+                    path: proxy_compat::original_path(&path, renamed).unwrap_or(path),
+                    message,
+                },
+                (_, error) => error,
+            })
+        }
+    };
+    // prost-reflect keeps the last of two values for a field without a word, and reports a
+    // oneof member given twice as a conflict between members; name the duplicate instead.
+    // Also after a failure, so that a duplicate is not reported as that conflict. The walk
+    // reads the body as the client sent it (the rewrite would have merged duplicates).
+    match (find_duplicate(desc, json, alias), converted) {
+        (Some(duplicate), _) => Err(duplicate),
+        (None, converted) => converted,
+    }
+}
+
+/// The strict conversion of a non-empty body.
+fn convert(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, JsonError> {
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(&mut deserializer, &mut track);
-    let converted = DynamicMessage::deserialize_with_options(desc.clone(), tracked, &options)
-        .map_err(|error| json_error(error, &track.path().to_string()))
+    DynamicMessage::deserialize_with_options(desc.clone(), tracked, &options)
+        .map_err(|error| json_error(&error, &track.path().to_string()))
         // Trailing characters after the value are as malformed as a broken value.
         .and_then(|message| {
-            deserializer.end().map_err(|error| json_error(error, ""))?;
+            deserializer.end().map_err(|error| json_error(&error, ""))?;
             Ok(message)
-        });
-    // prost-reflect keeps the last of two values for a field without a word, and reports a
-    // oneof member given twice as a conflict between members; name the duplicate instead.
-    // Also after a failure, so that a duplicate is not reported as that conflict.
-    match (find_duplicate(desc, json), converted) {
-        (Some(duplicate), _) => Err(duplicate),
-        (None, converted) => converted,
-    }
+        })
 }
 
 /// Render a message as proto3 JSON with the PROTO field names (`object_ptr`, not `objectPtr`),
@@ -77,8 +142,8 @@ fn proto_field_options() -> SerializeOptions {
         .skip_default_fields(false)
 }
 
-fn json_error(error: serde_json::Error, path: &str) -> JsonError {
-    let message = strip_position(&error);
+fn json_error(error: &serde_json::Error, path: &str) -> JsonError {
+    let message = strip_position(error);
     match error.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             JsonError::Syntax {
@@ -113,9 +178,17 @@ fn strip_position(error: &serde_json::Error) -> String {
 
 /// The first key given twice in an object of `json` that is a message of type `desc` (or a
 /// message or map nested in it), as an error naming its path. `None` when there is none, also
-/// when `json` is malformed or does not fit `desc` (the conversion reports those).
-fn find_duplicate(desc: &MessageDescriptor, json: &[u8]) -> Option<JsonError> {
-    let mut walk = DuplicateWalk::default();
+/// when `json` is malformed or does not fit `desc` (the conversion reports those). `alias` is
+/// the field a top-level `objectPtr` stands for ([`JsonOptions::proxy_compat`]), if any.
+fn find_duplicate(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    alias: Option<FieldDescriptor>,
+) -> Option<JsonError> {
+    let mut walk = DuplicateWalk {
+        alias,
+        ..DuplicateWalk::default()
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let seed = Shape::Message(desc.clone()).seed(&mut walk);
     match seed.deserialize(&mut deserializer) {
@@ -130,6 +203,8 @@ struct DuplicateWalk {
     /// Path of the value being read, in serde_path_to_error's form (`a.b[2].c`).
     path: Vec<PathSegment>,
     found: Option<JsonError>,
+    /// The field a top-level `objectPtr` stands for, under [`JsonOptions::proxy_compat`].
+    alias: Option<FieldDescriptor>,
 }
 
 enum PathSegment {
@@ -281,20 +356,37 @@ impl<'de> Visitor<'de> for ShapeVisitor<'_> {
         let walk = self.walk;
         match self.shape {
             Shape::Message(message) => {
+                // Only the body's own message has the `objectPtr` alias.
+                let top_level = walk.path.is_empty();
                 // Field numbers seen, with the key that named each.
                 let mut seen: Vec<(u32, Cow<'de, str>)> = Vec::new();
                 while let Some(key) = map.next_key_seed(KeySeed)? {
                     let field = message
                         .get_field_by_json_name(&key)
-                        .or_else(|| message.get_field_by_name(&key));
+                        .or_else(|| message.get_field_by_name(&key))
+                        .or_else(|| {
+                            (top_level && key == proxy_compat::OBJECT_PTR)
+                                .then(|| walk.alias.clone())
+                                .flatten()
+                        });
                     let Some(field) = field else {
                         map.next_value::<IgnoredAny>()?;
                         continue;
                     };
                     walk.path.push(PathSegment::Key(key.to_string()));
                     if let Some((_, first)) = seen.iter().find(|(n, _)| *n == field.number()) {
+                        let aliased = top_level
+                            && *first != key
+                            && (key == proxy_compat::OBJECT_PTR
+                                || *first == proxy_compat::OBJECT_PTR);
                         let message = if *first == key {
                             format!("duplicate field \"{key}\"")
+                        } else if aliased {
+                            format!(
+                                "\"{first}\" and \"{key}\" both give field {}: \"objectPtr\" \
+                                 stands for the message's only object reference; give one",
+                                field.name()
+                            )
                         } else {
                             format!("duplicate field \"{key}\" (already given as \"{first}\")")
                         };

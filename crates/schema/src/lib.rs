@@ -10,12 +10,14 @@
 //! The schema answers lenient service lookups (`ApiItem`, `ApiItemService`,
 //! `octaneapi.ApiItemService`), describes itself grpcurl-style ([`Schema::describe`]) and as
 //! JSON ([`Schema::to_json`]), and [`json_to_message`] / [`message_to_json`] convert between
-//! JSON bodies and dynamic messages.
+//! JSON bodies and dynamic messages ([`json_to_message_with`] and [`JsonOptions`] add the
+//! original Python proxy's leniencies, for its JSON route only).
 
 mod builder;
 mod describe;
 mod error;
 mod json;
+mod proxy_compat;
 pub mod reflection;
 mod resolve;
 mod schema;
@@ -23,7 +25,9 @@ pub mod schema_json;
 
 pub use builder::SchemaBuilder;
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
-pub use json::{json_to_message, message_to_json, write_message_json};
+pub use json::{
+    json_to_message, json_to_message_with, message_to_json, write_message_json, JsonOptions,
+};
 pub use schema::{has_no_side_effects, Schema};
 
 // Re-exported so users need not depend on the exact prost-reflect version themselves.

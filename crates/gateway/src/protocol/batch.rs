@@ -10,8 +10,9 @@
 //! - `service` and `method` name the method as in `POST /{service}/{method}` (lenient
 //!   service names); or `method` alone holds a whole path (`LiveLink/GetCamera`,
 //!   `octaneapi.ApiItemService/name`).
-//! - `params` is the request message (proto3 JSON); `message` and `body` are accepted as
-//!   other names for it; absent = the empty message.
+//! - `params` is the request message (proto3 JSON with the JSON route's original-proxy
+//!   leniencies: `objectPtr` for the only object reference, `0`/`1` for booleans); `message`
+//!   and `body` are accepted as other names for it; absent = the empty message.
 //! - `id` (any JSON value) is echoed in that call's answer; `timeout_ms` bounds that call
 //!   (the request's `X-Timeout-Ms`/`grpc-timeout` headers bound every call).
 //!

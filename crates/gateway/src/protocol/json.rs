@@ -4,6 +4,11 @@
 //! 64-bit integers as numbers or strings); an empty body is the empty message. Any
 //! `Content-Type` is accepted, as the original proxy did.
 //!
+//! Bodies get the original proxy's leniencies ([`JsonOptions::proxy_compat`]): a top-level
+//! `objectPtr` stands for the request's only `ObjectRef` field whatever it is called, and `0`/`1`
+//! are booleans. Only this route and `POST /batch` (whose calls are this route's) are lenient;
+//! Connect, gRPC-Web, SSE and the WebSocket read strict proto3 JSON.
+//!
 //! - Unary methods answer `200 {"success":true,"data":<response>}` with proto field names.
 //! - Server-streaming methods answer `200` with `Content-Type: application/x-ndjson`: one line
 //!   `{"data":<response>}` per message, then one final line
@@ -24,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{header, HeaderValue, StatusCode};
-use octaneweb_schema::{json_to_message, write_message_json};
+use octaneweb_schema::{json_to_message_with, write_message_json, JsonOptions};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
@@ -90,7 +95,7 @@ async fn run(
         .metrics
         .add_bytes_in(Protocol::Json, body.len() as u64);
     if descriptor.is_server_streaming() {
-        let message = json_to_message(&descriptor.input(), &body)?;
+        let message = json_to_message_with(&descriptor.input(), &body, JsonOptions::PROXY_COMPAT)?;
         let (request, options) = upstream_request(message, timeout, call_id);
         let response = state
             .upstream
@@ -104,8 +109,8 @@ async fn run(
     }
 }
 
-/// One unary call as the JSON route makes it: `body` (proto3 JSON, empty = empty message)
-/// parsed as the method's input and sent upstream with the deadline and call id. Shared with
+/// One unary call as the JSON route makes it: `body` (proto3 JSON with the original proxy's
+/// leniencies, empty = empty message) parsed as the method's input and sent upstream with the deadline and call id. Shared with
 /// `POST /batch`.
 pub(crate) async fn unary_call(
     state: &GatewayState,
@@ -114,7 +119,7 @@ pub(crate) async fn unary_call(
     timeout: Option<std::time::Duration>,
     call_id: &str,
 ) -> Result<DynamicMessage, GatewayError> {
-    let message = json_to_message(&descriptor.input(), body)?;
+    let message = json_to_message_with(&descriptor.input(), body, JsonOptions::PROXY_COMPAT)?;
     let (request, options) = upstream_request(message, timeout, call_id);
     let response = state.upstream.unary(descriptor, request, options).await?;
     Ok(response.into_inner())

@@ -5,6 +5,7 @@
 //! ([`crate::context::GatewayState`]).
 
 pub mod auth;
+pub mod client_log;
 pub mod connections;
 pub mod cors;
 pub mod host;
@@ -89,6 +90,11 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
                 .into_response()
             }),
         )
+        // The original proxy's client-log posts: named routes, so they pass the front door
+        // like every other and win over `/{service}/{method}`.
+        .route("/debug/append-log", post_only(client_log::append))
+        .route("/debug/clear-log", post_only(client_log::clear))
+        .route("/save-debug-logs", post_only(client_log::save))
         .route("/{service}/{method}", json_route)
         .with_state(state.clone());
     // The stack wraps the whole router once, outermost first, so a request passes each layer
@@ -110,6 +116,21 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .service(extra.merge(gateway));
     Router::new().fallback_service(stack)
+}
+
+/// `handler` for POST; other methods get 405 naming POST.
+fn post_only<H, T>(handler: H) -> axum::routing::MethodRouter<GatewayState>
+where
+    H: axum::handler::Handler<T, GatewayState>,
+    T: 'static,
+{
+    post(handler).fallback(|request: Request| async move {
+        GatewayError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allowed: "POST",
+        }
+        .into_response()
+    })
 }
 
 /// What every request passes before it reaches a route.

@@ -14,6 +14,7 @@ mod json_calls;
 mod octane_scene;
 mod ops;
 mod passthrough;
+mod proxy_compat;
 mod resilience;
 mod security;
 mod streams;
