@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::HeaderValue;
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -264,11 +265,14 @@ where
             match answer.await {
                 Ok(response) => {
                     reachability.record(true);
+                    // A failure mid-response says the connection is gone too.
                     Ok(response.map(|inner| {
-                        Body::new(ReachableBody {
-                            inner,
-                            reachability,
-                        })
+                        Body::new(inner.map_err(move |status: Status| {
+                            if status.code() == Code::Unavailable {
+                                reachability.record(false);
+                            }
+                            status
+                        }))
                     }))
                 }
                 Err(status) => {
@@ -280,37 +284,6 @@ where
                 }
             }
         })
-    }
-}
-
-struct ReachableBody {
-    inner: Body,
-    reachability: Arc<Reachability>,
-}
-
-impl http_body::Body for ReachableBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(status))) = &polled {
-            if status.code() == Code::Unavailable {
-                self.reachability.record(false);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -343,7 +316,9 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             match answer.await {
-                Ok(response) => Ok(response.map(|inner| Body::new(MappedBody { inner, target }))),
+                Ok(response) => Ok(response.map(|inner| {
+                    Body::new(inner.map_err(move |status| mid_call_status(status, &target)))
+                })),
                 Err(error) => Err(failure_status(error, &target)),
             }
         })
@@ -386,36 +361,6 @@ fn mid_call_status(status: Status, target: &str) -> Status {
         Failure::Lost(chain) => Status::unavailable(format!(
             "the connection to upstream {target} was lost mid-call: {chain}"
         )),
-    }
-}
-
-struct MappedBody {
-    inner: Body,
-    target: Arc<str>,
-}
-
-impl http_body::Body for MappedBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Err(status))) => {
-                Poll::Ready(Some(Err(mid_call_status(status, &self.target))))
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -164,6 +164,13 @@ pub(crate) enum NodeError {
         pin: &'static str,
         from: u64,
     },
+    #[error("{what} {handle} has {len} entries; there is no index {index}")]
+    PastTheEnd {
+        what: &'static str,
+        handle: u64,
+        len: usize,
+        index: u32,
+    },
     #[error("{0}")]
     NotAllowed(String),
     #[error("the scene holds {MAX_ITEMS} items, the most it can; destroy some first")]
@@ -176,6 +183,7 @@ impl NodeError {
         match self {
             NodeError::NoSuchHandle(_) => tonic::Code::NotFound,
             NodeError::Full => tonic::Code::ResourceExhausted,
+            NodeError::PastTheEnd { .. } => tonic::Code::OutOfRange,
             NodeError::NotAllowed(_) => tonic::Code::FailedPrecondition,
             NodeError::Cycle { .. } => tonic::Code::FailedPrecondition,
             NodeError::BadPinValue { out_of_bounds, .. }

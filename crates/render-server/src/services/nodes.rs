@@ -283,33 +283,31 @@ impl ApiItemArrayService for NodeServices {
     ) -> Result<Response<api_item_array::GetResponse>, Status> {
         let request = request.into_inner();
         let h = handle("ApiItemArray.get", "objectPtr", request.object_ptr.as_ref())?;
-        let result = self
-            .read("ApiItemArray.get", |doc| {
-                let items = doc.array_items(h)?;
-                let item = items.get(request.index as usize).copied().ok_or_else(|| {
-                    NodeError::NotAllowed(format!(
-                        "item array {h} has {} items; there is no index {}",
-                        items.len(),
-                        request.index
-                    ))
-                })?;
-                Ok(doc.item_ref(item))
-            })
-            .map_err(out_of_range)?;
+        let result = self.read("ApiItemArray.get", |doc| {
+            entry(doc, "item array", h, doc.array_items(h)?, request.index)
+        })?;
         Ok(Response::new(api_item_array::GetResponse {
             result: Some(result),
         }))
     }
 }
 
-/// An index past the end of an array is OUT_OF_RANGE.
-fn out_of_range(status: Status) -> Status {
-    if status.code() == tonic::Code::FailedPrecondition
-        && status.message().contains("there is no index")
-    {
-        Status::out_of_range(status.message())
-    } else {
-        status
+/// Entry `index` of array `handle` as a reference.
+fn entry(
+    doc: &Document,
+    what: &'static str,
+    handle: u64,
+    entries: Vec<u64>,
+    index: u32,
+) -> Result<ObjectRef, NodeError> {
+    match entries.get(index as usize) {
+        Some(item) => Ok(doc.item_ref(*item)),
+        None => Err(NodeError::PastTheEnd {
+            what,
+            handle,
+            len: entries.len(),
+            index,
+        }),
     }
 }
 
@@ -340,19 +338,9 @@ impl ApiNodeArrayService for NodeServices {
             "objectPtr",
             request.object_ptr.as_ref(),
         )?;
-        let result = self
-            .read("ApiNodeArray.get1", |doc| {
-                let nodes = doc.node_array(h)?;
-                let node = nodes.get(request.index as usize).copied().ok_or_else(|| {
-                    NodeError::NotAllowed(format!(
-                        "node array {h} has {} nodes; there is no index {}",
-                        nodes.len(),
-                        request.index
-                    ))
-                })?;
-                Ok(doc.item_ref(node))
-            })
-            .map_err(out_of_range)?;
+        let result = self.read("ApiNodeArray.get1", |doc| {
+            entry(doc, "node array", h, doc.node_array(h)?, request.index)
+        })?;
         Ok(Response::new(api_node_array::GetResponse {
             result: Some(result),
         }))
