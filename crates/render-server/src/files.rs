@@ -73,29 +73,7 @@ impl FileRoot {
     /// Maps a request path to a canonical path inside the root, refusing anything that
     /// would leave it (`..`, absolute paths elsewhere, symlinks pointing out).
     fn resolve(&self, requested: &str) -> Result<PathBuf, Status> {
-        if requested.is_empty() {
-            return Err(Status::invalid_argument("filepath is required"));
-        }
-        if requested.contains('\0') {
-            return Err(Status::invalid_argument("filepath contains a NUL byte"));
-        }
-        let path = Path::new(requested);
-        if path
-            .components()
-            .any(|component| matches!(component, Component::ParentDir))
-        {
-            return Err(Status::permission_denied(format!(
-                "{requested:?} is refused: `..` is not allowed in GetFile paths"
-            )));
-        }
-        let joined = if path.is_absolute() {
-            if !path.starts_with(&self.root) {
-                return Err(self.outside(requested));
-            }
-            path.to_path_buf()
-        } else {
-            self.root.join(path)
-        };
+        let joined = self.join(requested)?;
         let canonical = joined
             .canonicalize()
             .map_err(|error| io_status(requested, &error))?;
@@ -108,10 +86,34 @@ impl FileRoot {
         Ok(canonical)
     }
 
-    fn outside(&self, requested: &str) -> Status {
-        Status::permission_denied(format!(
-            "{requested:?} is refused: GetFile serves only files below the server's file root"
-        ))
+    /// `requested` below the root, checked as text: not empty, no NUL byte, no `..`, and an
+    /// absolute path only inside the root. Links are resolved by the callers.
+    fn join(&self, requested: &str) -> Result<PathBuf, Status> {
+        if requested.is_empty() {
+            return Err(Status::invalid_argument("a path is required"));
+        }
+        if requested.contains('\0') {
+            return Err(Status::invalid_argument("the path contains a NUL byte"));
+        }
+        let path = Path::new(requested);
+        if path
+            .components()
+            .any(|component| matches!(component, Component::ParentDir))
+        {
+            return Err(Status::permission_denied(format!(
+                "{requested:?} is refused: `..` is not allowed in paths"
+            )));
+        }
+        if !path.is_absolute() {
+            return Ok(self.root.join(path));
+        }
+        if path.starts_with(&self.root) {
+            Ok(path.to_path_buf())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{requested:?} is refused: only files below the server's directory for them are served"
+            )))
+        }
     }
 }
 
@@ -169,33 +171,7 @@ impl ProjectRoot {
 
     fn writable(&self, requested: &str) -> Result<PathBuf, Status> {
         let root = &self.files.root;
-        if requested.is_empty() {
-            return Err(Status::invalid_argument("a project path is required"));
-        }
-        if requested.contains('\0') {
-            return Err(Status::invalid_argument(
-                "the project path contains a NUL byte",
-            ));
-        }
-        let path = Path::new(requested);
-        if path
-            .components()
-            .any(|component| matches!(component, Component::ParentDir))
-        {
-            return Err(Status::permission_denied(format!(
-                "{requested:?} is refused: `..` is not allowed in project paths"
-            )));
-        }
-        let joined = if path.is_absolute() {
-            if !path.starts_with(root) {
-                return Err(Status::permission_denied(format!(
-                    "{requested:?} is refused: project files live only below the server's project root"
-                )));
-            }
-            path.to_path_buf()
-        } else {
-            root.join(path)
-        };
+        let joined = self.files.join(requested)?;
         let (Some(parent), Some(name)) = (joined.parent(), joined.file_name()) else {
             return Err(Status::invalid_argument(format!(
                 "{requested:?} does not name a file"
