@@ -23,5 +23,6 @@ pub use math::Vec3;
 pub use png_io::{encode_png, write_png};
 pub use render::{PixelRect, RenderError, RenderSettings, Renderer, MAX_DIMENSION, MAX_PATH_DEPTH};
 pub use scene::{
-    Environment, Hit, Material, MaterialKind, Scene, SceneObject, ShapeKind, SUN_ANGULAR_RADIUS,
+    Environment, Hit, Material, MaterialKind, Scene, SceneObject, ShapeKind, METALLIC_INDEX,
+    SUN_ANGULAR_RADIUS,
 };

@@ -6,8 +6,6 @@ use crate::math::Vec3;
 use crate::rng::Rng;
 use crate::scene::{Material, MaterialKind};
 
-/// Normal-incidence reflectance of the glossy coat (Schlick); rises towards 1 at grazing angles.
-const GLOSSY_F0: f32 = 0.8;
 /// Roughness is clamped to this minimum so the lobe exponent stays finite.
 const MIN_ROUGHNESS: f32 = 0.02;
 
@@ -102,6 +100,17 @@ pub(crate) struct BsdfSample {
     pub pdf: f32,
 }
 
+/// Schlick's reflectance of a coat with index of refraction `index` seen head-on.
+fn reflectance_at_normal(index: f32) -> f32 {
+    let n = if index.is_finite() {
+        index.max(1.0)
+    } else {
+        1.0
+    };
+    let r = (n - 1.0) / (n + 1.0);
+    r * r
+}
+
 impl Bsdf {
     /// `wo` points from the surface towards the viewer; `normal` faces `wo`'s side.
     pub fn new(material: &Material, normal: Vec3, wo: Vec3) -> Bsdf {
@@ -114,7 +123,8 @@ impl Bsdf {
                 } else {
                     1.0
                 };
-                let fresnel = GLOSSY_F0 + (1.0 - GLOSSY_F0) * (1.0 - cos_o).powi(5);
+                let f0 = reflectance_at_normal(material.index);
+                let fresnel = f0 + (1.0 - f0) * (1.0 - cos_o).powi(5);
                 (fresnel, (2.0 / (roughness * roughness) - 2.0).max(1.0))
             }
             _ => (0.0, 1.0),
@@ -199,11 +209,29 @@ mod tests {
             kind,
             albedo: Vec3::ONE,
             roughness,
+            index: crate::scene::METALLIC_INDEX,
             emission: Vec3::ZERO,
         }
     }
 
     /// Monte Carlo estimate of directional albedo must not exceed 1 (energy conservation).
+    #[test]
+    fn the_index_sets_the_head_on_reflectance() {
+        assert!((reflectance_at_normal(1.5) - 0.04).abs() < 1e-6);
+        assert!((reflectance_at_normal(crate::scene::METALLIC_INDEX) - 0.8).abs() < 0.01);
+        assert_eq!(reflectance_at_normal(1.0), 0.0);
+        assert_eq!(reflectance_at_normal(f32::NAN), 0.0);
+        // A plastic coat reflects less than a metallic one, seen the same way.
+        let n = Vec3::new(0.0, 0.0, 1.0);
+        let plastic = Material {
+            index: 1.5,
+            ..mat(MaterialKind::Glossy, 0.2)
+        };
+        let metal = mat(MaterialKind::Glossy, 0.2);
+        let coat = |m: &Material| Bsdf::new(m, n, n).specular_weight;
+        assert!(coat(&plastic) < coat(&metal) / 5.0);
+    }
+
     #[test]
     fn materials_do_not_create_energy() {
         let n = Vec3::new(0.0, 1.0, 0.0);

@@ -337,7 +337,7 @@ static DIFFUSE_PINS: [PinSpec; 2] = [
     ),
 ];
 
-static GLOSSY_PINS: [PinSpec; 2] = [
+static GLOSSY_PINS: [PinSpec; 3] = [
     pin(
         PinId::PSpecular,
         "specular",
@@ -357,6 +357,13 @@ static GLOSSY_PINS: [PinSpec; 2] = [
             max: 1.0,
             default: 0.1,
         },
+    ),
+    pin(
+        PinId::PIndex,
+        "index",
+        "Index",
+        "Index of refraction of the coat: 1.5 reflects like plastic, high values like metal.",
+        float1(1.5, 1.0, 20.0),
     ),
 ];
 

@@ -1,7 +1,9 @@
 //! Between the node graph and the render: [`scene_state`] reads what the pins ask for,
 //! [`write_state`] writes a render's values into the pins.
 
-use octaneweb_pathtracer::{Camera, Environment, Material, MaterialKind, Scene, Vec3};
+use octaneweb_pathtracer::{
+    Camera, Environment, Material, MaterialKind, Scene, Vec3, METALLIC_INDEX,
+};
 use octaneweb_proto::octaneapi::{NodeType, PinId};
 
 use super::{Body, Document, Value};
@@ -121,6 +123,7 @@ impl Document {
             kind: MaterialKind::Diffuse,
             albedo: Vec3::new(0.5, 0.5, 0.5),
             roughness: 1.0,
+            index: METALLIC_INDEX,
             emission: Vec3::ZERO,
         };
         let Some(handle) = handle else { return grey };
@@ -134,6 +137,7 @@ impl Document {
                 kind: MaterialKind::Glossy,
                 albedo: self.float3(handle, PinId::PSpecular).map_or(Vec3::ONE, v3),
                 roughness: self.float1(handle, PinId::PRoughness).unwrap_or(0.1),
+                index: self.float1(handle, PinId::PIndex).unwrap_or(METALLIC_INDEX),
                 emission: Vec3::ZERO,
             },
             Some(NodeType::NtMatDiffuse) => {
@@ -150,6 +154,7 @@ impl Document {
                         kind: MaterialKind::Emissive,
                         albedo,
                         roughness: 1.0,
+                        index: METALLIC_INDEX,
                         emission,
                     },
                     None => Material {
@@ -157,6 +162,7 @@ impl Document {
                         kind: MaterialKind::Diffuse,
                         albedo,
                         roughness: 1.0,
+                        index: METALLIC_INDEX,
                         emission: Vec3::ZERO,
                     },
                 }
@@ -377,6 +383,11 @@ pub(super) fn write_state(doc: &mut Document, state: &SceneState) {
                     material_node,
                     PinId::PRoughness,
                     Value::Float(material.roughness),
+                );
+                doc.write(
+                    material_node,
+                    PinId::PIndex,
+                    Value::Float3([material.index, 0.0, 0.0]),
                 );
             }
             MaterialKind::Diffuse | MaterialKind::Emissive => {
