@@ -1129,3 +1129,210 @@ async fn with_a_render_region_only_the_region_refines() {
     );
     server.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn names_positions_labels_destinations_copies_and_attributes() {
+    use octaneweb_proto::octaneapi::api_item::{
+        set_value_by_id_request, PositionRequest, SetNameRequest, SetPositionRequest,
+        SetValueByIdRequest,
+    };
+    use octaneweb_proto::octaneapi::api_node::{
+        ConnectedNodeRequest, DestinationNodesRequest, PinLabelIxRequest, PinTypeIxRequest,
+    };
+    use octaneweb_proto::octaneapi::api_node_array::{
+        GetRequest as NodeArrayGet, SizeRequest as NodeArraySize,
+    };
+    use octaneweb_proto::octaneapi::api_node_array_service_client::ApiNodeArrayServiceClient;
+    use octaneweb_proto::octaneapi::api_node_graph::CopyItemTreeRequest;
+    use octaneweb_proto::octaneapi::{Float2, NodePinType};
+
+    let server = TestServer::start(test_config()).await;
+    let mut octane = Octane::new(&server.channel);
+    let mut node_arrays = ApiNodeArrayServiceClient::new(server.channel.clone());
+    let camera = octane.find_path(&["Camera"]).await;
+
+    octane
+        .items
+        .set_name(SetNameRequest {
+            object_ptr: r(camera),
+            name: "Hero camera".into(),
+        })
+        .await
+        .expect("setName");
+    assert_eq!(octane.name(camera).await, "Hero camera");
+    octane
+        .items
+        .set_position(SetPositionRequest {
+            object_ptr: r(camera),
+            new_pos: Some(Float2 { x: 12.5, y: -4.0 }),
+        })
+        .await
+        .expect("setPosition");
+    let position = octane
+        .items
+        .position(PositionRequest {
+            object_ptr: r(camera),
+        })
+        .await
+        .expect("position")
+        .into_inner()
+        .result
+        .expect("position");
+    assert_eq!((position.x, position.y), (12.5, -4.0));
+    let bad_position = octane
+        .items
+        .set_position(SetPositionRequest {
+            object_ptr: r(camera),
+            new_pos: Some(Float2 {
+                x: f32::NAN,
+                y: 0.0,
+            }),
+        })
+        .await
+        .expect_err("not finite");
+    assert_eq!(bad_position.code(), Code::InvalidArgument);
+
+    // Pin 3 of the thin lens camera is its field of view.
+    let label = octane
+        .nodes
+        .pin_label_ix(PinLabelIxRequest {
+            object_ptr: r(camera),
+            index: 3,
+        })
+        .await
+        .expect("label")
+        .into_inner()
+        .result;
+    assert_eq!(label, "Field of view");
+    let pin_type = octane
+        .nodes
+        .pin_type_ix(PinTypeIxRequest {
+            object_ptr: r(camera),
+            index: 3,
+        })
+        .await
+        .expect("type")
+        .into_inner()
+        .result;
+    assert_eq!(pin_type, NodePinType::PtFloat as i32);
+
+    // The render target's camera pin, by id; the camera's destinations lead back to it.
+    let render_target = octane.find_path(&["Render target"]).await;
+    let linked = octane
+        .nodes
+        .connected_node(ConnectedNodeRequest {
+            object_ptr: r(render_target),
+            pin_id: PinId::PCamera as i32,
+            enter_wrapper_node: true,
+        })
+        .await
+        .expect("connectedNode")
+        .into_inner()
+        .result
+        .expect("camera");
+    assert_eq!(linked.handle, camera);
+    let destinations = octane
+        .nodes
+        .destination_nodes(DestinationNodesRequest {
+            object_ptr: r(camera),
+        })
+        .await
+        .expect("destinationNodes")
+        .into_inner();
+    assert_eq!(
+        destinations.pin_names.expect("names").data,
+        vec!["camera".to_owned()]
+    );
+    let array = destinations.nodes.expect("array");
+    let size = node_arrays
+        .size1(NodeArraySize {
+            object_ptr: Some(array),
+        })
+        .await
+        .expect("size1")
+        .into_inner()
+        .result;
+    assert_eq!(size, 1);
+    let first = node_arrays
+        .get1(NodeArrayGet {
+            object_ptr: Some(array),
+            index: 0,
+        })
+        .await
+        .expect("get1")
+        .into_inner()
+        .result
+        .expect("node");
+    assert_eq!(first.handle, render_target);
+    let past = node_arrays
+        .get1(NodeArrayGet {
+            object_ptr: Some(array),
+            index: 1,
+        })
+        .await
+        .expect_err("index 1");
+    assert_eq!(past.code(), Code::OutOfRange);
+
+    // A copied material has value nodes of its own: editing the copy leaves the original.
+    let materials = octane.find_path(&["Materials"]).await;
+    let red = octane.find_path(&["Materials", "Red matte"]).await;
+    let copy = octane
+        .graphs
+        .copy_item_tree(CopyItemTreeRequest {
+            object_ptr: r(materials),
+            root_item: r(red),
+        })
+        .await
+        .expect("copyItemTree")
+        .into_inner()
+        .result
+        .expect("copy")
+        .handle;
+    assert_ne!(copy, red);
+    assert!(octane.owned(materials).await.contains(&copy));
+    let original = octane.pin_float3(red, PinId::PDiffuse).await;
+    octane
+        .set_pin(copy, PinId::PDiffuse, float3([0.0, 1.0, 0.0]))
+        .await
+        .expect("edit the copy");
+    assert_eq!(octane.pin_float3(red, PinId::PDiffuse).await, original);
+    assert_ne!(
+        octane.connected(copy, 0).await,
+        octane.connected(red, 0).await
+    );
+
+    // The value node's attribute and the pin are one value.
+    let value_node = octane.connected(camera, 3).await;
+    octane
+        .items
+        .set_value_by_attr_id(SetValueByIdRequest {
+            item_ref: r(value_node),
+            attribute_id: AttributeId::AValue as i32,
+            evaluate: Some(false),
+            value: Some(set_value_by_id_request::Value::Float3Value(Float3 {
+                x: 44.0,
+                y: 0.0,
+                z: 0.0,
+            })),
+        })
+        .await
+        .expect("setValueByAttrID");
+    assert_eq!(octane.pin_float3(camera, PinId::PFov).await[0], 44.0);
+    let refused = octane
+        .items
+        .set_value_by_attr_id(SetValueByIdRequest {
+            item_ref: r(value_node),
+            attribute_id: AttributeId::AValue as i32,
+            evaluate: Some(false),
+            value: Some(set_value_by_id_request::Value::Float3Value(Float3 {
+                x: 400.0,
+                y: 0.0,
+                z: 0.0,
+            })),
+        })
+        .await
+        .expect_err("fov 400 through the attribute");
+    assert_eq!(refused.code(), Code::OutOfRange);
+    assert!(refused.message().contains("fov"), "{}", refused.message());
+    server.shutdown().await.expect("clean shutdown");
+}
