@@ -178,6 +178,11 @@ pub(crate) enum NodeError {
 }
 
 impl NodeError {
+    /// The status a client gets for this failure in `method`.
+    pub fn to_status(&self, method: &str) -> tonic::Status {
+        tonic::Status::new(self.code(), format!("{method}: {self}"))
+    }
+
     /// The gRPC code for this failure.
     pub fn code(&self) -> tonic::Code {
         match self {

@@ -89,8 +89,7 @@ impl Shared {
     ) -> Result<T, Status> {
         let mut document = self.document();
         let mut draft = document.clone();
-        let out = edit(&mut draft)
-            .map_err(|error| Status::new(error.code(), format!("{method}: {error}")))?;
+        let out = edit(&mut draft).map_err(|error| error.to_status(method))?;
         self.render(method, &draft)?;
         *document = draft;
         Ok(out)

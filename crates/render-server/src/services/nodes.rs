@@ -42,10 +42,6 @@ impl NodeServices {
     }
 }
 
-fn status(method: &str, error: NodeError) -> Status {
-    Status::new(error.code(), format!("{method}: {error}"))
-}
-
 /// The handle of a request's object reference (the `type` is not checked: Octane's clients
 /// send the type of the service they call, not of the object).
 fn handle(method: &str, field: &str, reference: Option<&ObjectRef>) -> Result<u64, Status> {
@@ -64,7 +60,7 @@ impl NodeServices {
         f: impl FnOnce(&Document) -> Result<T, NodeError>,
     ) -> Result<T, Status> {
         let doc = self.shared.document();
-        f(&doc).map_err(|e| status(method, e))
+        f(&doc).map_err(|e| e.to_status(method))
     }
 
     fn edit<T>(
