@@ -48,6 +48,8 @@ const PIN_INFO_TAG: u64 = 3 << 40;
 pub(crate) const MAX_ITEMS: usize = 20_000;
 /// Longest item name accepted.
 pub(crate) const MAX_NAME_BYTES: usize = 1024;
+/// How deep graphs nest at most (the root is depth 0).
+pub(crate) const MAX_NESTING: usize = 32;
 
 /// The value of a value node's `A_VALUE` attribute.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -970,33 +972,82 @@ impl Document {
         Ok(())
     }
 
-    fn contains_mesh(&self, handle: u64) -> bool {
-        match self.items.get(&handle).map(|i| &i.body) {
-            Some(Body::Graph(graph)) => graph.items.iter().any(|h| {
-                self.node(*h).is_ok_and(|(_, n)| n.object.is_some()) || self.contains_mesh(*h)
-            }),
-            _ => false,
+    /// Item `handle` and everything the graphs in it own, however deep (pin-owned value
+    /// nodes not included); each item once.
+    fn subtree(&self, handle: u64) -> Vec<u64> {
+        let mut out = vec![handle];
+        let mut seen = std::collections::HashSet::from([handle]);
+        let mut index = 0;
+        while let Some(current) = out.get(index).copied() {
+            index += 1;
+            if let Some(Body::Graph(graph)) = self.items.get(&current).map(|i| &i.body) {
+                out.extend(graph.items.iter().copied().filter(|h| seen.insert(*h)));
+            }
         }
+        out
+    }
+
+    fn contains_mesh(&self, handle: u64) -> bool {
+        self.subtree(handle)
+            .into_iter()
+            .any(|h| self.node(h).is_ok_and(|(_, n)| n.object.is_some()))
+    }
+
+    /// How many graphs own `handle` above it (the root's items are at 1).
+    fn nesting(&self, handle: u64) -> usize {
+        let mut depth = 0;
+        let mut current = self.items.get(&handle).and_then(|i| i.owner);
+        // Bounded: a loaded file is checked for owner loops, but nothing here trusts that.
+        while let Some(owner) = current.filter(|_| depth <= MAX_ITEMS) {
+            depth += 1;
+            current = self.items.get(&owner).and_then(|i| i.owner);
+        }
+        depth
+    }
+
+    /// How many levels of graphs lie below `handle` (0 for a node or an empty graph).
+    fn depth_below(&self, handle: u64) -> usize {
+        let mut level = vec![handle];
+        let mut depth = 0;
+        while depth <= MAX_ITEMS {
+            let next: Vec<u64> = level
+                .iter()
+                .filter_map(|h| match self.items.get(h).map(|i| &i.body) {
+                    Some(Body::Graph(graph)) if !graph.items.is_empty() => {
+                        Some(graph.items.clone())
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            if next.is_empty() {
+                break;
+            }
+            depth += 1;
+            level = next;
+        }
+        depth
     }
 
     fn remove_tree(&mut self, handle: u64) {
-        let mut doomed = vec![handle];
-        let mut index = 0;
-        while let Some(current) = doomed.get(index).copied() {
-            index += 1;
-            if let Some(Body::Graph(graph)) = self.items.get(&current).map(|i| &i.body) {
-                doomed.extend(graph.items.iter().copied());
-            }
-            // Value nodes owned by this node's pins.
-            for (h, item) in &self.items {
-                if let Body::Node(n) = &item.body {
-                    if n.pin_owner.is_some_and(|(owner, _)| owner == current) {
-                        doomed.push(*h);
-                    }
-                }
+        // Value nodes by the node whose pin owns them, gathered once.
+        let mut owned: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
+        for (h, item) in &self.items {
+            if let Body::Node(Node {
+                pin_owner: Some((owner, _)),
+                ..
+            }) = &item.body
+            {
+                owned.entry(*owner).or_default().push(*h);
             }
         }
-        let doomed: std::collections::HashSet<u64> = doomed.into_iter().collect();
+        let mut doomed = std::collections::HashSet::new();
+        let mut stack = self.subtree(handle);
+        while let Some(current) = stack.pop() {
+            if doomed.insert(current) {
+                stack.extend(owned.get(&current).into_iter().flatten().copied());
+            }
+        }
         for handle in &doomed {
             self.items.remove(handle);
         }
@@ -1033,24 +1084,63 @@ impl Document {
                 "graph {source} cannot be copied into itself"
             )));
         }
+        if self.nesting(destination) + 1 + self.depth_below(source) > MAX_NESTING {
+            return Err(NodeError::NotAllowed(format!(
+                "copying item {source} into graph {destination} would nest graphs more than {MAX_NESTING} deep"
+            )));
+        }
         if self.items.len() + self.tree_size(source) > MAX_ITEMS {
             return Err(NodeError::Full);
         }
         Ok(self.copy_into(source, Some(destination)))
     }
 
+    /// Items a copy of `handle` makes (each node with a value node per pin at most).
     fn tree_size(&self, handle: u64) -> usize {
-        match self.items.get(&handle).map(|i| &i.body) {
-            Some(Body::Graph(graph)) => {
-                1 + graph
-                    .items
-                    .iter()
-                    .map(|h| self.tree_size(*h))
-                    .sum::<usize>()
+        self.subtree(handle)
+            .into_iter()
+            .map(|h| match self.items.get(&h).map(|i| &i.body) {
+                Some(Body::Node(node)) => 1 + node.links.len(),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// The first item found on a cycle of links and ownership, if any (one pass).
+    pub(crate) fn cycle(&self) -> Option<u64> {
+        let edges = |handle: u64| -> Vec<u64> {
+            match self.items.get(&handle).map(|i| &i.body) {
+                Some(Body::Node(node)) => node.links.iter().flatten().copied().collect(),
+                Some(Body::Graph(graph)) => graph.items.clone(),
+                None => Vec::new(),
             }
-            Some(Body::Node(node)) => 1 + node.links.len(),
-            None => 0,
+        };
+        // 1: on the current path, 2: done.
+        let mut state: std::collections::HashMap<u64, u8> = std::collections::HashMap::new();
+        for start in self.items.keys() {
+            if state.contains_key(start) {
+                continue;
+            }
+            state.insert(*start, 1);
+            let mut stack: Vec<(u64, Vec<u64>, usize)> = vec![(*start, edges(*start), 0)];
+            while let Some((current, targets, next)) = stack.last_mut() {
+                let Some(target) = targets.get(*next).copied() else {
+                    state.insert(*current, 2);
+                    stack.pop();
+                    continue;
+                };
+                *next += 1;
+                match state.get(&target) {
+                    Some(1) => return Some(target),
+                    Some(_) => {}
+                    None => {
+                        state.insert(target, 1);
+                        stack.push((target, edges(target), 0));
+                    }
+                }
+            }
         }
+        None
     }
 
     fn copy_into(&mut self, source: u64, owner: Option<u64>) -> u64 {
@@ -1363,5 +1453,71 @@ mod tests {
         let error = Document::from_project_json(wide.as_bytes(), 7).unwrap_err();
         assert!(error.to_string().contains("fov"), "{error}");
         assert!(Document::from_project_json(b"[]", 7).is_err());
+    }
+
+    #[test]
+    fn copies_nest_at_most_max_nesting_graphs_deep() {
+        let (_, mut doc, _) = builtin();
+        let materials = named(&doc, "Materials");
+        let mut destination = doc.root();
+        let mut copies = 0;
+        let refused = loop {
+            match doc.copy_item_tree(destination, materials) {
+                Ok(copy) => {
+                    destination = copy;
+                    copies += 1;
+                    assert!(copies <= MAX_NESTING, "nested without limit");
+                }
+                Err(error) => break error,
+            }
+        };
+        assert!(
+            matches!(refused, NodeError::NotAllowed(ref why) if why.contains("deep")),
+            "{refused}"
+        );
+        assert_eq!(doc.nesting(destination), copies);
+    }
+
+    #[test]
+    fn loaded_files_with_link_cycles_or_owner_loops_are_refused() {
+        let (scene, mut doc, _) = builtin();
+        let geometry = named(&doc, "Geometry");
+        let a = doc
+            .create(NodeType::NtGeoPlacement as i32, geometry, true)
+            .unwrap();
+        let b = doc
+            .create(NodeType::NtGeoPlacement as i32, geometry, true)
+            .unwrap();
+        assert!(doc.cycle().is_none());
+        // What the API refuses, written into the document directly.
+        doc.set_link(a, 1, Some(b));
+        doc.set_link(b, 1, Some(a));
+        assert!(doc.cycle().is_some());
+        let error =
+            Document::from_project_json(&doc.to_project_json(), scene.objects().len()).unwrap_err();
+        assert!(error.to_string().contains("cycle"), "{error}");
+
+        let (_, mut doc, _) = builtin();
+        let materials = named(&doc, "Materials");
+        let geometry = named(&doc, "Geometry");
+        // Materials and Geometry owning each other, cut off from the root.
+        let root = doc.root();
+        if let Some(Body::Graph(graph)) = doc.items.get_mut(&root).map(|i| &mut i.body) {
+            graph.items.retain(|h| *h != materials && *h != geometry);
+        }
+        for (item, owner) in [(materials, geometry), (geometry, materials)] {
+            if let Some(entry) = doc.items.get_mut(&item) {
+                entry.owner = Some(owner);
+            }
+            if let Some(Body::Graph(graph)) = doc.items.get_mut(&owner).map(|i| &mut i.body) {
+                graph.items.push(item);
+            }
+        }
+        let error =
+            Document::from_project_json(&doc.to_project_json(), scene.objects().len()).unwrap_err();
+        assert!(
+            error.to_string().contains("loop") || error.to_string().contains("cycle"),
+            "{error}"
+        );
     }
 }

@@ -289,11 +289,6 @@ impl Document {
                                 ));
                             }
                         }
-                        if self.feeds(*link, *handle) {
-                            return Err(format!(
-                                "pin {index} of node {handle} closes a cycle through {link}"
-                            ));
-                        }
                     }
                     if let Some((owner, index)) = node.pin_owner {
                         let spec = self
@@ -317,6 +312,31 @@ impl Document {
                     }
                 }
             }
+        }
+        for handle in self.items.keys() {
+            // Every owned item hangs below the root, not too deep and not in an owner loop.
+            if self.items.get(handle).and_then(|i| i.owner).is_some() {
+                let mut at = *handle;
+                let mut steps = 0;
+                while let Some(owner) = self.items.get(&at).and_then(|i| i.owner) {
+                    steps += 1;
+                    if steps > super::MAX_NESTING {
+                        return Err(format!(
+                            "item {handle} is nested more than {} graphs deep (or its owners loop)",
+                            super::MAX_NESTING
+                        ));
+                    }
+                    at = owner;
+                }
+                if at != self.root {
+                    return Err(format!(
+                        "item {handle} is owned by graphs that do not lead to the root"
+                    ));
+                }
+            }
+        }
+        if let Some(item) = self.cycle() {
+            return Err(format!("item {item} lies on a cycle of links"));
         }
         if objects.len() != object_count {
             return Err(format!(
