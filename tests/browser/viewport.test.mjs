@@ -234,8 +234,13 @@ describe('viewport', { timeout: 180000 }, () => {
     assert.ok(fit.width > 256, `fit width ${fit.width}`);
   });
 
-  test('Save PNG downloads the current frame as a PNG file', async () => {
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#btn-save')]);
+  test('Save PNG downloads the current frame as a lossless PNG from the gateway', async () => {
+    const [download, fetched] = await Promise.all([
+      page.waitForEvent('download'),
+      page.waitForResponse((response) => response.url().includes('/render/frame.png')),
+      page.click('#btn-save'),
+    ]);
+    assert.equal(fetched.status(), 200, 'the PNG comes from /render/frame.png, not the canvas');
     assert.match(download.suggestedFilename(), /^octaneweb-frame-\d+\.png$/);
     const bytes = await readFile(await download.path());
     assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

@@ -2,6 +2,7 @@
 // the one before fails), draws the newest frame on the canvas, and exposes its state in the
 // DOM (data-mode, data-frames, data-seq) so people and tests can see what it is doing.
 
+import { url } from './api.js';
 import { toast } from './dom.js';
 import { tonemap } from './frame.js';
 import { FALLBACK_ORDER, TRANSPORTS } from './transports.js';
@@ -249,24 +250,31 @@ export class Viewport extends EventTarget {
     this.root.dataset.zoom = zoom;
   }
 
-  /** Downloads the frame on screen as a PNG file. */
-  savePng() {
+  /** Downloads the newest frame as a lossless PNG from the gateway (`/render/frame.png`);
+   *  the canvas (which may show a decoded JPEG) only when the gateway has none to give. */
+  async savePng() {
     if (this.framesDrawn === 0) {
       toast('No frame to save yet', 'info');
       return;
     }
-    this.canvas.toBlob((blob) => {
-      if (!blob) {
-        toast('Could not encode the frame as PNG', 'error');
-        return;
-      }
-      const link = document.createElement('a');
-      link.href = URL.createObjectURL(blob);
-      link.download = `octaneweb-frame-${this.lastSeq}.png`;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-    }, 'image/png');
+    let blob = null;
+    try {
+      const response = await fetch(url('render/frame.png'), { cache: 'no-store', credentials: 'same-origin' });
+      if (response.ok && response.headers.get('content-type')?.startsWith('image/png')) blob = await response.blob();
+    } catch {
+      blob = null;
+    }
+    if (!blob) blob = await new Promise((resolve) => this.canvas.toBlob(resolve, 'image/png'));
+    if (!blob) {
+      toast('Could not encode the frame as PNG', 'error');
+      return;
+    }
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(blob);
+    link.download = `octaneweb-frame-${this.lastSeq}.png`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   }
 }
