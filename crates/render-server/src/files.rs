@@ -130,16 +130,17 @@ fn io_status(requested: &str, error: &io::Error) -> Status {
 /// Largest project file read or written.
 pub(crate) const MAX_PROJECT_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The directory project files live below.
+/// A directory files are written below (and read back from): project files, and the
+/// images `saveImage1` writes below the file root.
 #[derive(Clone, Debug)]
-pub(crate) struct ProjectRoot {
+pub(crate) struct WritableRoot {
     files: FileRoot,
 }
 
-impl ProjectRoot {
+impl WritableRoot {
     /// Canonicalises `root`, which must be an existing directory.
-    pub fn new(root: &Path) -> io::Result<ProjectRoot> {
-        Ok(ProjectRoot {
+    pub fn new(root: &Path) -> io::Result<WritableRoot> {
+        Ok(WritableRoot {
             files: FileRoot::new(root, MAX_PROJECT_BYTES)?,
         })
     }

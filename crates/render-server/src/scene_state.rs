@@ -76,7 +76,19 @@ pub(crate) struct SceneState {
     pub subsample: SubSample,
 }
 
+/// Where an object no placement puts is moved: far below the floor, out of every view.
+pub(crate) const HIDDEN_OFFSET_Y: f32 = -1.0e4;
+
 impl SceneState {
+    /// The objects a placement puts in the scene (the others are moved out of view).
+    pub fn placed_objects(&self) -> impl Iterator<Item = usize> + '_ {
+        self.object_offsets
+            .iter()
+            .enumerate()
+            .filter(|(_, offset)| offset.y > HIDDEN_OFFSET_Y / 2.0)
+            .map(|(index, _)| index)
+    }
+
     /// The built-in scene as it starts.
     pub fn initial(scene: &Scene, resolution: [u32; 2], max_samples: u32) -> SceneState {
         SceneState {

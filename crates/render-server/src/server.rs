@@ -25,7 +25,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::engine::{self, Engine};
-use crate::files::{FileRoot, ProjectRoot};
+use crate::files::{FileRoot, WritableRoot};
 use crate::services::callbacks::{Gen1CallbackService, Gen2CallbackService};
 use crate::services::livelink::LiveLinkServiceImpl;
 use crate::services::nodes::NodeServices;
@@ -79,7 +79,7 @@ impl RenderServer {
         let projects = match &config.project_root {
             Some(path) => {
                 Some(
-                    ProjectRoot::new(path).map_err(|source| RenderServerError::FileRoot {
+                    WritableRoot::new(path).map_err(|source| RenderServerError::FileRoot {
                         path: path.clone(),
                         source,
                     })?,

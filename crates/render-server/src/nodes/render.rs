@@ -7,10 +7,8 @@ use octaneweb_pathtracer::{
 use octaneweb_proto::octaneapi::{NodeType, PinId};
 
 use super::{Body, Document, Value};
-use crate::scene_state::{Kernel, Lens, SceneState};
+use crate::scene_state::{Kernel, Lens, SceneState, HIDDEN_OFFSET_Y};
 
-/// Where an object no placement puts goes: far below the floor, out of every view.
-const HIDDEN_OFFSET: f32 = -1.0e4;
 /// The daylight environment's turbidity at which the built-in sky is what it is.
 const BASE_TURBIDITY: f32 = 2.4;
 /// A GI clamp at or above this is "no clamp".
@@ -224,7 +222,7 @@ pub(super) fn scene_state(doc: &Document, scene: &Scene, base: &SceneState) -> S
         }
     }
     let objects = scene.objects();
-    let mut offsets = vec![Vec3::new(0.0, HIDDEN_OFFSET, 0.0); objects.len()];
+    let mut offsets = vec![Vec3::new(0.0, HIDDEN_OFFSET_Y, 0.0); objects.len()];
     let mut materials: Vec<Material> = scene.materials().to_vec();
     for (placement, mesh) in doc.placements() {
         let Some(mesh) = mesh else { continue };

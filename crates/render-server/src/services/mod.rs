@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use crate::engine::Engine;
-use crate::files::{FileRoot, ProjectRoot};
+use crate::files::{FileRoot, WritableRoot};
 use crate::nodes::{Document, NodeError};
 
 /// The new-image callback a client registered with `setOnNewImageCallback`.
@@ -35,9 +35,9 @@ pub(crate) struct Shared {
     document: Mutex<Document>,
     pub files: Option<FileRoot>,
     /// Where projects are loaded from and saved to (`None`: no project files).
-    pub projects: Option<ProjectRoot>,
+    pub projects: Option<WritableRoot>,
     /// Where `saveImage1` writes (the file root; `None`: disabled).
-    pub images: Option<ProjectRoot>,
+    pub images: Option<WritableRoot>,
     /// The render region's feather width as last set (kept for `getRenderRegion`; the
     /// renderer's region has hard edges).
     feather_width: std::sync::atomic::AtomicU32,
@@ -54,10 +54,12 @@ impl Shared {
     pub fn new(
         engine: Arc<Engine>,
         files: Option<FileRoot>,
-        projects: Option<ProjectRoot>,
+        projects: Option<WritableRoot>,
         shutdown: watch::Receiver<bool>,
     ) -> Shared {
-        let images = files.as_ref().and_then(|f| ProjectRoot::new(f.root()).ok());
+        let images = files
+            .as_ref()
+            .and_then(|f| WritableRoot::new(f.root()).ok());
         let document = Document::builtin(engine.scene(), &engine.scene_state());
         Shared {
             engine,
@@ -181,7 +183,7 @@ impl Shared {
         Ok(())
     }
 
-    fn project_root(&self, method: &str) -> Result<&ProjectRoot, Status> {
+    fn project_root(&self, method: &str) -> Result<&WritableRoot, Status> {
         self.projects.as_ref().ok_or_else(|| {
             Status::failed_precondition(format!(
                 "{method}: project files are disabled: the render server was started without a project root (--project-root)"

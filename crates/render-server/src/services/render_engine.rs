@@ -198,13 +198,7 @@ impl ApiRenderEngineService for RenderEngineService {
     ) -> Result<Response<re::GetGeometryStatisticsResponse>, Status> {
         let scene = self.shared.engine.scene();
         let state = self.shared.engine.scene_state();
-        let placed: Vec<usize> = state
-            .object_offsets
-            .iter()
-            .enumerate()
-            .filter(|(_, offset)| offset.y > -1.0e3)
-            .map(|(index, _)| index)
-            .collect();
+        let placed: Vec<usize> = state.placed_objects().collect();
         let mut stats = api::ApiGeometryStatistics::default();
         for index in &placed {
             let Some(object) = scene.objects().get(*index) else {
