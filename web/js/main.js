@@ -1,13 +1,20 @@
 // Entry point: builds the modules, wires the controls, settings, shortcuts and recovery.
 
-import { baseUrl, call, storedServer, storeServer, wsUrl } from './api.js';
+import { baseUrl, storedServer, storeServer, wsUrl } from './api.js';
 import { CameraController } from './camera.js';
 import { byId, h, isTyping, toast } from './dom.js';
 import { Explorer } from './explorer.js';
 import { Hud } from './hud.js';
+import { Inspector } from './inspector.js';
+import { renderEngine } from './octane.js';
 import { Outliner } from './outliner.js';
+import { ProjectDialog } from './projects.js';
 import { sharedClient } from './rpc.js';
+import { Selection } from './selection.js';
+import { RenderStats } from './stats.js';
 import { ConnectionStatus } from './status.js';
+import { ViewportTools } from './tools.js';
+import { EditHistory } from './undo.js';
 import { Viewport } from './viewport.js';
 
 const PREFS_KEY = 'octaneweb.prefs';
@@ -28,6 +35,7 @@ function loadPrefs() {
     encoding: ENCODINGS.includes(stored.encoding) ? stored.encoding : undefined,
     quality: Number.isFinite(stored.quality) ? stored.quality : undefined,
     exposure: Number.isFinite(stored.exposure) ? stored.exposure : 0,
+    recentProjects: Array.isArray(stored.recentProjects) ? stored.recentProjects.filter((p) => typeof p === 'string').slice(0, 10) : [],
   };
 }
 
@@ -68,25 +76,81 @@ const hud = new Hud({
 // bidi streams); it opens on first use.
 const rpc = sharedClient(wsUrl('ws'));
 const camera = new CameraController({ surface: viewportEl, rate: prefs.cameraRate, rpc });
-const outliner = new Outliner({ tree: byId('outliner'), meshes: byId('mesh-list') });
+const selection = new Selection();
+const history = new EditHistory();
+const outliner = new Outliner({ root: byId('outliner'), selection });
+const inspector = new Inspector({ root: byId('inspector'), selection, history });
+const renderSettings = new Inspector({
+  root: byId('render-settings'),
+  selection,
+  history,
+  openLinks: true,
+  emptyText: 'The render target is read when this panel opens.',
+});
+const stats = new RenderStats({ root: byId('stats') });
+const tools = new ViewportTools({
+  surface: viewportEl,
+  canvas: byId('frame-canvas'),
+  regionBox: byId('region-box'),
+  dragBox: byId('drag-box'),
+  selection,
+});
+const projects = new ProjectDialog({
+  recent: {
+    get: () => prefs.recentProjects,
+    set: (list) => {
+      prefs.recentProjects = list;
+      savePrefs(prefs);
+    },
+  },
+});
 const explorer = new Explorer(byId('explorer'), { rpc });
 
 // --- viewport, HUD, zoom, save ---
-viewport.addEventListener('mode', (event) => hud.setMode(event.detail.label));
+viewport.addEventListener('mode', (event) => {
+  hud.setMode(event.detail.label);
+  showStale();
+});
 viewport.addEventListener('frame', (event) => {
   hud.onFrame(event.detail);
   byId('hdr-controls').hidden = !event.detail.hdr;
+  showStale();
 });
+hud.onLatency = (ms) => stats.recordLatency(ms);
 viewport.addEventListener('notice', (event) => {
   const message = event.detail;
   if (message.type === 'hello') reflectStreamSettings(message);
-  if (message.type === 'projectManagerChanged') outliner.load();
+  if (message.type === 'statistics') stats.announce();
+  if (message.type === 'projectManagerChanged') sceneChanged();
 });
+
+/** A project was loaded or reset: every handle may mean something else now. */
+function sceneChanged() {
+  history.clear();
+  selection.clear();
+  outliner.load();
+  stats.announce();
+  readEngineModes();
+  if (!byId('panel-render').hidden) loadRenderSettings();
+  else renderSettings.showEmpty();
+  projects.readCurrent();
+}
+
+/** The last frame stays on screen while disconnected, marked as such. */
+function showStale() {
+  const live = viewport.modeIndicator.dataset.live === '1';
+  const connected = status.gateway === 'up' && status.upstream !== 'down';
+  const stale = viewport.framesDrawn > 0 && (!live || !connected);
+  byId('stale-mark').hidden = !stale;
+  viewportEl.classList.toggle('stale', stale);
+  viewportEl.dataset.stale = stale ? '1' : '0';
+}
 
 function setZoom(zoom) {
   viewport.setZoom(zoom);
   byId('btn-fit').setAttribute('aria-pressed', String(zoom === 'fit'));
   byId('btn-actual').setAttribute('aria-pressed', String(zoom === 'actual'));
+  tools.showRegion();
 }
 byId('btn-fit').addEventListener('click', () => setZoom('fit'));
 byId('btn-actual').addEventListener('click', () => setZoom('actual'));
@@ -94,24 +158,129 @@ byId('btn-save').addEventListener('click', () => viewport.savePng());
 byId('btn-reset-camera').addEventListener('click', () => camera.reset());
 byId('mode-indicator').addEventListener('click', () => viewport.start());
 
-// --- render engine controls ---
-let renderPaused = false;
-async function renderCommand(method, label) {
+// --- selection: outliner, pick and inspector links show the item in the inspector ---
+selection.addEventListener('change', (event) => {
+  const item = event.detail;
+  if (!item) {
+    inspector.showEmpty();
+    return;
+  }
+  inspector.show(item.ref);
+  // A pick or a followed link from the render settings shows the inspector.
+  if (item.source === 'pick' || (item.source === 'inspector' && !byId('panel-render').hidden)) selectTab(byId('tab-scene'));
+});
+
+// --- undo and redo ---
+history.addEventListener('change', (event) => {
+  byId('btn-undo').disabled = !event.detail.canUndo;
+  byId('btn-redo').disabled = !event.detail.canRedo;
+});
+byId('btn-undo').addEventListener('click', () => history.undo());
+byId('btn-redo').addEventListener('click', () => history.redo());
+
+// --- viewport tools: region, clay, sub-sampling ---
+const regionButton = byId('btn-region');
+tools.addEventListener('regionmode', (event) => regionButton.setAttribute('aria-pressed', String(event.detail)));
+tools.addEventListener('region', (event) => {
+  byId('btn-region-clear').disabled = !event.detail;
+});
+regionButton.addEventListener('click', () => tools.setRegionMode(!tools.regionMode));
+byId('btn-region-clear').addEventListener('click', () => tools.clearRegion());
+
+const claySelect = byId('sel-clay');
+const subSampleSelect = byId('sel-subsample');
+/** Reads the region, clay and sub-sampling modes the server has (they outlive this page). */
+async function readEngineModes() {
   try {
-    await call('ApiRenderEngine', method, {});
-    const states = { pauseRendering: 'paused', stopRendering: 'stopped', continueRendering: 'running', restartRendering: 'running' };
-    renderPaused = states[method] !== 'running';
-    document.body.dataset.render = states[method];
-    toast(label, 'ok', 1500);
+    const [clay, subSample] = await Promise.all([renderEngine.clayMode(), renderEngine.subSampleMode(), tools.readRegion()]);
+    claySelect.value = clay;
+    subSampleSelect.value = subSample;
+    document.body.dataset.engineModes = 'ready';
   } catch (err) {
-    toast(`${method} failed: ${err.message}`, 'error');
+    document.body.dataset.engineModes = 'error';
     if (err.unreachable) status.reportUnreachable();
   }
 }
-byId('btn-pause').addEventListener('click', () => renderCommand('pauseRendering', 'Rendering paused'));
-byId('btn-continue').addEventListener('click', () => renderCommand('continueRendering', 'Rendering continues'));
-byId('btn-restart').addEventListener('click', () => renderCommand('restartRendering', 'Rendering restarted'));
-byId('btn-stop').addEventListener('click', () => renderCommand('stopRendering', 'Rendering stopped'));
+async function setMode(select, apply, what) {
+  try {
+    await apply(select.value);
+    stats.announce();
+  } catch (err) {
+    toast(`Could not set ${what}: ${err.message}`, 'error');
+    readEngineModes();
+  }
+}
+claySelect.addEventListener('change', () => setMode(claySelect, renderEngine.setClayMode, 'clay mode'));
+subSampleSelect.addEventListener('change', () => setMode(subSampleSelect, renderEngine.setSubSampleMode, 'sub-sampling'));
+
+// --- render engine controls and state ---
+/** The server's render state in words ('rendering', 'paused', 'stopped', 'finished', ...). */
+let renderState = 'unknown';
+const STATE_LABELS = { rendering: 'Rendering', waiting: 'Waiting for data', paused: 'Paused', stopped: 'Stopped', finished: 'Finished', unknown: '…' };
+stats.addEventListener('state', (event) => showRenderState(event.detail.state, event.detail.statistics));
+function showRenderState(state, statistics) {
+  renderState = state;
+  document.body.dataset.render = state;
+  const badge = byId('render-state');
+  badge.dataset.state = state;
+  const spp = Number(statistics?.beautySamplesPerPixel);
+  const max = Number(statistics?.beautyMaxSamplesPerPixel);
+  const progress = (state === 'rendering' || state === 'paused') && max > 0 && Number.isFinite(spp) ? ` · ${spp.toLocaleString()} spp` : '';
+  badge.textContent = `${STATE_LABELS[state] ?? state}${progress}`;
+  byId('btn-pause').disabled = !(state === 'rendering' || state === 'waiting');
+  byId('btn-continue').disabled = state !== 'paused';
+}
+
+const RENDER_COMMANDS = {
+  pause: [renderEngine.pause, 'Rendering paused'],
+  resume: [renderEngine.resume, 'Rendering continues'],
+  restart: [renderEngine.restart, 'Rendering restarted'],
+  stop: [renderEngine.stop, 'Rendering stopped'],
+};
+async function renderCommand(name) {
+  const [run, label] = RENDER_COMMANDS[name];
+  try {
+    await run();
+    toast(label, 'ok', 1500);
+  } catch (err) {
+    toast(`${label.split(' ')[1] ?? name} failed: ${err.message}`, 'error');
+    if (err.unreachable) status.reportUnreachable();
+  }
+  // The badge shows what the server says, not what was asked.
+  await stats.read().catch(() => null);
+}
+/** Space: pause while rendering, continue when paused, restart when stopped. */
+function toggleRendering() {
+  if (renderState === 'paused') return renderCommand('resume');
+  if (renderState === 'stopped') return renderCommand('restart');
+  if (renderState === 'finished') {
+    toast('The render is finished: R restarts it', 'info', 2500);
+    return null;
+  }
+  return renderCommand('pause');
+}
+byId('btn-pause').addEventListener('click', () => renderCommand('pause'));
+byId('btn-continue').addEventListener('click', () => renderCommand('resume'));
+byId('btn-restart').addEventListener('click', () => renderCommand('restart'));
+byId('btn-stop').addEventListener('click', () => renderCommand('stop'));
+
+// --- render settings: the render target's nodes, edited like any other ---
+async function loadRenderSettings() {
+  try {
+    const target = await renderEngine.renderTargetNode();
+    if (!target || String(target.handle) === '0') {
+      renderSettings.showEmpty('The render server has no render target.');
+      return;
+    }
+    await renderSettings.show(target);
+  } catch (err) {
+    renderSettings.showEmpty(`Could not read the render target: ${err.message}`);
+  }
+}
+byId('btn-refresh-settings').addEventListener('click', loadRenderSettings);
+
+// --- projects ---
+byId('btn-project').addEventListener('click', () => projects.open());
 
 // --- stream settings: encoding, quality, exposure ---
 const encodingSelect = byId('sel-encoding');
@@ -155,7 +324,7 @@ exposureRange.addEventListener('input', () => {
 exposureRange.addEventListener('change', () => savePrefs(prefs));
 
 // --- side panel tabs ---
-const tabs = [byId('tab-scene'), byId('tab-api')];
+const tabs = [byId('tab-scene'), byId('tab-render'), byId('tab-api')];
 function selectTab(tab) {
   for (const t of tabs) {
     const selected = t === tab;
@@ -164,6 +333,7 @@ function selectTab(tab) {
     byId(t.getAttribute('aria-controls')).hidden = !selected;
   }
   if (tab.id === 'tab-api' && !explorer.schema && explorer.root.dataset.state !== 'loading') explorer.load();
+  if (tab.id === 'tab-render' && renderSettings.root.dataset.state !== 'ready' && renderSettings.root.dataset.state !== 'loading') loadRenderSettings();
 }
 for (const tab of tabs) {
   tab.addEventListener('click', () => selectTab(tab));
@@ -179,12 +349,17 @@ byId('btn-refresh-scene').addEventListener('click', () => outliner.load());
 // --- dialogs: help and settings ---
 const SHORTCUTS = [
   ['?', 'Show this help'],
-  ['Space', 'Pause or continue rendering'],
+  ['Space', 'Pause or continue rendering (restart when stopped)'],
   ['R', 'Restart rendering'],
   ['F', 'Fit the image to the viewport'],
   ['1', 'Show the image at actual size (1:1)'],
   ['S', 'Save the current frame as PNG'],
-  ['Home', 'Reset the camera'],
+  ['Home', "Return to the scene's camera"],
+  ['Click', 'Select the object under the pointer'],
+  ['G', 'Drag a render region (Esc cancels)'],
+  ['Ctrl + Z', 'Undo the last scene edit'],
+  ['Ctrl + Shift + Z', 'Redo'],
+  ['Ctrl + S', 'Save the project'],
   ['Arrow keys', 'Orbit the camera (viewport focused)'],
   ['Shift + arrows', 'Pan the camera (viewport focused)'],
   ['+ / −', 'Zoom in / out (viewport focused)'],
@@ -235,21 +410,37 @@ settingsDialog.addEventListener('close', () => {
 
 // --- keyboard shortcuts ---
 document.addEventListener('keydown', (event) => {
-  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
-  if (isTyping(event.target) || document.querySelector('dialog[open]')) return;
+  if (event.defaultPrevented || event.altKey) return;
+  if (document.querySelector('dialog[open]')) return;
+  if (event.ctrlKey || event.metaKey) {
+    const key = event.key.toLowerCase();
+    // In a text field the browser's own undo applies to the text.
+    if ((key === 'z' || key === 'y') && !isTyping(event.target)) {
+      event.preventDefault();
+      if (key === 'y' || event.shiftKey) history.redo();
+      else history.undo();
+    } else if (key === 's') {
+      event.preventDefault();
+      projects.quickSave();
+    }
+    return;
+  }
+  if (isTyping(event.target)) return;
   const onButton = event.target instanceof Element && event.target.matches('button, summary, a[href]');
   const actions = {
     '?': () => helpDialog.showModal(),
-    ' ': () => byId(renderPaused ? 'btn-continue' : 'btn-pause').click(),
-    r: () => byId('btn-restart').click(),
+    ' ': () => toggleRendering(),
+    r: () => renderCommand('restart'),
     f: () => setZoom('fit'),
     1: () => setZoom('actual'),
     s: () => viewport.savePng(),
+    g: () => tools.setRegionMode(!tools.regionMode),
+    Escape: () => tools.setRegionMode(false),
     Home: () => camera.reset(),
     v: () => viewportEl.focus(),
     h: () => {
-      const hud = byId('hud');
-      hud.hidden = !hud.hidden;
+      const hudEl = byId('hud');
+      hudEl.hidden = !hudEl.hidden;
     },
     '/': () => {
       selectTab(byId('tab-api'));
@@ -281,9 +472,12 @@ status.addEventListener('change', (event) => {
   if (gateway !== 'up' || upstream !== 'up') return;
   // Things that failed while something was down are fetched again.
   if (!camera.camera) loadCamera();
-  if (outliner.tree.dataset.state === 'error' || outliner.meshes.dataset.state === 'error') outliner.load();
+  if (outliner.root.dataset.state === 'error') outliner.load();
   if (explorer.root.dataset.state === 'error') explorer.load();
+  if (document.body.dataset.engineModes === 'error') readEngineModes();
+  showStale();
 });
+status.addEventListener('change', showStale);
 status.addEventListener('recovered', () => {
   toast('Connection restored', 'ok', 3000);
   viewport.start();
@@ -291,6 +485,9 @@ status.addEventListener('recovered', () => {
   camera.home = null;
   loadCamera();
   outliner.load();
+  readEngineModes();
+  inspector.refresh();
+  projects.readCurrent();
 });
 
 document.body.dataset.server = baseUrl();
@@ -299,4 +496,7 @@ viewport.start();
 loadCamera();
 outliner.load();
 explorer.load();
-window.octaneweb = { status, viewport, camera, outliner, explorer, hud, rpc };
+stats.start();
+readEngineModes();
+projects.readCurrent();
+window.octaneweb = { status, viewport, camera, outliner, explorer, hud, rpc, selection, inspector, renderSettings, stats, tools, history, projects };

@@ -98,6 +98,8 @@ export class Viewport extends EventTarget {
     this.transport?.stop();
     // Sequence numbers restart with a new connection (or a restarted server).
     this.lastSeq = -1;
+    // Frames that reached the gateway before this moment are history, not latency.
+    this.connectedAt = Date.now();
     this.pending = null;
     const Transport = TRANSPORTS[mode];
     let gotFrame = false;
@@ -236,7 +238,7 @@ export class Viewport extends EventTarget {
     this.root.dataset.encoding = frame.encoding;
     this.empty.hidden = true;
     this.canvas.hidden = false;
-    this.dispatchEvent(new CustomEvent('frame', { detail: { ...frame, width, height, payload: null, drawnAt: Date.now() } }));
+    this.dispatchEvent(new CustomEvent('frame', { detail: { ...frame, width, height, payload: null, drawnAt: Date.now(), connectedAt: this.connectedAt } }));
   }
 
   redraw() {
