@@ -1,0 +1,268 @@
+// What an artist does in the browser, against the real demo: click an object in the render
+// and see it selected, change its material in the inspector and see the render change
+// there (and only there), undo it, drag a render region and see only it refine, and save,
+// reset and open a project.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { callJson, launchBrowser, openPage, screenshot, startDemo, waitForFrames } from './harness.mjs';
+
+/** Mean RGB of the canvas over film pixels [x0, x1) × [y0, y1). */
+function meanRgb(page, box) {
+  return page.evaluate(({ x0, y0, x1, y1 }) => {
+    const canvas = document.getElementById('frame-canvas');
+    const { data } = canvas.getContext('2d').getImageData(x0, y0, x1 - x0, y1 - y0);
+    const sum = [0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) {
+      sum[0] += data[i];
+      sum[1] += data[i + 1];
+      sum[2] += data[i + 2];
+    }
+    const n = data.length / 4;
+    return sum.map((v) => v / n);
+  }, box);
+}
+
+/** Every pixel of the canvas as an array (for before/after comparisons). */
+function pixels(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('frame-canvas');
+    return Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data);
+  });
+}
+
+/** Client coordinates of a film pixel's centre on the page. */
+function clientPoint(page, x, y) {
+  return page.evaluate(({ x, y }) => {
+    const rect = window.octaneweb.tools.imageRect();
+    const canvas = document.getElementById('frame-canvas');
+    return { x: rect.left + ((x + 0.5) / canvas.width) * rect.width, y: rect.top + ((y + 0.5) / canvas.height) * rect.height };
+  }, { x, y });
+}
+
+/** The mesh names under a grid of film pixels, from the server's own pick. */
+async function pickGrid(url, width, height, step) {
+  const names = new Map();
+  const hits = [];
+  for (let y = step / 2; y < height; y += step) {
+    for (let x = step / 2; x < width; x += step) {
+      const answer = await callJson(url, 'ApiRenderEngine', 'pick', { x, y, intersectionsSize: 1 });
+      const handle = answer.intersections?.node?.handle;
+      if (!handle || handle === '0') continue;
+      if (!names.has(handle)) names.set(handle, (await callJson(url, 'ApiItem', 'name', { objectPtr: answer.intersections.node })).result);
+      hits.push({ x, y, handle, name: names.get(handle) });
+    }
+  }
+  return hits;
+}
+
+const distance = (a, b) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+
+describe('the artist in the browser', { timeout: 240000 }, () => {
+  let demo;
+  let browser;
+  let page;
+  let projectRoot;
+  let sphere;
+  let outside;
+
+  before(async () => {
+    projectRoot = await mkdtemp(path.join(tmpdir(), 'octaneweb-projects-'));
+    demo = await startDemo({ extraArgs: ['--project-root', projectRoot] });
+    browser = await launchBrowser();
+    page = await openPage(browser, { viewport: { width: 1280, height: 800 } });
+    await page.goto(demo.url);
+    await waitForFrames(page, 1);
+    // Where the red sphere is, found with the server's pick: a small box inside it, and boxes
+    // on other objects far from it (the render changes there only by noise).
+    const hits = await pickGrid(demo.url, 256, 128, 4);
+    const red = hits.filter((hit) => hit.name === 'Red sphere');
+    assert.ok(red.length >= 4, `the red sphere covers too little of the image: ${red.length} hits`);
+    const cx = red.reduce((s, h) => s + h.x, 0) / red.length;
+    const cy = red.reduce((s, h) => s + h.y, 0) / red.length;
+    sphere = { handle: red[0].handle, x: Math.round(cx), y: Math.round(cy), box: { x0: Math.round(cx) - 2, y0: Math.round(cy) - 2, x1: Math.round(cx) + 3, y1: Math.round(cy) + 3 } };
+    const far = hits.filter((hit) => hit.name === 'Blue box');
+    assert.ok(far.length >= 1, 'the blue box is not in the image');
+    outside = { x0: far[0].x - 2, y0: far[0].y - 2, x1: far[0].x + 3, y1: far[0].y + 3 };
+  });
+
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+    if (projectRoot) await rm(projectRoot, { recursive: true, force: true });
+  });
+
+  test('clicking the sphere in the render selects it', async () => {
+    const at = await clientPoint(page, sphere.x, sphere.y);
+    await page.mouse.click(at.x, at.y);
+    await page.waitForFunction((handle) => {
+      const inspector = document.getElementById('inspector');
+      return inspector.dataset.state === 'ready' && inspector.dataset.handle === handle;
+    }, sphere.handle);
+    assert.match(await page.textContent('#inspector .inspector-head'), /Red sphere/);
+    assert.equal(await page.getAttribute('#viewport', 'data-picked'), sphere.handle);
+    // The mesh's material is open with its colour editor.
+    await page.waitForSelector('#inspector .value-row.kind-colour input[type="color"]');
+    await screenshot(page, 'artist-picked');
+  });
+
+  test('a colour edit in the inspector changes the sphere in the render, and undo brings it back', async () => {
+    const before = await meanRgb(page, sphere.box);
+    const beforeOutside = await meanRgb(page, outside);
+    assert.ok(before[0] > before[1] * 1.5, `the sphere is not red: ${before}`);
+    await page.locator('#inspector .value-row.kind-colour input[type="color"]').first().fill('#10d020');
+    // The render restarts with the new colour: wait until the sphere shows it.
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      let r = 0;
+      let g = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        r += data[i];
+        g += data[i + 1];
+      }
+      return g > r * 1.5;
+    }, sphere.box, { timeout: 20000 });
+    const server = await callJson(demo.url, 'ApiRenderEngine', 'pick', { x: sphere.x, y: sphere.y, intersectionsSize: 1 });
+    assert.equal(server.intersections.node.handle, sphere.handle);
+    const edited = await meanRgb(page, sphere.box);
+    const editedOutside = await meanRgb(page, outside);
+    assert.ok(edited[1] > edited[0] * 1.5, `the sphere is not green: ${edited}`);
+    assert.ok(distance(beforeOutside, editedOutside) < 25, `the blue box changed too: ${beforeOutside} -> ${editedOutside}`);
+    await screenshot(page, 'artist-colour-edited');
+
+    // Undo with the keyboard (focus off the colour field, as after any click elsewhere).
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press('Control+z');
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      let r = 0;
+      let g = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        r += data[i];
+        g += data[i + 1];
+      }
+      return r > g * 1.5;
+    }, sphere.box, { timeout: 20000 });
+    const undone = await meanRgb(page, sphere.box);
+    assert.ok(distance(before, undone) < 40, `undo did not restore the colour: ${before} -> ${undone}`);
+    // The inspector shows the restored value too, and redo is offered.
+    assert.equal(await page.locator('#inspector .value-row.kind-colour input[type="color"]').first().inputValue(), '#cc1a14');
+    assert.equal(await page.isEnabled('#btn-redo'), true);
+    await screenshot(page, 'artist-colour-undone');
+  });
+
+  test('a dragged render region refines only inside it', async () => {
+    await page.click('#btn-region');
+    assert.equal(await page.getAttribute('#btn-region', 'aria-pressed'), 'true');
+    const region = { x0: 96, y0: 32, x1: 192, y1: 96 };
+    const from = await clientPoint(page, region.x0, region.y0);
+    const to = await clientPoint(page, region.x1 - 1, region.y1 - 1);
+    await page.mouse.move(from.x - 2, from.y - 2);
+    await page.mouse.down();
+    await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 4 });
+    await page.mouse.move(to.x + 2, to.y + 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => document.getElementById('viewport').dataset.region !== '');
+    const server = await callJson(demo.url, 'ApiRenderEngine', 'getRenderRegion', {});
+    assert.equal(server.active, true);
+    assert.ok(Math.abs(server.regionMin.x - region.x0) <= 2 && Math.abs(server.regionMin.y - region.y0) <= 2, JSON.stringify(server));
+    assert.ok(Math.abs(server.regionMax.x - region.x1) <= 2 && Math.abs(server.regionMax.y - region.y1) <= 2, JSON.stringify(server));
+    assert.equal(await page.getAttribute('#btn-region', 'aria-pressed'), 'false');
+    assert.equal(await page.isEnabled('#btn-region-clear'), true);
+
+    // Frames go on arriving; compare two of them some frames apart.
+    const first = await waitForFrames(page, await page.evaluate(() => Number(document.getElementById('viewport').dataset.frames)) + 1);
+    const a = await pixels(page);
+    await waitForFrames(page, first + 3, 30000);
+    const b = await pixels(page);
+    const width = 256;
+    let insideChanged = 0;
+    let outsideChanged = 0;
+    // JPEG blocks (16 px) that straddle the region's edge may differ either way.
+    const margin = 16;
+    for (let y = 0; y < 128; y += 1) {
+      for (let x = 0; x < width; x += 1) {
+        const i = (y * width + x) * 4;
+        const diff = Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+        const inside = x >= server.regionMin.x && x < server.regionMax.x && y >= server.regionMin.y && y < server.regionMax.y;
+        const farOutside = x < server.regionMin.x - margin || x >= server.regionMax.x + margin || y < server.regionMin.y - margin || y >= server.regionMax.y + margin;
+        if (inside && diff > 0) insideChanged += 1;
+        if (farOutside && diff > 6) outsideChanged += 1;
+      }
+    }
+    assert.ok(insideChanged > 200, `the region did not refine: ${insideChanged} pixels changed inside`);
+    assert.equal(outsideChanged, 0, `${outsideChanged} pixels changed outside the region`);
+    await screenshot(page, 'artist-region');
+
+    await page.click('#btn-region-clear');
+    await page.waitForFunction(() => document.getElementById('viewport').dataset.region === '');
+    assert.equal((await callJson(demo.url, 'ApiRenderEngine', 'getRenderRegion', {})).active ?? false, false);
+  });
+
+  test('save as, new and open bring the saved scene back', async () => {
+    // A change worth saving: the red sphere's material becomes blue (through the inspector's own call route).
+    await page.locator('#inspector .value-row.kind-colour input[type="color"]').first().fill('#1020e0');
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      let r = 0;
+      let b = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        r += data[i];
+        b += data[i + 2];
+      }
+      return b > r * 1.5;
+    }, sphere.box, { timeout: 20000 });
+
+    await page.click('#btn-project');
+    await page.fill('#project-path', 'studio/blue-sphere.json');
+    await page.click('#btn-project-save-as');
+    await page.waitForFunction(() => !document.getElementById('dlg-project').open);
+    assert.ok((await stat(path.join(projectRoot, 'studio', 'blue-sphere.json'))).size > 100);
+    assert.equal((await callJson(demo.url, 'ApiProjectManager', 'getCurrentProject', {})).result, 'studio/blue-sphere.json');
+
+    // New: two presses (the first arms the button), and the built-in red sphere is back.
+    await page.click('#btn-project');
+    await page.click('#btn-project-new');
+    await page.click('#btn-project-new');
+    await page.waitForFunction(() => !document.getElementById('dlg-project').open);
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      let r = 0;
+      let b = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        r += data[i];
+        b += data[i + 2];
+      }
+      return r > b * 1.5;
+    }, sphere.box, { timeout: 20000 });
+    // The scene changed under the panels: the selection is gone and the outliner reloaded.
+    await page.waitForFunction(() => document.getElementById('inspector').dataset.state === 'empty');
+    await page.waitForFunction(() => document.getElementById('outliner').dataset.state === 'ready');
+
+    // Open from the recent list.
+    await page.click('#btn-project');
+    await page.click('#project-recent button:has-text("studio/blue-sphere.json")');
+    await page.waitForFunction(() => !document.getElementById('dlg-project').open);
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      let r = 0;
+      let b = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        r += data[i];
+        b += data[i + 2];
+      }
+      return b > r * 1.5;
+    }, sphere.box, { timeout: 20000 });
+    assert.equal(await page.getAttribute('body', 'data-project'), 'studio/blue-sphere.json');
+    await screenshot(page, 'artist-project-opened');
+    assert.deepEqual(page.problems, []);
+  });
+});
