@@ -29,6 +29,22 @@ function segment(key, pinLabel) {
   return pinLabel ? `${encodeURIComponent(pinLabel)}>${key}` : key;
 }
 
+/**
+ * Scrolls the box the tree scrolls in (the side panel) so a row out of sight comes to its
+ * middle. The window itself is left alone: on a phone the panel is below the viewport, and a
+ * pick in the viewport must not pull the page away from it.
+ */
+function scrollToRow(row) {
+  if (!row) return;
+  for (let up = row.parentElement; up; up = up.parentElement) {
+    if (!/(auto|scroll)/.test(getComputedStyle(up).overflowY) || up.scrollHeight <= up.clientHeight) continue;
+    const frame = up.getBoundingClientRect();
+    const box = row.getBoundingClientRect();
+    if (box.top < frame.top || box.bottom > frame.bottom) up.scrollTop += box.top - frame.top - (frame.height - box.height) / 2;
+    return;
+  }
+}
+
 export class Outliner extends EventTarget {
   /**
    * `root`: an empty element the outliner fills (filter, tree, meshes); `selection`: the
@@ -376,8 +392,7 @@ export class Outliner extends EventTarget {
 
   onClick(event) {
     const li = this.itemOf(event.target);
-    if (!li || !event.target.closest('.row')) return;
-    if (event.target.closest('input, .ol-confirm')) return;
+    if (!li || !event.target.closest('.row') || event.target.closest('input')) return;
     const action = event.target.closest('button[data-action]')?.dataset.action;
     if (action === 'rename') this.startRename(li);
     else if (action === 'delete') this.askDelete(li);
@@ -455,7 +470,7 @@ export class Outliner extends EventTarget {
     if (li && this.isShown(li)) {
       this.selectedPath = li.entry.path;
       this.setActive(li);
-      if (scroll) li.querySelector(':scope > .row').scrollIntoView({ block: 'nearest' });
+      if (scroll) scrollToRow(li.querySelector(':scope > .row'));
     } else if (reveal) {
       this.reveal(key);
     }
@@ -574,7 +589,7 @@ export class Outliner extends EventTarget {
 
   askDelete(li) {
     const row = li.querySelector(':scope > .row');
-    if (row.querySelector('.ol-confirm')) return;
+    if (li.querySelector(':scope > .ol-confirm')) return;
     const { entry } = li;
     const name = entry.name || 'this item';
     const cancel = () => {
@@ -582,8 +597,9 @@ export class Outliner extends EventTarget {
       this.focusItem(li);
     };
     const yes = h('button', { type: 'button', className: 'small danger', onclick: () => this.destroy(li, bar) }, 'Delete');
-    const bar = h('span', { className: 'ol-confirm', role: 'group', 'aria-label': `Delete ${name}?` },
-      h('span', {}, entry.isGraph ? 'Delete with its items?' : 'Delete?'),
+    // A line of its own under the row, so a narrow row keeps its name readable.
+    const bar = h('div', { className: 'ol-confirm', role: 'group', 'aria-label': `Delete ${name}?` },
+      h('span', { className: 'ol-confirm-text' }, `Delete “${name}”${entry.isGraph ? ' and everything in it' : ''}?`),
       yes,
       h('button', { type: 'button', className: 'small', onclick: cancel }, 'Cancel'));
     bar.addEventListener('keydown', (event) => {
@@ -593,7 +609,7 @@ export class Outliner extends EventTarget {
         cancel();
       }
     });
-    row.append(bar);
+    row.after(bar);
     yes.focus();
   }
 
