@@ -6,6 +6,7 @@ import { byId, h, isTyping, toast } from './dom.js';
 import { Explorer } from './explorer.js';
 import { Hud } from './hud.js';
 import { Outliner } from './outliner.js';
+import { Selection } from './selection.js';
 import { sharedClient } from './rpc.js';
 import { ConnectionStatus } from './status.js';
 import { Viewport } from './viewport.js';
@@ -68,7 +69,8 @@ const hud = new Hud({
 // bidi streams); it opens on first use.
 const rpc = sharedClient(wsUrl('ws'));
 const camera = new CameraController({ surface: viewportEl, rate: prefs.cameraRate, rpc });
-const outliner = new Outliner({ tree: byId('outliner'), meshes: byId('mesh-list') });
+const selection = new Selection();
+const outliner = new Outliner({ root: byId('outliner'), selection });
 const explorer = new Explorer(byId('explorer'), { rpc });
 
 // --- viewport, HUD, zoom, save ---
@@ -281,7 +283,7 @@ status.addEventListener('change', (event) => {
   if (gateway !== 'up' || upstream !== 'up') return;
   // Things that failed while something was down are fetched again.
   if (!camera.camera) loadCamera();
-  if (outliner.tree.dataset.state === 'error' || outliner.meshes.dataset.state === 'error') outliner.load();
+  if (outliner.root.dataset.state === 'error' || outliner.meshList.dataset.state === 'error') outliner.load();
   if (explorer.root.dataset.state === 'error') explorer.load();
 });
 status.addEventListener('recovered', () => {
@@ -299,4 +301,4 @@ viewport.start();
 loadCamera();
 outliner.load();
 explorer.load();
-window.octaneweb = { status, viewport, camera, outliner, explorer, hud, rpc };
+window.octaneweb = { status, viewport, camera, outliner, selection, explorer, hud, rpc };
