@@ -240,6 +240,27 @@ describe('outliner', { timeout: 180000 }, () => {
       return r.top >= panel.top && r.bottom <= panel.bottom;
     }, String(torus.objectHandle));
     await screenshot(page, 'outliner-7-revealed');
+
+    // The mesh list selects the same way.
+    await page.click('#outliner details.ol-meshes > summary');
+    const box = meshes.find((m) => m.name === 'Blue box');
+    await page.click(`#mesh-list button[data-handle="${box.objectHandle}"]`);
+    await page.locator(`#outliner li[role="treeitem"][data-handle="${box.objectHandle}"][aria-selected="true"]`).waitFor();
+    assert.equal(await page.evaluate(() => window.octaneweb.selection.current?.name), 'Blue box');
+  });
+
+  test('a reload keeps the open rows and the selected row', async () => {
+    const open = (await rows(page)).filter((r) => r.expanded === 'true').map((r) => `${r.level} ${r.name}`);
+    const selected = (await rows(page)).filter((r) => r.selected).map((r) => r.handle);
+    assert.equal(selected.length, 1);
+    // Two loads at once end in one tree.
+    await page.evaluate(() => Promise.all([window.octaneweb.outliner.load(), window.octaneweb.outliner.load()]));
+    assert.equal(await page.getAttribute('#outliner', 'data-state'), 'ready');
+    const after_ = await rows(page);
+    assert.deepEqual(after_.filter((r) => r.expanded === 'true').map((r) => `${r.level} ${r.name}`), open);
+    assert.deepEqual(after_.filter((r) => r.selected).map((r) => r.handle), selected);
+    assert.equal(await page.locator('#outliner [role="tree"]').count(), 1);
+    assert.equal(after_.filter((r) => r.level === 1).length, 1);
   });
 
   test('projectManagerChanged reloads the tree', async () => {

@@ -29,6 +29,13 @@ function segment(key, pinLabel) {
   return pinLabel ? `${encodeURIComponent(pinLabel)}>${key}` : key;
 }
 
+function setRowName(li, name) {
+  li.entry.name = name;
+  li.dataset.name = name;
+  const label = li.querySelector(':scope > .row > .ol-name');
+  if (label) label.textContent = name || '(unnamed)';
+}
+
 /**
  * Scrolls the box the tree scrolls in (the side panel) so a row out of sight comes to its
  * middle. The window itself is left alone: on a phone the panel is below the viewport, and a
@@ -147,15 +154,18 @@ export class Outliner extends EventTarget {
 
   async loadTree() {
     this.root.dataset.state = 'loading';
+    this.tree.setAttribute('aria-busy', 'true');
     // A reload keeps the old rows on screen until the new ones are read.
     if (!this.rootItem) this.setStatus('Loading scene…');
     try {
       const rootRef = await project.rootGraph();
-      const [name] = await Promise.all([items.name(rootRef).catch(() => '')]);
-      const rootItem = this.makeItem({ ref: rootRef, name: name || 'Scene', isGraph: true, pinLabel: '', level: 1, path: refKey(rootRef) });
+      // The root's own name is read beside its items rather than before them.
+      const naming = items.name(rootRef).catch(() => '');
+      const rootItem = this.makeItem({ ref: rootRef, name: '', isGraph: true, pinLabel: '', level: 1, path: refKey(rootRef) });
       this.expanded.add(rootItem.entry.path);
       const tree = h('ul', { role: 'tree', 'aria-label': 'Scene tree', className: 'ol-tree' }, rootItem);
-      await this.expand(rootItem, { focus: false });
+      await Promise.all([this.expand(rootItem), naming]);
+      setRowName(rootItem, (await naming) || 'Scene');
       const hadFocus = this.tree.contains(document.activeElement);
       const focusedPath = hadFocus ? this.itemOf(document.activeElement)?.entry.path : '';
       this.tree.replaceChildren(...tree.childNodes);
@@ -175,6 +185,8 @@ export class Outliner extends EventTarget {
       this.setStatus(`Could not read the scene: ${err.message}`, true);
       this.root.dataset.state = 'error';
       this.emit('load', { state: 'error', error: err });
+    } finally {
+      this.tree.removeAttribute('aria-busy');
     }
   }
 
@@ -576,11 +588,7 @@ export class Outliner extends EventTarget {
   applyName(ref, name) {
     const key = refKey(ref);
     for (const li of this.allItems()) {
-      if (li.dataset.handle !== key) continue;
-      li.entry.name = name;
-      li.dataset.name = name;
-      const label = li.querySelector(':scope > .row > .ol-name');
-      if (label) label.textContent = name || '(unnamed)';
+      if (li.dataset.handle === key) setRowName(li, name);
     }
     this.applyFilter();
   }
