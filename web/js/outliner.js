@@ -163,15 +163,17 @@ export class Outliner extends EventTarget {
       const naming = items.name(rootRef).catch(() => '');
       const rootItem = this.makeItem({ ref: rootRef, name: '', isGraph: true, pinLabel: '', level: 1, path: refKey(rootRef) });
       this.expanded.add(rootItem.entry.path);
-      const tree = h('ul', { role: 'tree', 'aria-label': 'Scene tree', className: 'ol-tree' }, rootItem);
+      // Built aside, so the shown tree is swapped whole.
+      const aside = h('ul', {}, rootItem);
       await Promise.all([this.expand(rootItem), naming]);
       setRowName(rootItem, (await naming) || 'Scene');
       const hadFocus = this.tree.contains(document.activeElement);
       const focusedPath = hadFocus ? this.itemOf(document.activeElement)?.entry.path : '';
-      this.tree.replaceChildren(...tree.childNodes);
+      this.tree.replaceChildren(...aside.childNodes);
       this.rootItem = rootItem;
       this.setStatus('');
-      this.root.dataset.state = 'ready';
+      // With another load to come (the scene changed meanwhile), this one is not the answer.
+      this.root.dataset.state = this.reloadAgain ? 'loading' : 'ready';
       this.showSelection({ reveal: this.revealAfterLoad, scroll: this.revealAfterLoad });
       this.revealAfterLoad = false;
       const active = (focusedPath && this.findPath(focusedPath)) || this.selectedItem() || rootItem;
