@@ -610,8 +610,8 @@ export class Outliner extends EventTarget {
     // A line of its own under the row, so a narrow row keeps its name readable.
     const bar = h('div', { className: 'ol-confirm', role: 'group', 'aria-label': `Delete ${name}?` },
       h('span', { className: 'ol-confirm-text' }, `Delete “${name}”${entry.isGraph ? ' and everything in it' : ''}?`),
-      yes,
-      h('button', { type: 'button', className: 'small', onclick: cancel }, 'Cancel'));
+      // The two buttons wrap together, never one without the other.
+      h('span', { className: 'ol-confirm-buttons' }, yes, h('button', { type: 'button', className: 'small', onclick: cancel }, 'Cancel')));
     bar.addEventListener('keydown', (event) => {
       event.stopPropagation();
       if (event.key === 'Escape') {
