@@ -142,9 +142,16 @@ describe('outliner', { timeout: 180000 }, () => {
     await page.keyboard.press('ArrowUp');
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-level')), '1');
     assert.equal(await page.locator('#outliner li[role="treeitem"][tabindex="0"]').count(), 1);
-    // Space selects in the tree; it does not pause rendering.
+    // Space selects in the tree and does not reach the page's shortcuts (Space pauses rendering).
+    await page.evaluate(() => {
+      window.spaceReachedPage = false;
+      document.addEventListener('keydown', (event) => {
+        if (event.key === ' ' && !event.defaultPrevented) window.spaceReachedPage = true;
+      });
+    });
     await page.keyboard.press('Space');
-    assert.notEqual(await page.evaluate(() => document.body.dataset.render), 'paused');
+    assert.equal(await page.evaluate(() => window.spaceReachedPage), false);
+    assert.equal(await page.evaluate(() => window.octaneweb.selection.current?.name), 'Scene');
     assert.deepEqual(page.problems, []);
   });
 
