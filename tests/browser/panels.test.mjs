@@ -36,7 +36,7 @@ describe('panels', { timeout: 180000 }, () => {
     for (const mesh of meshes) assert.ok(shown.includes(mesh.name), `mesh ${mesh.name} missing from ${JSON.stringify(shown)}`);
 
     // A graph item expands lazily (if the scene has nested graphs).
-    const nested = page.locator('#outliner li.graph[aria-level="2"] > button.row').first();
+    const nested = page.locator('#outliner li.graph[aria-level="2"] > .row > .ol-twisty').first();
     if (await nested.count()) {
       await nested.click();
       await page.waitForFunction(() => {

@@ -472,7 +472,7 @@ status.addEventListener('change', (event) => {
   if (gateway !== 'up' || upstream !== 'up') return;
   // Things that failed while something was down are fetched again.
   if (!camera.camera) loadCamera();
-  if (outliner.root.dataset.state === 'error') outliner.load();
+  if (outliner.root.dataset.state === 'error' || outliner.meshList.dataset.state === 'error') outliner.load();
   if (explorer.root.dataset.state === 'error') explorer.load();
   if (document.body.dataset.engineModes === 'error') readEngineModes();
   showStale();
