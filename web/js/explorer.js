@@ -9,9 +9,8 @@
 import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
 import { FormError, requestForm, shortName } from './form.js';
+import { MAX_HISTORY, prefs } from './prefs.js';
 
-const HISTORY_KEY = 'octaneweb.history';
-const MAX_HISTORY = 50;
 const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
 const MAX_STREAM_MESSAGES_SHOWN = 200;
@@ -51,23 +50,6 @@ function outcomeClass(outcome) {
   return text.startsWith('cancelled') ? '' : 'bad';
 }
 
-function loadHistory() {
-  try {
-    const parsed = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
-    return Array.isArray(parsed) ? parsed.slice(0, MAX_HISTORY) : [];
-  } catch {
-    return [];
-  }
-}
-
-function saveHistory(history) {
-  try {
-    localStorage.setItem(HISTORY_KEY, JSON.stringify(history.slice(0, MAX_HISTORY)));
-  } catch {
-    // Storage full or disabled: history lasts for this page only.
-  }
-}
-
 export class Explorer {
   /** `rpc`: an RpcClient (rpc.js) for client- and bidi-streaming calls. */
   constructor(root, { rpc = null } = {}) {
@@ -81,7 +63,8 @@ export class Explorer {
     this.form = null;
     this.view = 'form';
     this.running = null;
-    this.history = loadHistory();
+    // Past calls, newest first; prefs.js keeps them across visits (or for this page only).
+    this.history = prefs.get('history');
     this.build();
   }
 
@@ -377,7 +360,7 @@ export class Explorer {
     else await this.runUnary({ ...entry, request: message }, entry);
     this.history.unshift(entry);
     this.history.length = Math.min(this.history.length, MAX_HISTORY);
-    saveHistory(this.history);
+    prefs.set('history', this.history);
     this.renderHistory();
   }
 
