@@ -5,6 +5,11 @@
 // send the edited request as often as wanted, half-close, and watch the answers arrive.
 // Methods the gateway's --allow / --deny policy refuses (`"refused": true` in /schema) are
 // marked with a lock and cannot be called from here.
+//
+// The root element carries two states that must not be confused: `data-state` is the schema
+// load (idle, loading, ready, error; main.js reloads the schema when it is "error") and
+// `data-call` the last call (calling, streaming, done, error, cancelled). A failed call is
+// not a failed schema, so it must never look like one.
 
 import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
@@ -375,7 +380,7 @@ export class Explorer {
     const ms = `${result.durationMs.toFixed(0)} ms`;
     if (result.ok) {
       entry.outcome = `OK · ${ms}`;
-      this.root.dataset.state = 'done';
+      this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
       this.statusLine.textContent = `OK · HTTP ${result.status} · ${ms}`;
       this.response.textContent = clip(JSON.stringify(result.data, null, 2));
@@ -431,7 +436,7 @@ export class Explorer {
       const code = end?.code || 'UNKNOWN';
       if (code === 'OK') {
         entry.outcome = `OK · ${count} messages · ${ms}`;
-        this.root.dataset.state = 'done';
+        this.root.dataset.call = 'done';
         this.statusLine.dataset.outcome = 'ok';
         this.statusLine.textContent = `Stream ended OK · ${count} message${count === 1 ? '' : 's'} · ${ms}`;
       } else {
@@ -441,7 +446,7 @@ export class Explorer {
     } catch (err) {
       if (err.code === 'CANCELLED') {
         entry.outcome = `cancelled · ${count} messages`;
-        this.root.dataset.state = 'cancelled';
+        this.root.dataset.call = 'cancelled';
         this.statusLine.dataset.outcome = 'cancelled';
         this.statusLine.textContent = `Cancelled after ${count} message${count === 1 ? '' : 's'}`;
       } else {
@@ -482,13 +487,13 @@ export class Explorer {
       }
       const ms = `${(performance.now() - started).toFixed(0)} ms`;
       entry.outcome = `OK · ${open.sent} sent · ${open.received} received · ${ms}`;
-      this.root.dataset.state = 'done';
+      this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
       this.statusLine.textContent = `Stream ended OK · ${open.sent} sent · ${open.received} received · ${ms}`;
     } catch (err) {
       if (err.code === 'CANCELLED' && controller.signal.aborted) {
         entry.outcome = `cancelled · ${open.sent} sent · ${open.received} received`;
-        this.root.dataset.state = 'cancelled';
+        this.root.dataset.call = 'cancelled';
         this.statusLine.dataset.outcome = 'cancelled';
         this.statusLine.textContent = `Cancelled after ${open.sent} sent and ${open.received} received`;
       } else {
@@ -563,7 +568,7 @@ export class Explorer {
   }
 
   showError(message, code = '', status = 0, ms = '', keepResponse = false) {
-    this.root.dataset.state = 'error';
+    this.root.dataset.call = 'error';
     this.statusLine.dataset.outcome = 'error';
     const parts = ['Error'];
     if (status) parts.push(`HTTP ${status}`);
@@ -576,7 +581,7 @@ export class Explorer {
 
   setRunning(controller, state) {
     this.running = controller;
-    if (state) this.root.dataset.state = state;
+    if (state) this.root.dataset.call = state;
     this.callButton.disabled = Boolean(controller) || !this.method || Boolean(this.method.refused) || (this.method.client_streaming && !this.rpc);
     this.cancelButton.disabled = !controller;
   }

@@ -1,0 +1,108 @@
+// The API explorer as its own program: a failed call is not a failed schema (the recovery
+// handler must not reload the schema for it).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launchBrowser, openPage, screenshot, startDemo } from './harness.mjs';
+
+const explorerState = (page) => page.getAttribute('#explorer', 'data-state');
+
+/** Counts the page's GET /schema requests in `page.schemaRequests`. */
+function countSchemaRequests(page) {
+  page.schemaRequests = 0;
+  page.on('request', (request) => {
+    if (request.method() === 'GET' && new URL(request.url()).pathname.endsWith('/schema')) page.schemaRequests += 1;
+  });
+}
+
+/**
+ * A connection blip as the status module reports one (down, then up): main.js's recovery
+ * handler runs, synchronously, as on a real reconnect. Resolves to the explorer's data-state
+ * right after it, when a schema reload would already show as "loading".
+ */
+function connectionBlip(page) {
+  return page.evaluate(() => {
+    const { status } = window.octaneweb;
+    status.update('down', 'unknown', 'test: a blip');
+    status.update('up', 'up', '');
+    return document.getElementById('explorer').dataset.state;
+  });
+}
+
+async function callFromJson(page, methodPath, json) {
+  await page.fill('#explorer-search', methodPath.split('.').pop());
+  await page.click(`button[data-method="${methodPath}"]`);
+  await page.click('.editor-tabs [role="tab"]:has-text("JSON")');
+  await page.fill('#explorer-json', JSON.stringify(json));
+  await page.click('#explorer-call');
+}
+
+describe('explorer', { timeout: 180000 }, () => {
+  let demo;
+  let browser;
+
+  before(async () => {
+    demo = await startDemo();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+
+  test('the explorer recovers from a failed call without reloading the schema', async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    countSchemaRequests(page);
+    await page.goto(demo.url);
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    assert.equal(page.schemaRequests, 1, 'the schema is loaded once');
+
+    // The render server refuses an object handle it never gave out.
+    await callFromJson(page, 'octaneapi.ApiItemService/name', { objectPtr: { handle: '18446744073709551615' } });
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
+    assert.match(await page.textContent('#explorer-status'), /^Error · HTTP [45]\d\d/);
+    assert.equal(await explorerState(page), 'ready', 'a failed call leaves the schema state alone');
+    await screenshot(page, 'explorer-call-failed');
+
+    // The recovery handler reloads what failed to load; the schema did not.
+    assert.equal(await connectionBlip(page), 'ready', 'no schema reload started');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(page.schemaRequests, 1, 'GET /schema was not requested again');
+
+    // And the explorer works: the next call succeeds, the failed one is in the history.
+    await page.click('.editor-tabs [role="tab"]:has-text("Form")');
+    await page.fill('#explorer-search', 'GetCamera');
+    await page.click('button[data-method="livelinkapi.LiveLinkService/GetCamera"]');
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
+    assert.ok(JSON.parse(await page.textContent('#explorer-response')).position, 'GetCamera answered');
+    assert.equal(await explorerState(page), 'ready');
+    assert.equal(page.schemaRequests, 1);
+    const outcomes = await page.locator('#explorer-history > li[data-index] .badge').allTextContents();
+    assert.match(outcomes[0], /^OK/);
+    assert.doesNotMatch(outcomes[1], /^OK/, 'the failed call is recorded as failed');
+    await screenshot(page, 'explorer-call-recovered');
+    assert.deepEqual(page.problems.filter((p) => !/status of [45]\d\d/.test(p)), []);
+    await page.context().close();
+  });
+
+  test('a schema that failed to load is loaded again when the connection is back', async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    countSchemaRequests(page);
+    await page.route('**/schema', (route) => route.abort('connectionrefused'));
+    await page.goto(demo.url);
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'error');
+    assert.match(await page.textContent('#explorer-methods'), /Could not load the schema/);
+    await page.unroute('**/schema');
+    const before = page.schemaRequests;
+    await connectionBlip(page);
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    assert.equal(page.schemaRequests, before + 1);
+    assert.ok(Number(await page.getAttribute('#explorer', 'data-methods')) > 10);
+    assert.deepEqual(page.problems.filter((p) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(p)), []);
+    await page.context().close();
+  });
+});
