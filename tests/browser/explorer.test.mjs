@@ -1,5 +1,6 @@
 // The API explorer as its own program: a failed call is not a failed schema (the recovery
-// handler must not reload the schema for it).
+// handler must not reload the schema for it), and the schema tells whether Octane's render
+// services are behind the gateway at all.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -103,6 +104,51 @@ describe('explorer', { timeout: 180000 }, () => {
     assert.equal(page.schemaRequests, before + 1);
     assert.ok(Number(await page.getAttribute('#explorer', 'data-methods')) > 10);
     assert.deepEqual(page.problems.filter((p) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(p)), []);
+    await page.context().close();
+  });
+
+  test("the schema tells whether Octane's render services are behind the gateway", async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    await page.goto(demo.url);
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    assert.equal(await page.getAttribute('#explorer', 'data-octane'), 'true');
+    const result = await page.evaluate(async () => {
+      const { octaneSupport, hasOctaneRender, findMethod } = await import(new URL('js/schema.js', location.href).href);
+      const { explorer } = window.octaneweb;
+      // The "schema" event fires on every load with what the schema offers.
+      const event = new Promise((resolve) => explorer.addEventListener('schema', (e) => resolve(e.detail.support), { once: true }));
+      await explorer.load();
+      const fromEvent = await event;
+      const schema = structuredClone(explorer.schema);
+      const without = (predicate) => ({ ...schema, services: schema.services.filter((s) => !predicate(s)) });
+      const refusing = (service, method) => ({
+        ...schema,
+        services: schema.services.map((s) => (s.full_name !== service ? s : {
+          ...s, methods: s.methods.map((m) => (m.name === method ? { ...m, refused: true } : m)),
+        })),
+      });
+      return {
+        demo: octaneSupport(schema),
+        fromEvent,
+        lenient: findMethod(schema, 'LiveLink', 'GetCamera')?.name ?? null,
+        noLiveLink: octaneSupport(without((s) => s.full_name === 'livelinkapi.LiveLinkService')),
+        noRenderEngine: hasOctaneRender(without((s) => s.full_name === 'octaneapi.ApiRenderEngineService')),
+        channelRefused: octaneSupport(refusing('octaneapi.StreamCallbackService', 'callbackChannel')),
+        empty: octaneSupport({ services: [], messages: {} }),
+      };
+    });
+    assert.deepEqual(result.demo, { render: true, camera: true, scene: true, meshes: true, octane: true, generation: 2, missing: [] });
+    assert.deepEqual(result.fromEvent, result.demo);
+    assert.equal(result.lenient, 'GetCamera');
+    assert.equal(result.noLiveLink.octane, false);
+    assert.equal(result.noLiveLink.render, true);
+    assert.ok(result.noLiveLink.missing.includes('LiveLink/GetCamera'), JSON.stringify(result.noLiveLink.missing));
+    assert.equal(result.noRenderEngine, false);
+    assert.equal(result.channelRefused.render, false);
+    assert.ok(result.channelRefused.missing.some((m) => /callbackChannel \(refused/.test(m)), JSON.stringify(result.channelRefused.missing));
+    assert.equal(result.empty.octane, false);
+    assert.equal(result.empty.generation, null);
+    assert.deepEqual(page.problems, []);
     await page.context().close();
   });
 });

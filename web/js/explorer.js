@@ -15,6 +15,7 @@ import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
 import { FormError, requestForm, shortName } from './form.js';
 import { MAX_HISTORY, prefs } from './prefs.js';
+import { octaneSupport } from './schema.js';
 
 const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
@@ -55,14 +56,21 @@ function outcomeClass(outcome) {
   return text.startsWith('cancelled') ? '' : 'bad';
 }
 
-export class Explorer {
+/**
+ * Fires "schema" (detail `{schema, support}`, support from schema.js's octaneSupport) each
+ * time GET /schema loads, so the page can decide what to show behind this gateway.
+ */
+export class Explorer extends EventTarget {
   /** `rpc`: an RpcClient (rpc.js) for client- and bidi-streaming calls. */
   constructor(root, { rpc = null } = {}) {
+    super();
     this.root = root;
     this.rpc = rpc;
     /** The open client- or bidi-streaming call: {handle, sent, received, lines}. */
     this.open = null;
     this.schema = null;
+    /** What the schema offers the page (schema.js octaneSupport); null until it loads. */
+    this.support = null;
     this.method = null;
     this.service = null;
     this.form = null;
@@ -122,25 +130,35 @@ export class Explorer {
     this.renderHistory();
   }
 
-  /** Loads GET /schema (again) and lists its methods. */
+  /**
+   * Loads GET /schema (again) and lists its methods. Resolves to the schema, or null when it
+   * could not be loaded (`data-state="error"`, retried by main.js when the gateway is back).
+   */
   async load() {
     this.root.dataset.state = 'loading';
     try {
-      this.schema = await getJson('schema');
-      this.schema.messages ||= {};
-      this.schema.enums ||= {};
-      this.schema.services ||= [];
-      this.schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
-      this.root.dataset.state = 'ready';
-      this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
-      this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
-      this.renderPolicy();
-      this.renderMethods();
-      if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
+      const schema = await getJson('schema');
+      schema.messages ||= {};
+      schema.enums ||= {};
+      schema.services ||= [];
+      schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
+      this.support = octaneSupport(schema);
+      this.schema = schema;
     } catch (err) {
+      // Unreachable, or not the schema document this client knows.
       this.root.dataset.state = 'error';
       this.methodList.replaceChildren(h('p', { className: 'error-text' }, `Could not load the schema: ${err.message}`));
+      return null;
     }
+    this.root.dataset.state = 'ready';
+    this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
+    this.root.dataset.octane = String(this.support.octane);
+    this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
+    this.renderPolicy();
+    this.renderMethods();
+    if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
+    this.dispatchEvent(new CustomEvent('schema', { detail: { schema: this.schema, support: this.support } }));
+    return this.schema;
   }
 
   /** Files the gateway skipped while loading the schema (e.g. conflicts in an SDK's protodef). */
