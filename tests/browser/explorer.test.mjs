@@ -1,10 +1,14 @@
 // The API explorer as its own program: a failed call is not a failed schema (the recovery
-// handler must not reload the schema for it), and the schema tells whether Octane's render
-// services are behind the gateway at all.
+// handler must not reload the schema for it), the schema tells whether Octane's render
+// services are behind the gateway at all, and notifications stay out of the way of the
+// explorer's buttons (repeats collapse, clicks go through to what lies under them).
 
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, openPage, screenshot, startDemo } from './harness.mjs';
+import { freePort, launchBrowser, openPage, portOpen, screenshot, startCommand, startDemo } from './harness.mjs';
 
 const explorerState = (page) => page.getAttribute('#explorer', 'data-state');
 
@@ -149,6 +153,102 @@ describe('explorer', { timeout: 180000 }, () => {
     assert.equal(result.empty.octane, false);
     assert.equal(result.empty.generation, null);
     assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+});
+
+describe('explorer in front of a non-Octane service', { timeout: 180000 }, () => {
+  let gateway;
+  let upstream;
+  let browser;
+  let gatewayUrl;
+  let protoDir;
+
+  before(async () => {
+    // A gateway whose schema is one small service of someone else's, in front of a live
+    // gRPC server (which, not being that service, answers UNIMPLEMENTED).
+    protoDir = await mkdtemp(path.join(tmpdir(), 'octaneweb-greeter-'));
+    await writeFile(path.join(protoDir, 'greeter.proto'), [
+      'syntax = "proto3";',
+      'package shop;',
+      'message HelloRequest { string name = 1; int32 times = 2; }',
+      'message HelloReply { string message = 1; }',
+      'service Greeter { rpc SayHello(HelloRequest) returns (HelloReply); }',
+      '',
+    ].join('\n'));
+    const upstreamPort = await freePort();
+    upstream = await startCommand(['render-server', '--listen', `127.0.0.1:${upstreamPort}`, '--width', '64', '--height', '32'], () => portOpen(upstreamPort));
+    const gatewayPort = await freePort();
+    gatewayUrl = `http://127.0.0.1:${gatewayPort}/`;
+    gateway = await startCommand(
+      ['serve', '--listen', `127.0.0.1:${gatewayPort}`, '--upstream', `127.0.0.1:${upstreamPort}`, '--proto', protoDir],
+      async () => (await fetch(`${gatewayUrl}health`)).ok,
+    );
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gateway?.stop();
+    await upstream?.stop();
+    if (protoDir) await rm(protoDir, { recursive: true, force: true });
+  });
+
+  test('the schema says so, and toasts neither stack nor block the Call button (390x844)', async () => {
+    const page = await openPage(browser, { viewport: { width: 390, height: 844 } });
+    await page.goto(gatewayUrl);
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    assert.equal(await page.getAttribute('#explorer', 'data-octane'), 'false');
+    const support = await page.evaluate(() => window.octaneweb.explorer.support);
+    assert.equal(support.render, false);
+    assert.equal(support.camera, false);
+    assert.ok(support.missing.includes('octaneapi.ApiRenderEngineService/setOnNewImageCallback'), JSON.stringify(support.missing));
+    await screenshot(page, 'explorer-non-octane-390x844');
+
+    await page.click('#tab-api');
+    await page.fill('#explorer-search', 'SayHello');
+    await page.click('button[data-method="shop.Greeter/SayHello"]');
+    // The Call button at the bottom of the window, where the toasts are.
+    await page.evaluate(() => document.getElementById('explorer-call').scrollIntoView({ block: 'end' }));
+    const counts = await page.evaluate(async () => {
+      const { toast } = await import(new URL('js/dom.js', location.href).href);
+      for (let i = 0; i < 5; i += 1) toast('Render stream: the same failure again and again', 'error', 20000);
+      toast('Something else', 'info', 20000);
+      const texts = [...document.querySelectorAll('#toasts .toast')].map((t) => t.querySelector('.toast-text').textContent);
+      const repeated = [...document.querySelectorAll('#toasts .toast')].find((t) => t.textContent.startsWith('Render stream: the same'));
+      return { texts, count: repeated?.dataset.count, badge: repeated?.querySelector('.toast-count').textContent };
+    });
+    assert.equal(counts.texts.filter((t) => t.startsWith('Render stream: the same')).length, 1, JSON.stringify(counts.texts));
+    assert.equal(counts.count, '5', JSON.stringify(counts.texts));
+    assert.equal(counts.badge, '×5');
+
+    const overlap = await page.evaluate(() => {
+      // Scroll the Call button under the middle of the newest toast.
+      const call = document.getElementById('explorer-call');
+      const last = document.querySelector('#toasts').lastElementChild.getBoundingClientRect();
+      const before = call.getBoundingClientRect();
+      window.scrollBy(0, before.top + before.height / 2 - (last.top + last.height / 2));
+      const button = call.getBoundingClientRect();
+      const x = button.left + button.width / 2;
+      const y = button.top + button.height / 2;
+      const covered = [...document.querySelectorAll('#toasts .toast')].some((t) => {
+        const r = t.getBoundingClientRect();
+        return x > r.left + 1 && x < r.right - 1 && y > r.top + 1 && y < r.bottom - 1;
+      });
+      return { covered, hit: document.elementFromPoint(x, y)?.id ?? null };
+    });
+    await screenshot(page, 'explorer-toasts-390x844');
+    // A toast lies over the button, and the click reaches the button all the same.
+    assert.ok(overlap.covered, 'the test places a toast over the Call button');
+    assert.equal(overlap.hit, 'explorer-call', JSON.stringify(overlap));
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('explorer').dataset.call));
+    assert.match(await page.textContent('#explorer-response'), /UNIMPLEMENTED|unimplemented/i);
+
+    // The × dismisses a toast.
+    const repeated = page.locator('#toasts .toast', { hasText: 'Render stream: the same' });
+    await repeated.locator('.toast-close').click();
+    assert.equal(await repeated.count(), 0);
     await page.context().close();
   });
 });
