@@ -131,7 +131,7 @@ describe('deploy', { timeout: 180000 }, () => {
     await page.fill('#explorer-search', 'GetMeshes');
     await page.click('button[data-method="livelinkapi.LiveLinkService/GetMeshes"]');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
     assert.match(await page.textContent('#explorer-response'), /"meshes"/);
     await screenshot(page, name);
     assert.deepEqual(page.problems, []);

@@ -55,7 +55,7 @@ describe('panels', { timeout: 180000 }, () => {
     await page.fill('#explorer-search', 'GetCamera');
     await page.click('button[data-method="livelinkapi.LiveLinkService/GetCamera"]');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
     const response = JSON.parse(await page.textContent('#explorer-response'));
     assert.ok(response.position, `GetCamera response: ${JSON.stringify(response)}`);
     assert.match(await page.textContent('#explorer-status'), /OK/);
@@ -82,7 +82,7 @@ describe('panels', { timeout: 180000 }, () => {
     await objectPtr.locator('summary').first().click();
     await objectPtr.locator('[data-field="handle"] input').fill('not-a-number');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'error');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
     assert.match(await page.textContent('#explorer-response'), /objectPtr\.handle/);
     assert.equal(await objectPtr.locator('[data-field="handle"] input').getAttribute('aria-invalid'), 'true');
   });
@@ -146,7 +146,7 @@ describe('panels', { timeout: 180000 }, () => {
     const objectPtr = page.locator('#explorer-form [data-field="objectPtr"]');
     await objectPtr.locator('[data-field="handle"] input').fill('18446744073709551615');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'error');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
     const status = await page.textContent('#explorer-status');
     assert.match(status, /HTTP [45]\d\d/);
     const text = await page.textContent('#explorer-response');
@@ -160,11 +160,11 @@ describe('panels', { timeout: 180000 }, () => {
     await page.fill('#explorer-search', 'callbackChannel');
     await page.click('button[data-method="octaneapi.StreamCallbackService/callbackChannel"]');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'streaming');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
     await page.waitForFunction(() => Number(document.getElementById('explorer').dataset.messages) >= 1, null, { timeout: 20000 });
     assert.equal(await page.isEnabled('#explorer-cancel'), true);
     await page.click('#explorer-cancel');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'cancelled');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'cancelled');
     assert.match(await page.textContent('#explorer-status'), /Cancelled after \d+ message/);
     assert.equal(await page.isEnabled('#explorer-cancel'), false);
     await screenshot(page, 'explorer-stream-cancelled');

@@ -19,7 +19,7 @@ async function explorerGetCamera(page) {
   await page.fill('#explorer-search', 'GetCamera');
   await page.click('button[data-method="livelinkapi.LiveLinkService/GetCamera"]');
   await page.click('#explorer-call');
-  await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('explorer').dataset.state));
+  await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('explorer').dataset.call));
   assert.match(await page.textContent('#explorer-status'), /^OK/, await page.textContent('#explorer-response'));
   return JSON.parse(await page.textContent('#explorer-response'));
 }
@@ -243,7 +243,7 @@ describe('method policy (--deny)', { timeout: 180000 }, () => {
     assert.ok(await page.isHidden('#explorer-refused'));
     assert.equal(await page.getAttribute('#explorer-call', 'title'), 'Call (Ctrl+Enter)');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
 
     // Grouped by service (no filter), the service shows how many of its methods are refused.
     await page.fill('#explorer-search', '');

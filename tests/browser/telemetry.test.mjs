@@ -160,7 +160,7 @@ describe('telemetry example', { timeout: 180000 }, () => {
     await page.click('.editor-tabs [role="tab"]:has-text("JSON")');
     await page.fill('#explorer-json', JSON.stringify({ commandId: 'from-explorer', pause: {} }));
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'streaming');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
     await page.click('#explorer-send');
     // The answer arrives before the client half-closes: a real bidi stream.
     await page.waitForFunction(() => document.getElementById('explorer').dataset.messages === '1');
@@ -170,7 +170,7 @@ describe('telemetry example', { timeout: 180000 }, () => {
     await page.click('#explorer-send');
     await page.waitForFunction(() => document.getElementById('explorer').dataset.messages === '2');
     await page.click('#explorer-end');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
     assert.match(await page.textContent('#explorer-status'), /Stream ended OK · 2 sent · 2 received/);
     assert.equal((await callJson(gatewayUrl, SERVICE, 'GetJob')).state, 'JOB_STATE_RUNNING');
     assert.ok(await callCount(gatewayUrl, 'websocket', `${SERVICE}/Control`, 'OK') >= 1);

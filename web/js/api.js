@@ -3,7 +3,8 @@
 // Every URL is relative to a base so the client works behind a path prefix, on another
 // port, or from file:// (where the user sets the server in Settings or with ?server=).
 
-const SERVER_KEY = 'octaneweb.server';
+import { prefs } from './prefs.js';
+
 /** Where the original proxy listened; used only when the page itself is not served over HTTP. */
 const FILE_FALLBACK = 'http://127.0.0.1:51023/';
 const DEFAULT_TIMEOUT_MS = 30000;
@@ -32,25 +33,16 @@ function normalizeBase(text) {
   return url.href;
 }
 
-/** The server URL the user stored in Settings ('' = none). */
+/** The server URL the user stored in Settings ('' = none); kept by prefs.js as 'server'. */
 export function storedServer() {
-  try {
-    return localStorage.getItem(SERVER_KEY) || '';
-  } catch {
-    return '';
-  }
+  return prefs.get('server');
 }
 
 /** Stores (or with '' clears) the server URL; throws on a malformed URL. */
 export function storeServer(text) {
   const value = text.trim();
   if (value) normalizeBase(value);
-  try {
-    if (value) localStorage.setItem(SERVER_KEY, value);
-    else localStorage.removeItem(SERVER_KEY);
-  } catch {
-    // Storage can be disabled; the setting then lasts for this page only.
-  }
+  prefs.set('server', value);
 }
 
 let cachedBase = null;

@@ -45,15 +45,55 @@ export function byId(id) {
 }
 
 const MAX_TOASTS = 4;
+/** The toasts on screen by kind and text, so a repeat updates the one shown. */
+const shownToasts = new Map();
 
-/** Shows a short notification; `kind` is "info", "error" or "ok". */
+/**
+ * Shows a short notification; `kind` is "info", "error" or "ok". The same message again
+ * while it is still shown does not stack a second toast: the first one counts (×2, ×3…)
+ * and stays for another `timeoutMs`, so a retry loop cannot bury the page in toasts.
+ *
+ * Toasts never take a click meant for what lies under them: the box and the toast's text
+ * let pointer events through, only the toast's × button takes them (it dismisses it).
+ * Set here rather than in styles.css because it is how toast() builds them.
+ */
 export function toast(message, kind = 'info', timeoutMs = 5000) {
   const box = document.getElementById('toasts');
   if (!box) return;
-  while (box.childElementCount >= MAX_TOASTS) box.firstElementChild?.remove();
-  const item = h('div', { className: `toast ${kind}` }, String(message));
-  box.append(item);
-  setTimeout(() => item.remove(), timeoutMs);
+  box.style.pointerEvents = 'none';
+  const text = String(message);
+  const key = `${kind}\u0000${text}`;
+  let entry = shownToasts.get(key);
+  if (entry?.item.isConnected) {
+    entry.count += 1;
+    entry.badge.textContent = `×${entry.count}`;
+    entry.badge.hidden = false;
+    entry.item.dataset.count = String(entry.count);
+    // The newest at the bottom, next to where new toasts appear.
+    box.append(entry.item);
+  } else {
+    while (box.childElementCount >= MAX_TOASTS) dismiss(box.firstElementChild);
+    const badge = h('span', { className: 'toast-count', hidden: true, 'aria-hidden': 'true' });
+    const close = h('button', { type: 'button', className: 'toast-close small ghost', 'aria-label': 'Dismiss notification', title: 'Dismiss', style: { pointerEvents: 'auto' } }, '×');
+    const item = h('div', { className: `toast ${kind}`, dataset: { count: '1' } }, h('span', { className: 'toast-text' }, text), ' ', badge, ' ', close);
+    entry = { key, item, badge, count: 1, timer: 0 };
+    item.toastEntry = entry;
+    close.addEventListener('click', () => dismiss(item));
+    shownToasts.set(key, entry);
+    box.append(item);
+  }
+  clearTimeout(entry.timer);
+  entry.timer = setTimeout(() => dismiss(entry.item), timeoutMs);
+}
+
+function dismiss(item) {
+  if (!item) return;
+  const entry = item.toastEntry;
+  if (entry) {
+    clearTimeout(entry.timer);
+    if (shownToasts.get(entry.key) === entry) shownToasts.delete(entry.key);
+  }
+  item.remove();
 }
 
 /** True when keyboard focus is in a text field, so single-key shortcuts must not fire. */

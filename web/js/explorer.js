@@ -5,13 +5,18 @@
 // send the edited request as often as wanted, half-close, and watch the answers arrive.
 // Methods the gateway's --allow / --deny policy refuses (`"refused": true` in /schema) are
 // marked with a lock and cannot be called from here.
+//
+// The root element carries two states that must not be confused: `data-state` is the schema
+// load (idle, loading, ready, error; main.js reloads the schema when it is "error") and
+// `data-call` the last call (calling, streaming, done, error, cancelled). A failed call is
+// not a failed schema, so it must never look like one.
 
 import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
 import { h, toast } from './dom.js';
 import { FormError, requestForm, shortName } from './form.js';
+import { MAX_HISTORY, prefs } from './prefs.js';
+import { octaneSupport } from './schema.js';
 
-const HISTORY_KEY = 'octaneweb.history';
-const MAX_HISTORY = 50;
 const MAX_HISTORY_REQUEST_CHARS = 20000;
 const MAX_MATCHES = 200;
 const MAX_STREAM_MESSAGES_SHOWN = 200;
@@ -51,37 +56,28 @@ function outcomeClass(outcome) {
   return text.startsWith('cancelled') ? '' : 'bad';
 }
 
-function loadHistory() {
-  try {
-    const parsed = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
-    return Array.isArray(parsed) ? parsed.slice(0, MAX_HISTORY) : [];
-  } catch {
-    return [];
-  }
-}
-
-function saveHistory(history) {
-  try {
-    localStorage.setItem(HISTORY_KEY, JSON.stringify(history.slice(0, MAX_HISTORY)));
-  } catch {
-    // Storage full or disabled: history lasts for this page only.
-  }
-}
-
-export class Explorer {
+/**
+ * Fires "schema" (detail `{schema, support}`, support from schema.js's octaneSupport) each
+ * time GET /schema loads, so the page can decide what to show behind this gateway.
+ */
+export class Explorer extends EventTarget {
   /** `rpc`: an RpcClient (rpc.js) for client- and bidi-streaming calls. */
   constructor(root, { rpc = null } = {}) {
+    super();
     this.root = root;
     this.rpc = rpc;
     /** The open client- or bidi-streaming call: {handle, sent, received, lines}. */
     this.open = null;
     this.schema = null;
+    /** What the schema offers the page (schema.js octaneSupport); null until it loads. */
+    this.support = null;
     this.method = null;
     this.service = null;
     this.form = null;
     this.view = 'form';
     this.running = null;
-    this.history = loadHistory();
+    // Past calls, newest first; prefs.js keeps them across visits (or for this page only).
+    this.history = prefs.get('history');
     this.build();
   }
 
@@ -134,25 +130,35 @@ export class Explorer {
     this.renderHistory();
   }
 
-  /** Loads GET /schema (again) and lists its methods. */
+  /**
+   * Loads GET /schema (again) and lists its methods. Resolves to the schema, or null when it
+   * could not be loaded (`data-state="error"`, retried by main.js when the gateway is back).
+   */
   async load() {
     this.root.dataset.state = 'loading';
     try {
-      this.schema = await getJson('schema');
-      this.schema.messages ||= {};
-      this.schema.enums ||= {};
-      this.schema.services ||= [];
-      this.schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
-      this.root.dataset.state = 'ready';
-      this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
-      this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
-      this.renderPolicy();
-      this.renderMethods();
-      if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
+      const schema = await getJson('schema');
+      schema.messages ||= {};
+      schema.enums ||= {};
+      schema.services ||= [];
+      schema.services.sort((a, b) => a.full_name.localeCompare(b.full_name));
+      this.support = octaneSupport(schema);
+      this.schema = schema;
     } catch (err) {
+      // Unreachable, or not the schema document this client knows.
       this.root.dataset.state = 'error';
       this.methodList.replaceChildren(h('p', { className: 'error-text' }, `Could not load the schema: ${err.message}`));
+      return null;
     }
+    this.root.dataset.state = 'ready';
+    this.root.dataset.methods = String(this.schema.services.reduce((n, s) => n + (s.methods?.length || 0), 0));
+    this.root.dataset.octane = String(this.support.octane);
+    this.renderWarnings(Array.isArray(this.schema.warnings) ? this.schema.warnings : []);
+    this.renderPolicy();
+    this.renderMethods();
+    if (this.service && this.method) this.select(this.service.full_name, this.method.name, this.currentRequest(true));
+    this.dispatchEvent(new CustomEvent('schema', { detail: { schema: this.schema, support: this.support } }));
+    return this.schema;
   }
 
   /** Files the gateway skipped while loading the schema (e.g. conflicts in an SDK's protodef). */
@@ -377,7 +383,7 @@ export class Explorer {
     else await this.runUnary({ ...entry, request: message }, entry);
     this.history.unshift(entry);
     this.history.length = Math.min(this.history.length, MAX_HISTORY);
-    saveHistory(this.history);
+    prefs.set('history', this.history);
     this.renderHistory();
   }
 
@@ -392,7 +398,7 @@ export class Explorer {
     const ms = `${result.durationMs.toFixed(0)} ms`;
     if (result.ok) {
       entry.outcome = `OK · ${ms}`;
-      this.root.dataset.state = 'done';
+      this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
       this.statusLine.textContent = `OK · HTTP ${result.status} · ${ms}`;
       this.response.textContent = clip(JSON.stringify(result.data, null, 2));
@@ -448,7 +454,7 @@ export class Explorer {
       const code = end?.code || 'UNKNOWN';
       if (code === 'OK') {
         entry.outcome = `OK · ${count} messages · ${ms}`;
-        this.root.dataset.state = 'done';
+        this.root.dataset.call = 'done';
         this.statusLine.dataset.outcome = 'ok';
         this.statusLine.textContent = `Stream ended OK · ${count} message${count === 1 ? '' : 's'} · ${ms}`;
       } else {
@@ -458,7 +464,7 @@ export class Explorer {
     } catch (err) {
       if (err.code === 'CANCELLED') {
         entry.outcome = `cancelled · ${count} messages`;
-        this.root.dataset.state = 'cancelled';
+        this.root.dataset.call = 'cancelled';
         this.statusLine.dataset.outcome = 'cancelled';
         this.statusLine.textContent = `Cancelled after ${count} message${count === 1 ? '' : 's'}`;
       } else {
@@ -499,13 +505,13 @@ export class Explorer {
       }
       const ms = `${(performance.now() - started).toFixed(0)} ms`;
       entry.outcome = `OK · ${open.sent} sent · ${open.received} received · ${ms}`;
-      this.root.dataset.state = 'done';
+      this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
       this.statusLine.textContent = `Stream ended OK · ${open.sent} sent · ${open.received} received · ${ms}`;
     } catch (err) {
       if (err.code === 'CANCELLED' && controller.signal.aborted) {
         entry.outcome = `cancelled · ${open.sent} sent · ${open.received} received`;
-        this.root.dataset.state = 'cancelled';
+        this.root.dataset.call = 'cancelled';
         this.statusLine.dataset.outcome = 'cancelled';
         this.statusLine.textContent = `Cancelled after ${open.sent} sent and ${open.received} received`;
       } else {
@@ -580,7 +586,7 @@ export class Explorer {
   }
 
   showError(message, code = '', status = 0, ms = '', keepResponse = false) {
-    this.root.dataset.state = 'error';
+    this.root.dataset.call = 'error';
     this.statusLine.dataset.outcome = 'error';
     const parts = ['Error'];
     if (status) parts.push(`HTTP ${status}`);
@@ -593,7 +599,7 @@ export class Explorer {
 
   setRunning(controller, state) {
     this.running = controller;
-    if (state) this.root.dataset.state = state;
+    if (state) this.root.dataset.call = state;
     this.callButton.disabled = Boolean(controller) || !this.method || Boolean(this.method.refused) || (this.method.client_streaming && !this.rpc);
     this.cancelButton.disabled = !controller;
   }
