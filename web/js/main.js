@@ -8,6 +8,7 @@ import { Hud } from './hud.js';
 import { Inspector } from './inspector.js';
 import { renderEngine } from './octane.js';
 import { Outliner } from './outliner.js';
+import { prefs } from './prefs.js';
 import { ProjectDialog } from './projects.js';
 import { sharedClient } from './rpc.js';
 import { Selection } from './selection.js';
@@ -17,40 +18,9 @@ import { ViewportTools } from './tools.js';
 import { EditHistory } from './undo.js';
 import { Viewport } from './viewport.js';
 
-const PREFS_KEY = 'octaneweb.prefs';
-const TRANSPORT_CHOICES = ['auto', 'ws', 'sse', 'poll'];
-const ENCODINGS = ['jpeg', 'png', 'raw'];
-
-function loadPrefs() {
-  let stored = {};
-  try {
-    stored = JSON.parse(localStorage.getItem(PREFS_KEY) || '{}') || {};
-  } catch {
-    stored = {};
-  }
-  return {
-    transport: TRANSPORT_CHOICES.includes(stored.transport) ? stored.transport : 'auto',
-    maxFps: Number.isFinite(stored.maxFps) ? stored.maxFps : 0,
-    cameraRate: Number.isFinite(stored.cameraRate) ? stored.cameraRate : 30,
-    encoding: ENCODINGS.includes(stored.encoding) ? stored.encoding : undefined,
-    quality: Number.isFinite(stored.quality) ? stored.quality : undefined,
-    exposure: Number.isFinite(stored.exposure) ? stored.exposure : 0,
-    recentProjects: Array.isArray(stored.recentProjects) ? stored.recentProjects.filter((p) => typeof p === 'string').slice(0, 10) : [],
-  };
-}
-
-function savePrefs(prefs) {
-  try {
-    localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
-  } catch {
-    // Storage disabled: preferences last for this page only.
-  }
-}
-
-const prefs = loadPrefs();
 const query = new URLSearchParams(location.search);
 // ?transport= forces the first transport for this page (tests and debugging).
-const forcedTransport = TRANSPORT_CHOICES.includes(query.get('transport')) ? query.get('transport') : null;
+const forcedTransport = ['auto', 'ws', 'sse', 'poll'].includes(query.get('transport')) ? query.get('transport') : null;
 
 const status = new ConnectionStatus({ banner: byId('banner'), indicator: byId('conn-indicator') });
 const viewportEl = byId('viewport');
@@ -60,8 +30,13 @@ const viewport = new Viewport({
   empty: byId('viewport-empty'),
   modeIndicator: byId('mode-indicator'),
   status,
-  preferred: forcedTransport || prefs.transport,
-  config: { encoding: prefs.encoding, quality: prefs.quality, maxFps: prefs.maxFps, exposure: prefs.exposure },
+  preferred: forcedTransport || prefs.get('transport'),
+  config: {
+    encoding: prefs.get('encoding') ?? undefined,
+    quality: prefs.get('quality') ?? undefined,
+    maxFps: prefs.get('maxFps'),
+    exposure: prefs.get('exposure'),
+  },
 });
 const hud = new Hud({
   mode: byId('hud-mode'),
@@ -75,7 +50,7 @@ const hud = new Hud({
 // One multiplexed /ws socket for streaming calls (camera drags, the explorer's client and
 // bidi streams); it opens on first use.
 const rpc = sharedClient(wsUrl('ws'));
-const camera = new CameraController({ surface: viewportEl, rate: prefs.cameraRate, rpc });
+const camera = new CameraController({ surface: viewportEl, rate: prefs.get('cameraRate'), rpc });
 const selection = new Selection();
 const history = new EditHistory();
 const outliner = new Outliner({ root: byId('outliner'), selection });
@@ -96,13 +71,7 @@ const tools = new ViewportTools({
   selection,
 });
 const projects = new ProjectDialog({
-  recent: {
-    get: () => prefs.recentProjects,
-    set: (list) => {
-      prefs.recentProjects = list;
-      savePrefs(prefs);
-    },
-  },
+  recent: { get: () => prefs.get('recentProjects'), remember: (path) => prefs.rememberProject(path) },
 });
 const explorer = new Explorer(byId('explorer'), { rpc });
 
@@ -296,32 +265,29 @@ function showStreamSettings(encoding, quality) {
 
 /** The server says what it streams; show it unless the user chose otherwise. */
 function reflectStreamSettings(hello) {
-  showStreamSettings(prefs.encoding ?? hello.encoding, prefs.quality ?? Number(hello.quality));
+  showStreamSettings(prefs.get('encoding') ?? hello.encoding, prefs.get('quality') ?? Number(hello.quality));
 }
 
-showStreamSettings(prefs.encoding, prefs.quality);
+showStreamSettings(prefs.get('encoding'), prefs.get('quality'));
 encodingSelect.addEventListener('change', () => {
-  prefs.encoding = encodingSelect.value;
-  savePrefs(prefs);
+  const encoding = prefs.set('encoding', encodingSelect.value);
   showStreamSettings();
-  viewport.configure({ encoding: prefs.encoding });
+  viewport.configure({ encoding });
 });
 qualityRange.addEventListener('input', () => {
   byId('out-quality').textContent = qualityRange.value;
 });
 qualityRange.addEventListener('change', () => {
-  prefs.quality = Number(qualityRange.value);
-  savePrefs(prefs);
-  viewport.configure({ quality: prefs.quality });
+  viewport.configure({ quality: prefs.set('quality', Number(qualityRange.value)) });
 });
-exposureRange.value = String(prefs.exposure);
-byId('out-exposure').textContent = `${prefs.exposure.toFixed(1)} EV`;
+exposureRange.value = String(prefs.get('exposure'));
+byId('out-exposure').textContent = `${prefs.get('exposure').toFixed(1)} EV`;
 exposureRange.addEventListener('input', () => {
-  prefs.exposure = Number(exposureRange.value);
-  byId('out-exposure').textContent = `${prefs.exposure.toFixed(1)} EV`;
-  viewport.configure({ exposure: prefs.exposure });
+  const exposure = Number(exposureRange.value);
+  byId('out-exposure').textContent = `${exposure.toFixed(1)} EV`;
+  viewport.configure({ exposure });
 });
-exposureRange.addEventListener('change', () => savePrefs(prefs));
+exposureRange.addEventListener('change', () => prefs.set('exposure', Number(exposureRange.value)));
 
 // --- side panel tabs ---
 const tabs = [byId('tab-scene'), byId('tab-render'), byId('tab-api')];
@@ -377,9 +343,9 @@ byId('btn-help').addEventListener('click', () => helpDialog.showModal());
 
 function openSettings() {
   byId('set-server').value = storedServer();
-  byId('set-transport').value = prefs.transport;
-  byId('set-maxfps').value = String(prefs.maxFps);
-  byId('set-camera-rate').value = String(prefs.cameraRate);
+  byId('set-transport').value = prefs.get('transport');
+  byId('set-maxfps').value = String(prefs.get('maxFps'));
+  byId('set-camera-rate').value = String(prefs.get('cameraRate'));
   settingsDialog.showModal();
 }
 byId('btn-settings').addEventListener('click', openSettings);
@@ -393,19 +359,26 @@ settingsDialog.addEventListener('close', () => {
     toast('The gateway URL is not a valid URL', 'error');
     return;
   }
-  const clamp = (value, min, max, fallback) => (Number.isFinite(value) ? Math.min(max, Math.max(min, Math.round(value))) : fallback);
-  prefs.transport = byId('set-transport').value;
-  prefs.maxFps = clamp(Number(byId('set-maxfps').value), 0, 240, 0);
-  prefs.cameraRate = clamp(Number(byId('set-camera-rate').value), 1, 120, 30);
-  savePrefs(prefs);
-  camera.sender.setRate(prefs.cameraRate);
+  // prefs clamps numbers into range; a field left empty keeps the old value.
+  const numberOr = (id, name) => (byId(id).value.trim() === '' ? prefs.get(name) : Number(byId(id).value));
+  try {
+    prefs.update({
+      transport: byId('set-transport').value,
+      maxFps: numberOr('set-maxfps', 'maxFps'),
+      cameraRate: numberOr('set-camera-rate', 'cameraRate'),
+    });
+  } catch (err) {
+    toast(err.message, 'error');
+    return;
+  }
+  camera.sender.setRate(prefs.get('cameraRate'));
   if (serverChanged) {
     // Every module holds state from the old server; a reload is the honest way to switch.
     location.reload();
     return;
   }
-  viewport.configure({ maxFps: prefs.maxFps });
-  if (!forcedTransport) viewport.setPreferred(prefs.transport);
+  viewport.configure({ maxFps: prefs.get('maxFps') });
+  if (!forcedTransport) viewport.setPreferred(prefs.get('transport'));
 });
 
 // --- keyboard shortcuts ---
@@ -471,15 +444,16 @@ status.addEventListener('change', (event) => {
   const { gateway, upstream } = event.detail;
   if (gateway !== 'up' || upstream !== 'up') return;
   // Things that failed while something was down are fetched again.
+  if (explorer.root.dataset.state === 'error') explorer.load();
+  if (octaneUi !== true) return;
   if (!camera.camera) loadCamera();
   if (outliner.root.dataset.state === 'error' || outliner.meshList.dataset.state === 'error') outliner.load();
-  if (explorer.root.dataset.state === 'error') explorer.load();
   if (document.body.dataset.engineModes === 'error') readEngineModes();
-  showStale();
 });
 status.addEventListener('change', showStale);
 status.addEventListener('recovered', () => {
   toast('Connection restored', 'ok', 3000);
+  if (octaneUi !== true) return;
   viewport.start();
   // The server may have restarted with another camera: "reset view" goes to its camera.
   camera.home = null;
@@ -490,13 +464,51 @@ status.addEventListener('recovered', () => {
   projects.readCurrent();
 });
 
+// --- what the gateway serves decides the page: Octane's panels, or the explorer first ---
+/** null until the schema is known; then whether the viewport and scene panels run. */
+let octaneUi = null;
+
+function startOctaneUi() {
+  if (octaneUi === true) return;
+  octaneUi = true;
+  document.body.dataset.layout = 'octane';
+  for (const id of ['tab-scene', 'tab-render']) byId(id).hidden = false;
+  viewport.start();
+  loadCamera();
+  outliner.load();
+  stats.start();
+  readEngineModes();
+  projects.readCurrent();
+}
+
+/** In front of a service without Octane's render interface there is nothing to view: the
+ *  explorer takes the page, and no Octane call is made to fail in the background. */
+function explorerFirst(support) {
+  octaneUi = false;
+  document.body.dataset.layout = 'explorer';
+  viewport.stop();
+  stats.stop();
+  for (const id of ['tab-scene', 'tab-render']) byId(id).hidden = true;
+  selectTab(byId('tab-api'));
+  const missing = support.missing.slice(0, 3).join(', ');
+  byId('explorer-note').textContent = `No Octane render service behind this gateway (missing ${missing}${support.missing.length > 3 ? ', …' : ''}): the viewport and scene panels are hidden.`;
+  byId('explorer-note').hidden = false;
+}
+
+explorer.addEventListener('schema', (event) => {
+  const { support } = event.detail;
+  if (support.octane) {
+    byId('explorer-note').hidden = true;
+    startOctaneUi();
+  } else {
+    explorerFirst(support);
+  }
+});
+
 document.body.dataset.server = baseUrl();
 status.start();
-viewport.start();
-loadCamera();
-outliner.load();
-explorer.load();
-stats.start();
-readEngineModes();
-projects.readCurrent();
+explorer.load().then((schema) => {
+  // No schema (an old gateway, or none reachable yet): assume Octane, as before.
+  if (!schema && octaneUi === null) startOctaneUi();
+});
 window.octaneweb = { status, viewport, camera, outliner, explorer, hud, rpc, selection, inspector, renderSettings, stats, tools, history, projects };

@@ -5,12 +5,10 @@
 import { byId, h, toast } from './dom.js';
 import { project } from './octane.js';
 
-const MAX_RECENT = 10;
-
 export class ProjectDialog extends EventTarget {
   /**
    * @param {object} opts
-   * @param {{get: () => string[], set: (list: string[]) => void}} opts.recent  stored recent paths
+   * @param {{get: () => string[], remember: (path: string) => void}} opts.recent  stored recent paths
    */
   constructor({ recent }) {
     super();
@@ -53,8 +51,7 @@ export class ProjectDialog extends EventTarget {
   }
 
   remember(path) {
-    const list = [path, ...this.recent.get().filter((p) => p !== path)].slice(0, MAX_RECENT);
-    this.recent.set(list);
+    this.recent.remember(path);
     this.renderRecent();
   }
 

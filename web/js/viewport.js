@@ -236,6 +236,7 @@ export class Viewport extends EventTarget {
     this.root.dataset.height = String(height);
     this.root.dataset.hdr = frame.hdr ? '1' : '0';
     this.root.dataset.encoding = frame.encoding;
+    this.root.dataset.spp = String(frame.spp ?? '');
     this.empty.hidden = true;
     this.canvas.hidden = false;
     this.dispatchEvent(new CustomEvent('frame', { detail: { ...frame, width, height, payload: null, drawnAt: Date.now(), connectedAt: this.connectedAt } }));

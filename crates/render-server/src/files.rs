@@ -178,9 +178,16 @@ impl WritableRoot {
                 "{requested:?} does not name a file"
             )));
         };
-        let parent = parent
-            .canonicalize()
-            .map_err(|error| io_status(requested, &error))?;
+        let parent = parent.canonicalize().map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                // The file itself need not exist; its folder must (folders are not made here).
+                Status::not_found(format!(
+                    "{requested:?}: its folder does not exist below the project root; save into an existing folder"
+                ))
+            } else {
+                io_status(requested, &error)
+            }
+        })?;
         if !parent.starts_with(root) {
             return Err(Status::permission_denied(format!(
                 "{requested:?} is refused: its directory resolves (through a symbolic link) to one outside the project root"

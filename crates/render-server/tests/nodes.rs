@@ -779,6 +779,19 @@ async fn a_project_saves_resets_and_loads_back_with_notifications() {
         .await
         .expect_err("missing file");
     assert_eq!(missing.code(), Code::NotFound);
+    let no_folder = octane
+        .projects
+        .save_project_as(SaveProjectAsRequest {
+            path: "studio/look.json".into(),
+        })
+        .await
+        .expect_err("a folder that does not exist");
+    assert_eq!(no_folder.code(), Code::NotFound);
+    assert!(
+        no_folder.message().contains("saveProjectAs") && no_folder.message().contains("folder"),
+        "{}",
+        no_folder.message()
+    );
     std::fs::write(
         projects.path().join("junk.json"),
         b"{\"format\": \"something\"}",

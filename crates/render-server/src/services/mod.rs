@@ -172,13 +172,13 @@ impl Shared {
     }
 
     /// Saves the graph as a project file below the project root; it becomes the project.
-    pub async fn save_project(&self, path: &str) -> Result<(), Status> {
-        const METHOD: &str = "ApiProjectManager.saveProject";
-        let root = self.project_root(METHOD)?;
+    /// `method` names the call in errors (`saveProject` or `saveProjectAs`).
+    pub async fn save_project(&self, method: &str, path: &str) -> Result<(), Status> {
+        let root = self.project_root(method)?;
         let bytes = self.document().to_project_json();
         root.write(path, &bytes)
             .await
-            .map_err(|s| prefixed(METHOD, s))?;
+            .map_err(|s| prefixed(method, s))?;
         self.document().project = path.to_owned();
         Ok(())
     }

@@ -977,7 +977,9 @@ impl ApiProjectManagerService for NodeServices {
                 "ApiProjectManager.saveProject: the project has no file yet; use saveProjectAs",
             ));
         }
-        self.shared.save_project(&path).await?;
+        self.shared
+            .save_project("ApiProjectManager.saveProject", &path)
+            .await?;
         Ok(Response::new(api_project_manager::SaveProjectResponse {
             result: true,
         }))
@@ -987,7 +989,9 @@ impl ApiProjectManagerService for NodeServices {
         &self,
         request: Request<api_project_manager::SaveProjectAsRequest>,
     ) -> Result<Response<api_project_manager::SaveProjectAsResponse>, Status> {
-        self.shared.save_project(&request.get_ref().path).await?;
+        self.shared
+            .save_project("ApiProjectManager.saveProjectAs", &request.get_ref().path)
+            .await?;
         Ok(Response::new(api_project_manager::SaveProjectAsResponse {
             result: true,
         }))
