@@ -203,6 +203,12 @@ describe('explorer in front of a non-Octane service', { timeout: 180000 }, () =>
     assert.equal(support.render, false);
     assert.equal(support.camera, false);
     assert.ok(support.missing.includes('octaneapi.ApiRenderEngineService/setOnNewImageCallback'), JSON.stringify(support.missing));
+    // Explorer first: no dead viewport, no scene panels, the API tab open.
+    await page.waitForFunction(() => document.body.dataset.layout === 'explorer');
+    assert.ok(await page.isHidden('.viewport-column'));
+    assert.ok(await page.isHidden('#tab-scene'));
+    assert.equal(await page.getAttribute('#tab-api', 'aria-selected'), 'true');
+    assert.match(await page.textContent('#explorer-note'), /No Octane render service/);
     await screenshot(page, 'explorer-non-octane-390x844');
 
     await page.click('#tab-api');
@@ -223,12 +229,14 @@ describe('explorer in front of a non-Octane service', { timeout: 180000 }, () =>
     assert.equal(counts.badge, '×5');
 
     const overlap = await page.evaluate(() => {
-      // Scroll the Call button under the middle of the newest toast.
+      // Move the toasts so the newest lies over the middle of the Call button (the page may
+      // be too short to scroll the button under them).
       const call = document.getElementById('explorer-call');
-      const last = document.querySelector('#toasts').lastElementChild.getBoundingClientRect();
-      const before = call.getBoundingClientRect();
-      window.scrollBy(0, before.top + before.height / 2 - (last.top + last.height / 2));
+      call.scrollIntoView({ block: 'center' });
+      const box = document.getElementById('toasts');
+      const last = box.lastElementChild.getBoundingClientRect();
       const button = call.getBoundingClientRect();
+      box.style.bottom = `${parseFloat(getComputedStyle(box).bottom) + (last.top + last.height / 2) - (button.top + button.height / 2)}px`;
       const x = button.left + button.width / 2;
       const y = button.top + button.height / 2;
       const covered = [...document.querySelectorAll('#toasts .toast')].some((t) => {

@@ -265,7 +265,7 @@ describe('viewport', { timeout: 180000 }, () => {
     assert.equal(await frameCount(page), settled, 'frames kept arriving while paused');
     await screenshot(page, 'paused');
     await page.click('#btn-continue');
-    await page.waitForFunction(() => document.body.dataset.render === 'running');
+    await page.waitForFunction(() => document.body.dataset.render === 'rendering');
     await waitForFrames(page, settled);
     assert.deepEqual(page.problems, []);
   });
@@ -305,7 +305,7 @@ describe('viewport', { timeout: 180000 }, () => {
     await page.waitForTimeout(1500);
     assert.equal(await frameCount(page), settled, 'frames kept arriving after stop');
     await page.click('#btn-restart');
-    await page.waitForFunction(() => document.body.dataset.render === 'running');
+    await page.waitForFunction(() => document.body.dataset.render === 'rendering');
     await waitForFrames(page, settled);
   });
 

@@ -481,8 +481,9 @@ function startOctaneUi() {
   projects.readCurrent();
 }
 
-/** In front of a service without Octane's render interface there is nothing to view: the
- *  explorer takes the page, and no Octane call is made to fail in the background. */
+/** In front of a service without Octane's render stream there is nothing to view: the
+ *  explorer takes the page, and no Octane call is made to fail in the background. (A gateway
+ *  that only refuses the camera's methods still shows the render.) */
 function explorerFirst(support) {
   octaneUi = false;
   document.body.dataset.layout = 'explorer';
@@ -497,7 +498,7 @@ function explorerFirst(support) {
 
 explorer.addEventListener('schema', (event) => {
   const { support } = event.detail;
-  if (support.octane) {
+  if (support.render) {
     byId('explorer-note').hidden = true;
     startOctaneUi();
   } else {

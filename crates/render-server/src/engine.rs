@@ -296,6 +296,11 @@ impl Engine {
         self.change_level.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Whether the loop may render, is paused or was stopped (what the user last asked).
+    pub fn run_mode(&self) -> RunMode {
+        self.lock().mode
+    }
+
     pub fn stop(&self) {
         let mut control = self.lock();
         control.mode = RunMode::Stopped;

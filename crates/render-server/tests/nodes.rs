@@ -32,13 +32,14 @@ use octaneweb_proto::octaneapi::api_project_manager_service_client::ApiProjectMa
 use octaneweb_proto::octaneapi::api_render_engine::{
     ClayModeRequest, GetDeviceNameRequest, GetGeometryStatisticsRequest, GetMemoryUsageRequest,
     GetRenderRegionRequest, GetRenderStatisticsRequest, GetRenderTargetNodeRequest,
-    GetSubSampleModeRequest, PickRequest, SetClayModeRequest, SetRenderRegionRequest,
-    SetSubSampleModeRequest,
+    GetSubSampleModeRequest, PauseRenderingRequest, PickRequest, RestartRenderingRequest,
+    SetClayModeRequest, SetRenderRegionRequest, SetSubSampleModeRequest, StopRenderingRequest,
 };
+use octaneweb_proto::octaneapi::api_render_engine_service_client::ApiRenderEngineServiceClient;
 use octaneweb_proto::octaneapi::stream_callback_request::Payload;
 use octaneweb_proto::octaneapi::{
     AttributeId, AttributeType, AttributeTypeId, ClayMode, Float3, NodeType, ObjectRef, PinId,
-    PinTypeId, SubSampleMode, Uint322,
+    PinTypeId, RenderState, SubSampleMode, Uint322,
 };
 use octaneweb_render_server::RenderServerConfig;
 use tonic::transport::Channel;
@@ -967,6 +968,22 @@ async fn render_engine_settings_statistics_and_devices() {
         .statistics
         .expect("statistics");
     assert_eq!(stats.set_size, Some(Uint322 { x: 96, y: 48 }));
+    // The state says what was asked: stopped is not paused.
+    engine
+        .pause_rendering(PauseRenderingRequest {})
+        .await
+        .expect("pause");
+    assert_eq!(render_state(&mut engine).await, RenderState::RstatePaused);
+    engine
+        .stop_rendering(StopRenderingRequest {})
+        .await
+        .expect("stop");
+    assert_eq!(render_state(&mut engine).await, RenderState::RstateStopped);
+    engine
+        .restart_rendering(RestartRenderingRequest {})
+        .await
+        .expect("restart");
+    assert_ne!(render_state(&mut engine).await, RenderState::RstateStopped);
     let tiny = octane
         .set_pin(
             film,
@@ -980,6 +997,18 @@ async fn render_engine_settings_statistics_and_devices() {
         .expect_err("width 0");
     assert_eq!(tiny.code(), Code::OutOfRange);
     server.shutdown().await.expect("clean shutdown");
+}
+
+/// The render state `getRenderStatistics` reports.
+async fn render_state(engine: &mut ApiRenderEngineServiceClient<Channel>) -> RenderState {
+    engine
+        .get_render_statistics(GetRenderStatisticsRequest {})
+        .await
+        .expect("statistics")
+        .into_inner()
+        .statistics
+        .expect("statistics")
+        .state()
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use octaneweb_proto::octaneapi as api;
 use octaneweb_proto::octaneapi::api_render_engine as re;
 
 use super::Shared;
-use crate::engine::Priority;
+use crate::engine::{Priority, RunMode};
 use crate::image::Frame;
 use crate::scene_state::{ClayMode, Region, SubSample};
 
@@ -486,12 +486,15 @@ fn statistics(shared: &Shared) -> api::RenderResultStatistics {
         )
     });
     let rendering = engine.subscribe_status().borrow().rendering;
-    let render_state = if rendering {
-        api::RenderState::RstateRendering
-    } else if spp >= state.kernel.max_samples {
-        api::RenderState::RstateFinished
-    } else {
-        api::RenderState::RstatePaused
+    // What was asked decides first (the loop notices a pause only after its sample); a
+    // running loop that is not adding samples has reached the kernel's limit.
+    let render_state = match engine.run_mode() {
+        RunMode::Stopped => api::RenderState::RstateStopped,
+        RunMode::Paused => api::RenderState::RstatePaused,
+        RunMode::Running if !rendering && spp >= state.kernel.max_samples => {
+            api::RenderState::RstateFinished
+        }
+        RunMode::Running => api::RenderState::RstateRendering,
     };
     api::RenderResultStatistics {
         set_size: size,
