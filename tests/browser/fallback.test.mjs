@@ -97,6 +97,9 @@ describe('fallback', { timeout: 180000 }, () => {
     await page.waitForSelector('#banner:not([hidden])', { timeout: 20000 });
     assert.match(await page.textContent('#banner'), /gateway is unreachable/i);
     assert.equal(await page.getAttribute('#conn-indicator', 'data-state'), 'down');
+    // The last frame stays, marked as old.
+    await page.waitForSelector('#stale-mark:not([hidden])');
+    assert.equal(await page.getAttribute('#viewport', 'data-stale'), '1');
     await screenshot(page, 'gateway-down');
     const frames = Number(await page.getAttribute('#viewport', 'data-frames'));
     // ...and comes back on the same address.
@@ -106,6 +109,7 @@ describe('fallback', { timeout: 180000 }, () => {
     await waitForFrames(page, frames, 30000);
     assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws');
     assert.equal(await page.getAttribute('#conn-indicator', 'data-state'), 'ok');
+    await page.waitForSelector('#stale-mark', { state: 'hidden' });
     await screenshot(page, 'gateway-recovered');
     await page.context().close();
   });

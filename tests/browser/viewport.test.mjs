@@ -371,4 +371,21 @@ describe('viewport', { timeout: 180000 }, () => {
     await page.keyboard.press('h');
     assert.equal(await page.isVisible('#hud'), true);
   });
+
+  test('Space toggles: it pauses a running render and continues a paused one, whoever paused it', async () => {
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
+    await page.waitForFunction(() => document.body.dataset.render === 'rendering');
+    await page.keyboard.press(' ');
+    await page.waitForFunction(() => document.body.dataset.render === 'paused');
+    assert.match(await page.textContent('#render-state'), /Paused/);
+    await page.keyboard.press(' ');
+    await page.waitForFunction(() => document.body.dataset.render === 'rendering');
+    // Paused with the mouse: Space continues (it does not pause again).
+    await page.click('#btn-pause');
+    await page.waitForFunction(() => document.body.dataset.render === 'paused');
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press(' ');
+    await page.waitForFunction(() => document.body.dataset.render === 'rendering');
+    assert.deepEqual(page.problems, []);
+  });
 });

@@ -104,7 +104,7 @@ export function isTyping(target) {
   if (tag === 'TEXTAREA' || tag === 'SELECT') return true;
   if (tag !== 'INPUT') return false;
   const type = /** @type {HTMLInputElement} */ (target).type;
-  return !['button', 'checkbox', 'radio', 'range', 'submit', 'reset'].includes(type);
+  return !['button', 'checkbox', 'radio', 'range', 'color', 'submit', 'reset'].includes(type);
 }
 
 /** Formats a number with a unit prefix (k, M, G) for compact HUD display. */
