@@ -103,20 +103,27 @@ describe('streaming', { timeout: 180000 }, () => {
   test('the outliner reads a level with POST /batch instead of one call per item', async () => {
     const page = await openPage(browser);
     const requests = [];
+    // Other panels batch their own calls (the render engine's hardware, say): a batch is the
+    // outliner's when it reads items.
+    const itemBatches = [];
     page.on('request', (request) => {
       const url = new URL(request.url());
-      if (request.method() === 'POST') requests.push(url.pathname);
+      if (request.method() !== 'POST') return;
+      requests.push(url.pathname);
+      if (url.pathname !== '/batch') return;
+      const calls = request.postDataJSON() ?? [];
+      if (calls.some((c) => c.service === 'ApiItemArray' || c.service === 'ApiItem')) itemBatches.push(calls.map((c) => `${c.service}/${c.method}`));
     });
     await page.goto(demo.url);
     await page.waitForFunction(() => document.getElementById('outliner').dataset.state === 'ready');
     const items = await page.locator('#outliner li[role="treeitem"]').evaluateAll((lis) => lis.map((li) => li.dataset.name));
     assert.ok(items.length >= 3, `outliner items: ${JSON.stringify(items)}`);
     assert.ok(items.slice(1).every((name) => name), `unnamed items: ${JSON.stringify(items)}`);
-    const batches = requests.filter((p) => p === '/batch').length;
+    const batches = itemBatches.length;
     const itemCalls = requests.filter((p) => p.startsWith('/ApiItem/') || p.startsWith('/ApiItemArray/get'));
     // The root level: one batch of gets, one batch of name/isGraph/outType; the one single
     // call is the root graph's own name.
-    assert.equal(batches, 2, `POST requests: ${JSON.stringify(requests)}`);
+    assert.equal(batches, 2, `POST requests: ${JSON.stringify(requests)}, item batches: ${JSON.stringify(itemBatches)}`);
     assert.deepEqual(itemCalls, ['/ApiItem/name'], `per-item calls: ${JSON.stringify(requests)}`);
     // The names match what single calls answer.
     const root = await callJson(demo.url, 'ApiProjectManager', 'rootNodeGraph');
