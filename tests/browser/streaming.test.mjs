@@ -149,13 +149,13 @@ describe('streaming', { timeout: 180000 }, () => {
 
     const before_ = await callCount(demo.url, 'websocket', STREAM_CAMERA, 'OK');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'streaming');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
     await page.click('#explorer-send');
     await page.fill('#explorer-json', JSON.stringify({ fov: 55 }));
     await page.click('#explorer-send');
     assert.equal(await page.getAttribute('#explorer', 'data-sent'), '2');
     await page.click('#explorer-end');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
     assert.match(await page.textContent('#explorer-response'), /applied 2 camera updates/);
     assert.match(await page.textContent('#explorer-status'), /Stream ended OK · 2 sent · 1 received/);
     assert.equal(await page.isDisabled('#explorer-send'), true);
@@ -167,10 +167,10 @@ describe('streaming', { timeout: 180000 }, () => {
     // A second stream, cancelled: the gateway cancels the upstream call too.
     const cancelledBefore = await callCount(demo.url, 'websocket', STREAM_CAMERA, 'CANCELLED');
     await page.click('#explorer-call');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'streaming');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
     await page.click('#explorer-send');
     await page.click('#explorer-cancel');
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'cancelled');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'cancelled');
     assert.match(await page.textContent('#explorer-status'), /Cancelled after 1 sent and 0 received/);
     assert.equal(await page.isDisabled('#explorer-send'), true);
     await waitFor(async () => await callCount(demo.url, 'websocket', STREAM_CAMERA, 'CANCELLED') > cancelledBefore);
@@ -179,7 +179,7 @@ describe('streaming', { timeout: 180000 }, () => {
     // Replaying the first stream sends its two messages again and half-closes.
     await page.fill('#explorer-json', JSON.stringify({ fov: 30 }));
     await page.locator('#explorer-history > li[data-index="1"] button:has-text("Replay")').click();
-    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'done');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
     assert.match(await page.textContent('#explorer-status'), /Stream ended OK · 2 sent · 1 received/);
     assert.match(await page.textContent('#explorer-response'), /→ #1 \{"fov":50\}[\s\S]*applied 2 camera updates/);
     assert.ok(Math.abs((await callJson(demo.url, 'LiveLink', 'GetCamera')).fov - 55) < 1e-3);

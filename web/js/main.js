@@ -139,6 +139,13 @@ selection.addEventListener('change', (event) => {
   if (item.source === 'pick' || (item.source === 'inspector' && !byId('panel-render').hidden)) selectTab(byId('tab-scene'));
 });
 
+// A rename or delete in the outliner shows in the inspector at once.
+outliner.addEventListener('renamed', () => inspector.refresh());
+outliner.addEventListener('deleted', (event) => {
+  if (selection.key === String(event.detail.ref?.handle ?? '')) selection.clear();
+  else inspector.refresh();
+});
+
 // --- undo and redo ---
 history.addEventListener('change', (event) => {
   byId('btn-undo').disabled = !event.detail.canUndo;
