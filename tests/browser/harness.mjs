@@ -103,11 +103,12 @@ const PRINTED_URL = /(https?:\/\/127\.0\.0\.1:\d+\/)(?:\?token=([A-Za-z0-9._~-]+
  * Starts `octaneweb demo` and resolves to `{url, openUrl, token, process, output, stop()}`
  * once it prints the URL it serves: `url` is the gateway's base URL (`http://` or `https://`,
  * without the token), `openUrl` the printed one (with `?token=` when the gateway has one),
- * `token` the token or null. Rejects with the process output if it exits or takes too long.
+ * `token` the token or null. `size` is the render's [width, height] (small by default, so
+ * tests stay fast). Rejects with the process output if it exits or takes too long.
  */
-export function startDemo({ listen = '127.0.0.1:0', extraArgs = [] } = {}) {
+export function startDemo({ listen = '127.0.0.1:0', extraArgs = [], size = [256, 128] } = {}) {
   const bin = process.env.OCTANEWEB_BIN || path.join(repoRoot, 'target', 'debug', 'octaneweb');
-  const args = ['demo', '--listen', listen, '--width', '256', '--height', '128', '--no-open', ...extraArgs];
+  const args = ['demo', '--listen', listen, '--width', String(size[0]), '--height', String(size[1]), '--no-open', ...extraArgs];
   const child = spawn(bin, args, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],

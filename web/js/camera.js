@@ -10,7 +10,19 @@ import { call } from './api.js';
 import { toast } from './dom.js';
 
 const ORBIT_RAD_PER_PX = 0.006;
-const ZOOM_PER_WHEEL_UNIT = 0.0015;
+/**
+ * Wheel units (pixels) of one mouse-wheel notch: Chromium and Firefox report 100 per notch
+ * in pixel mode (some platforms 120, which zooms a little more).
+ */
+const WHEEL_NOTCH = 100;
+/**
+ * Distance factor per notch towards the target: 10% closer per notch, and the same factor
+ * back out. Scaled by the wheel delta, so a trackpad's many small deltas zoom smoothly.
+ */
+const ZOOM_PER_NOTCH = 0.9;
+const ZOOM_PER_WHEEL_UNIT = -Math.log(ZOOM_PER_NOTCH) / WHEEL_NOTCH;
+/** One wheel event zooms by at most this many notches (a flung wheel must not jump). */
+const MAX_NOTCHES_PER_EVENT = 3;
 const POLE_MARGIN = 0.02;
 const MIN_DISTANCE = 1e-3;
 const MAX_DISTANCE = 1e7;
@@ -122,6 +134,15 @@ export class CoalescingSender {
     this.pump();
   }
 
+  /** Sends the pending value as soon as no call is in flight, whatever the rate says. */
+  flush() {
+    if (this.pending === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.lastStart = -Infinity;
+    this.pump();
+  }
+
   pump() {
     this.onChange(this);
     if (this.inFlight || this.pending === undefined || this.timer) return;
@@ -169,7 +190,10 @@ export class CameraController extends EventTarget {
     this.attach();
   }
 
-  /** Reads the camera from the server (GetCamera); the first one read becomes "home". */
+  /**
+   * Reads the camera from the server (GetCamera). Without a home yet (page load, a
+   * reconnect that cleared it) the camera read becomes home: see sceneChanged().
+   */
   async load() {
     const json = await call('LiveLink', 'GetCamera', {}, { timeoutMs: CALL_TIMEOUT_MS });
     this.camera = cameraFromJson(json);
@@ -310,7 +334,36 @@ export class CameraController extends EventTarget {
     if (this.camera) this.update(dolly(this.camera, Math.exp(wheelDelta * ZOOM_PER_WHEEL_UNIT)));
   }
 
-  reset() {
+  /**
+   * A new scene was loaded or the project reset (`projectManagerChanged`). "Reset view" means
+   * the camera the scene defines, i.e. the camera the scene came with when it was loaded:
+   * not the camera at page load (a different scene by now), and not the camera the server
+   * reports when Reset is pressed (LiveLink moves, ours and other viewers', change the scene's
+   * camera node too, so by then it is wherever the view was dragged). So the camera is read
+   * now, before anyone moves it, and becomes home; the view continues from it as well.
+   */
+  sceneChanged() {
+    this.home = null;
+    const generation = (this.sceneGeneration = (this.sceneGeneration || 0) + 1);
+    this.homeRead = call('LiveLink', 'GetCamera', {}, { timeoutMs: CALL_TIMEOUT_MS })
+      .then((json) => {
+        if (generation !== this.sceneGeneration) return;
+        const camera = cameraFromJson(json);
+        this.home = structuredClone(camera);
+        // A drag in progress keeps its camera; otherwise moves continue from the new scene's.
+        if (!this.drag) {
+          this.camera = camera;
+          this.dispatchEvent(new CustomEvent('camera', { detail: camera }));
+        }
+        this.surface.dataset.cameraHome = String(generation);
+      })
+      .catch((err) => this.report(`Reading the new scene's camera failed: ${err.message}`));
+    return this.homeRead;
+  }
+
+  /** Returns to the scene's camera (see sceneChanged), once it is known. */
+  async reset() {
+    if (!this.home && this.homeRead) await this.homeRead;
     if (this.home) this.update(structuredClone(this.home));
   }
 
@@ -366,16 +419,25 @@ export class CameraController extends EventTarget {
       if (this.drag?.id !== event.pointerId) return;
       this.drag = null;
       el.classList.remove('dragging');
+      // The rate spaces states out while the pointer moves; the last one, where the user let
+      // go, should not wait for the next slot.
+      this.sender.flush();
       this.reflect(this.sender);
     };
     el.addEventListener('pointerup', end);
     el.addEventListener('pointercancel', end);
     el.addEventListener('wheel', (event) => {
       event.preventDefault();
-      const unit = event.deltaMode === 1 ? 33 : event.deltaMode === 2 ? 400 : 1;
-      this.zoomBy(Math.max(-500, Math.min(500, event.deltaY * unit)));
+      // Lines (Firefox) count as a third of a notch, pages as four notches.
+      const unit = event.deltaMode === 1 ? WHEEL_NOTCH / 3 : event.deltaMode === 2 ? 4 * WHEEL_NOTCH : 1;
+      const limit = MAX_NOTCHES_PER_EVENT * WHEEL_NOTCH;
+      this.zoomBy(Math.max(-limit, Math.min(limit, event.deltaY * unit)));
     }, { passive: false });
     el.addEventListener('keydown', (event) => this.onKey(event));
+    // The viewport re-dispatches the render stream's notices on its element (viewport.js).
+    el.addEventListener('viewport-notice', (event) => {
+      if (event.detail?.type === 'projectManagerChanged') this.sceneChanged();
+    });
   }
 
   onKey(event) {
@@ -386,9 +448,9 @@ export class CameraController extends EventTarget {
       if (event.shiftKey) this.panBy(dx, dy);
       else this.orbitBy(dx, dy);
     } else if (event.key === '+' || event.key === '=') {
-      this.zoomBy(-120);
+      this.zoomBy(-WHEEL_NOTCH);
     } else if (event.key === '-' || event.key === '_') {
-      this.zoomBy(120);
+      this.zoomBy(WHEEL_NOTCH);
     } else {
       return;
     }

@@ -1,8 +1,10 @@
-// Frame formats: the 48-byte header of /render/ws binary messages, the original proxy's
+// Frame formats: the 56-byte header of /render/ws binary messages, the original proxy's
 // SSE image JSON, and turning either into something a canvas can draw.
 
 export const HEADER_MAGIC = 'OWRF';
 export const MIN_HEADER_BYTES = 48;
+/** Headers this long carry the upstream's change level at offset 48 (older gateways: 48 bytes). */
+const CHANGE_LEVEL_HEADER_BYTES = 56;
 /** Guard against absurd sizes in a corrupt header (16k x 16k is far beyond any render). */
 const MAX_DIMENSION = 16384;
 
@@ -18,7 +20,8 @@ export class FrameError extends Error {
 
 /**
  * Decodes one binary WebSocket message into a frame:
- * `{seq, width, height, spp, renderTime, sps, gatewayTimeMs, hdr, encoding, payload}` where
+ * `{seq, width, height, spp, renderTime, sps, gatewayTimeMs, hdr, changeLevel, encoding, payload}`
+ * (changeLevel null from a gateway whose header lacks it), where
  * payload is `{kind: 'rgba', data}` or `{kind: 'blob', blob}`.
  */
 export function decodeBinaryFrame(buffer) {
@@ -49,6 +52,7 @@ export function decodeBinaryFrame(buffer) {
     gatewayTimeMs: Number(view.getBigUint64(32, true)) / 1000,
     sps: view.getFloat32(40, true),
     hdr: (view.getUint32(44, true) & 1) === 1,
+    changeLevel: headerLength >= CHANGE_LEVEL_HEADER_BYTES ? Number(view.getBigUint64(48, true)) : null,
     encoding,
     payload: null,
   };

@@ -39,6 +39,8 @@ class Transport {
   }
 
   frame(frame) {
+    // When it arrived (ms since the epoch, sub-millisecond), for latency figures.
+    frame.receivedAt = performance.timeOrigin + performance.now();
     if (this.active) this.hooks.onFrame(frame);
   }
 
@@ -47,7 +49,7 @@ class Transport {
   }
 }
 
-/** GET /render/ws: binary frames with a 48-byte header, JSON notices, JSON control messages. */
+/** GET /render/ws: binary frames with a 56-byte header, JSON notices, JSON control messages. */
 export class WsTransport extends Transport {
   start() {
     super.start();

@@ -514,6 +514,8 @@ struct LoopState {
     /// A change is not shown yet: publish the next frame without waiting for the rate
     /// limit.
     publish_now: bool,
+    /// Whether a frame of the current accumulation was published.
+    shown: bool,
 }
 
 impl LoopState {
@@ -529,6 +531,7 @@ impl LoopState {
             publish_interval: Duration::from_secs_f64(1.0 / engine.config.max_callback_rate),
             previews: previews(engine, subsample),
             publish_now: true,
+            shown: false,
         }
     }
 
@@ -561,6 +564,7 @@ impl LoopState {
         self.published_spp = 0;
         self.previews = previews(engine, subsample);
         self.publish_now = true;
+        self.shown = false;
     }
 
     /// Brings the renderer to `state` and `scene`; true when that dropped its samples.
@@ -685,7 +689,13 @@ impl LoopState {
                     panic!("injected test failure");
                 }
                 let complete = if let Some(block) = preview {
-                    renderer.render_preview_in(block, Some(&engine.cancel))
+                    // The first preview after a change runs to the end even if the camera
+                    // moves again meanwhile: changes arriving faster than a preview takes (a
+                    // drag sends one per mouse event) would otherwise cancel every preview
+                    // and nothing would be shown until the drag stops. Finishing it costs
+                    // at most one coarse pass, and the next step picks up the newest state.
+                    let cancel = self.shown.then_some(&engine.cancel);
+                    renderer.render_preview_in(block, cancel)
                 } else {
                     renderer.render_sample_in(region, Some(&engine.cancel))
                 };
@@ -738,6 +748,7 @@ impl LoopState {
         let frame = build_frame(film, &engine.config, stats);
         self.published_spp = spp;
         self.publish_now = false;
+        self.shown = true;
         self.last_publish = Some(Instant::now());
         engine.frames.send_replace(Some(Arc::new(frame)));
     }
@@ -1107,6 +1118,49 @@ mod tests {
             .await;
             assert!(full.stats.samples_per_pixel >= 1);
         }
+    }
+
+    #[test]
+    fn changes_faster_than_a_preview_still_show_new_frames() {
+        // A drag: the camera moves every 100 µs for half a second, far faster than one
+        // preview renders (at 512x256 a 4x4 preview traces 8192 paths, over a millisecond).
+        // Each change's first preview still finishes and is published.
+        let engine = Running(
+            start(RenderServerConfig {
+                width: 512,
+                height: 256,
+                max_callback_rate: 30.0,
+                ..RenderServerConfig::default()
+            })
+            .expect("engine starts"),
+        );
+        let frames = engine.subscribe_frames();
+        let before = engine.change_level();
+        let mut shown = std::collections::BTreeSet::new();
+        let started = Instant::now();
+        let mut step = 0u32;
+        while started.elapsed() < Duration::from_millis(500) {
+            let dx = if step.is_multiple_of(2) { 0.01 } else { -0.01 };
+            step += 1;
+            engine
+                .update_camera(|mut camera| {
+                    camera.position += Vec3::new(dx, 0.0, 0.0);
+                    Ok::<_, String>(camera)
+                })
+                .expect("valid camera");
+            if let Some(frame) = frames.borrow().as_ref() {
+                if frame.stats.change_level > before {
+                    shown.insert(frame.stats.change_level);
+                }
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert!(
+            shown.len() >= 3,
+            "{} changes, frames of only {} of them shown while they kept coming",
+            step,
+            shown.len()
+        );
     }
 
     #[tokio::test]

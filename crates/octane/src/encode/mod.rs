@@ -1,4 +1,4 @@
-//! Frame encodings: raw RGBA8, PNG, JPEG (each behind the 48-byte WebSocket frame header) and
+//! Frame encodings: raw RGBA8, PNG, JPEG (each behind the 56-byte WebSocket frame header) and
 //! the original proxy's JSON `newImage` event with a base64 buffer.
 //!
 //! Every function here is CPU-bound and blocking; callers run them off the async reactor.
@@ -139,8 +139,10 @@ impl EncodingKey {
     }
 }
 
-/// Length of the binary frame header in bytes.
-pub const HEADER_LEN: usize = 48;
+/// Length of the binary frame header this crate writes, in bytes.
+pub const HEADER_LEN: usize = 56;
+/// Length of the first version-1 header (without the change level); readers accept it.
+pub const HEADER_LEN_V1_BASE: usize = 48;
 /// The header's magic bytes.
 pub const HEADER_MAGIC: &[u8; 4] = b"OWRF";
 /// The header version this crate writes.
@@ -148,7 +150,9 @@ pub const HEADER_VERSION: u8 = 1;
 /// Header flag: the source image was HDR (float) and was tonemapped.
 pub const FLAG_SOURCE_HDR: u32 = 1;
 
-/// The 48-byte little-endian header that precedes every binary WebSocket frame message.
+/// The little-endian header that precedes every binary WebSocket frame message (56 bytes;
+/// the first 48 were the whole header before the change level was added, and readers
+/// skip to `header_len`, so old readers keep working).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameHeader {
     /// Header version (1).
@@ -173,12 +177,16 @@ pub struct FrameHeader {
     pub samples_per_second: f32,
     /// Flags; bit 0 = source was HDR.
     pub flags: u32,
+    /// The upstream's change level of the image (0 when the header is the short 48-byte
+    /// one). A viewer compares it with the level before its own change to know when a
+    /// frame shows that change rather than more samples of the old view.
+    pub change_level: u64,
 }
 
 /// A binary frame message that is not a valid header.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HeaderError {
-    /// Shorter than the header says (or than 48 bytes).
+    /// Shorter than the header says (or than 48 bytes, or a header length under 48).
     #[error("frame message of {0} bytes is shorter than its header")]
     Short(usize),
     /// Magic is not "OWRF".
@@ -204,10 +212,11 @@ impl FrameHeader {
             arrived_unix_micros: frame.arrived_unix_micros,
             samples_per_second: frame.image.samples_per_second,
             flags: if frame.is_hdr() { FLAG_SOURCE_HDR } else { 0 },
+            change_level: frame.image.change_level,
         }
     }
 
-    /// Appends the 48 header bytes to `out`.
+    /// Appends the header bytes to `out`.
     pub fn write(&self, out: &mut impl BufMut) {
         out.put_slice(HEADER_MAGIC);
         out.put_u8(self.version);
@@ -221,13 +230,14 @@ impl FrameHeader {
         out.put_u64_le(self.arrived_unix_micros);
         out.put_f32_le(self.samples_per_second);
         out.put_u32_le(self.flags);
+        out.put_u64_le(self.change_level);
     }
 
     /// Parses a binary frame message; returns the header and the payload.
     pub fn parse(message: &[u8]) -> Result<(FrameHeader, &[u8]), HeaderError> {
         let short = || HeaderError::Short(message.len());
-        let head: &[u8; HEADER_LEN] = message
-            .get(..HEADER_LEN)
+        let head: &[u8; HEADER_LEN_V1_BASE] = message
+            .get(..HEADER_LEN_V1_BASE)
             .and_then(|h| h.try_into().ok())
             .ok_or_else(short)?;
         if &head[0..4] != HEADER_MAGIC {
@@ -243,7 +253,17 @@ impl FrameHeader {
             other => return Err(HeaderError::Encoding(other)),
         };
         let header_len = u16::from_le_bytes([head[6], head[7]]);
+        if usize::from(header_len) < HEADER_LEN_V1_BASE {
+            return Err(short());
+        }
         let payload = message.get(usize::from(header_len)..).ok_or_else(short)?;
+        // The change level follows the first 48 bytes in headers long enough to hold it.
+        let change_level = match message.get(HEADER_LEN_V1_BASE..HEADER_LEN) {
+            Some(bytes) if usize::from(header_len) >= HEADER_LEN => {
+                bytes.try_into().map(u64::from_le_bytes).unwrap_or_default()
+            }
+            _ => 0,
+        };
         Ok((
             FrameHeader {
                 version: head[4],
@@ -257,6 +277,7 @@ impl FrameHeader {
                 arrived_unix_micros: u64_at(32),
                 samples_per_second: f32::from_bits(u32_at(40)),
                 flags: u32_at(44),
+                change_level,
             },
             payload,
         ))
@@ -564,7 +585,8 @@ mod tests {
         assert_eq!(header.seq, 9);
         assert_eq!((header.width, header.height), (2, 2));
         assert_eq!(header.encoding, EncodingKind::Raw);
-        assert_eq!(header.header_len, 48);
+        assert_eq!(header.header_len, 56);
+        assert_eq!(header.change_level, 3);
         assert_eq!(header.samples_per_pixel, 16.0);
         assert_eq!(header.render_time, 1.5);
         assert_eq!(header.samples_per_second, 1000.0);

@@ -1,4 +1,4 @@
-//! `GET /render/ws`: the WebSocket frame stream. Binary messages carry a frame (48-byte
+//! `GET /render/ws`: the WebSocket frame stream. Binary messages carry a frame (56-byte
 //! header, then the payload); text messages carry JSON events. The viewer controls encoding,
 //! quality, frame rate, exposure and gamma with JSON text messages. See
 //! docs/render-stream.md.
