@@ -6,10 +6,12 @@
 // the gateway's /ws (rpc.js), ended on release; wheel and keyboard moves, and drags when /ws
 // is unavailable, use LiveLinkService.SetCamera JSON calls.
 
-import { call } from './api.js';
+import { camera as liveLink } from './octane.js';
 import { toast } from './dom.js';
 
 const ORBIT_RAD_PER_PX = 0.006;
+/** Pointer travel (CSS pixels) before a press becomes a drag; the same as the pick's click. */
+export const DRAG_SLOP_PX = 4;
 /**
  * Wheel units (pixels) of one mouse-wheel notch: Chromium and Firefox report 100 per notch
  * in pixel mode (some platforms 120, which zooms a little more).
@@ -195,7 +197,7 @@ export class CameraController extends EventTarget {
    * reconnect that cleared it) the camera read becomes home: see sceneChanged().
    */
   async load() {
-    const json = await call('LiveLink', 'GetCamera', {}, { timeoutMs: CALL_TIMEOUT_MS });
+    const json = await liveLink.get({ timeoutMs: CALL_TIMEOUT_MS });
     this.camera = cameraFromJson(json);
     if (!this.home) this.home = structuredClone(this.camera);
     this.surface.dataset.camera = 'ready';
@@ -222,7 +224,7 @@ export class CameraController extends EventTarget {
 
   async setCamera(message) {
     try {
-      await call('LiveLink', 'SetCamera', message, { timeoutMs: CALL_TIMEOUT_MS });
+      await liveLink.set(message, { timeoutMs: CALL_TIMEOUT_MS });
       this.surface.dataset.cameraTransport = 'json';
       this.lastError = '';
     } catch (err) {
@@ -261,7 +263,7 @@ export class CameraController extends EventTarget {
   }
 
   openStream() {
-    const upload = this.rpc.clientStream('LiveLink/StreamCamera');
+    const upload = this.rpc.clientStream(liveLink.STREAM_METHOD);
     const stream = { upload, opened: performance.now(), last: null };
     this.stream = stream;
     this.streamsRunning += 1;
@@ -345,7 +347,7 @@ export class CameraController extends EventTarget {
   sceneChanged() {
     this.home = null;
     const generation = (this.sceneGeneration = (this.sceneGeneration || 0) + 1);
-    this.homeRead = call('LiveLink', 'GetCamera', {}, { timeoutMs: CALL_TIMEOUT_MS })
+    this.homeRead = liveLink.get({ timeoutMs: CALL_TIMEOUT_MS })
       .then((json) => {
         if (generation !== this.sceneGeneration) return;
         const camera = cameraFromJson(json);
@@ -406,6 +408,12 @@ export class CameraController extends EventTarget {
       }
       const drag = this.drag;
       if (!drag || drag.id !== event.pointerId) return;
+      // A press that has not moved past the slop is still a click (a pick): the camera
+      // waits, then takes the whole way from the press at once.
+      if (!drag.moving) {
+        if (Math.hypot(event.clientX - drag.x, event.clientY - drag.y) <= DRAG_SLOP_PX) return;
+        drag.moving = true;
+      }
       const dx = event.clientX - drag.x;
       const dy = event.clientY - drag.y;
       drag.x = event.clientX;

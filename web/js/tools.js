@@ -1,11 +1,11 @@
 // Viewport tools: click to pick what is under the pointer, drag a render region, clay and
 // sub-sampling modes. They speak in film pixels, so they work at any zoom and window size.
 
+import { DRAG_SLOP_PX } from './camera.js';
 import { toast } from './dom.js';
 import { renderEngine } from './octane.js';
 
-/** A press that moves less than this (CSS pixels) and ends within CLICK_MS is a click. */
-const CLICK_SLOP_PX = 4;
+/** A press that moves less than the camera's drag slop and ends within this is a click. */
 const CLICK_MS = 500;
 /** A region smaller than this many film pixels on a side is a slip of the hand. */
 const MIN_REGION_PX = 2;
@@ -76,7 +76,7 @@ export class ViewportTools extends EventTarget {
     el.addEventListener('pointermove', (event) => {
       const press = this.press;
       if (!press || press.id !== event.pointerId) return;
-      if (Math.hypot(event.clientX - press.x, event.clientY - press.y) > CLICK_SLOP_PX) press.moved = true;
+      if (Math.hypot(event.clientX - press.x, event.clientY - press.y) > DRAG_SLOP_PX) press.moved = true;
       if (press.region) {
         event.stopPropagation();
         this.drawDrag(event);
