@@ -1122,9 +1122,11 @@ mod tests {
 
     #[test]
     fn changes_faster_than_a_preview_still_show_new_frames() {
-        // A drag: the camera moves every 100 µs for half a second, far faster than one
-        // preview renders (at 512x256 a 4x4 preview traces 8192 paths, over a millisecond).
-        // Each change's first preview still finishes and is published.
+        // A drag: the camera moves every 100 µs, far faster than one preview renders (at
+        // 512x256 a 4x4 preview traces 8192 paths, over a millisecond). Each change's first
+        // preview still finishes and is published, so frames of new changes keep coming
+        // while the changes do (given up to 10 s on a loaded machine; without the fix at most
+        // two come in that time).
         let engine = Running(
             start(RenderServerConfig {
                 width: 512,
@@ -1139,7 +1141,7 @@ mod tests {
         let mut shown = std::collections::BTreeSet::new();
         let started = Instant::now();
         let mut step = 0u32;
-        while started.elapsed() < Duration::from_millis(500) {
+        while started.elapsed() < Duration::from_secs(10) && shown.len() < 3 {
             let dx = if step.is_multiple_of(2) { 0.01 } else { -0.01 };
             step += 1;
             engine
