@@ -208,7 +208,9 @@ describe('explorer in front of a non-Octane service', { timeout: 180000 }, () =>
     assert.ok(await page.isHidden('.viewport-column'));
     assert.ok(await page.isHidden('#tab-scene'));
     assert.equal(await page.getAttribute('#tab-api', 'aria-selected'), 'true');
-    assert.match(await page.textContent('#explorer-note'), /No Octane render service/);
+    assert.match(await page.textContent('#explorer-note'), /no Octane render stream/);
+    assert.match(await page.getAttribute('#explorer-note', 'title'), /setOnNewImageCallback/);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), 'no sideways scrolling');
     await screenshot(page, 'explorer-non-octane-390x844');
 
     await page.click('#tab-api');

@@ -498,8 +498,9 @@ function explorerFirst(support) {
   stats.stop();
   for (const id of ['tab-scene', 'tab-render']) byId(id).hidden = true;
   selectTab(byId('tab-api'));
-  const missing = support.missing.slice(0, 3).join(', ');
-  byId('explorer-note').textContent = `No Octane render service behind this gateway (missing ${missing}${support.missing.length > 3 ? ', …' : ''}): the viewport and scene panels are hidden.`;
+  const note = byId('explorer-note');
+  note.textContent = 'This gateway serves no Octane render stream, so the viewport and scene panels are hidden.';
+  note.title = `Missing: ${support.missing.join(', ')}`;
   byId('explorer-note').hidden = false;
 }
 
