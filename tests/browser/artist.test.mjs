@@ -209,6 +209,44 @@ describe('the artist in the browser', { timeout: 240000 }, () => {
     assert.equal((await callJson(demo.url, 'ApiRenderEngine', 'getRenderRegion', {})).active ?? false, false);
   });
 
+  test('clay mode turns the red sphere grey and back', async () => {
+    await page.selectOption('#sel-clay', 'CLAY_MODE_GREY');
+    // Grey: no channel dominates inside the sphere any more.
+    await page.waitForFunction((box) => {
+      const canvas = document.getElementById('frame-canvas');
+      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
+      const sum = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c += 1) sum[c] += data[i + c];
+      return sum[0] < sum[1] * 1.25 && sum[0] > sum[1] * 0.8;
+    }, sphere.box, { timeout: 20000 });
+    assert.equal((await callJson(demo.url, 'ApiRenderEngine', 'clayMode', {})).result, 'CLAY_MODE_GREY');
+    await screenshot(page, 'artist-clay');
+    await page.selectOption('#sel-clay', 'CLAY_MODE_NONE');
+    await waitForColour(page, sphere.box, 0, 'after clay mode off');
+    assert.equal((await callJson(demo.url, 'ApiRenderEngine', 'clayMode', {})).result, 'CLAY_MODE_NONE');
+  });
+
+  test('render settings: the kernel sample limit edited in the Render tab, shown in the statistics, undone', async () => {
+    const limit = async () => Number((await callJson(demo.url, 'ApiRenderEngine', 'getRenderStatistics', {})).statistics.beautyMaxSamplesPerPixel);
+    const original = await limit();
+    await page.click('#tab-render');
+    await page.waitForFunction(() => document.getElementById('render-settings').dataset.state === 'ready');
+    const field = page.locator('#render-settings [data-node-type="NT_KERN_PATHTRACING"] .value-row[data-pin="P_MAX_SAMPLES"] input[type="number"]');
+    assert.equal(Number(await field.inputValue()), original);
+    await field.fill('500');
+    await field.press('Tab');
+    await page.waitForFunction(() => document.getElementById('stats').dataset.maxSpp === '500', null, { timeout: 10000 });
+    assert.equal(await limit(), 500);
+    assert.match(await page.textContent('#stats .progress-text'), /\/ 500 samples\/px/);
+    await screenshot(page, 'artist-render-settings');
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press('Control+z');
+    await page.waitForFunction((n) => document.getElementById('stats').dataset.maxSpp === String(n), original, { timeout: 10000 });
+    assert.equal(await limit(), original);
+    assert.equal(Number(await field.inputValue()), original);
+    await page.click('#tab-scene');
+  });
+
   test('save as, new and open bring the saved scene back', async () => {
     // A change worth saving: the red sphere's material becomes blue (through the inspector's own call route).
     await page.locator('#inspector .value-row.kind-colour input[type="color"]').first().fill('#1020e0');
