@@ -8,7 +8,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { callJson, launchBrowser, openPage, screenshot, startDemo, waitForFrames } from './harness.mjs';
+import { callJson, frameCount, launchBrowser, openPage, screenshot, startDemo, waitForFrames } from './harness.mjs';
 
 /** Mean RGB of the canvas over film pixels [x0, x1) × [y0, y1). */
 function meanRgb(page, box) {
@@ -60,21 +60,25 @@ async function pickGrid(url, width, height, step) {
 }
 
 /**
+ * Waits, frame by frame, until the mean colour in `box` passes `accept`; resolves to it.
+ * `what` names the step in the error when it never does.
+ */
+async function waitForMean(page, box, accept, what) {
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const mean = await meanRgb(page, box);
+    if (accept(mean)) return mean;
+    if (Date.now() > deadline) throw new Error(`${what}: the sphere shows ${mean}`);
+    await waitForFrames(page, await frameCount(page)).catch(() => null);
+  }
+}
+
+/**
  * Waits until channel `dominant` (0 red, 1 green, 2 blue) of the mean colour in `box` is 1.5
  * times each other channel: the render shows the colour an edit asked for.
  */
-async function waitForColour(page, box, dominant, what) {
-  try {
-    await page.waitForFunction(({ box, dominant }) => {
-      const canvas = document.getElementById('frame-canvas');
-      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
-      const sum = [0, 0, 0];
-      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c += 1) sum[c] += data[i + c];
-      return [0, 1, 2].every((c) => c === dominant || sum[dominant] > sum[c] * 1.5);
-    }, { box, dominant }, { timeout: 20000 });
-  } catch (err) {
-    throw new Error(`${what}: the sphere shows ${await meanRgb(page, box)} (${err.message.split('\n')[0]})`);
-  }
+function waitForColour(page, box, dominant, what) {
+  return waitForMean(page, box, (mean) => [0, 1, 2].every((c) => c === dominant || mean[dominant] > mean[c] * 1.5), what);
 }
 
 /** Waits until the frame on screen has at least `spp` samples per pixel (after a restart). */
@@ -212,13 +216,7 @@ describe('the artist in the browser', { timeout: 240000 }, () => {
   test('clay mode turns the red sphere grey and back', async () => {
     await page.selectOption('#sel-clay', 'CLAY_MODE_GREY');
     // Grey: no channel dominates inside the sphere any more.
-    await page.waitForFunction((box) => {
-      const canvas = document.getElementById('frame-canvas');
-      const { data } = canvas.getContext('2d').getImageData(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0);
-      const sum = [0, 0, 0];
-      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c += 1) sum[c] += data[i + c];
-      return sum[0] < sum[1] * 1.25 && sum[0] > sum[1] * 0.8;
-    }, sphere.box, { timeout: 20000 });
+    await waitForMean(page, sphere.box, ([r, g]) => r < g * 1.25 && r > g * 0.8, 'in clay mode');
     assert.equal((await callJson(demo.url, 'ApiRenderEngine', 'clayMode', {})).result, 'CLAY_MODE_GREY');
     await screenshot(page, 'artist-clay');
     await page.selectOption('#sel-clay', 'CLAY_MODE_NONE');

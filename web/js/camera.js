@@ -442,10 +442,6 @@ export class CameraController extends EventTarget {
       this.zoomBy(Math.max(-limit, Math.min(limit, event.deltaY * unit)));
     }, { passive: false });
     el.addEventListener('keydown', (event) => this.onKey(event));
-    // The viewport re-dispatches the render stream's notices on its element (viewport.js).
-    el.addEventListener('viewport-notice', (event) => {
-      if (event.detail?.type === 'projectManagerChanged') this.sceneChanged();
-    });
   }
 
   onKey(event) {

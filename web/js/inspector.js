@@ -138,12 +138,12 @@ export class Inspector extends EventTarget {
     this.ref = ref;
     this.root.dataset.state = 'loading';
     this.root.dataset.handle = refKey(ref);
-    this.pendingEditors = new Map();
+    // Editors register here as they are built; the map replaces the shown one with the DOM.
+    const editors = new Map();
     try {
-      const section = await this.nodeSection(ref, 0, { open: true });
+      const section = await this.nodeSection(ref, 0, { open: true, editors });
       if (generation !== this.generation) return;
-      this.editors = this.pendingEditors ?? new Map();
-      this.pendingEditors = null;
+      this.editors = editors;
       this.root.replaceChildren(section);
       this.root.dataset.state = 'ready';
       this.dispatchEvent(new CustomEvent('shown', { detail: { ref } }));
@@ -159,8 +159,11 @@ export class Inspector extends EventTarget {
     return this.ref ? this.show(this.ref) : Promise.resolve();
   }
 
-  /** A node's section: its title and pins; linked nodes become nested sections. */
-  async nodeSection(ref, depth, { open = false, pinText = '' } = {}) {
+  /**
+   * A node's section: its title and pins; linked nodes become nested sections. `editors`
+   * collects the section's value editors by value node handle.
+   */
+  async nodeSection(ref, depth, { open = false, pinText = '', editors }) {
     if (/Graph$/.test(String(ref.type))) return this.graphSection(ref, depth, pinText);
     const node = await readNode(ref);
     const title = h('span', { className: 'node-title' },
@@ -168,8 +171,8 @@ export class Inspector extends EventTarget {
       h('span', { className: 'node-name' }, node.name || '(unnamed)'),
       h('span', { className: 'badge node-type', title: node.info.description || '' }, node.info.type || 'node'));
     const body = h('div', { className: 'node-body' });
-    if (node.value) body.append(this.valueRow({ label: 'Value', info: {}, value: node.value, linkedType: node.info.type, pinRef: ref }));
-    for (const pin of node.pins) body.append(await this.pinRow(pin, depth, node));
+    if (node.value) body.append(this.valueRow({ label: 'Value', info: {}, value: node.value, linkedType: node.info.type, editors }));
+    for (const pin of node.pins) body.append(await this.pinRow(pin, depth, node, editors));
     if (!node.value && !node.pins.length) body.append(h('p', { className: 'muted' }, 'This node has no inputs.'));
     if (depth === 0) {
       return h('section', {
@@ -210,9 +213,9 @@ export class Inspector extends EventTarget {
     return h('div', { className: 'pin-row link-row', dataset: { handle: refKey(ref) } }, h('span', { className: 'pin-label' }, label), follow);
   }
 
-  async pinRow(pin, depth, node) {
+  async pinRow(pin, depth, node, editors) {
     const label = pinLabel(pin);
-    if (pin.value) return this.valueRow({ label, info: pin.info, value: pin.value, linkedType: pin.linked?.type, pin, node });
+    if (pin.value) return this.valueRow({ label, info: pin.info, value: pin.value, linkedType: pin.linked?.type, pin, editors });
     if (!pin.linked) {
       return h('div', { className: 'pin-row', dataset: { pin: pin.info.id || String(pin.index) } },
         h('span', { className: 'pin-label', title: pin.info.description || '' }, label),
@@ -225,7 +228,7 @@ export class Inspector extends EventTarget {
         h('button', { type: 'button', className: 'link', onclick: () => this.selection.select(pin.linked.ref, { name: pin.linked.name, source: 'inspector' }) },
           pin.linked.name || pin.linked.type));
     }
-    if (autoOpen) return this.nodeSection(pin.linked.ref, depth + 1, { open: true, pinText: label });
+    if (autoOpen) return this.nodeSection(pin.linked.ref, depth + 1, { open: true, pinText: label, editors });
     // Closed sections read their node when first opened.
     const placeholder = h('details', { className: 'node-section', dataset: { handle: refKey(pin.linked.ref), nodeType: pin.linked.type } },
       h('summary', {}, h('span', { className: 'node-title' },
@@ -237,20 +240,16 @@ export class Inspector extends EventTarget {
       if (!placeholder.open || placeholder.dataset.loaded) return;
       placeholder.dataset.loaded = '1';
       try {
-        this.pendingEditors = this.editors;
-        const section = await this.nodeSection(pin.linked.ref, depth + 1, { open: true, pinText: label });
-        this.pendingEditors = null;
-        placeholder.replaceWith(section);
+        placeholder.replaceWith(await this.nodeSection(pin.linked.ref, depth + 1, { open: true, pinText: label, editors }));
       } catch (err) {
-        this.pendingEditors = null;
         placeholder.querySelector('.node-body').replaceChildren(h('p', { className: 'error-text' }, `Could not read it: ${err.message}`));
       }
-    }, { once: false });
+    });
     return placeholder;
   }
 
   /** A row editing one value node's value. */
-  valueRow({ label, info, value, linkedType, pin }) {
+  valueRow({ label, info, value, linkedType, pin, editors }) {
     const editor = editorFor(info, value, linkedType);
     const valueRef = value.ref;
     const row = h('div', {
@@ -288,7 +287,7 @@ export class Inspector extends EventTarget {
     };
     const controls = this.controlsFor(editor, state, send, commit, labelId);
     row.append(controls.element);
-    (this.pendingEditors ?? this.editors).set(refKey(valueRef), (data) => {
+    editors.set(refKey(valueRef), (data) => {
       state.data = data;
       controls.show(data);
     });

@@ -95,6 +95,7 @@ viewport.addEventListener('notice', (event) => {
 
 /** A project was loaded or reset: every handle may mean something else now. */
 function sceneChanged() {
+  camera.sceneChanged();
   history.clear();
   selection.clear();
   outliner.load();

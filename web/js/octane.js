@@ -346,7 +346,7 @@ export const items = {
 
 /**
  * The non-value nodes and graphs linked into a node's pins, as Octane's outliner lists them
- * under the node: `[{pinLabel, ref, name, isGraph, outType}]`.
+ * under the node: `[{pinLabel, ref, name, isGraph, nodeType}]`.
  */
 export async function linkedInputs(nodeRef) {
   const node = await readNode(nodeRef);
@@ -357,7 +357,6 @@ export async function linkedInputs(nodeRef) {
       ref: pin.linked.ref,
       name: pin.linked.name,
       isGraph: pin.linked.isGraph,
-      outType: '',
       nodeType: pin.linked.type,
     }));
 }

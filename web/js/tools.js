@@ -65,7 +65,7 @@ export class ViewportTools extends EventTarget {
     const el = this.surface;
     // Capture phase: a region drag must not also orbit the camera.
     el.addEventListener('pointerdown', (event) => {
-      if (event.button !== 0 || event.pointerType === 'touch' && !event.isPrimary) return;
+      if (event.button !== 0 || (event.pointerType === 'touch' && !event.isPrimary)) return;
       this.press = { id: event.pointerId, x: event.clientX, y: event.clientY, t: performance.now(), moved: false, region: this.regionMode };
       if (this.regionMode) {
         event.stopPropagation();

@@ -171,8 +171,6 @@ export class Viewport extends EventTarget {
     if (message.type === 'error') toast(`Stream: ${message.message}`, 'error');
     if (message.type === 'renderFailure') toast('The render server reported a render failure', 'error');
     this.dispatchEvent(new CustomEvent('notice', { detail: message }));
-    // Also on the element, for modules that share it (the camera follows scene changes).
-    this.root.dispatchEvent(new CustomEvent('viewport-notice', { detail: message }));
   }
 
   /** Shows the transport in use; `live` once it has delivered a frame. */
