@@ -35,6 +35,21 @@ where
     }
 }
 
+/// The services a server's reflection service (v1, then v1alpha) lists, reflection's own
+/// included. Bound it with a timeout: each answer may take up to 15 s.
+pub async fn list_services<T>(channel: T) -> Result<Vec<String>, SchemaError>
+where
+    T: Transport,
+{
+    match v1::list_services(channel.clone()).await {
+        Err(SchemaError::Reflection {
+            code: tonic::Code::Unimplemented,
+            ..
+        }) => v1alpha::list_services(channel).await,
+        other => other,
+    }
+}
+
 /// What reflection is fetched over: a tonic `Channel`, or any other tonic transport (such as
 /// the gateway's upstream connection pool).
 pub trait Transport:
@@ -174,9 +189,7 @@ macro_rules! reflection_client {
                 }
             }
 
-            pub(super) async fn fetch<T: Transport>(
-                channel: T,
-            ) -> Result<Vec<prost_types::FileDescriptorProto>, SchemaError> {
+            async fn open<T: Transport>(channel: T) -> Result<Session, SchemaError> {
                 let mut client = ServerReflectionClient::new(channel)
                     .max_decoding_message_size(64 * 1024 * 1024);
                 // One request in flight at a time, so a tiny queue suffices.
@@ -196,32 +209,45 @@ macro_rules! reflection_client {
                     })?
                     .map_err(status_error)?
                     .into_inner();
-                let mut session = Session {
+                Ok(Session {
                     requests,
                     responses,
-                };
+                })
+            }
 
-                let services = match session
+            async fn services(session: &mut Session) -> Result<Vec<String>, SchemaError> {
+                match session
                     .ask(MessageRequest::ListServices(String::new()))
                     .await?
                 {
-                    MessageResponse::ListServicesResponse(list) => list.service,
-                    MessageResponse::ErrorResponse(error) => {
-                        return Err(SchemaError::Reflection {
-                            code: tonic::Code::from_i32(error.error_code),
-                            message: error.error_message,
-                        })
+                    MessageResponse::ListServicesResponse(list) => {
+                        Ok(list.service.into_iter().map(|s| s.name).collect())
                     }
-                    _ => return Err(protocol_error("unexpected answer to list_services")),
-                };
+                    MessageResponse::ErrorResponse(error) => Err(SchemaError::Reflection {
+                        code: tonic::Code::from_i32(error.error_code),
+                        message: error.error_message,
+                    }),
+                    _ => Err(protocol_error("unexpected answer to list_services")),
+                }
+            }
 
+            pub(super) async fn list_services<T: Transport>(
+                channel: T,
+            ) -> Result<Vec<String>, SchemaError> {
+                services(&mut open(channel).await?).await
+            }
+
+            pub(super) async fn fetch<T: Transport>(
+                channel: T,
+            ) -> Result<Vec<prost_types::FileDescriptorProto>, SchemaError> {
+                let mut session = open(channel).await?;
                 let mut collected = Collected::default();
-                for service in services {
-                    if service.name.starts_with("grpc.reflection.") {
+                for service in services(&mut session).await? {
+                    if service.starts_with("grpc.reflection.") {
                         continue;
                     }
                     let answer = session
-                        .ask(MessageRequest::FileContainingSymbol(service.name.clone()))
+                        .ask(MessageRequest::FileContainingSymbol(service.clone()))
                         .await?;
                     match answer {
                         MessageResponse::FileDescriptorResponse(files) => {
@@ -229,7 +255,7 @@ macro_rules! reflection_client {
                         }
                         MessageResponse::ErrorResponse(error) => tracing::warn!(
                             "reflection cannot resolve service {}: {}",
-                            service.name,
+                            service,
                             error.error_message
                         ),
                         _ => {

@@ -112,6 +112,31 @@ async fn falls_back_to_v1alpha() {
 }
 
 #[tokio::test]
+async fn lists_services_over_either_version_and_refuses_without_reflection() {
+    for versions in [Versions::Both, Versions::V1AlphaOnly] {
+        let server = TestServer::start(versions).await;
+        let services = reflection::list_services(server.channel().await)
+            .await
+            .expect("reflection lists services");
+        for service in ["grpc.health.v1.Health", "livelinkapi.LiveLinkService"] {
+            assert!(
+                services.iter().any(|s| s == service),
+                "{service}: {services:?}"
+            );
+        }
+        server.stop().await;
+    }
+    let server = TestServer::start(Versions::None).await;
+    match reflection::list_services(server.channel().await).await {
+        Err(SchemaError::Reflection { code, .. }) => {
+            assert_eq!(code, tonic::Code::Unimplemented)
+        }
+        other => panic!("expected a reflection error, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_server_without_reflection_is_a_typed_error() {
     let server = TestServer::start(Versions::None).await;
     match reflection::fetch(server.channel().await).await {
