@@ -53,4 +53,4 @@ pub use metrics::ConnectionStats;
 pub use metrics::{Metrics, Protocol};
 pub use policy::MethodPolicy;
 pub use server::{router, serve, serve_with, ConnectionLimits, ServeOptions};
-pub use upstream::{Upstream, UpstreamConfig, UpstreamError, UpstreamTls};
+pub use upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamError, UpstreamTls};

@@ -107,6 +107,21 @@ pub struct UpstreamArgs {
     #[arg(long, value_name = "NAME")]
     pub upstream_tls_domain: Option<String>,
 
+    /// PEM client certificate chain to present to the upstream, for servers that require
+    /// mutual TLS (needs --upstream-key). Implies --upstream-tls.
+    #[arg(long, value_name = "FILE", requires = "upstream_key")]
+    pub upstream_cert: Option<PathBuf>,
+
+    /// The PEM private key of --upstream-cert.
+    #[arg(long, value_name = "FILE", requires = "upstream_cert")]
+    pub upstream_key: Option<PathBuf>,
+
+    /// How long opening a connection to the upstream may take (TCP; for `call` the TLS
+    /// handshake too) before it fails with UNAVAILABLE, e.g. 1.5s or 10s. A call's deadline
+    /// (--timeout) is separate.
+    #[arg(long, value_name = "DURATION", default_value = "1.5s", value_parser = parse_connect_timeout)]
+    pub connect_timeout: Duration,
+
     /// Streams one upstream connection carries before the gateway opens another. 100 suits
     /// every HTTP/2 server (RFC 9113 asks them to allow at least that many).
     #[arg(long, value_name = "N", default_value_t = pool::DEFAULT_STREAMS_PER_CONNECTION,
@@ -398,6 +413,15 @@ pub struct CallArgs {
     pub schema: SchemaArgs,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+}
+
+/// A connect timeout: a duration of at least a millisecond.
+fn parse_connect_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_millis(1) {
+        return Err(format!("`{text}` is no time to connect in (at least 1ms)"));
+    }
+    Ok(duration)
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a plain number of seconds.

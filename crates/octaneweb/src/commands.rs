@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
-use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
+use octaneweb_gateway::upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
@@ -240,8 +240,10 @@ async fn run_gateway(
 
 fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
     let timeout = (!args.timeout.is_zero()).then_some(args.timeout);
-    let wants_tls =
-        args.upstream_tls || args.upstream_ca.is_some() || args.upstream_tls_domain.is_some();
+    let wants_tls = args.upstream_tls
+        || args.upstream_ca.is_some()
+        || args.upstream_tls_domain.is_some()
+        || args.upstream_cert.is_some();
     let tls = if wants_tls {
         let ca_certificate_pem = match &args.upstream_ca {
             Some(path) => Some(
@@ -250,9 +252,19 @@ fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
             ),
             None => None,
         };
+        let identity = match (&args.upstream_cert, &args.upstream_key) {
+            (Some(cert), Some(key)) => Some(ClientIdentity {
+                certificate_pem: std::fs::read(cert)
+                    .with_context(|| format!("reading --upstream-cert {}", cert.display()))?,
+                key_pem: std::fs::read(key)
+                    .with_context(|| format!("reading --upstream-key {}", key.display()))?,
+            }),
+            _ => None,
+        };
         Some(UpstreamTls {
             domain: args.upstream_tls_domain.clone(),
             ca_certificate_pem,
+            identity,
         })
     } else {
         None
@@ -260,6 +272,7 @@ fn upstream(args: &UpstreamArgs) -> anyhow::Result<Upstream> {
     Ok(Upstream::new(UpstreamConfig {
         target: args.target(),
         default_timeout: timeout,
+        connect_timeout: args.connect_timeout,
         tls,
         pool: args.pool_limits(),
         ..UpstreamConfig::default()

@@ -104,6 +104,27 @@ pub struct UpstreamTls {
     pub domain: Option<String>,
     /// PEM certificate(s) of a CA to trust in addition to the system roots.
     pub ca_certificate_pem: Option<Vec<u8>>,
+    /// A client certificate to present, for upstreams that require one (mutual TLS).
+    pub identity: Option<ClientIdentity>,
+}
+
+/// A client certificate chain and its private key, both PEM.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// The certificate chain, leaf first.
+    pub certificate_pem: Vec<u8>,
+    /// The certificate's private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: never in a log line.
+        f.debug_struct("ClientIdentity")
+            .field("certificate_pem_bytes", &self.certificate_pem.len())
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Why an [`Upstream`] could not be set up.
@@ -225,6 +246,23 @@ impl Upstream {
             service,
             reachability: Arc::clone(&self.reachability),
             stats: Arc::clone(&self.stats),
+        }
+    }
+
+    /// Open the first connection now instead of at the first call (so that connecting can be
+    /// timed and told apart from calling); nothing happens when one is open already. Unlike a
+    /// connection opened by a call, the whole of it (TCP, TLS handshake, HTTP/2) is bounded by
+    /// [`UpstreamConfig::connect_timeout`]. Fails with `UNAVAILABLE`, as a call would.
+    pub async fn connect(&self) -> Result<(), Status> {
+        let limit = self.config.connect_timeout;
+        match tokio::time::timeout(limit, self.pool.connect()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(stack::failure_status(Box::new(error), &self.config.target)),
+            Err(_) => Err(Status::unavailable(format!(
+                "upstream {} is unreachable: no connection within the connect timeout of {} ms",
+                self.config.target,
+                limit.as_millis()
+            ))),
         }
     }
 
@@ -508,12 +546,18 @@ fn with_tls(_: Endpoint, _: &UpstreamTls, _: &str) -> Result<Endpoint, UpstreamE
 
 #[cfg(feature = "tls")]
 fn with_tls(endpoint: Endpoint, tls: &UpstreamTls, host: &str) -> Result<Endpoint, UpstreamError> {
-    use tonic::transport::{Certificate, ClientTlsConfig};
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
     let mut config = ClientTlsConfig::new()
         .domain_name(tls.domain.clone().unwrap_or_else(|| host.to_owned()))
         .with_native_roots();
     if let Some(pem) = &tls.ca_certificate_pem {
         config = config.ca_certificate(Certificate::from_pem(pem));
+    }
+    if let Some(identity) = &tls.identity {
+        config = config.identity(Identity::from_pem(
+            &identity.certificate_pem,
+            &identity.key_pem,
+        ));
     }
     endpoint
         .tls_config(config)
@@ -562,6 +606,7 @@ mod tests {
             tls: Some(UpstreamTls {
                 domain: Some("render.example".into()),
                 ca_certificate_pem: None,
+                identity: None,
             }),
             ..UpstreamConfig::with_target("render.example:51022")
         };
@@ -570,6 +615,7 @@ mod tests {
             tls: Some(UpstreamTls {
                 domain: None,
                 ca_certificate_pem: Some(b"not a certificate".to_vec()),
+                identity: None,
             }),
             ..UpstreamConfig::default()
         };

@@ -178,6 +178,25 @@ impl UpstreamChannel {
         &self.pool.limits
     }
 
+    /// Open the first connection now rather than at the first call; nothing happens when one
+    /// is open already.
+    pub(crate) async fn connect(&self) -> Result<(), tonic::transport::Error> {
+        if !self.pool.lock_connections().is_empty() {
+            return Ok(());
+        }
+        let channel = self.pool.endpoint.connect().await?;
+        let mut connections = self.pool.lock_connections();
+        if connections.is_empty() {
+            connections.push(Arc::new(Connection {
+                channel,
+                streams: AtomicUsize::new(0),
+                last_released_ms: AtomicU64::new(self.pool.now_ms()),
+            }));
+            self.pool.opened.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     async fn send(self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
         let size = header_list_size(request.headers());
         let limit = self.pool.limits.max_request_header_bytes;

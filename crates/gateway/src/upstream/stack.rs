@@ -327,7 +327,7 @@ where
 
 /// A failure before the upstream answered. Statuses made by the layers below (the pool's
 /// refusals, the deadline) pass as they are.
-fn failure_status(error: BoxError, target: &str) -> Status {
+pub(crate) fn failure_status(error: BoxError, target: &str) -> Status {
     let error = match error.downcast::<Status>() {
         Ok(status) => return *status,
         Err(error) => error,
