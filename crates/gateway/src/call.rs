@@ -2,30 +2,50 @@
 //!
 //! Input: for unary and server-streaming methods one JSON object (empty = empty message);
 //! for client- and bidirectional-streaming methods a JSON array of objects or a sequence of
-//! objects (one per line), sent in order. Output: each response message as one line of
-//! proto3 JSON (proto field names).
+//! objects (concatenated or one per line), sent in order. [`read_request`] takes it from the
+//! command line, a file (`@FILE`) or standard input (`@-`). Request metadata comes as
+//! [`RequestHeader`]s (`-H 'name: value'`).
+//!
+//! Output: each response message as proto3 JSON with proto field names, on one line
+//! ([`OutputFormat::Compact`]) or indented ([`OutputFormat::Pretty`]); fields holding their
+//! default value are left out unless [`CallSettings::emit_defaults`]. With
+//! [`CallSettings::verbose`] the call is described on a second writer (standard error): the
+//! method, the metadata sent (credentials redacted), response headers, each message, trailers,
+//! the status with its details, and timings.
 //!
 //! Exit codes ([`CallError::exit_code`]): 0 on success, otherwise the gRPC code number of the
 //! failure (1 CANCELLED ... 16 UNAUTHENTICATED). Local problems map like the HTTP routes do:
-//! an unknown service or method is NOT_FOUND (5), a bad method path or JSON input
+//! an unknown service or method is NOT_FOUND (5), a bad method path, header or JSON input
 //! INVALID_ARGUMENT (3), an unreachable upstream UNAVAILABLE (14), a deadline
-//! DEADLINE_EXCEEDED (4).
+//! DEADLINE_EXCEEDED (4). An output closed by its reader (`| head -1`) is no failure: the call
+//! is cancelled and ends with [`CallEnd::OutputClosed`].
 
-use std::io::Write;
-use std::time::Duration;
+use std::fmt::Display;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, message_to_json, Schema};
-use prost_reflect::DynamicMessage;
-use tonic::Code;
+use base64::Engine as _;
+use octaneweb_schema::{json_to_message, LookupError, Schema};
+use prost_reflect::{DynamicMessage, MethodDescriptor, SerializeOptions};
+use tonic::metadata::{
+    AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, BinaryMetadataValue, MetadataMap,
+};
+use tonic::{Code, Status};
 
-use crate::context::call::{pump, upstream_request, StreamEvent};
+use crate::context::call::{upstream_request, MIN_DEADLINE};
 use crate::error::GatewayError;
-use crate::upstream::Upstream;
+use crate::upstream::{DynamicCodec, Upstream};
 use crate::wire::codes::code_name;
+use crate::wire::metadata::{is_secret_metadata, reserved_metadata_reason};
+use crate::wire::status_details::readable_details;
 
 /// Most request messages read for a streaming call.
 pub const MAX_INPUT_MESSAGES: usize = 100_000;
+/// Largest request input (JSON text) read from a file or standard input.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// How long the upstream may take to list its services by reflection, asked only when the
+/// loaded schema does not know the method.
+const REFLECTION_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A failed command-line call.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +86,156 @@ impl From<tonic::Status> for CallError {
     }
 }
 
+/// One request metadata entry given on the command line as `name: value`. A name ending in
+/// `-bin` carries binary data, given in base64 (padded or not) as gRPC writes it.
+#[derive(Clone, Debug)]
+pub enum RequestHeader {
+    /// A text value (printable ASCII).
+    Ascii(AsciiMetadataKey, AsciiMetadataValue),
+    /// A binary value.
+    Binary(BinaryMetadataKey, BinaryMetadataValue),
+}
+
+/// Why a `name: value` header cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// No colon between name and value.
+    #[error("header {0:?} has no ':' between name and value (expected 'name: value')")]
+    NoSeparator(String),
+    /// The name has characters gRPC metadata names cannot have.
+    #[error("header name {0:?} is not valid metadata (letters, digits, '-', '_' and '.' only)")]
+    BadName(String),
+    /// The name is one the caller may not set.
+    #[error("header {name} cannot be set: {reason}")]
+    Reserved {
+        /// The header name.
+        name: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// A text value with characters outside printable ASCII.
+    #[error("header {0}: a text value may hold printable ASCII only (binary data goes in a name ending in -bin, base64-encoded)")]
+    BadValue(String),
+    /// A `-bin` value that is not base64.
+    #[error("header {name}: a -bin value must be base64 ({reason})")]
+    BadBase64 {
+        /// The header name.
+        name: String,
+        /// What the decoder found.
+        reason: String,
+    },
+}
+
+/// Standard base64, padded or not: gRPC accepts both in `-bin` metadata.
+const BASE64_ANY_PADDING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+impl std::str::FromStr for RequestHeader {
+    type Err = HeaderError;
+
+    fn from_str(text: &str) -> Result<Self, HeaderError> {
+        let trimmed = text.trim_start();
+        // The separator is the first colon after the name's first character, so that a
+        // pseudo-header (`:authority: x`) is recognised and refused as one.
+        let at = trimmed
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| c == ':')
+            .map(|(at, _)| at)
+            .ok_or_else(|| HeaderError::NoSeparator(text.to_owned()))?;
+        let name = trimmed[..at].trim().to_ascii_lowercase();
+        let value = trimmed[at + 1..].trim();
+        if let Some(reason) = reserved_metadata_reason(&name) {
+            return Err(HeaderError::Reserved { name, reason });
+        }
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !valid_name {
+            return Err(HeaderError::BadName(name));
+        }
+        if name.ends_with("-bin") {
+            let bytes =
+                BASE64_ANY_PADDING
+                    .decode(value)
+                    .map_err(|error| HeaderError::BadBase64 {
+                        name: name.clone(),
+                        reason: error.to_string(),
+                    })?;
+            let key = BinaryMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| HeaderError::BadName(name.clone()))?;
+            Ok(RequestHeader::Binary(
+                key,
+                BinaryMetadataValue::from_bytes(&bytes),
+            ))
+        } else {
+            let printable = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
+            let key = AsciiMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| HeaderError::BadName(name.clone()))?;
+            let value = AsciiMetadataValue::try_from(value)
+                .ok()
+                .filter(|_| printable)
+                .ok_or(HeaderError::BadValue(name))?;
+            Ok(RequestHeader::Ascii(key, value))
+        }
+    }
+}
+
+impl RequestHeader {
+    /// Add this entry to `metadata` (after any of the same name).
+    pub fn add_to(&self, metadata: &mut MetadataMap) {
+        match self {
+            RequestHeader::Ascii(key, value) => {
+                metadata.append(key.clone(), value.clone());
+            }
+            RequestHeader::Binary(key, value) => {
+                metadata.append_bin(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// How response messages are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One line per message (NDJSON), for pipes and scripts.
+    #[default]
+    Compact,
+    /// Indented JSON, one value after the other, for people.
+    Pretty,
+}
+
+/// How a command-line call is made and shown.
+#[derive(Clone, Debug, Default)]
+pub struct CallSettings {
+    /// A deadline of its own (the upstream's configured default still caps it).
+    pub timeout: Option<Duration>,
+    /// Request metadata, sent in this order.
+    pub headers: Vec<RequestHeader>,
+    /// Print fields that hold their default value (proto3 JSON leaves them out).
+    pub emit_defaults: bool,
+    /// How each response message is printed.
+    pub format: OutputFormat,
+    /// Describe the call on the log writer.
+    pub verbose: bool,
+    /// When the schema does not know the method, ask the upstream whether it serves
+    /// reflection, and if so name `--reflect` in the error.
+    pub suggest_reflection: bool,
+}
+
+/// How a call that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallEnd {
+    /// The upstream ended the call with OK and every message was printed.
+    Completed,
+    /// The output was closed by its reader (a pipe into `head`); the call was cancelled.
+    OutputClosed,
+}
+
 /// Call `method` (`Service/method`, `Service.method`, `package.Service/Method`; lenient
 /// service names) with `json` as input and write each response message as one line to `out`.
 /// The upstream's configured default deadline bounds the whole call.
@@ -88,63 +258,421 @@ pub async fn call_with_timeout<W: Write>(
     timeout: Option<Duration>,
     out: &mut W,
 ) -> Result<(), CallError> {
-    let descriptor = schema
-        .find_method_path(method)
-        .map_err(GatewayError::from)?;
-    let input = descriptor.input();
-    let call_id = uuid::Uuid::new_v4().to_string();
-
-    let write = |out: &mut W, message: &DynamicMessage| -> Result<(), CallError> {
-        let line = serde_json::to_string(&message_to_json(message))
-            .map_err(|e| CallError::new(Code::Internal, e.to_string()))?;
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| CallError::new(Code::Internal, format!("writing the output: {e}")))
+    let settings = CallSettings {
+        timeout,
+        ..CallSettings::default()
     };
+    call_with(
+        schema,
+        upstream,
+        method,
+        json,
+        &settings,
+        out,
+        &mut io::sink(),
+    )
+    .await
+    .map(|_| ())
+}
 
-    if descriptor.is_client_streaming() {
-        let messages = parse_sequence(&input, json)?;
-        let (request, options) =
-            upstream_request(futures::stream::iter(messages), timeout, &call_id);
-        if descriptor.is_server_streaming() {
-            let response = upstream.streaming(&descriptor, request, options).await?;
-            drain(response.into_inner(), out, write).await
-        } else {
-            let response = upstream
-                .client_streaming(&descriptor, request, options)
-                .await?;
-            write(out, response.get_ref())
-        }
+/// [`call`] as `settings` say: response messages go to `out`, the verbose description to
+/// `log`.
+pub async fn call_with<W: Write, L: Write>(
+    schema: &Schema,
+    upstream: &Upstream,
+    method: &str,
+    json: &str,
+    settings: &CallSettings,
+    out: &mut W,
+    log: &mut L,
+) -> Result<CallEnd, CallError> {
+    let started = Instant::now();
+    let descriptor = match schema.find_method_path(method) {
+        Ok(descriptor) => descriptor,
+        Err(error) => return Err(unknown_method(upstream, error, settings).await),
+    };
+    let input = descriptor.input();
+    let messages = if descriptor.is_client_streaming() {
+        parse_sequence(&input, json)?
     } else {
-        let message = json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?;
-        let (request, options) = upstream_request(message, timeout, &call_id);
-        if descriptor.is_server_streaming() {
-            let response = upstream
-                .server_streaming(&descriptor, request, options)
-                .await?;
-            drain(response.into_inner(), out, write).await
-        } else {
-            let response = upstream.unary(&descriptor, request, options).await?;
-            write(out, response.get_ref())
+        vec![json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?]
+    };
+    let sent = messages.len();
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let (mut request, mut options) =
+        upstream_request(futures::stream::iter(messages), settings.timeout, &call_id);
+    for header in &settings.headers {
+        header.add_to(request.metadata_mut());
+    }
+    let mut trace = Trace {
+        log: settings.verbose.then_some(log),
+        started,
+    };
+    trace.request(
+        &descriptor,
+        upstream,
+        sent,
+        upstream.deadline(options),
+        request.metadata(),
+    );
+    // Connecting first times it apart from the call, and bounds the TLS handshake too.
+    let deadline = upstream.deadline(options);
+    let before = Instant::now();
+    let connecting = match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, upstream.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "the deadline of {} passed while connecting to the upstream",
+                    millis(deadline)
+                )))
+            }),
+        None => upstream.connect().await,
+    };
+    if let Err(status) = connecting {
+        trace.end(&status, schema, None, None, None);
+        return Err(status.into());
+    }
+    let connected = Some(before.elapsed());
+    trace.line(format_args!(
+        "Connected to {} in {}",
+        upstream.target(),
+        millis(before.elapsed())
+    ));
+    // What is left of the deadline is the call's.
+    options.timeout = deadline.map(|d| d.saturating_sub(before.elapsed()).max(MIN_DEADLINE));
+
+    let response = upstream
+        .call(
+            &descriptor,
+            request,
+            DynamicCodec::for_method(&descriptor),
+            options,
+        )
+        .await;
+    let mut response = match response {
+        Ok(response) => response,
+        Err(status) => {
+            // A failure before any message: what the upstream sent came as trailers only.
+            trace.metadata("Response trailers", status.metadata());
+            trace.end(&status, schema, connected, None, None);
+            let mut failure = CallError::from(status);
+            let no_client_certificate = upstream
+                .config()
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.identity.is_none());
+            if failure.code == Code::Unavailable && no_client_certificate {
+                // The handshake succeeded from our side (the connection was opened above),
+                // yet the upstream dropped the connection before answering: what a server
+                // that requires client certificates does over TLS 1.3.
+                failure.message.push_str(
+                    "; the upstream closed the connection after the TLS handshake, as servers \
+                     that require a client certificate do: give --upstream-cert and --upstream-key",
+                );
+            }
+            return Err(failure);
         }
+    };
+    let headers_at = started.elapsed();
+    trace.metadata("Response headers", response.metadata());
+    let stream = response.get_mut();
+    let mut received = 0usize;
+    let mut first_message_at = None;
+    let ended = loop {
+        match stream.message().await {
+            Ok(Some(message)) => {
+                received += 1;
+                let at = started.elapsed();
+                first_message_at.get_or_insert(at);
+                trace.line(format_args!(
+                    "Response message {received} ({} bytes, after {})",
+                    prost::Message::encoded_len(&message),
+                    millis(at)
+                ));
+                let text = render(&message, settings)?;
+                if let Err(error) = out.write_all(&text).and_then(|()| out.flush()) {
+                    if error.kind() == io::ErrorKind::BrokenPipe {
+                        // Dropping the response stream cancels the upstream call.
+                        trace.line("The output was closed; the call is cancelled.");
+                        return Ok(CallEnd::OutputClosed);
+                    }
+                    return Err(CallError::new(
+                        Code::Internal,
+                        format!("writing the output: {error}"),
+                    ));
+                }
+            }
+            Ok(None) => break stream.trailers().await.map(Option::unwrap_or_default),
+            Err(status) => break Err(status),
+        }
+    };
+    let status = match ended {
+        Ok(trailers) => {
+            trace.metadata("Response trailers", &trailers);
+            if received == 0 && !descriptor.is_server_streaming() {
+                Status::internal(format!(
+                    "{} answered with no message",
+                    descriptor.full_name()
+                ))
+            } else {
+                Status::new(Code::Ok, "")
+            }
+        }
+        Err(status) => {
+            trace.metadata("Response trailers", status.metadata());
+            status
+        }
+    };
+    trace.end(
+        &status,
+        schema,
+        connected,
+        Some(headers_at),
+        first_message_at,
+    );
+    if status.code() == Code::Ok {
+        Ok(CallEnd::Completed)
+    } else {
+        Err(status.into())
     }
 }
 
-async fn drain<W: Write>(
-    messages: tonic::Streaming<DynamicMessage>,
-    out: &mut W,
-    write: impl Fn(&mut W, &DynamicMessage) -> Result<(), CallError>,
-) -> Result<(), CallError> {
-    let events = pump(messages, None);
-    futures::pin_mut!(events);
-    while let Some(event) = events.next().await {
-        match event {
-            StreamEvent::Message(message) => write(out, &message)?,
-            StreamEvent::End(status) if status.code() == Code::Ok => return Ok(()),
-            StreamEvent::End(status) => return Err(status.into()),
+/// The request text `spec` names: `@-` (or `-`) standard input, `@FILE` a file's contents,
+/// anything else the JSON itself (JSON never starts with `@`). At most [`MAX_INPUT_BYTES`] are
+/// read.
+pub fn read_request(spec: &str, stdin: impl Read) -> Result<String, CallError> {
+    let unreadable = |what: &str, error: io::Error| {
+        CallError::new(
+            Code::InvalidArgument,
+            format!("cannot read the request from {what}: {error}"),
+        )
+    };
+    match spec {
+        "-" | "@-" => read_limited(stdin, "standard input"),
+        _ => match spec.strip_prefix('@') {
+            Some(path) => {
+                let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+                read_limited(file, path)
+            }
+            None => Ok(spec.to_owned()),
+        },
+    }
+}
+
+fn read_limited(reader: impl Read, what: &str) -> Result<String, CallError> {
+    let mut text = String::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| {
+            CallError::new(
+                Code::InvalidArgument,
+                format!("cannot read the request from {what}: {error}"),
+            )
+        })?;
+    if text.len() as u64 > MAX_INPUT_BYTES {
+        return Err(CallError::new(
+            Code::InvalidArgument,
+            format!(
+                "the request in {what} is over {} MiB",
+                MAX_INPUT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// One response message as JSON text, with its line end.
+fn render(message: &DynamicMessage, settings: &CallSettings) -> Result<Vec<u8>, CallError> {
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(!settings.emit_defaults);
+    let mut text = Vec::with_capacity(256);
+    let written =
+        match settings.format {
+            OutputFormat::Compact => message
+                .serialize_with_options(&mut serde_json::Serializer::new(&mut text), &options),
+            OutputFormat::Pretty => message
+                .serialize_with_options(&mut serde_json::Serializer::pretty(&mut text), &options),
+        };
+    written.map_err(|error| {
+        CallError::new(
+            Code::Internal,
+            format!("cannot print a response message as JSON: {error}"),
+        )
+    })?;
+    text.push(b'\n');
+    Ok(text)
+}
+
+/// The lookup failure as a call error; when the schema lacks the service (or the method) and
+/// the upstream serves reflection, the message says to load the schema from it.
+async fn unknown_method(
+    upstream: &Upstream,
+    error: LookupError,
+    settings: &CallSettings,
+) -> CallError {
+    let missing = match &error {
+        LookupError::UnknownService { name } => Some(name.clone()),
+        LookupError::UnknownMethod { service, .. } => Some(service.clone()),
+        _ => None,
+    };
+    let mut failure = CallError::from(GatewayError::from(error));
+    let Some(missing) = missing.filter(|_| settings.suggest_reflection) else {
+        return failure;
+    };
+    let listed = tokio::time::timeout(
+        REFLECTION_PROBE_TIMEOUT,
+        octaneweb_schema::reflection::list_services(upstream.service()),
+    )
+    .await;
+    if let Ok(Ok(services)) = listed {
+        let named = services.iter().find(|full| names_service(full, &missing));
+        let hint = match named {
+            Some(full) => format!(
+                "; the upstream serves reflection and lists {full}: add --reflect to load its schema from it"
+            ),
+            None => "; the upstream serves reflection: add --reflect to load its schema from it"
+                .to_owned(),
+        };
+        failure.message.push_str(&hint);
+    }
+    failure
+}
+
+/// True if `name` (as a user wrote it) names the service `full`: the full name, or its last
+/// part, either with or without the `Service` suffix.
+fn names_service(full: &str, name: &str) -> bool {
+    let bare = |n: &str| n.rsplit('.').next().unwrap_or(n).to_owned();
+    let stem = |n: &str| n.strip_suffix("Service").unwrap_or(n).to_owned();
+    full == name || bare(full) == name || stem(full) == name || stem(&bare(full)) == name
+}
+
+/// The RPC kind of `method`, as people say it.
+fn kind(method: &MethodDescriptor) -> &'static str {
+    match (method.is_client_streaming(), method.is_server_streaming()) {
+        (false, false) => "unary",
+        (false, true) => "server-streaming",
+        (true, false) => "client-streaming",
+        (true, true) => "bidirectional-streaming",
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// The verbose description of a call; writes nothing when off. Failing to write it (a
+/// closed standard error) never fails the call.
+struct Trace<'a, L: Write> {
+    log: Option<&'a mut L>,
+    started: Instant,
+}
+
+impl<L: Write> Trace<'_, L> {
+    fn is_on(&self) -> bool {
+        self.log.is_some()
+    }
+
+    fn line(&mut self, text: impl Display) {
+        if let Some(log) = self.log.as_mut() {
+            let _ = writeln!(log, "{text}");
         }
     }
-    Ok(())
+
+    fn request(
+        &mut self,
+        method: &MethodDescriptor,
+        upstream: &Upstream,
+        messages: usize,
+        deadline: Option<Duration>,
+        metadata: &MetadataMap,
+    ) {
+        if !self.is_on() {
+            return;
+        }
+        self.line(format_args!(
+            "Method: /{}/{} ({}: {} -> {}) on {}",
+            method.parent_service().full_name(),
+            method.name(),
+            kind(method),
+            method.input().full_name(),
+            method.output().full_name(),
+            upstream.target()
+        ));
+        self.line(format_args!(
+            "Request: {messages} message{}, deadline {}",
+            if messages == 1 { "" } else { "s" },
+            deadline.map_or_else(|| "none".to_owned(), |d| format!("{} s", d.as_secs_f64()))
+        ));
+        self.metadata("Request metadata", metadata);
+    }
+
+    fn metadata(&mut self, title: &str, metadata: &MetadataMap) {
+        if !self.is_on() {
+            return;
+        }
+        let headers = metadata.clone().into_headers();
+        if headers.is_empty() {
+            self.line(format_args!("{title}: (none)"));
+            return;
+        }
+        self.line(format_args!("{title}:"));
+        for (name, value) in &headers {
+            if is_secret_metadata(name.as_str()) {
+                self.line(format_args!("  {name}: <redacted, {} bytes>", value.len()));
+            } else {
+                self.line(format_args!(
+                    "  {name}: {}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ));
+            }
+        }
+    }
+
+    fn end(
+        &mut self,
+        status: &Status,
+        schema: &Schema,
+        connected: Option<Duration>,
+        headers_at: Option<Duration>,
+        first_message_at: Option<Duration>,
+    ) {
+        if !self.is_on() {
+            return;
+        }
+        let code = status.code();
+        if status.message().is_empty() {
+            self.line(format_args!(
+                "Status: {} ({})",
+                code_name(code),
+                code as i32
+            ));
+        } else {
+            self.line(format_args!(
+                "Status: {} ({}): {}",
+                code_name(code),
+                code as i32,
+                status.message()
+            ));
+        }
+        let details = readable_details(status, schema.pool());
+        if !details.is_empty() {
+            self.line("Status details:");
+            for detail in details {
+                self.line(format_args!("  {detail}"));
+            }
+        }
+        let at = |moment: Option<Duration>| moment.map_or_else(|| "-".to_owned(), millis);
+        self.line(format_args!(
+            "Timing: connect {}, response headers {}, first message {}, total {}",
+            at(connected),
+            at(headers_at),
+            at(first_message_at),
+            millis(self.started.elapsed())
+        ));
+    }
 }
 
 /// A JSON array of messages, or whitespace-separated JSON objects.
@@ -175,4 +703,92 @@ fn parse_sequence(
                 .map_err(|e| invalid(format!("input message {index}: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(text: &str) -> Result<RequestHeader, HeaderError> {
+        text.parse()
+    }
+
+    #[test]
+    fn headers_parse_lower_case_and_decode_binary_values() {
+        let Ok(RequestHeader::Ascii(key, value)) = header("X-Tenant:  blue team ") else {
+            panic!("a text header")
+        };
+        assert_eq!(
+            (key.as_str(), value.to_str().ok()),
+            ("x-tenant", Some("blue team"))
+        );
+        for padded in [
+            "x-trace-bin: AAEC",
+            "x-trace-bin: AAECAw==",
+            "x-trace-bin: AAECAw",
+        ] {
+            let Ok(RequestHeader::Binary(_, value)) = header(padded) else {
+                panic!("{padded}: a binary header")
+            };
+            assert!(value.to_bytes().is_ok(), "{padded}");
+        }
+        let Ok(RequestHeader::Binary(_, value)) = header("x-trace-bin: AAECAw") else {
+            panic!("binary")
+        };
+        assert_eq!(value.to_bytes().ok().as_deref(), Some(&[0u8, 1, 2, 3][..]));
+    }
+
+    #[test]
+    fn bad_and_reserved_headers_are_refused_by_name() {
+        let refusals = [
+            ("no colon", "no ':'"),
+            (":authority: evil", ":authority"),
+            ("grpc-timeout: 1S", "grpc-timeout"),
+            ("content-type: text/plain", "content-type"),
+            ("connection: close", "connection"),
+            ("bad name: x", "bad name"),
+            ("x-caf\u{e9}: x", "x-caf"),
+            ("x-note: caf\u{e9}", "x-note"),
+            ("x-id-bin: not*base64", "x-id-bin"),
+        ];
+        for (text, named) in refusals {
+            let error = header(text).expect_err(text);
+            assert!(error.to_string().contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn service_names_match_as_users_write_them() {
+        for name in [
+            "grpc.health.v1.Health",
+            "Health",
+            "telemetry.v1.TrainingService",
+            "TrainingService",
+            "Training",
+        ] {
+            assert!(
+                ["grpc.health.v1.Health", "telemetry.v1.TrainingService"]
+                    .iter()
+                    .any(|full| names_service(full, name)),
+                "{name}"
+            );
+        }
+        assert!(!names_service("grpc.health.v1.Health", "Wealth"));
+    }
+
+    #[test]
+    fn request_input_comes_from_text_files_and_stdin() {
+        assert_eq!(
+            read_request(r#"{"a":1}"#, io::empty()).ok().as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(read_request("@-", &b"{}"[..]).ok().as_deref(), Some("{}"));
+        assert_eq!(read_request("-", &b"[]"[..]).ok().as_deref(), Some("[]"));
+        let missing = read_request("@/nonexistent/request.json", io::empty()).expect_err("no file");
+        assert_eq!(missing.code, Code::InvalidArgument);
+        assert!(
+            missing.message.contains("/nonexistent/request.json"),
+            "{missing}"
+        );
+    }
 }

@@ -43,7 +43,10 @@ pub mod server;
 pub mod upstream;
 pub mod wire;
 
-pub use call::{call, call_with_timeout, CallError};
+pub use call::{
+    call, call_with, call_with_timeout, CallEnd, CallError, CallSettings, OutputFormat,
+    RequestHeader,
+};
 pub use context::{
     AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, ResolvedMethod,
     ShutdownSignal,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use octaneweb_gateway::upstream::pool;
+use octaneweb_gateway::RequestHeader;
 
 /// Drive a live gRPC render server (Octane LiveLink) from a web browser.
 ///
@@ -46,7 +47,8 @@ pub enum Command {
     /// List the services of the loaded schema, or describe a service, method, message or enum.
     Describe(DescribeArgs),
     /// Call one method with a JSON request and print the response as JSON (one line per
-    /// message for streams). The exit code reflects the gRPC status.
+    /// message into a pipe). The exit code is the gRPC status code.
+    #[command(after_help = CALL_EXAMPLES)]
     Call(CallArgs),
 }
 
@@ -406,14 +408,59 @@ pub struct CallArgs {
     /// The method: Service/method or Service.method; the service name may drop its package
     /// and its "Service" suffix (ApiItem/name, LiveLink.GetCamera).
     pub method: String,
-    /// The request as JSON (proto3 JSON mapping). Empty means the empty message; `-` reads
-    /// standard input.
+    /// The request as JSON (proto3 JSON mapping), as with --data. Empty means the empty
+    /// message.
+    #[arg(conflicts_with = "data")]
     pub json: Option<String>,
+    /// The request: JSON text, @FILE to read a file, or @- to read standard input. Streaming
+    /// methods take several messages: a JSON array, or objects one after the other.
+    #[arg(short = 'd', long, value_name = "DATA")]
+    pub data: Option<String>,
+    /// Request metadata as 'name: value'. Repeatable. A name ending in -bin takes base64.
+    /// Reserved names (grpc-*, content-type, te, hop-by-hop and pseudo-headers) are refused.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub header: Vec<RequestHeader>,
+    /// Describe the call on standard error: method and kind, metadata sent (credentials
+    /// redacted), response headers, each message, trailers, status and its details, timing.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Print fields that hold their default value (0, "", false, empty lists), which proto3
+    /// JSON leaves out.
+    #[arg(long)]
+    pub emit_defaults: bool,
+    /// How to print messages: compact (one line per message, NDJSON), pretty (indented), or
+    /// auto (pretty on a terminal, compact into a pipe or file).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = CallFormat::Auto)]
+    pub format: CallFormat,
     #[command(flatten)]
     pub schema: SchemaArgs,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
 }
+
+/// `octaneweb call --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallFormat {
+    Auto,
+    Pretty,
+    Compact,
+}
+
+/// Examples at the end of `octaneweb call --help`.
+const CALL_EXAMPLES: &str = "\
+Examples:
+  octaneweb call LiveLink/GetCamera
+  octaneweb call ApiItem/name -d '{\"objectPtr\":{\"handle\":\"1\",\"type\":\"ApiItem\"}}'
+  octaneweb call LiveLink/StreamCamera -d @moves.json        (a client stream from a file)
+  echo '{\"fov\": 40}' | octaneweb call LiveLink/SetCamera -d @-
+  octaneweb call -v -H \"authorization: Bearer $TOKEN\" LiveLink/GetCamera
+  octaneweb call --upstream render:51022 --reflect grpc.health.v1.Health/Check
+  octaneweb call StreamCallback/callbackChannel --timeout 0 | head -1
+
+Exit status: 0 on success (also when the reader of the output closes it early, as head
+does; the call is then cancelled); otherwise the gRPC status code of the failure, e.g. 5
+NOT_FOUND, 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED. Bad flags exit with 2, a schema that cannot
+be loaded with 1.";
 
 /// A connect timeout: a duration of at least a millisecond.
 fn parse_connect_timeout(text: &str) -> Result<Duration, String> {

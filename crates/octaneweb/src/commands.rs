@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamTls};
+use octaneweb_gateway::{CallEnd, CallSettings, OutputFormat};
 use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
@@ -13,8 +14,8 @@ use tokio::net::TcpListener;
 
 use crate::access::Access;
 use crate::cli::{
-    BuiltinSchema, CallArgs, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs, RendererArgs,
-    ServeArgs, UpstreamArgs,
+    BuiltinSchema, CallArgs, CallFormat, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs,
+    RendererArgs, ServeArgs, UpstreamArgs,
 };
 use crate::shutdown::Shutdown;
 use crate::{schema_sources, web};
@@ -148,23 +149,49 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
 
 /// `octaneweb call METHOD [JSON]`.
 pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal as _, Write as _};
     let upstream = upstream(&args.upstream)?;
     let schema = schema_sources::load(&args.schema, &upstream).await?;
-    let json = match args.json.as_deref() {
-        Some("-") => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .context("reading the request from standard input")?;
-            text
+    let mut stderr = std::io::stderr();
+    let spec = args.data.as_deref().or(args.json.as_deref()).unwrap_or("");
+    let json = match octaneweb_gateway::call::read_request(spec, std::io::stdin().lock()) {
+        Ok(json) => json,
+        Err(error) => {
+            let _ = writeln!(stderr, "octaneweb call: {error}");
+            return Ok(ExitCode::from(error.exit_code()));
         }
-        Some(text) => text.to_owned(),
-        None => String::new(),
     };
     let mut stdout = std::io::stdout();
-    match octaneweb_gateway::call(&schema, &upstream, &args.method, &json, &mut stdout).await {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+    let format = match args.format {
+        CallFormat::Pretty => OutputFormat::Pretty,
+        CallFormat::Compact => OutputFormat::Compact,
+        CallFormat::Auto if stdout.is_terminal() => OutputFormat::Pretty,
+        CallFormat::Auto => OutputFormat::Compact,
+    };
+    let settings = CallSettings {
+        timeout: None,
+        headers: args.header,
+        emit_defaults: args.emit_defaults,
+        format,
+        verbose: args.verbose,
+        // With --reflect the schema is the upstream's already.
+        suggest_reflection: !args.schema.reflect,
+    };
+    let called = octaneweb_gateway::call_with(
+        &schema,
+        &upstream,
+        &args.method,
+        &json,
+        &settings,
+        &mut stdout,
+        &mut stderr,
+    )
+    .await;
+    match called {
+        // A reader that closed the output early (`| head -1`) had what it wanted.
+        Ok(CallEnd::Completed | CallEnd::OutputClosed) => Ok(ExitCode::SUCCESS),
         Err(error) => {
-            eprintln!("octaneweb call: {error}");
+            let _ = writeln!(stderr, "octaneweb call: {error}");
             Ok(ExitCode::from(error.exit_code()))
         }
     }

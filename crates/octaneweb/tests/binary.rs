@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
 
+/// `octaneweb call` against real gRPC servers.
+#[path = "binary/call.rs"]
+mod call;
+
 /// A running `octaneweb demo`, killed on drop.
 struct Demo {
     child: Child,

@@ -29,6 +29,42 @@ pub fn is_hop_by_hop_name(name: &str) -> bool {
     name == "host" || name == "content-length" || HOP_BY_HOP.contains(&name)
 }
 
+/// Why a caller may not set request metadata `name` (lower case) itself, or `None` when it
+/// may: pseudo-headers and hop-by-hop headers belong to HTTP, `content-type` and `te` to the
+/// gRPC transport, and gRPC reserves every name starting with `grpc-`.
+pub fn reserved_metadata_reason(name: &str) -> Option<&'static str> {
+    if name.starts_with(':') {
+        Some("it is an HTTP/2 pseudo-header")
+    } else if name.starts_with("grpc-") {
+        Some("gRPC reserves names starting with grpc- (the deadline is --timeout)")
+    } else if name == "content-type" || name == "te" {
+        Some("the gRPC transport sets it")
+    } else if is_hop_by_hop_name(name) {
+        Some("it describes one HTTP connection, not a call")
+    } else {
+        None
+    }
+}
+
+/// True for metadata (lower-case name) that carries a credential: its value is never shown
+/// to a person (verbose output, logs), only its length.
+pub fn is_secret_metadata(name: &str) -> bool {
+    matches!(name, "cookie" | "set-cookie")
+        || [
+            "auth",
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "api-key",
+            "apikey",
+            "credential",
+            "session",
+        ]
+        .iter()
+        .any(|part| name.contains(part))
+}
+
 /// Headers that carry a call's gRPC status (trailers, or headers of a trailers-only answer).
 pub fn is_status_header(name: &HeaderName) -> bool {
     matches!(
@@ -113,6 +149,35 @@ mod tests {
         let metadata = request_metadata(&headers);
         let names: Vec<&str> = metadata.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["authorization", "x-custom", "x-bin-bin"]);
+    }
+
+    #[test]
+    fn reserved_and_secret_names() {
+        for name in [
+            ":path",
+            "grpc-timeout",
+            "grpc-anything",
+            "content-type",
+            "te",
+            "connection",
+            "host",
+        ] {
+            assert!(reserved_metadata_reason(name).is_some(), "{name}");
+        }
+        for name in ["x-custom", "authorization", "user-agent", "x-grpc"] {
+            assert_eq!(reserved_metadata_reason(name), None, "{name}");
+        }
+        for name in [
+            "authorization",
+            "proxy-authorization",
+            "x-api-key",
+            "x-auth-token",
+            "cookie",
+            "x-session-id",
+        ] {
+            assert!(is_secret_metadata(name), "{name}");
+        }
+        assert!(!is_secret_metadata("x-request-id"));
     }
 
     #[test]

@@ -34,3 +34,98 @@ pub(crate) fn details(status: &Status) -> Result<Vec<AnyDetail>, ()> {
         .map(|decoded| decoded.details)
         .map_err(|_| ())
 }
+
+/// The details attached to `status` for a person to read: each as proto3 JSON with its
+/// `@type` when `pool` or the standard `google.rpc` error details (ErrorInfo, BadRequest,
+/// RetryInfo, ...) know its type, else its type and bytes in base64. Empty when there are
+/// none; one `{"value": <base64>}` entry when the bytes are no `google.rpc.Status`.
+pub(crate) fn readable_details(
+    status: &Status,
+    pool: &prost_reflect::DescriptorPool,
+) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let Ok(decoded) = details(status) else {
+        return vec![serde_json::json!({ "value": base64(status.details()) })];
+    };
+    decoded
+        .iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let known = [Some(pool), google_rpc_pool()]
+                .into_iter()
+                .flatten()
+                .find_map(|pool| pool.get_message_by_name(type_name))
+                .and_then(|desc| {
+                    prost_reflect::DynamicMessage::decode(desc, any.value.as_slice()).ok()
+                });
+            match known.map(|m| octaneweb_schema::message_to_json(&m)) {
+                Some(serde_json::Value::Object(fields)) => {
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("@type".into(), any.type_url.clone().into());
+                    entry.extend(fields);
+                    serde_json::Value::Object(entry)
+                }
+                _ => serde_json::json!({ "@type": any.type_url, "value": base64(&any.value) }),
+            }
+        })
+        .collect()
+}
+
+/// The `google.rpc` error detail types, from the descriptors tonic-types ships.
+fn google_rpc_pool() -> Option<&'static prost_reflect::DescriptorPool> {
+    static POOL: std::sync::OnceLock<Option<prost_reflect::DescriptorPool>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        prost_reflect::DescriptorPool::decode(tonic_types::pb::FILE_DESCRIPTOR_SET).ok()
+    })
+    .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn google_rpc_details_are_decoded_and_unknown_ones_kept_as_base64() {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let status = Status::with_error_details(
+            tonic::Code::FailedPrecondition,
+            "not now",
+            ErrorDetails::with_error_info(
+                "RENDERING",
+                "render.example",
+                [("node".into(), "7".into())],
+            ),
+        );
+        let shown = readable_details(&status, &prost_reflect::DescriptorPool::new());
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert_eq!(
+            shown[0]["@type"],
+            "type.googleapis.com/google.rpc.ErrorInfo"
+        );
+        assert_eq!(shown[0]["reason"], "RENDERING");
+        assert_eq!(shown[0]["metadata"]["node"], "7");
+
+        let unknown = RpcStatus {
+            code: 9,
+            message: String::new(),
+            details: vec![AnyDetail {
+                type_url: "type.googleapis.com/example.Nope".into(),
+                value: vec![1, 2, 3],
+            }],
+        };
+        let status = Status::with_details(
+            tonic::Code::FailedPrecondition,
+            "x",
+            prost::Message::encode_to_vec(&unknown).into(),
+        );
+        let shown = readable_details(&status, &prost_reflect::DescriptorPool::new());
+        assert_eq!(shown[0]["value"], "AQID");
+        assert!(readable_details(
+            &Status::internal("none"),
+            &prost_reflect::DescriptorPool::new()
+        )
+        .is_empty());
+    }
+}
