@@ -308,15 +308,9 @@ pub async fn call_with<W: Write, L: Write>(
         log: settings.verbose.then_some(log),
         started,
     };
-    trace.request(
-        &descriptor,
-        upstream,
-        sent,
-        upstream.deadline(options),
-        request.metadata(),
-    );
-    // Connecting first times it apart from the call, and bounds the TLS handshake too.
     let deadline = upstream.deadline(options);
+    trace.request(&descriptor, upstream, sent, deadline, request.metadata());
+    // Connecting first times it apart from the call, and bounds the TLS handshake too.
     let before = Instant::now();
     let connecting = match deadline {
         Some(deadline) => tokio::time::timeout(deadline, upstream.connect())
@@ -333,14 +327,15 @@ pub async fn call_with<W: Write, L: Write>(
         trace.end(&status, schema, None, None, None);
         return Err(status.into());
     }
-    let connected = Some(before.elapsed());
+    let took = before.elapsed();
+    let connected = Some(took);
     trace.line(format_args!(
         "Connected to {} in {}",
         upstream.target(),
-        millis(before.elapsed())
+        millis(took)
     ));
     // What is left of the deadline is the call's.
-    options.timeout = deadline.map(|d| d.saturating_sub(before.elapsed()).max(MIN_DEADLINE));
+    options.timeout = deadline.map(|d| d.saturating_sub(took).max(MIN_DEADLINE));
 
     let response = upstream
         .call(
@@ -356,13 +351,15 @@ pub async fn call_with<W: Write, L: Write>(
             // A failure before any message: what the upstream sent came as trailers only.
             trace.metadata("Response trailers", status.metadata());
             trace.end(&status, schema, connected, None, None);
+            // A transport failure carries its cause; a status the upstream sent does not.
+            let connection_lost = std::error::Error::source(&status).is_some();
             let mut failure = CallError::from(status);
             let no_client_certificate = upstream
                 .config()
                 .tls
                 .as_ref()
                 .is_some_and(|tls| tls.identity.is_none());
-            if failure.code == Code::Unavailable && no_client_certificate {
+            if failure.code == Code::Unavailable && connection_lost && no_client_certificate {
                 // The handshake succeeded from our side (the connection was opened above),
                 // yet the upstream dropped the connection before answering: what a server
                 // that requires client certificates does over TLS 1.3.
