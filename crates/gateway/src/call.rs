@@ -34,7 +34,7 @@ use tonic::{Code, Status};
 
 use crate::context::call::{upstream_request, MIN_DEADLINE};
 use crate::error::GatewayError;
-use crate::upstream::{DynamicCodec, Upstream};
+use crate::upstream::{DynamicCodec, Upstream, UpstreamService};
 use crate::wire::codes::code_name;
 use crate::wire::metadata::{is_secret_metadata, reserved_metadata_reason};
 use crate::wire::status_details::readable_details;
@@ -197,6 +197,32 @@ impl RequestHeader {
             }
         }
     }
+}
+
+/// `upstream`'s call stack with `headers` added to every request: what the schema is asked
+/// for by reflection over, so that an upstream wanting credentials on every call gets them
+/// there too.
+pub fn service_with_headers(
+    upstream: &Upstream,
+    headers: &[RequestHeader],
+) -> tower::util::MapRequest<
+    UpstreamService,
+    impl FnMut(http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> + Clone,
+> {
+    let mut metadata = MetadataMap::new();
+    for header in headers {
+        header.add_to(&mut metadata);
+    }
+    let headers = std::sync::Arc::new(metadata.into_headers());
+    tower::util::MapRequest::new(
+        upstream.service(),
+        move |mut request: http::Request<tonic::body::Body>| {
+            for (name, value) in headers.iter() {
+                request.headers_mut().append(name.clone(), value.clone());
+            }
+            request
+        },
+    )
 }
 
 /// How response messages are printed.
@@ -521,7 +547,10 @@ async fn unknown_method(
     };
     let listed = tokio::time::timeout(
         REFLECTION_PROBE_TIMEOUT,
-        octaneweb_schema::reflection::list_services(upstream.service()),
+        octaneweb_schema::reflection::list_services(service_with_headers(
+            upstream,
+            &settings.headers,
+        )),
     )
     .await;
     if let Ok(Ok(services)) = listed {

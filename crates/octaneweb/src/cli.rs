@@ -416,8 +416,9 @@ pub struct CallArgs {
     /// methods take several messages: a JSON array, or objects one after the other.
     #[arg(short = 'd', long, value_name = "DATA")]
     pub data: Option<String>,
-    /// Request metadata as 'name: value'. Repeatable. A name ending in -bin takes base64.
-    /// Reserved names (grpc-*, content-type, te, hop-by-hop and pseudo-headers) are refused.
+    /// Request metadata as 'name: value', also sent with the reflection requests of
+    /// --reflect. Repeatable. A name ending in -bin takes base64. Reserved names (grpc-*,
+    /// content-type, te, hop-by-hop and pseudo-headers) are refused.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub header: Vec<RequestHeader>,
     /// Describe the call on standard error: method and kind, metadata sent (credentials

@@ -25,7 +25,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Refusals (no token off loopback, unreadable TLS files, bad patterns) come first.
     let access = Access::from_args(&args.gateway.access, args.gateway.listen)?;
     let upstream = upstream(&args.upstream)?;
-    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let schema = schema_sources::load(&args.schema, &upstream, &[]).await?;
     let listener = bind(args.gateway.listen, "gateway").await?;
     let url = access.browser_url(listener.local_addr()?);
     println!(
@@ -138,7 +138,7 @@ pub async fn render_server(args: RenderServerArgs) -> anyhow::Result<ExitCode> {
 /// `octaneweb describe [NAME]`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let upstream = upstream(&args.upstream)?;
-    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let schema = schema_sources::load(&args.schema, &upstream, &[]).await?;
     let text = schema.describe(args.name.as_deref())?;
     print!("{text}");
     if !text.ends_with('\n') {
@@ -151,7 +151,7 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
 pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     use std::io::{IsTerminal as _, Write as _};
     let upstream = upstream(&args.upstream)?;
-    let schema = schema_sources::load(&args.schema, &upstream).await?;
+    let schema = schema_sources::load(&args.schema, &upstream, &args.header).await?;
     let mut stderr = std::io::stderr();
     let spec = args.data.as_deref().or(args.json.as_deref()).unwrap_or("");
     let json = match octaneweb_gateway::call::read_request(spec, std::io::stdin().lock()) {

@@ -6,10 +6,12 @@ use octaneweb_schema::{Schema, SchemaBuilder};
 
 use crate::cli::{BuiltinSchema, SchemaArgs};
 
-/// Loads the schema the flags ask for. `upstream` is only contacted with --reflect.
+/// Loads the schema the flags ask for. `upstream` is only contacted with --reflect, with
+/// `headers` as metadata of the reflection requests.
 pub async fn load(
     args: &SchemaArgs,
     upstream: &octaneweb_gateway::upstream::Upstream,
+    headers: &[octaneweb_gateway::RequestHeader],
 ) -> anyhow::Result<Schema> {
     let mut builder = SchemaBuilder::new();
     for path in &args.proto {
@@ -23,7 +25,8 @@ pub async fn load(
             .with_context(|| format!("loading --descriptor-set {}", path.display()))?;
     }
     if args.reflect {
-        let files = octaneweb_schema::reflection::fetch(upstream.service())
+        let transport = octaneweb_gateway::call::service_with_headers(upstream, headers);
+        let files = octaneweb_schema::reflection::fetch(transport)
             .await
             .with_context(|| {
                 format!("asking {} for its schema by reflection", upstream.target())

@@ -60,6 +60,8 @@ fn telemetry() -> SocketAddr {
 struct Recorder {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
+    /// The metadata of reflection requests.
+    reflected: Arc<Mutex<Vec<MetadataMap>>>,
 }
 
 impl Recorder {
@@ -87,6 +89,18 @@ impl Recorder {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .expect("reflection service");
+        let reflected: Arc<Mutex<Vec<MetadataMap>>> = Arc::default();
+        let record_reflection = Arc::clone(&reflected);
+        let reflection = tonic::service::interceptor::InterceptedService::new(
+            reflection,
+            move |request: tonic::Request<()>| {
+                record_reflection
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(request.metadata().clone());
+                Ok(request)
+            },
+        );
         let listener = bind();
         let addr = listener.local_addr().expect("address");
         let mut builder = tonic::transport::Server::builder();
@@ -100,16 +114,30 @@ impl Recorder {
             ))
             .add_service(reflection);
         runtime().spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
-        Recorder { addr, seen }
+        Recorder {
+            addr,
+            seen,
+            reflected,
+        }
     }
 
     /// The metadata of the request that carried `x-test: test`.
     fn request_of(&self, test: &str) -> MetadataMap {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.iter()
+        Self::find(&self.seen, test)
+            .unwrap_or_else(|| panic!("no request with x-test: {test} reached the server"))
+    }
+
+    /// The metadata of the reflection request that carried `x-test: test`.
+    fn reflection_request_of(&self, test: &str) -> Option<MetadataMap> {
+        Self::find(&self.reflected, test)
+    }
+
+    fn find(requests: &Mutex<Vec<MetadataMap>>, test: &str) -> Option<MetadataMap> {
+        let requests = requests.lock().unwrap_or_else(PoisonError::into_inner);
+        requests
+            .iter()
             .find(|m| m.get("x-test").and_then(|v| v.to_str().ok()) == Some(test))
             .cloned()
-            .unwrap_or_else(|| panic!("no request with x-test: {test} reached the server"))
     }
 }
 
@@ -191,6 +219,11 @@ fn headers_reach_the_server_and_verbose_shows_the_exchange_without_secrets() {
         seen.get("authorization").map(|v| v.to_str().ok()),
         Some(Some("Bearer very-secret-token-4711"))
     );
+    // --reflect asked for the schema with the same metadata.
+    let reflected = server
+        .reflection_request_of("headers")
+        .expect("the reflection request carried the headers");
+    assert!(reflected.get("authorization").is_some());
 
     for line in [
         "Method: /grpc.health.v1.Health/Check (unary: grpc.health.v1.HealthCheckRequest",
