@@ -2,8 +2,10 @@
 //!
 //! Input: for unary and server-streaming methods one JSON object (empty = empty message);
 //! for client- and bidirectional-streaming methods a JSON array of objects or a sequence of
-//! objects (concatenated or one per line), sent in order. [`read_request`] takes it from the
-//! command line, a file (`@FILE`) or standard input (`@-`). Request metadata comes as
+//! objects (concatenated or one per line), sent in order. [`RequestInput::from_spec`] takes it
+//! from the command line, a file (`@FILE`) or standard input (`@-`); from standard input a
+//! streaming call sends each message as soon as it is complete, so a bidirectional stream can
+//! be driven by hand. Request metadata comes as
 //! [`RequestHeader`]s (`-H 'name: value'`).
 //!
 //! Output: each response message as proto3 JSON with proto field names, on one line
@@ -22,9 +24,12 @@
 
 use std::fmt::Display;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use futures::stream::BoxStream;
+use futures::StreamExt as _;
 use octaneweb_schema::{json_to_message, LookupError, Schema};
 use prost_reflect::{DynamicMessage, MethodDescriptor, SerializeOptions};
 use tonic::metadata::{
@@ -43,6 +48,8 @@ use crate::wire::status_details::readable_details;
 pub const MAX_INPUT_MESSAGES: usize = 100_000;
 /// Largest request input (JSON text) read from a file or standard input.
 pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// Request messages read from standard input ahead of the upstream taking them.
+const STREAMED_INPUT_QUEUE: usize = 16;
 /// How long the upstream may take to list its services by reflection, asked only when the
 /// loaded schema does not know the method.
 const REFLECTION_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -288,11 +295,12 @@ pub async fn call_with_timeout<W: Write>(
         timeout,
         ..CallSettings::default()
     };
+    let input = RequestInput::Text(json.to_owned());
     call_with(
         schema,
         upstream,
         method,
-        json,
+        input,
         &settings,
         out,
         &mut io::sink(),
@@ -307,7 +315,7 @@ pub async fn call_with<W: Write, L: Write>(
     schema: &Schema,
     upstream: &Upstream,
     method: &str,
-    json: &str,
+    input: RequestInput,
     settings: &CallSettings,
     out: &mut W,
     log: &mut L,
@@ -317,16 +325,9 @@ pub async fn call_with<W: Write, L: Write>(
         Ok(descriptor) => descriptor,
         Err(error) => return Err(unknown_method(upstream, error, settings).await),
     };
-    let input = descriptor.input();
-    let messages = if descriptor.is_client_streaming() {
-        parse_sequence(&input, json)?
-    } else {
-        vec![json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?]
-    };
-    let sent = messages.len();
+    let (messages, sent, input_failure) = request_messages(&descriptor, input)?;
     let call_id = uuid::Uuid::new_v4().to_string();
-    let (mut request, mut options) =
-        upstream_request(futures::stream::iter(messages), settings.timeout, &call_id);
+    let (mut request, mut options) = upstream_request(messages, settings.timeout, &call_id);
     for header in &settings.headers {
         header.add_to(request.metadata_mut());
     }
@@ -335,7 +336,7 @@ pub async fn call_with<W: Write, L: Write>(
         started,
     };
     let deadline = upstream.deadline(options);
-    trace.request(&descriptor, upstream, sent, deadline, request.metadata());
+    trace.request(&descriptor, upstream, &sent, deadline, request.metadata());
     // Connecting first times it apart from the call, and bounds the TLS handshake too.
     let before = Instant::now();
     let connecting = match deadline {
@@ -454,6 +455,10 @@ pub async fn call_with<W: Write, L: Write>(
         Some(headers_at),
         first_message_at,
     );
+    if let Some(failure) = input_failure.and_then(|slot| slot.take()) {
+        // What was sent stopped at the bad input; that is the failure to report.
+        return Err(failure);
+    }
     if status.code() == Code::Ok {
         Ok(CallEnd::Completed)
     } else {
@@ -461,25 +466,146 @@ pub async fn call_with<W: Write, L: Write>(
     }
 }
 
-/// The request text `spec` names: `@-` (or `-`) standard input, `@FILE` a file's contents,
-/// anything else the JSON itself (JSON never starts with `@`). At most [`MAX_INPUT_BYTES`] are
-/// read.
-pub fn read_request(spec: &str, stdin: impl Read) -> Result<String, CallError> {
-    let unreadable = |what: &str, error: io::Error| {
-        CallError::new(
-            Code::InvalidArgument,
-            format!("cannot read the request from {what}: {error}"),
-        )
+/// The request messages of a call to `method` and how many they are, in words; for a stream
+/// read from a reader, also where a bad message in it is reported.
+fn request_messages(
+    method: &MethodDescriptor,
+    input: RequestInput,
+) -> Result<
+    (
+        BoxStream<'static, DynamicMessage>,
+        String,
+        Option<InputFailure>,
+    ),
+    CallError,
+> {
+    let json = match input {
+        RequestInput::Reader(reader) if method.is_client_streaming() => {
+            let failure = InputFailure::default();
+            let messages = stream_messages(method.input(), reader, failure.clone());
+            let sent = "streamed from standard input".to_owned();
+            return Ok((messages, sent, Some(failure)));
+        }
+        RequestInput::Reader(reader) => read_limited(reader, "standard input")?,
+        RequestInput::Text(json) => json,
     };
-    match spec {
-        "-" | "@-" => read_limited(stdin, "standard input"),
-        _ => match spec.strip_prefix('@') {
-            Some(path) => {
-                let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
-                read_limited(file, path)
+    let messages = if method.is_client_streaming() {
+        parse_sequence(&method.input(), &json)?
+    } else {
+        vec![json_to_message(&method.input(), json.as_bytes()).map_err(GatewayError::from)?]
+    };
+    let sent = match messages.len() {
+        1 => "1 message".to_owned(),
+        n => format!("{n} messages"),
+    };
+    Ok((futures::stream::iter(messages).boxed(), sent, None))
+}
+
+/// Where the reader of a streamed request leaves the first bad input it met.
+#[derive(Clone, Default)]
+struct InputFailure(Arc<Mutex<Option<CallError>>>);
+
+impl InputFailure {
+    fn set(&self, error: CallError) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert(error);
+    }
+
+    fn take(&self) -> Option<CallError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Request messages read from `reader` by a thread of their own, each sent once complete,
+/// at most [`STREAMED_INPUT_QUEUE`] ahead of the upstream. Bad input ends the stream and is
+/// left in `failure`. A plain thread, not the runtime's blocking pool: a read that never
+/// returns (a terminal nobody types into) must not keep the process from exiting.
+fn stream_messages(
+    input: prost_reflect::MessageDescriptor,
+    reader: Box<dyn Read + Send>,
+    failure: InputFailure,
+) -> BoxStream<'static, DynamicMessage> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(STREAMED_INPUT_QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("call-input".into())
+        .spawn({
+            let failure = failure.clone();
+            move || {
+                let invalid = |message: String| CallError::new(Code::InvalidArgument, message);
+                let mut limited = reader.take(MAX_INPUT_BYTES);
+                let mut index = 0usize;
+                let values =
+                    serde_json::Deserializer::from_reader(&mut limited).into_iter::<serde_json::Value>();
+                for value in values {
+                    let items = match value {
+                        Ok(serde_json::Value::Array(items)) => items,
+                        Ok(other) => vec![other],
+                        Err(error) => {
+                            return failure.set(invalid(format!(
+                                "malformed JSON input after {index} messages: {error} (standard input is read up to {} MiB)",
+                                MAX_INPUT_BYTES / (1024 * 1024)
+                            )))
+                        }
+                    };
+                    for value in items {
+                        if index >= MAX_INPUT_MESSAGES {
+                            return failure.set(invalid(format!(
+                                "more than {MAX_INPUT_MESSAGES} input messages"
+                            )));
+                        }
+                        let text = value.to_string();
+                        let message = match json_to_message(&input, text.as_bytes()) {
+                            Ok(message) => message,
+                            Err(error) => {
+                                return failure
+                                    .set(invalid(format!("input message {index}: {error}")))
+                            }
+                        };
+                        if sender.blocking_send(message).is_err() {
+                            return; // The call is over.
+                        }
+                        index += 1;
+                    }
+                }
             }
-            None => Ok(spec.to_owned()),
-        },
+        });
+    if let Err(error) = spawned {
+        failure.set(CallError::new(
+            Code::Internal,
+            format!("cannot start reading standard input: {error}"),
+        ));
+    }
+    tokio_stream::wrappers::ReceiverStream::new(receiver).boxed()
+}
+
+/// Where a call's request comes from.
+pub enum RequestInput {
+    /// JSON text, from the command line or a file.
+    Text(String),
+    /// A reader (standard input): for client- and bidirectional-streaming methods each message
+    /// is sent as soon as it is complete; for the others it is read whole.
+    Reader(Box<dyn Read + Send>),
+}
+
+impl RequestInput {
+    /// What `spec` names: `@-` (or `-`) `stdin`, `@FILE` a file's contents, anything else
+    /// the JSON itself (JSON never starts with `@`). At most [`MAX_INPUT_BYTES`] are read.
+    pub fn from_spec(spec: &str, stdin: Box<dyn Read + Send>) -> Result<Self, CallError> {
+        match spec {
+            "-" | "@-" => Ok(RequestInput::Reader(stdin)),
+            _ => match spec.strip_prefix('@') {
+                Some(path) => {
+                    let file = std::fs::File::open(path).map_err(|error| {
+                        CallError::new(
+                            Code::InvalidArgument,
+                            format!("cannot read the request from {path}: {error}"),
+                        )
+                    })?;
+                    read_limited(file, path).map(RequestInput::Text)
+                }
+                None => Ok(RequestInput::Text(spec.to_owned())),
+            },
+        }
     }
 }
 
@@ -611,7 +737,7 @@ impl<L: Write> Trace<'_, L> {
         &mut self,
         method: &MethodDescriptor,
         upstream: &Upstream,
-        messages: usize,
+        messages: &str,
         deadline: Option<Duration>,
         metadata: &MetadataMap,
     ) {
@@ -628,8 +754,7 @@ impl<L: Write> Trace<'_, L> {
             upstream.target()
         ));
         self.line(format_args!(
-            "Request: {messages} message{}, deadline {}",
-            if messages == 1 { "" } else { "s" },
+            "Request: {messages}, deadline {}",
             deadline.map_or_else(|| "none".to_owned(), |d| format!("{} s", d.as_secs_f64()))
         ));
         self.metadata("Request metadata", metadata);
@@ -804,13 +929,21 @@ mod tests {
 
     #[test]
     fn request_input_comes_from_text_files_and_stdin() {
-        assert_eq!(
-            read_request(r#"{"a":1}"#, io::empty()).ok().as_deref(),
-            Some(r#"{"a":1}"#)
-        );
-        assert_eq!(read_request("@-", &b"{}"[..]).ok().as_deref(), Some("{}"));
-        assert_eq!(read_request("-", &b"[]"[..]).ok().as_deref(), Some("[]"));
-        let missing = read_request("@/nonexistent/request.json", io::empty()).expect_err("no file");
+        let stdin = || Box::new(io::empty()) as Box<dyn Read + Send>;
+        let text = |spec: &str| match RequestInput::from_spec(spec, stdin()) {
+            Ok(RequestInput::Text(text)) => Some(text),
+            _ => None,
+        };
+        assert_eq!(text(r#"{"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
+        for spec in ["-", "@-"] {
+            assert!(matches!(
+                RequestInput::from_spec(spec, stdin()),
+                Ok(RequestInput::Reader(_))
+            ));
+        }
+        let missing = RequestInput::from_spec("@/nonexistent/request.json", stdin())
+            .err()
+            .expect("no such file");
         assert_eq!(missing.code, Code::InvalidArgument);
         assert!(
             missing.message.contains("/nonexistent/request.json"),

@@ -45,7 +45,7 @@ pub mod wire;
 
 pub use call::{
     call, call_with, call_with_timeout, CallEnd, CallError, CallSettings, OutputFormat,
-    RequestHeader,
+    RequestHeader, RequestInput,
 };
 pub use context::{
     AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, ResolvedMethod,

@@ -412,8 +412,9 @@ pub struct CallArgs {
     /// message.
     #[arg(conflicts_with = "data")]
     pub json: Option<String>,
-    /// The request: JSON text, @FILE to read a file, or @- to read standard input. Streaming
-    /// methods take several messages: a JSON array, or objects one after the other.
+    /// The request: JSON text, @FILE to read a file, or @- to read standard input. Client-
+    /// and bidirectional-streaming methods take several messages: a JSON array, or objects one
+    /// after the other; from standard input each is sent as soon as it is complete.
     #[arg(short = 'd', long, value_name = "DATA")]
     pub data: Option<String>,
     /// Request metadata as 'name: value', also sent with the reflection requests of

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamTls};
-use octaneweb_gateway::{CallEnd, CallSettings, OutputFormat};
+use octaneweb_gateway::{CallEnd, CallSettings, OutputFormat, RequestInput};
 use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
@@ -154,8 +154,8 @@ pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let schema = schema_sources::load(&args.schema, &upstream, &args.header).await?;
     let mut stderr = std::io::stderr();
     let spec = args.data.as_deref().or(args.json.as_deref()).unwrap_or("");
-    let json = match octaneweb_gateway::call::read_request(spec, std::io::stdin().lock()) {
-        Ok(json) => json,
+    let input = match RequestInput::from_spec(spec, Box::new(std::io::stdin())) {
+        Ok(input) => input,
         Err(error) => {
             let _ = writeln!(stderr, "octaneweb call: {error}");
             return Ok(ExitCode::from(error.exit_code()));
@@ -181,7 +181,7 @@ pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         &schema,
         &upstream,
         &args.method,
-        &json,
+        input,
         &settings,
         &mut stdout,
         &mut stderr,

@@ -642,3 +642,78 @@ fn connect_timeout_bounds_connecting_and_timeout_the_call() {
     assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
     drop(silent);
 }
+
+#[test]
+fn a_stream_from_standard_input_sends_each_message_as_it_comes() {
+    let upstream = telemetry().to_string();
+    let mut child = Command::new(BIN)
+        .args([
+            "call",
+            "TrainingService/Control",
+            "-d",
+            "@-",
+            "--reflect",
+            "--upstream",
+            &upstream,
+            "--timeout",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start octaneweb call");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (line_sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if line_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Each command is answered while standard input is still open: it was sent as it came.
+    for id in ["first", "second"] {
+        writeln!(
+            stdin,
+            r#"{{"command_id": "{id}", "set_learning_rate": {{"learning_rate": 0.01}}}}"#
+        )
+        .expect("write a command");
+        stdin.flush().expect("flush");
+        let ack = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an acknowledgement while the input is open")
+            .expect("read stdout");
+        let ack: serde_json::Value = serde_json::from_str(&ack).expect("JSON");
+        assert_eq!(ack["command_id"], id, "{ack}");
+        assert_eq!(ack["accepted"], true, "{ack}");
+    }
+    // Closing the input ends the stream.
+    drop(stdin);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the call ends once its input is closed")
+        .expect("wait");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    // Bad input on the way ends the call with INVALID_ARGUMENT, naming where it was.
+    let output = call(
+        &[
+            "TrainingService/Control",
+            "-d",
+            "@-",
+            "--reflect",
+            "--upstream",
+            &upstream,
+        ],
+        Some(r#"{"command_id": "ok", "resume": {}} {oops"#),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("after 1 messages"), "{stderr}");
+}
