@@ -35,7 +35,8 @@ pub(crate) fn details(status: &Status) -> Result<Vec<AnyDetail>, ()> {
         .map_err(|_| ())
 }
 
-/// The details attached to `status` for a person to read: each as proto3 JSON with its
+/// The details attached to `status` as JSON (`/ws` end frames, `octaneweb call -v`): each as
+/// proto3 JSON with its
 /// `@type` when `pool` or the standard `google.rpc` error details (ErrorInfo, BadRequest,
 /// RetryInfo, ...) know its type, else its type and bytes in base64. Empty when there are
 /// none; one `{"value": <base64>}` entry when the bytes are no `google.rpc.Status`.

@@ -675,35 +675,13 @@ impl Call {
     }
 
     /// `grpc-status-details-bin` as JSON: each detail as proto3 JSON `Any` when the schema
-    /// knows its type, else `{"@type", "value": <base64>}`.
+    /// (or the standard `google.rpc` error details) knows its type, else
+    /// `{"@type", "value": <base64>}`.
     fn details_json(&self, status: &Status) -> serde_json::Value {
-        use base64::Engine as _;
-        let Ok(decoded) = crate::wire::status_details::details(status) else {
-            return serde_json::json!([{
-                "value": base64::engine::general_purpose::STANDARD.encode(status.details())
-            }]);
-        };
-        let pool = self.state.schema.pool();
-        let details = decoded
-            .iter()
-            .map(|any| {
-                let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-                let known = pool
-                    .get_message_by_name(type_name)
-                    .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok());
-                match known.map(|m| octaneweb_schema::message_to_json(&m)) {
-                    Some(serde_json::Value::Object(mut fields)) => {
-                        fields.insert("@type".into(), any.type_url.clone().into());
-                        serde_json::Value::Object(fields)
-                    }
-                    _ => serde_json::json!({
-                        "@type": any.type_url,
-                        "value": base64::engine::general_purpose::STANDARD.encode(&any.value),
-                    }),
-                }
-            })
-            .collect();
-        serde_json::Value::Array(details)
+        serde_json::Value::Array(crate::wire::status_details::readable_details(
+            status,
+            self.state.schema.pool(),
+        ))
     }
 }
 
