@@ -15,7 +15,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, message_to_json, Schema};
+use octaneweb_schema::{json_to_message, message_to_json, JsonShape, Schema};
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 
@@ -95,7 +95,7 @@ pub async fn call_with_timeout<W: Write>(
     let call_id = uuid::Uuid::new_v4().to_string();
 
     let write = |out: &mut W, message: &DynamicMessage| -> Result<(), CallError> {
-        let line = serde_json::to_string(&message_to_json(message))
+        let line = serde_json::to_string(&message_to_json(message, JsonShape::PROXY))
             .map_err(|e| CallError::new(Code::Internal, e.to_string()))?;
         writeln!(out, "{line}")
             .and_then(|()| out.flush())

@@ -33,9 +33,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
-use octaneweb_schema::json_to_message;
+use octaneweb_schema::{json_to_message, write_message_json, JsonShape};
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tonic::{Code, Status};
 
 use super::grpc::method_path;
@@ -386,10 +386,7 @@ fn response_bytes(
                 ))
             })?;
             let mut out = Vec::with_capacity(256);
-            let mut serializer = serde_json::Serializer::new(&mut out);
-            message
-                .serialize_with_options(&mut serializer, &SerializeOptions::new())
-                .map_err(|e| Status::internal(format!("writing the response as JSON: {e}")))?;
+            write_message_json(&message, JsonShape::CANONICAL, &mut out);
             Ok(Bytes::from(out))
         }
         (Codec::Json, None) => Err(Status::internal("JSON needs a method the schema knows")),

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{header, HeaderValue, StatusCode};
-use octaneweb_schema::{json_to_message_with, write_message_json, JsonOptions};
+use octaneweb_schema::{json_to_message_with, write_message_json, JsonOptions, JsonShape};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
@@ -129,7 +129,7 @@ pub(crate) async fn unary_call(
 pub(crate) fn success_body(message: &DynamicMessage) -> Vec<u8> {
     let mut body = Vec::with_capacity(256);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
-    write_message_json(message, &mut body);
+    write_message_json(message, JsonShape::PROXY, &mut body);
     body.push(b'}');
     body
 }
@@ -162,7 +162,7 @@ fn ndjson_response(
         match event {
             StreamEvent::Message(message) => {
                 line.extend_from_slice(b"{\"data\":");
-                write_message_json(&message, &mut line);
+                write_message_json(&message, JsonShape::PROXY, &mut line);
                 line.push(b'}');
             }
             StreamEvent::End(status) => {

@@ -26,7 +26,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
 use http::HeaderMap;
-use octaneweb_schema::{json_to_message, message_to_json};
+use octaneweb_schema::{json_to_message, message_to_json, JsonShape};
 use prost_reflect::DynamicMessage;
 use serde::Deserialize;
 use tonic::{Code, Status, Streaming};
@@ -159,7 +159,8 @@ fn events(
     source.map(move |event| {
         let event = match event {
             StreamEvent::Message(message) => {
-                let data = serde_json::to_string(&message_to_json(&message)).unwrap_or_default();
+                let data = serde_json::to_string(&message_to_json(&message, JsonShape::PROXY))
+                    .unwrap_or_default();
                 metrics.add_bytes_out(Protocol::Sse, data.len() as u64);
                 Event::default().data(data)
             }

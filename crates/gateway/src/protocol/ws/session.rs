@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, write_message_json};
+use octaneweb_schema::{json_to_message, message_to_json, write_message_json, JsonShape};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde_json::value::RawValue;
@@ -667,7 +667,9 @@ impl Call {
                 output.full_name()
             ))
         })?;
-        let text = frame::message_frame(&self.id, |out| write_message_json(&message, out));
+        let text = frame::message_frame(&self.id, |out| {
+            write_message_json(&message, JsonShape::PROXY, out)
+        });
         // The frame is JSON written by serde_json and our own ASCII: always UTF-8.
         String::from_utf8(text)
             .map(Outbound::Text)
@@ -691,7 +693,7 @@ impl Call {
                 let known = pool
                     .get_message_by_name(type_name)
                     .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok());
-                match known.map(|m| octaneweb_schema::message_to_json(&m)) {
+                match known.map(|m| message_to_json(&m, JsonShape::PROXY)) {
                     Some(serde_json::Value::Object(mut fields)) => {
                         fields.insert("@type".into(), any.type_url.clone().into());
                         serde_json::Value::Object(fields)
