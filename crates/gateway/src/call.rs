@@ -3,7 +3,8 @@
 //! Input: for unary and server-streaming methods one JSON object (empty = empty message);
 //! for client- and bidirectional-streaming methods a JSON array of objects or a sequence of
 //! objects (one per line), sent in order. Output: each response message as one line of
-//! proto3 JSON (proto field names).
+//! proto3 JSON in the [`JsonShape`] asked for ([`call`]: proto field names with defaults,
+//! as the gateway's original-proxy routes write it).
 //!
 //! Exit codes ([`CallError::exit_code`]): 0 on success, otherwise the gRPC code number of the
 //! failure (1 CANCELLED ... 16 UNAUTHENTICATED). Local problems map like the HTTP routes do:
@@ -15,7 +16,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, message_to_json, Schema};
+use octaneweb_schema::{json_to_message, write_message_json, JsonShape, Schema};
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 
@@ -67,8 +68,8 @@ impl From<tonic::Status> for CallError {
 }
 
 /// Call `method` (`Service/method`, `Service.method`, `package.Service/Method`; lenient
-/// service names) with `json` as input and write each response message as one line to `out`.
-/// The upstream's configured default deadline bounds the whole call.
+/// service names) with `json` as input and write each response message as one line to `out`
+/// ([`JsonShape::PROXY`]). The upstream's configured default deadline bounds the whole call.
 pub async fn call<W: Write>(
     schema: &Schema,
     upstream: &Upstream,
@@ -76,16 +77,18 @@ pub async fn call<W: Write>(
     json: &str,
     out: &mut W,
 ) -> Result<(), CallError> {
-    call_with_timeout(schema, upstream, method, json, None, out).await
+    call_with_timeout(schema, upstream, method, json, None, JsonShape::PROXY, out).await
 }
 
-/// [`call`] with a deadline of its own (the upstream's configured default still caps it).
+/// [`call`] with a deadline of its own (the upstream's configured default still caps it),
+/// writing responses in `shape`.
 pub async fn call_with_timeout<W: Write>(
     schema: &Schema,
     upstream: &Upstream,
     method: &str,
     json: &str,
     timeout: Option<Duration>,
+    shape: JsonShape,
     out: &mut W,
 ) -> Result<(), CallError> {
     let descriptor = schema
@@ -95,9 +98,10 @@ pub async fn call_with_timeout<W: Write>(
     let call_id = uuid::Uuid::new_v4().to_string();
 
     let write = |out: &mut W, message: &DynamicMessage| -> Result<(), CallError> {
-        let line = serde_json::to_string(&message_to_json(message))
-            .map_err(|e| CallError::new(Code::Internal, e.to_string()))?;
-        writeln!(out, "{line}")
+        let mut line = Vec::with_capacity(256);
+        write_message_json(message, shape, &mut line);
+        line.push(b'\n');
+        out.write_all(&line)
             .and_then(|()| out.flush())
             .map_err(|e| CallError::new(Code::Internal, format!("writing the output: {e}")))
     };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig, UpstreamTls};
-use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
+use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions, ShapeChoice};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
 use octaneweb_schema::{Schema, SchemaBuilder};
@@ -96,6 +96,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(u32::MAX),
         render_autostart: true,
         keep_callback: false,
+        json_names: None,
+        json_defaults: None,
     };
     let listener = bind(args.listen, "gateway").await?;
     let url = access.browser_url(listener.local_addr()?);
@@ -207,6 +209,10 @@ async fn run_gateway(
             // the idle timeout.
             ping_interval: (args.ws_idle_timeout / 3).min(WsLimits::default().ping_interval),
             ..WsLimits::default()
+        },
+        json_shape: ShapeChoice {
+            names: args.json_names,
+            defaults: args.json_defaults,
         },
     };
     let state = GatewayState::new(schema, upstream, config);
