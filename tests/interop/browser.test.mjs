@@ -7,28 +7,13 @@
 // included) unless listed; a page on an unlisted port is refused with PERMISSION_DENIED.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { build, stop as stopEsbuild } from 'esbuild';
-import { MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, buildDescriptorSet, here, launchBrowser, openPage, startDemo } from './common.mjs';
+import { MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, buildDescriptorSet, here, launchBrowser, openPage, startDemo, startStaticServer } from './common.mjs';
 import { grewSomewhere } from './scenarios.mjs';
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>octaneweb interop</title><script type="module" src="/bundle.js"></script>`;
-
-/** Serves the page, its bundle and the descriptor sets on 127.0.0.1 (an ephemeral port). */
-async function startStaticServer(files) {
-  const server = http.createServer((request, response) => {
-    const file = files.get(new URL(request.url, 'http://x').pathname);
-    if (!file) {
-      response.writeHead(request.url === '/favicon.ico' ? 204 : 404).end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((resolve) => server.close(resolve)) };
-}
 
 let demo;
 let site;

@@ -4,6 +4,7 @@
 // browser tests' harness.
 
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,3 +90,21 @@ export const CAMERA_B = Object.freeze({
   target: { x: 0.0, y: 0.75, z: 0.0 },
   fov: 55.0,
 });
+
+/**
+ * Serves `files` (a Map of path → `{type, body}`, read at each request, so entries may be
+ * added after the server started) on 127.0.0.1 at an ephemeral port: a page's own origin,
+ * different from the gateway's.
+ */
+export async function startStaticServer(files) {
+  const server = http.createServer((request, response) => {
+    const file = files.get(new URL(request.url, 'http://x').pathname);
+    if (!file) {
+      response.writeHead(request.url === '/favicon.ico' ? 204 : 404).end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((resolve) => server.close(resolve)) };
+}

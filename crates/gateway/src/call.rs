@@ -8,12 +8,13 @@
 //! be driven by hand. Request metadata comes as
 //! [`RequestHeader`]s (`-H 'name: value'`).
 //!
-//! Output: each response message as proto3 JSON with proto field names, on one line
-//! ([`OutputFormat::Compact`]) or indented ([`OutputFormat::Pretty`]); fields holding their
-//! default value are left out unless [`CallSettings::emit_defaults`]. With
-//! [`CallSettings::verbose`] the call is described on a second writer (standard error): the
-//! method, the metadata sent (credentials redacted), response headers, each message, trailers,
-//! the status with its details, and timings.
+//! Output: each response message as proto3 JSON in the [`JsonShape`] of
+//! [`CallSettings::shape`] (the command line: proto field names, fields at their default value
+//! only with `--emit-defaults`; [`call`]: proto names with defaults, as the gateway's
+//! original-proxy routes write it), on one line ([`OutputFormat::Compact`]) or indented
+//! ([`OutputFormat::Pretty`]). With [`CallSettings::verbose`] the call is described on a
+//! second writer (standard error): the method, the metadata sent (credentials redacted),
+//! response headers, each message, trailers, the status with its details, and timings.
 //!
 //! Exit codes ([`CallError::exit_code`]): 0 on success, otherwise the gRPC code number of the
 //! failure (1 CANCELLED ... 16 UNAUTHENTICATED). Local problems map like the HTTP routes do:
@@ -30,8 +31,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::stream::BoxStream;
 use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, LookupError, Schema};
-use prost_reflect::{DynamicMessage, MethodDescriptor, SerializeOptions};
+use octaneweb_schema::{json_to_message, JsonShape, LookupError, Schema};
+use prost_reflect::{DynamicMessage, MethodDescriptor};
 use tonic::metadata::{
     AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, BinaryMetadataValue, MetadataMap,
 };
@@ -243,14 +244,14 @@ pub enum OutputFormat {
 }
 
 /// How a command-line call is made and shown.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CallSettings {
     /// A deadline of its own (the upstream's configured default still caps it).
     pub timeout: Option<Duration>,
     /// Request metadata, sent in this order.
     pub headers: Vec<RequestHeader>,
-    /// Print fields that hold their default value (proto3 JSON leaves them out).
-    pub emit_defaults: bool,
+    /// How each response message is written as JSON.
+    pub shape: JsonShape,
     /// How each response message is printed.
     pub format: OutputFormat,
     /// Describe the call on the log writer.
@@ -258,6 +259,20 @@ pub struct CallSettings {
     /// When the schema does not know the method, ask the upstream whether it serves
     /// reflection, and if so name `--reflect` in the error.
     pub suggest_reflection: bool,
+}
+
+impl Default for CallSettings {
+    /// No deadline of its own, no metadata, [`JsonShape::PROXY`] on one line per message.
+    fn default() -> Self {
+        CallSettings {
+            timeout: None,
+            headers: Vec::new(),
+            shape: JsonShape::PROXY,
+            format: OutputFormat::default(),
+            verbose: false,
+            suggest_reflection: false,
+        }
+    }
 }
 
 /// How a call that did not fail ended.
@@ -270,8 +285,8 @@ pub enum CallEnd {
 }
 
 /// Call `method` (`Service/method`, `Service.method`, `package.Service/Method`; lenient
-/// service names) with `json` as input and write each response message as one line to `out`.
-/// The upstream's configured default deadline bounds the whole call.
+/// service names) with `json` as input and write each response message as one line to `out`
+/// ([`JsonShape::PROXY`]). The upstream's configured default deadline bounds the whole call.
 pub async fn call<W: Write>(
     schema: &Schema,
     upstream: &Upstream,
@@ -279,20 +294,23 @@ pub async fn call<W: Write>(
     json: &str,
     out: &mut W,
 ) -> Result<(), CallError> {
-    call_with_timeout(schema, upstream, method, json, None, out).await
+    call_with_timeout(schema, upstream, method, json, None, JsonShape::PROXY, out).await
 }
 
-/// [`call`] with a deadline of its own (the upstream's configured default still caps it).
+/// [`call`] with a deadline of its own (the upstream's configured default still caps it),
+/// writing responses in `shape`.
 pub async fn call_with_timeout<W: Write>(
     schema: &Schema,
     upstream: &Upstream,
     method: &str,
     json: &str,
     timeout: Option<Duration>,
+    shape: JsonShape,
     out: &mut W,
 ) -> Result<(), CallError> {
     let settings = CallSettings {
         timeout,
+        shape,
         ..CallSettings::default()
     };
     let input = RequestInput::Text(json.to_owned());
@@ -334,6 +352,7 @@ pub async fn call_with<W: Write, L: Write>(
     let mut trace = Trace {
         log: settings.verbose.then_some(log),
         started,
+        shape: settings.shape,
     };
     let deadline = upstream.deadline(options);
     trace.request(&descriptor, upstream, &sent, deadline, request.metadata());
@@ -634,9 +653,7 @@ fn read_limited(reader: impl Read, what: &str) -> Result<String, CallError> {
 
 /// One response message as JSON text, with its line end.
 fn render(message: &DynamicMessage, settings: &CallSettings) -> Result<Vec<u8>, CallError> {
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .skip_default_fields(!settings.emit_defaults);
+    let options = settings.shape.serialize_options();
     let mut text = Vec::with_capacity(256);
     let written =
         match settings.format {
@@ -720,6 +737,8 @@ fn millis(duration: Duration) -> String {
 struct Trace<'a, L: Write> {
     log: Option<&'a mut L>,
     started: Instant,
+    /// How status details are written.
+    shape: JsonShape,
 }
 
 impl<L: Write> Trace<'_, L> {
@@ -808,7 +827,7 @@ impl<L: Write> Trace<'_, L> {
                 status.message()
             ));
         }
-        let details = readable_details(status, schema.pool());
+        let details = readable_details(status, schema.pool(), self.shape);
         if !details.is_empty() {
             self.line("Status details:");
             for detail in details {

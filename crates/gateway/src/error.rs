@@ -6,7 +6,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use octaneweb_schema::{JsonError, LookupError};
+use octaneweb_schema::{JsonError, LookupError, ShapeValueError};
 use tonic::{Code, Status};
 
 use crate::wire::codes::{code_name, http_status_for};
@@ -64,6 +64,15 @@ pub enum GatewayError {
     /// A request header or query parameter is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A choice of JSON shape (`X-Json-Names`, `json_defaults`, ...) is not one of its values.
+    #[error("{place} {error}")]
+    JsonShape {
+        /// Where the value was given: `header X-Json-Names`, `query parameter json_names`,
+        /// `"json_names"`.
+        place: String,
+        /// What is wrong with it, naming the accepted values.
+        error: ShapeValueError,
+    },
     /// A browser page from an origin the CORS policy does not allow made the request.
     #[error(
         "requests from pages on {origin} are not allowed; allow the origin with --cors-origin {origin}"
@@ -210,6 +219,7 @@ impl GatewayError {
             GatewayError::UnsupportedStreaming { .. } => Code::InvalidArgument,
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest(_) => Code::InvalidArgument,
+            GatewayError::JsonShape { .. } => Code::InvalidArgument,
             GatewayError::ForeignOrigin { .. }
             | GatewayError::CrossSite { .. }
             | GatewayError::HostNotAllowed { .. }

@@ -13,7 +13,7 @@
 //!   pass-through, gRPC-Web and Connect (see `docs/protocols.md` and `docs/websocket.md`).
 //! - [`call`](mod@call): one call from the command line.
 //! - [`context`]: what every call needs: the shared state with the method cache, settings,
-//!   call ids, shutdown, deadlines and request bodies.
+//!   call ids, shutdown, deadlines, request bodies and the JSON shape of answers.
 //! - [`error`]: typed failures and their gRPC codes, HTTP statuses and JSON bodies;
 //!   [`metrics`]: one Prometheus registry and the per-call log line; [`policy`]: which
 //!   methods may be called (`--allow` / `--deny`).
@@ -48,8 +48,8 @@ pub use call::{
     RequestHeader, RequestInput,
 };
 pub use context::{
-    AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, ResolvedMethod,
-    ShutdownSignal,
+    AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, JsonRoute,
+    ResolvedMethod, ShapeChoice, ShutdownSignal,
 };
 pub use error::GatewayError;
 pub use metrics::ConnectionStats;

@@ -228,6 +228,18 @@ pub struct GatewayArgs {
     /// Keep the OnNewImage callback registered when the last viewer leaves.
     #[arg(long)]
     pub keep_callback: bool,
+
+    /// Field names in JSON answers on every route: proto (user_data) or camel (userData).
+    /// Unset, each route keeps its own default; a request can still choose with the
+    /// X-Json-Names header or json_names parameter (docs/json.md).
+    #[arg(long, value_name = "proto|camel")]
+    pub json_names: Option<octaneweb_schema::FieldNames>,
+
+    /// Whether JSON answers on every route include fields at their default value: emit or
+    /// omit. Unset, each route keeps its own default; a request can still choose with the
+    /// X-Json-Defaults header or json_defaults parameter (docs/json.md).
+    #[arg(long, value_name = "emit|omit")]
+    pub json_defaults: Option<octaneweb_schema::Defaults>,
 }
 
 /// Who may use the gateway, and how hard they may push it. See docs/security.md.
@@ -426,10 +438,17 @@ pub struct CallArgs {
     /// redacted), response headers, each message, trailers, status and its details, timing.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// Print fields that hold their default value (0, "", false, empty lists), which proto3
-    /// JSON leaves out.
-    #[arg(long)]
+    /// Print fields that hold their default value (0, "", false, empty lists), which are left
+    /// out otherwise; the same as --json-defaults emit.
+    #[arg(long, conflicts_with = "json_defaults")]
     pub emit_defaults: bool,
+    /// Field names in the printed JSON: proto (user_data, the default) or camel (userData).
+    #[arg(long, value_name = "proto|camel")]
+    pub json_names: Option<octaneweb_schema::FieldNames>,
+    /// Whether the printed JSON has fields at their default value: omit (the default) or
+    /// emit. See docs/json.md.
+    #[arg(long, value_name = "emit|omit")]
+    pub json_defaults: Option<octaneweb_schema::Defaults>,
     /// How to print messages: compact (one line per message, NDJSON), pretty (indented), or
     /// auto (pretty on a terminal, compact into a pipe or file).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = CallFormat::Auto)]
@@ -519,6 +538,30 @@ mod tests {
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn json_shape_flags_parse_and_name_their_choices() {
+        use octaneweb_schema::{Defaults, FieldNames};
+        let cli = Cli::try_parse_from(["octaneweb", "serve", "--json-names", "camel"])
+            .expect("valid flags");
+        let Command::Serve(serve) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(serve.gateway.json_names, Some(FieldNames::Camel));
+        assert_eq!(serve.gateway.json_defaults, None);
+        let cli = Cli::try_parse_from(["octaneweb", "serve", "--json-defaults", "omit"])
+            .expect("valid flags");
+        let Command::Serve(serve) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(serve.gateway.json_defaults, Some(Defaults::Omit));
+        let error = Cli::try_parse_from(["octaneweb", "serve", "--json-names", "snake"])
+            .expect_err("not a choice");
+        assert!(
+            error.to_string().contains("must be proto or camel"),
+            "{error}"
+        );
     }
 
     #[test]

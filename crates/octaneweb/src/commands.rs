@@ -6,10 +6,10 @@ use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{CallEnd, CallSettings, OutputFormat, RequestInput};
-use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions};
+use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions, ShapeChoice};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
-use octaneweb_schema::{Schema, SchemaBuilder};
+use octaneweb_schema::{Defaults, FieldNames, JsonShape, Schema, SchemaBuilder};
 use tokio::net::TcpListener;
 
 use crate::access::Access;
@@ -97,6 +97,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(u32::MAX),
         render_autostart: true,
         keep_callback: false,
+        json_names: None,
+        json_defaults: None,
     };
     let listener = bind(args.listen, "gateway").await?;
     let url = access.browser_url(listener.local_addr()?);
@@ -171,7 +173,15 @@ pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let settings = CallSettings {
         timeout: None,
         headers: args.header,
-        emit_defaults: args.emit_defaults,
+        // As grpcurl prints: proto names, no defaults unless asked for.
+        shape: JsonShape {
+            names: args.json_names.unwrap_or(FieldNames::Proto),
+            defaults: if args.emit_defaults {
+                Defaults::Emit
+            } else {
+                args.json_defaults.unwrap_or(Defaults::Omit)
+            },
+        },
         format,
         verbose: args.verbose,
         // With --reflect the schema is the upstream's already.
@@ -234,6 +244,10 @@ async fn run_gateway(
             // the idle timeout.
             ping_interval: (args.ws_idle_timeout / 3).min(WsLimits::default().ping_interval),
             ..WsLimits::default()
+        },
+        json_shape: ShapeChoice {
+            names: args.json_names,
+            defaults: args.json_defaults,
         },
     };
     let state = GatewayState::new(schema, upstream, config);

@@ -210,24 +210,30 @@ impl Drop for Serve {
 /// `octaneweb serve` with `args`, in front of an upstream that is not there (the gateway
 /// serves anyway), once it accepts connections.
 fn start_serve(args: &[&str]) -> Serve {
+    start_process(&["serve", "--upstream", "127.0.0.1:1"], args)
+}
+
+/// `octaneweb <command> --listen <a free port> <args>`, once it accepts connections.
+fn start_process(command: &[&str], args: &[&str]) -> Serve {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(BIN)
-        .args(["serve", "--listen", &addr, "--upstream", "127.0.0.1:1"])
+        .args(command)
+        .args(["--listen", &addr])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start octaneweb serve");
+        .expect("start octaneweb");
     let serve = Serve { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(&serve.addr).is_err() {
         assert!(
             Instant::now() < deadline,
-            "serve did not listen within 30 s"
+            "{command:?} did not listen within 30 s"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -274,6 +280,81 @@ fn ws_flags_reach_the_websocket() {
     let mut code = [0u8; 2];
     stream.read_exact(&mut code).expect("close code");
     assert_eq!(u16::from_be_bytes(code), 1009, "closed as too big");
+}
+
+/// `data` of a successful JSON route answer.
+fn data(addr: &str, path: &str, headers: &str, body: &serde_json::Value) -> serde_json::Value {
+    let (status, text) = http_with(addr, "POST", path, headers, &body.to_string());
+    assert_eq!(status, 200, "{path}: {text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).expect("JSON answer");
+    answer["data"].clone()
+}
+
+#[test]
+fn json_shape_flags_reach_the_gateway_and_requests_still_choose() {
+    let renderer = start_process(
+        &["render-server"],
+        &["--width", "64", "--height", "32", "--max-spp", "16"],
+    );
+    let serve = start_process(
+        &["serve", "--upstream", &renderer.addr],
+        &["--json-names", "camel", "--json-defaults", "omit"],
+    );
+    let addr = serve.addr.as_str();
+    let walk = "X-Json-Names: proto\r\nX-Json-Defaults: emit\r\n";
+    let empty = serde_json::json!({});
+    let root = data(addr, "/ApiProjectManager/rootNodeGraph", walk, &empty)["result"].clone();
+    let owned = serde_json::json!({ "objectPtr": root });
+    let list = data(addr, "/ApiNodeGraph/getOwnedItems", walk, &owned)["list"].clone();
+    let size = data(
+        addr,
+        "/ApiItemArray/size",
+        walk,
+        &serde_json::json!({ "objectPtr": list }),
+    )["result"]
+        .as_u64()
+        .expect("size");
+    let camera = (0..size)
+        .map(|index| {
+            let get = serde_json::json!({ "objectPtr": list, "index": index });
+            data(addr, "/ApiItemArray/get", walk, &get)["result"].clone()
+        })
+        .find(|item| {
+            let name = serde_json::json!({ "objectPtr": item });
+            data(addr, "/ApiItem/name", walk, &name)["result"] == "Camera"
+        })
+        .expect("a camera");
+    let pin = serde_json::json!({ "objectPtr": camera, "index": 0 });
+
+    // The flags' shape: camelCase names (the value's oneof member is `float3_value`).
+    let value = data(addr, "/ApiNode/getPinValueByIx", "", &pin);
+    assert!(value["float3Value"].is_object(), "{value}");
+    // Without defaults: the pin's info leaves out its zero `endVersion`.
+    let info = data(addr, "/ApiNode/pinInfoIx", walk, &pin)["result"].clone();
+    let info = serde_json::json!({ "nodePinInfoRef": info });
+    let shown = data(addr, "/ApiNodePinInfoEx/getApiNodePinInfo", "", &info);
+    assert!(shown["nodePinInfo"].is_object(), "{shown}");
+    assert!(shown["nodePinInfo"].get("endVersion").is_none(), "{shown}");
+    let shown = data(addr, "/ApiNodePinInfoEx/getApiNodePinInfo", walk, &info);
+    assert_eq!(shown["nodePinInfo"]["endVersion"], 0, "{shown}");
+    // A request's choice wins.
+    let value = data(addr, "/ApiNode/getPinValueByIx", walk, &pin);
+    assert!(value["float3_value"].is_object(), "{value}");
+
+    // A wrong value stops the binary before it serves, naming the choices.
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--json-defaults",
+            "sometimes",
+        ])
+        .output()
+        .expect("run serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must be emit or omit"), "{stderr}");
 }
 
 #[test]

@@ -151,3 +151,23 @@ impl JsonError {
         }
     }
 }
+
+/// A spelling of a [`JsonShape`](crate::JsonShape) part that is not one of its choices.
+/// The message names the accepted spellings; whoever read the value adds where it was
+/// (`X-Json-Names must be proto or camel, got "snake"`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be {accepted}, got {got:?}")]
+pub struct ShapeValueError {
+    /// The value as given.
+    pub got: String,
+    /// The accepted spellings, as prose (`proto or camel`).
+    pub accepted: &'static str,
+}
+
+impl ShapeValueError {
+    pub(crate) fn new(got: &str, accepted: &'static str) -> Self {
+        // A value quoted back is bounded, so a huge header cannot make a huge answer.
+        let got: String = got.chars().take(64).collect();
+        ShapeValueError { got, accepted }
+    }
+}

@@ -8,7 +8,7 @@ use prost_reflect::{
 };
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::error::JsonError;
+use crate::error::{JsonError, ShapeValueError};
 use crate::proxy_compat;
 
 /// Leniencies of [`json_to_message_with`] beyond the proto3 JSON mapping. The default is
@@ -106,23 +106,131 @@ fn convert(desc: &MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, Json
         })
 }
 
-/// Render a message as proto3 JSON with the PROTO field names (`object_ptr`, not `objectPtr`),
-/// default values included (so `"result": false` is present), enums as names and 64-bit
-/// integers as strings.
-pub fn message_to_json(msg: &DynamicMessage) -> serde_json::Value {
+/// How a message is written as JSON: the two choices the proto3 JSON mapping leaves to the
+/// printer. Every shape writes enums as their value names and 64-bit integers as strings,
+/// and every reader of the gateway accepts all shapes (both names, defaults or not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JsonShape {
+    /// Which name each field is written under.
+    pub names: FieldNames,
+    /// Whether fields holding their default value are written.
+    pub defaults: Defaults,
+}
+
+impl JsonShape {
+    /// What Octane's original Python proxy printed, and its clients read: proto field names
+    /// (`user_data`), default values included (`"result": false`).
+    pub const PROXY: JsonShape = JsonShape {
+        names: FieldNames::Proto,
+        defaults: Defaults::Emit,
+    };
+    /// The proto3 JSON mapping's usual form, which Connect and protobuf-es clients print:
+    /// lowerCamelCase JSON names (`userData`), default values left out.
+    pub const CANONICAL: JsonShape = JsonShape {
+        names: FieldNames::Camel,
+        defaults: Defaults::Omit,
+    };
+
+    /// The prost-reflect options that write this shape, for a writer of one's own (the
+    /// command line's indented output).
+    pub fn serialize_options(self) -> SerializeOptions {
+        SerializeOptions::new()
+            .use_proto_field_name(self.names == FieldNames::Proto)
+            .skip_default_fields(self.defaults == Defaults::Omit)
+            .use_enum_numbers(false)
+            .stringify_64_bit_integers(true)
+    }
+}
+
+/// Which name a field is written under ([`JsonShape::names`]); spelled `proto` or `camel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldNames {
+    /// The name in the `.proto` file: `user_data`.
+    Proto,
+    /// The field's JSON name: lowerCamelCase (`userData`) unless the `.proto` file sets
+    /// `json_name`.
+    Camel,
+}
+
+impl FieldNames {
+    /// The spellings [`FieldNames::from_str`] accepts, for messages.
+    pub const ACCEPTED: &'static str = "proto or camel";
+}
+
+impl std::str::FromStr for FieldNames {
+    type Err = ShapeValueError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "proto" => Ok(FieldNames::Proto),
+            "camel" => Ok(FieldNames::Camel),
+            _ => Err(ShapeValueError::new(text, FieldNames::ACCEPTED)),
+        }
+    }
+}
+
+impl fmt::Display for FieldNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FieldNames::Proto => "proto",
+            FieldNames::Camel => "camel",
+        })
+    }
+}
+
+/// Whether fields holding their default value (`0`, `""`, `false`, an empty list, the
+/// first enum value) are written ([`JsonShape::defaults`]); spelled `emit` or `omit`. Fields
+/// with presence (message fields, oneof members, `optional` fields) are written when set and
+/// never when unset, in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Defaults {
+    /// Every field is written.
+    Emit,
+    /// Fields holding their default value are left out.
+    Omit,
+}
+
+impl Defaults {
+    /// The spellings [`Defaults::from_str`] accepts, for messages.
+    pub const ACCEPTED: &'static str = "emit or omit";
+}
+
+impl std::str::FromStr for Defaults {
+    type Err = ShapeValueError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "emit" => Ok(Defaults::Emit),
+            "omit" => Ok(Defaults::Omit),
+            _ => Err(ShapeValueError::new(text, Defaults::ACCEPTED)),
+        }
+    }
+}
+
+impl fmt::Display for Defaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Defaults::Emit => "emit",
+            Defaults::Omit => "omit",
+        })
+    }
+}
+
+/// Render a message as proto3 JSON in `shape`.
+pub fn message_to_json(msg: &DynamicMessage, shape: JsonShape) -> serde_json::Value {
     // Through the text form: serde_json's value serializer widens `float` fields to f64
     // (2.4 becomes 2.4000000953674316); its writer prints the shortest f32 form, as the
     // proto3 JSON mapping wants.
     let mut text = Vec::with_capacity(256);
-    write_message_json(msg, &mut text);
+    write_message_json(msg, shape, &mut text);
     serde_json::from_slice(&text)
         .unwrap_or_else(|error| serde_json::json!({ "serialization_error": error.to_string() }))
 }
 
 /// Append [`message_to_json`]'s JSON text (compact, fields in declaration order) to `out`,
 /// serializing straight into the buffer.
-pub fn write_message_json(msg: &DynamicMessage, out: &mut Vec<u8>) {
-    let options = proto_field_options();
+pub fn write_message_json(msg: &DynamicMessage, shape: JsonShape, out: &mut Vec<u8>) {
+    let options = shape.serialize_options();
     let start = out.len();
     let mut serializer = serde_json::Serializer::new(&mut *out);
     if let Err(error) = msg.serialize_with_options(&mut serializer, &options) {
@@ -134,12 +242,6 @@ pub fn write_message_json(msg: &DynamicMessage, out: &mut Vec<u8>) {
             &serde_json::json!({ "serialization_error": error.to_string() }),
         );
     }
-}
-
-fn proto_field_options() -> SerializeOptions {
-    SerializeOptions::new()
-        .use_proto_field_name(true)
-        .skip_default_fields(false)
 }
 
 fn json_error(error: &serde_json::Error, path: &str) -> JsonError {

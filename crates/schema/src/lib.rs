@@ -11,7 +11,8 @@
 //! `octaneapi.ApiItemService`), describes itself grpcurl-style ([`Schema::describe`]) and as
 //! JSON ([`Schema::to_json`]), and [`json_to_message`] / [`message_to_json`] convert between
 //! JSON bodies and dynamic messages ([`json_to_message_with`] and [`JsonOptions`] add the
-//! original Python proxy's leniencies, for its JSON route only).
+//! original Python proxy's leniencies, for its JSON route only; [`JsonShape`] is how answers
+//! are written: field names and defaults).
 
 mod builder;
 mod describe;
@@ -24,9 +25,10 @@ mod schema;
 pub mod schema_json;
 
 pub use builder::SchemaBuilder;
-pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
+pub use error::{JsonError, LookupError, SchemaError, SchemaWarning, ShapeValueError};
 pub use json::{
-    json_to_message, json_to_message_with, message_to_json, write_message_json, JsonOptions,
+    json_to_message, json_to_message_with, message_to_json, write_message_json, Defaults,
+    FieldNames, JsonOptions, JsonShape,
 };
 pub use schema::{has_no_side_effects, Schema};
 

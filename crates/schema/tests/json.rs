@@ -1,7 +1,10 @@
 //! JSON <-> message conversion with octaneweb's own protos.
 
 use octaneweb_schema::prost_reflect::{DescriptorPool, MessageDescriptor, Value};
-use octaneweb_schema::{json_to_message, message_to_json, write_message_json, JsonError};
+use octaneweb_schema::{
+    json_to_message, message_to_json, write_message_json, Defaults, FieldNames, JsonError,
+    JsonShape,
+};
 use serde_json::json;
 
 fn pool() -> DescriptorPool {
@@ -117,7 +120,7 @@ fn malformed_json_is_a_syntax_error_with_position() {
 fn responses_render_with_proto_names_defaults_and_string_int64() {
     let desc = message("octaneapi.ApiRenderEngine.grabRenderResultResponse");
     let msg = json_to_message(&desc, b"").expect("default");
-    let value = message_to_json(&msg);
+    let value = message_to_json(&msg, JsonShape::PROXY);
     // Defaults are present, so `result: false` tells the client there is no image.
     // Unset message fields stay absent (they have presence).
     assert_eq!(value, json!({"result": false}));
@@ -127,7 +130,7 @@ fn responses_render_with_proto_names_defaults_and_string_int64() {
         br#"{"objectPtr":{"handle":"18446744073709551615","type":"ApiItemArray"},"index":3}"#,
     )
     .expect("valid");
-    let value = message_to_json(&request);
+    let value = message_to_json(&request, JsonShape::PROXY);
     assert_eq!(
         value,
         json!({
@@ -140,15 +143,89 @@ fn responses_render_with_proto_names_defaults_and_string_int64() {
     let desc = message("octaneapi.OnNewImageData");
     for body in [&br#"{"userData": "5"}"#[..], br#"{"user_data": 5}"#] {
         let msg = json_to_message(&desc, body).expect("valid");
-        assert_eq!(message_to_json(&msg), json!({"user_data": "5"}));
+        assert_eq!(
+            message_to_json(&msg, JsonShape::PROXY),
+            json!({"user_data": "5"})
+        );
     }
     // A oneof member shows up under its own name; unset members do not.
     let desc = message("octaneapi.StreamCallbackRequest");
     let msg = json_to_message(&desc, br#"{"newImage": {"user_data": 1}}"#).expect("valid");
     assert_eq!(
-        message_to_json(&msg),
+        message_to_json(&msg, JsonShape::PROXY),
         json!({"newImage": {"user_data": "1"}})
     );
+}
+
+/// Each shape's two choices act independently; enums stay names and 64-bit integers strings
+/// in all four, and every shape parses back to the same message.
+#[test]
+fn shapes_choose_names_and_defaults_independently() {
+    let desc = message("octaneapi.ApiItem.getValueByIDRequest");
+    let msg = json_to_message(
+        &desc,
+        br#"{"item_ref":{"handle":"18446744073709551615","type":"ApiItem"},"attribute_id":185}"#,
+    )
+    .expect("valid");
+    let item = json!({"handle": "18446744073709551615", "type": "ApiItem"});
+    let expected = [
+        (
+            FieldNames::Proto,
+            Defaults::Emit,
+            json!({"item_ref": item, "attribute_id": "A_VALUE", "expected_type": "ATTR_ID_UNDEFINED"}),
+        ),
+        (
+            FieldNames::Proto,
+            Defaults::Omit,
+            json!({"item_ref": item, "attribute_id": "A_VALUE"}),
+        ),
+        (
+            FieldNames::Camel,
+            Defaults::Emit,
+            json!({"itemRef": item, "attributeId": "A_VALUE", "expectedType": "ATTR_ID_UNDEFINED"}),
+        ),
+        (
+            FieldNames::Camel,
+            Defaults::Omit,
+            json!({"itemRef": item, "attributeId": "A_VALUE"}),
+        ),
+    ];
+    for (names, defaults, want) in expected {
+        let shape = JsonShape { names, defaults };
+        let value = message_to_json(&msg, shape);
+        assert_eq!(value, want, "{shape:?}");
+        let back = json_to_message(&desc, value.to_string().as_bytes()).expect("parses back");
+        // (An explicit default and an absent field are the same message.)
+        assert_eq!(
+            message_to_json(&back, JsonShape::PROXY),
+            message_to_json(&msg, JsonShape::PROXY),
+            "{shape:?}"
+        );
+    }
+    assert_eq!(JsonShape::PROXY.names, FieldNames::Proto);
+    assert_eq!(JsonShape::PROXY.defaults, Defaults::Emit);
+    assert_eq!(JsonShape::CANONICAL.names, FieldNames::Camel);
+    assert_eq!(JsonShape::CANONICAL.defaults, Defaults::Omit);
+}
+
+#[test]
+fn shape_spellings_parse_and_errors_name_the_choices() {
+    for names in [FieldNames::Proto, FieldNames::Camel] {
+        assert_eq!(names.to_string().parse::<FieldNames>(), Ok(names));
+    }
+    for defaults in [Defaults::Emit, Defaults::Omit] {
+        assert_eq!(defaults.to_string().parse::<Defaults>(), Ok(defaults));
+    }
+    let error = "snake".parse::<FieldNames>().expect_err("not a choice");
+    assert_eq!(error.to_string(), r#"must be proto or camel, got "snake""#);
+    let error = "Emit".parse::<Defaults>().expect_err("spellings are exact");
+    assert_eq!(error.to_string(), r#"must be emit or omit, got "Emit""#);
+    // A long value is quoted back shortened.
+    let error = "x"
+        .repeat(10_000)
+        .parse::<Defaults>()
+        .expect_err("not a choice");
+    assert!(error.to_string().len() < 120, "{error}");
 }
 
 #[test]
@@ -223,12 +300,12 @@ fn written_json_reads_back_as_the_value_form() {
         let msg = json_to_message(&shapes, body)
             .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(body)));
         let mut written = b"prefix:".to_vec();
-        write_message_json(&msg, &mut written);
+        write_message_json(&msg, JsonShape::PROXY, &mut written);
         let parsed: serde_json::Value = serde_json::from_slice(&written[b"prefix:".len()..])
             .unwrap_or_else(|e| panic!("written JSON does not parse: {e}"));
         assert_eq!(
             parsed,
-            message_to_json(&msg),
+            message_to_json(&msg, JsonShape::PROXY),
             "for {}",
             String::from_utf8_lossy(body)
         );
@@ -238,7 +315,7 @@ fn written_json_reads_back_as_the_value_form() {
     let inner = schema.pool().get_message_by_name("s.Inner").expect("Inner");
     let msg = json_to_message(&inner, br#"{"z":0.1,"a":2}"#).expect("valid");
     let mut written = Vec::new();
-    write_message_json(&msg, &mut written);
+    write_message_json(&msg, JsonShape::PROXY, &mut written);
     assert_eq!(
         String::from_utf8_lossy(&written),
         r#"{"z":0.1,"a":2.0,"quote":""}"#
@@ -254,7 +331,7 @@ fn float_fields_print_in_their_shortest_form() {
     )
     .expect("valid camera");
     let mut text = Vec::new();
-    write_message_json(&msg, &mut text);
+    write_message_json(&msg, JsonShape::PROXY, &mut text);
     let text = String::from_utf8(text).expect("utf-8");
     // Not 2.4000000953674316: a `float` prints as the shortest decimal that reads back as
     // the same f32.
@@ -266,7 +343,7 @@ fn float_fields_print_in_their_shortest_form() {
         text.contains(r#""y":-7.8"#) && text.contains(r#""x":0.1"#),
         "{text}"
     );
-    let value = message_to_json(&msg);
+    let value = message_to_json(&msg, JsonShape::PROXY);
     assert_eq!(value["fov"], json!(2.4));
     assert_eq!(value["position"]["z"], json!(0.001));
 }

@@ -353,7 +353,7 @@ fn well_known_imports_are_built_in() {
         br#"{"when":"2026-01-02T03:04:05Z","extra":{"a":[1,"x"]},"id":"9"}"#,
     )
     .expect("well-known JSON forms parse");
-    let back = octaneweb_schema::message_to_json(&msg);
+    let back = octaneweb_schema::message_to_json(&msg, octaneweb_schema::JsonShape::PROXY);
     assert_eq!(back["when"], "2026-01-02T03:04:05Z");
     assert_eq!(back["id"], "9");
 }

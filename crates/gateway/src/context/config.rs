@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::policy::MethodPolicy;
 
+use super::json_shape::ShapeChoice;
 use super::token::AccessToken;
 
 /// Default limit on request bodies: 8 MiB.
@@ -35,6 +36,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Limits of the multiplexed WebSocket `/ws`.
     pub websocket: WsLimits,
+    /// How answers are written as JSON on every route (`--json-names`, `--json-defaults`);
+    /// a part left open keeps each route's default, and a request may choose for itself.
+    pub json_shape: ShapeChoice,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +53,7 @@ impl Default for GatewayConfig {
             rate_limit: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             websocket: WsLimits::default(),
+            json_shape: ShapeChoice::OPEN,
         }
     }
 }

@@ -6,13 +6,15 @@
 //! - the request extensions the server attaches ([`CallId`], [`ShutdownSignal`],
 //!   [`ConnectionSlot`]);
 //! - [`call`]: deadlines, request bodies, upstream requests and response streams, shared by
-//!   the protocols.
+//!   the protocols;
+//! - [`json_shape`]: which JSON shape an answer is written in (request, gateway, route).
 //!
 //! Protocols depend on this module; it depends on the upstream, errors, metrics and the
 //! wire formats below it, never on protocols or the server.
 
 pub mod call;
 mod config;
+pub mod json_shape;
 pub mod rate_limit;
 mod token;
 
@@ -33,6 +35,7 @@ use crate::policy::MethodPolicy;
 use crate::upstream::Upstream;
 
 pub use config::{GatewayConfig, WsLimits, DEFAULT_MAX_BODY_BYTES};
+pub use json_shape::{JsonRoute, ShapeChoice};
 pub use token::{AccessToken, TokenError, MIN_TOKEN_LEN};
 
 /// Most distinct (service, method) spellings remembered by the method cache.

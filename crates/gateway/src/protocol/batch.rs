@@ -15,6 +15,9 @@
 //!   and `body` are accepted as other names for it; absent = the empty message.
 //! - `id` (any JSON value) is echoed in that call's answer; `timeout_ms` bounds that call
 //!   (the request's `X-Timeout-Ms`/`grpc-timeout` headers bound every call).
+//! - `json_names` (`proto`/`camel`) and `json_defaults` (`emit`/`omit`) choose that call's
+//!   JSON shape; the request's `X-Json-Names`/`X-Json-Defaults` headers (or `?json_names=`,
+//!   `?json_defaults=`) choose it for every call (see [`crate::context::json_shape`]).
 //!
 //! The answer is `200` with a JSON array in the same order, each element exactly the JSON
 //! route's answer body — `{"success":true,"data":...}` or
@@ -40,7 +43,7 @@ use super::json::{success_body, unary_call};
 use crate::context::call::{
     effective_timeout, read_body, refuse_streaming, requested_timeout, unresolved_label, Carries,
 };
-use crate::context::{CallId, GatewayState};
+use crate::context::{CallId, GatewayState, JsonRoute, ShapeChoice};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
 
@@ -63,6 +66,8 @@ struct Item<'a> {
     #[serde(borrow)]
     id: Option<&'a RawValue>,
     timeout_ms: Option<u64>,
+    json_names: Option<String>,
+    json_defaults: Option<String>,
 }
 
 /// The route handler.
@@ -111,6 +116,7 @@ async fn run(
     batch_id: &str,
 ) -> Result<Vec<u8>, BatchError> {
     let timeout = requested_timeout(request.headers())?;
+    let batch_shape = ShapeChoice::of_request(request.headers(), request.uri())?;
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     state
@@ -125,7 +131,7 @@ async fn run(
     let answers: Vec<Vec<u8>> = futures::stream::iter(items.into_iter().enumerate())
         .map(|(index, item)| {
             let call_id = format!("{batch_id}/{index}");
-            one_call(state.clone(), item, timeout, call_id)
+            one_call(state.clone(), item, timeout, batch_shape, call_id)
         })
         .buffered(MAX_CONCURRENT)
         .collect()
@@ -150,6 +156,7 @@ async fn one_call(
     state: GatewayState,
     item: Box<RawValue>,
     timeout: Option<Duration>,
+    batch_shape: ShapeChoice,
     call_id: String,
 ) -> Vec<u8> {
     let mut tracker = state.metrics.start_call(
@@ -164,32 +171,30 @@ async fn one_call(
             "a batch call must be an object {{\"service\", \"method\", \"params\"?, \"id\"?}}: {error}"
         ))),
         Ok(item) => {
-            let resolved = resolve(&state, &item);
-            match resolved {
-                Err(error) => Err(error),
-                Ok(resolved) => {
-                    tracker.set_method(Arc::clone(&resolved.label));
-                    let params = item.params.or(item.message).or(item.body);
-                    let body = params.map(|p| p.get().as_bytes()).unwrap_or_default();
-                    let timeout = match (timeout, item.timeout_ms.map(Duration::from_millis)) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    match effective_timeout(&state.upstream, timeout) {
-                        Ok(timeout) => {
-                            unary_call(&state, &resolved.descriptor, body, timeout, &call_id)
-                                .await
-                        }
-                        Err(error) => Err(error),
-                    }
-                }
+            async {
+                let resolved = resolve(&state, &item)?;
+                tracker.set_method(Arc::clone(&resolved.label));
+                let choice =
+                    ShapeChoice::of_fields(item.json_names.as_deref(), item.json_defaults.as_deref())?;
+                let shape = state.json_shape(JsonRoute::Batch, choice.or(batch_shape));
+                let params = item.params.or(item.message).or(item.body);
+                let body = params.map(|p| p.get().as_bytes()).unwrap_or_default();
+                let timeout = match (timeout, item.timeout_ms.map(Duration::from_millis)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timeout = effective_timeout(&state.upstream, timeout)?;
+                let message =
+                    unary_call(&state, &resolved.descriptor, body, timeout, &call_id).await?;
+                Ok((message, shape))
             }
+            .await
         }
     };
     match outcome {
-        Ok(message) => {
+        Ok((message, shape)) => {
             tracker.finish(Code::Ok, "");
-            let body = success_body(&message);
+            let body = success_body(&message, shape);
             match id {
                 // `{"id":<id>,` + the rest of `{"success":true,...}`.
                 Some(id) => {

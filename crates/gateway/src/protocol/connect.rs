@@ -13,9 +13,11 @@
 //!   envelope in, one envelope per response message out, then the end-of-stream envelope
 //!   (flag `0x02`) `{"error":{...},"metadata":{...}}` (no `error` on success). Errors are
 //!   reported in the end-of-stream message with HTTP 200.
-//! - JSON is converted through the schema (proto or lowerCamelCase names accepted, output in
-//!   lowerCamelCase per the proto3 JSON mapping), so JSON needs a method the schema knows;
-//!   binary passes through as bytes, also for methods the schema does not know.
+//! - JSON is converted through the schema (proto or lowerCamelCase names accepted; output by
+//!   default in lowerCamelCase without default values, per the proto3 JSON mapping, or in
+//!   the shape the `X-Json-Names`/`X-Json-Defaults` headers or `json_names`/`json_defaults`
+//!   query parameters choose, see [`crate::context::json_shape`]), so JSON needs a method the
+//!   schema knows; binary passes through as bytes, also for methods the schema does not know.
 //! - Deadlines from `Connect-Timeout-Ms`; gzip with `Content-Encoding`/`Accept-Encoding`
 //!   (unary) and `Connect-Content-Encoding`/`Connect-Accept-Encoding` (streams); a wrong
 //!   content type answers 415; client- and bidirectional-streaming methods are refused with
@@ -33,14 +35,16 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
-use octaneweb_schema::json_to_message;
+use octaneweb_schema::{json_to_message, write_message_json, JsonShape};
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tonic::{Code, Status};
 
 use super::grpc::method_path;
 use crate::context::call::{effective_timeout, read_body, refuse_streaming, Carries};
-use crate::context::{CallScope, GatewayState, ResolvedMethod, ShutdownSignal};
+use crate::context::{
+    CallScope, GatewayState, JsonRoute, ResolvedMethod, ShapeChoice, ShutdownSignal,
+};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Metrics, Protocol};
 use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCall};
@@ -63,6 +67,13 @@ const MAX_TIMEOUT_DIGITS: usize = 10;
 enum Codec {
     Json,
     Proto,
+}
+
+/// How response messages are written: the call's codec, and for JSON its shape.
+#[derive(Clone, Copy, Debug)]
+struct ResponseFormat {
+    codec: Codec,
+    shape: JsonShape,
 }
 
 /// Unary or streaming, by content type.
@@ -120,8 +131,15 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
             }
         }
     };
+    let shape = match ShapeChoice::of_request(request.headers(), request.uri()) {
+        Ok(choice) => state.json_shape(JsonRoute::Connect, choice),
+        Err(error) => return unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+    };
     match kind {
-        Some((Shape::Stream, codec)) => stream(state, codec, request, shutdown, tracker).await,
+        Some((Shape::Stream, codec)) => {
+            let format = ResponseFormat { codec, shape };
+            stream(state, format, request, shutdown, tracker).await
+        }
         Some((Shape::Unary, codec)) => {
             let (parts, body) = request.into_parts();
             let prepared = async {
@@ -138,7 +156,8 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
             .await;
             match prepared {
                 Ok((target, body)) => {
-                    unary(&state, codec, target, body, &parts.headers, tracker).await
+                    let format = ResponseFormat { codec, shape };
+                    unary(&state, format, target, body, &parts.headers, tracker).await
                 }
                 Err(error) => unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
             }
@@ -147,7 +166,8 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
             let (parts, _body) = request.into_parts();
             match get_request(&state, &parts, &mut tracker) {
                 Ok((codec, target, body)) => {
-                    unary(&state, codec, target, body, &parts.headers, tracker).await
+                    let format = ResponseFormat { codec, shape };
+                    unary(&state, format, target, body, &parts.headers, tracker).await
                 }
                 Err(error) => unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
             }
@@ -370,13 +390,13 @@ fn request_bytes(codec: Codec, target: &Target, body: Bytes) -> Result<Bytes, Ga
     }
 }
 
-/// A response message as the client's codec wants it.
+/// A response message as the client's codec (and, for JSON, shape) wants it.
 fn response_bytes(
-    codec: Codec,
+    format: ResponseFormat,
     output: Option<&MessageDescriptor>,
     payload: Bytes,
 ) -> Result<Bytes, Status> {
-    match (codec, output) {
+    match (format.codec, output) {
         (Codec::Proto, _) => Ok(payload),
         (Codec::Json, Some(output)) => {
             let message = DynamicMessage::decode(output.clone(), payload).map_err(|e| {
@@ -386,10 +406,7 @@ fn response_bytes(
                 ))
             })?;
             let mut out = Vec::with_capacity(256);
-            let mut serializer = serde_json::Serializer::new(&mut out);
-            message
-                .serialize_with_options(&mut serializer, &SerializeOptions::new())
-                .map_err(|e| Status::internal(format!("writing the response as JSON: {e}")))?;
+            write_message_json(&message, format.shape, &mut out);
             Ok(Bytes::from(out))
         }
         (Codec::Json, None) => Err(Status::internal("JSON needs a method the schema knows")),
@@ -456,7 +473,7 @@ fn prefixed_trailers(trailers: &HeaderMap, into: &mut HeaderMap) {
 
 async fn unary(
     state: &GatewayState,
-    codec: Codec,
+    format: ResponseFormat,
     target: Target,
     body: Bytes,
     headers: &HeaderMap,
@@ -465,7 +482,7 @@ async fn unary(
     let accept = compression::accepted(headers, "accept-encoding");
     let outcome = async {
         let timeout = timeout(state, headers)?;
-        let message = request_bytes(codec, &target, body)?;
+        let message = request_bytes(format.codec, &target, body)?;
         let reply = start_call(state, &target, message, headers, timeout, None).await?;
         Ok::<_, GatewayError>(reply)
     }
@@ -504,7 +521,7 @@ async fn unary(
         }
     };
     let output = target.method.as_ref().map(|m| m.output());
-    let body = match response_bytes(codec, output.as_ref(), payload) {
+    let body = match response_bytes(format, output.as_ref(), payload) {
         Ok(body) => body,
         Err(status) => {
             let error = GatewayError::Upstream(status.clone());
@@ -522,7 +539,7 @@ async fn unary(
     };
     answer_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(unary_content_type(codec)),
+        HeaderValue::from_static(unary_content_type(format.codec)),
     );
     state
         .metrics
@@ -610,7 +627,7 @@ fn unary_error(
 
 async fn stream(
     state: GatewayState,
-    codec: Codec,
+    format: ResponseFormat,
     request: Request,
     shutdown: Option<ShutdownSignal>,
     mut tracker: CallTracker,
@@ -618,7 +635,7 @@ async fn stream(
     let (parts, body) = request.into_parts();
     let accept = compression::accepted(&parts.headers, "connect-accept-encoding");
     let prepared = async {
-        let target = target(&state, &parts, codec, Shape::Stream, &mut tracker)?;
+        let target = target(&state, &parts, format.codec, Shape::Stream, &mut tracker)?;
         let timeout = timeout(&state, &parts.headers)?;
         let encoding = Encoding::from_header(&parts.headers, "connect-content-encoding")?;
         let limit = state.config.max_body_bytes;
@@ -644,7 +661,7 @@ async fn stream(
                 "request envelopes carry a message, flags 0x00 or 0x01",
             )?;
         }
-        let message = request_bytes(codec, &target, message)?;
+        let message = request_bytes(format.codec, &target, message)?;
         let reply = start_call(&state, &target, message, &parts.headers, timeout, shutdown).await?;
         Ok::<_, GatewayError>((target, reply))
     }
@@ -652,7 +669,7 @@ async fn stream(
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(stream_content_type(codec)),
+        HeaderValue::from_static(stream_content_type(format.codec)),
     );
     headers.insert(
         HeaderName::from_static("connect-accept-encoding"),
@@ -683,7 +700,7 @@ async fn stream(
     }
     let output = target.method.as_ref().map(|m| m.output());
     let body = stream_body(
-        codec,
+        format,
         output,
         reply.events,
         accept,
@@ -696,7 +713,7 @@ async fn stream(
 }
 
 fn stream_body(
-    codec: Codec,
+    format: ResponseFormat,
     output: Option<MessageDescriptor>,
     mut events: futures::stream::BoxStream<'static, ReplyEvent>,
     accept: Encoding,
@@ -708,7 +725,7 @@ fn stream_body(
         while let Some(event) = events.next().await {
             match event {
                 ReplyEvent::Message(payload) => {
-                    let envelope = response_bytes(codec, output.as_ref(), payload).and_then(|body| {
+                    let envelope = response_bytes(format, output.as_ref(), payload).and_then(|body| {
                         let mut out = BytesMut::new();
                         let written = if compression::worth_compressing(accept, &body) {
                             encode_frame(FLAG_COMPRESSED, &accept.compress(&body), &mut out)

@@ -9,7 +9,10 @@
 //! are booleans. Only this route and `POST /batch` (whose calls are this route's) are lenient;
 //! Connect, gRPC-Web, SSE and the WebSocket read strict proto3 JSON.
 //!
-//! - Unary methods answer `200 {"success":true,"data":<response>}` with proto field names.
+//! - Unary methods answer `200 {"success":true,"data":<response>}`, the response in the
+//!   request's JSON shape (`X-Json-Names`, `X-Json-Defaults`, `?json_names=`,
+//!   `?json_defaults=`; by default proto field names with defaults, see
+//!   [`crate::context::json_shape`]).
 //! - Server-streaming methods answer `200` with `Content-Type: application/x-ndjson`: one line
 //!   `{"data":<response>}` per message, then one final line
 //!   `{"end":{"code":"OK","message":""}}` (or the failure's code and message). Errors found
@@ -29,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{header, HeaderValue, StatusCode};
-use octaneweb_schema::{json_to_message_with, write_message_json, JsonOptions};
+use octaneweb_schema::{json_to_message_with, write_message_json, JsonOptions, JsonShape};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Streaming};
 
@@ -38,7 +41,7 @@ use crate::context::call::{
     effective_timeout, pump, read_body, requested_timeout, resolve_for_browser, upstream_request,
     StreamEvent,
 };
-use crate::context::{CallScope, GatewayState, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, JsonRoute, ShapeChoice, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 
@@ -46,8 +49,8 @@ use crate::metrics::{CallTracker, Protocol};
 pub const NDJSON: &str = "application/x-ndjson";
 
 enum Answer {
-    Unary(DynamicMessage),
-    Stream(Box<Streaming<DynamicMessage>>),
+    Unary(DynamicMessage, JsonShape),
+    Stream(Box<Streaming<DynamicMessage>>, JsonShape),
 }
 
 /// The route handler.
@@ -63,15 +66,17 @@ pub async fn handle(
         shutdown,
     } = scope;
     match run(&state, path, request, &call_id, &mut tracker).await {
-        Ok(Answer::Unary(message)) => {
-            let body = success_body(&message);
+        Ok(Answer::Unary(message, shape)) => {
+            let body = success_body(&message, shape);
             state
                 .metrics
                 .add_bytes_out(Protocol::Json, body.len() as u64);
             tracker.finish(Code::Ok, "");
             json_response(StatusCode::OK, body)
         }
-        Ok(Answer::Stream(messages)) => ndjson_response(&state, messages, shutdown, tracker),
+        Ok(Answer::Stream(messages, shape)) => {
+            ndjson_response(&state, messages, shape, shutdown, tracker)
+        }
         Err(error) => {
             tracker.finish(error.code(), &error.to_string());
             error.into_response()
@@ -89,6 +94,10 @@ async fn run(
     let resolved = resolve_for_browser(state, path, tracker, "the JSON route")?;
     let descriptor = &resolved.descriptor;
     let timeout = effective_timeout(&state.upstream, requested_timeout(request.headers())?)?;
+    let shape = state.json_shape(
+        JsonRoute::Json,
+        ShapeChoice::of_request(request.headers(), request.uri())?,
+    );
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     state
@@ -101,11 +110,11 @@ async fn run(
             .upstream
             .server_streaming(descriptor, request, options)
             .await?;
-        Ok(Answer::Stream(Box::new(response.into_inner())))
+        Ok(Answer::Stream(Box::new(response.into_inner()), shape))
     } else {
         unary_call(state, descriptor, &body, timeout, call_id)
             .await
-            .map(Answer::Unary)
+            .map(|message| Answer::Unary(message, shape))
     }
 }
 
@@ -126,10 +135,10 @@ pub(crate) async fn unary_call(
 }
 
 /// `{"success":true,"data":<message>}` without building an intermediate wrapper value.
-pub(crate) fn success_body(message: &DynamicMessage) -> Vec<u8> {
+pub(crate) fn success_body(message: &DynamicMessage, shape: JsonShape) -> Vec<u8> {
     let mut body = Vec::with_capacity(256);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
-    write_message_json(message, &mut body);
+    write_message_json(message, shape, &mut body);
     body.push(b'}');
     body
 }
@@ -149,6 +158,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 fn ndjson_response(
     state: &GatewayState,
     messages: Box<Streaming<DynamicMessage>>,
+    shape: JsonShape,
     shutdown: Option<ShutdownSignal>,
     tracker: CallTracker,
 ) -> Response {
@@ -162,7 +172,7 @@ fn ndjson_response(
         match event {
             StreamEvent::Message(message) => {
                 line.extend_from_slice(b"{\"data\":");
-                write_message_json(&message, &mut line);
+                write_message_json(&message, shape, &mut line);
                 line.push(b'}');
             }
             StreamEvent::End(status) => {

@@ -6,12 +6,14 @@
 //! request message is the `message` query parameter (absent = empty message); `timeout_ms`
 //! sets a deadline, since `EventSource` cannot send headers.
 //!
-//! Each response message is one unnamed event whose `data:` is the message as proto3 JSON
-//! (proto field names). The stream always finishes with one `event: end` whose data is
-//! `{"code":"OK","message":""}` or the failure's gRPC code name and message (including
-//! failures of the upstream call itself); clients should close the `EventSource` on it, or
-//! the browser reconnects. A comment line is sent every 15 s to keep proxies from timing
-//! out. A client that disconnects cancels the upstream call.
+//! Each response message is one unnamed event whose `data:` is the message as proto3 JSON in
+//! the request's shape (`?json_names=`, `?json_defaults=`, or the `X-Json-*` headers; by
+//! default proto field names with defaults, see [`crate::context::json_shape`]). The stream
+//! always finishes with one `event: end` whose data is `{"code":"OK","message":""}` or the
+//! failure's gRPC code name and message (including failures of the upstream call itself);
+//! clients should close the `EventSource` on it, or the browser reconnects. A comment line
+//! is sent every 15 s to keep proxies from timing out. A client that disconnects cancels the
+//! upstream call.
 //!
 //! Problems found before calling the upstream (unknown method, malformed `message`,
 //! client-streaming method) answer with the JSON error body and HTTP status, not a stream.
@@ -25,8 +27,8 @@ use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
-use http::HeaderMap;
-use octaneweb_schema::{json_to_message, message_to_json};
+use http::{HeaderMap, Uri};
+use octaneweb_schema::{json_to_message, write_message_json, JsonShape};
 use prost_reflect::DynamicMessage;
 use serde::Deserialize;
 use tonic::{Code, Status, Streaming};
@@ -35,7 +37,7 @@ use super::status_json;
 use crate::context::call::{
     effective_timeout, pump, requested_timeout, resolve_for_browser, upstream_request, StreamEvent,
 };
-use crate::context::{CallScope, GatewayState, ShutdownSignal};
+use crate::context::{CallScope, GatewayState, JsonRoute, ShapeChoice, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
 
@@ -62,6 +64,7 @@ pub async fn handle(
     scope: CallScope,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<SseQuery>, QueryRejection>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let mut tracker = scope.track(Protocol::Sse);
@@ -70,14 +73,15 @@ pub async fn handle(
         id: call_id,
         shutdown,
     } = scope;
-    let start = match start(&state, path, query, &headers, &call_id, &mut tracker).await {
-        Ok(start) => start,
-        Err(error) => {
-            tracker.finish(error.code(), &error.to_string());
-            return error.into_response();
-        }
-    };
-    let events = events(&state, start, shutdown, tracker);
+    let (start, shape) =
+        match start(&state, path, query, &uri, &headers, &call_id, &mut tracker).await {
+            Ok(started) => started,
+            Err(error) => {
+                tracker.finish(error.code(), &error.to_string());
+                return error.into_response();
+            }
+        };
+    let events = events(&state, start, shape, shutdown, tracker);
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response();
@@ -92,10 +96,11 @@ async fn start(
     state: &GatewayState,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<SseQuery>, QueryRejection>,
+    uri: &Uri,
     headers: &HeaderMap,
     call_id: &str,
     tracker: &mut CallTracker,
-) -> Result<Start, GatewayError> {
+) -> Result<(Start, JsonShape), GatewayError> {
     let resolved = resolve_for_browser(state, path, tracker, "Server-Sent Events")?;
     let descriptor = &resolved.descriptor;
     // Any page can make a GET (an image, a link): it may only read.
@@ -106,6 +111,7 @@ async fn start(
     }
     let Query(query) =
         query.map_err(|e| GatewayError::BadRequest(format!("bad query string: {e}")))?;
+    let shape = state.json_shape(JsonRoute::Sse, ShapeChoice::of_request(headers, uri)?);
     let text = query.message.unwrap_or_default();
     if text.len() > state.config.max_body_bytes {
         return Err(GatewayError::BodyTooLarge {
@@ -121,7 +127,7 @@ async fn start(
     }
     let timeout = effective_timeout(&state.upstream, timeout)?;
     let (request, options) = upstream_request(message, timeout, call_id);
-    Ok(if descriptor.is_server_streaming() {
+    let start = if descriptor.is_server_streaming() {
         match state
             .upstream
             .server_streaming(descriptor, request, options)
@@ -135,12 +141,14 @@ async fn start(
             Ok(response) => Start::Unary(response.into_inner()),
             Err(status) => Start::Failed(status),
         }
-    })
+    };
+    Ok((start, shape))
 }
 
 fn events(
     state: &GatewayState,
     start: Start,
+    shape: JsonShape,
     shutdown: Option<ShutdownSignal>,
     tracker: CallTracker,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send {
@@ -159,7 +167,10 @@ fn events(
     source.map(move |event| {
         let event = match event {
             StreamEvent::Message(message) => {
-                let data = serde_json::to_string(&message_to_json(&message)).unwrap_or_default();
+                let mut data = Vec::with_capacity(256);
+                write_message_json(&message, shape, &mut data);
+                // serde_json writes UTF-8.
+                let data = String::from_utf8(data).unwrap_or_default();
                 metrics.add_bytes_out(Protocol::Sse, data.len() as u64);
                 Event::default().data(data)
             }

@@ -9,6 +9,11 @@
 //! `{"error": {"code", "message", "id"?}}` and the socket's other calls continue. A binary
 //! frame form carries protobuf bytes for clients with their own codecs ([`frame`]).
 //!
+//! Messages in text frames are written in the call's JSON shape: the open frame's
+//! `json_names` / `json_defaults`, else the socket's (`/ws?json_names=camel`, or the
+//! `X-Json-*` headers of the upgrade request), else the gateway's, else proto field names
+//! with defaults ([`crate::context::json_shape`]).
+//!
 //! # Flow control and limits ([`WsLimits`](crate::context::WsLimits))
 //!
 //! - Each call has a bounded inbound queue (messages and bytes). A client that sends faster
@@ -43,9 +48,10 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::{SinkExt as _, StreamExt as _};
+use http::{HeaderMap, Uri};
 use tokio::sync::mpsc;
 
-use crate::context::{CallId, ConnectionSlot, GatewayState, ShutdownSignal};
+use crate::context::{CallId, ConnectionSlot, GatewayState, ShapeChoice, ShutdownSignal};
 use crate::metrics::WsStats;
 
 /// The route handler: upgrades to a WebSocket and serves it.
@@ -55,6 +61,8 @@ pub async fn handle(
     call_id: Option<Extension<CallId>>,
     shutdown: Option<Extension<ShutdownSignal>>,
     slot: Option<Extension<ConnectionSlot>>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     // Pages from origins the CORS policy refuses never get here: browsers open WebSockets
     // to any origin, and the router refuses those before routing.
@@ -70,6 +78,10 @@ pub async fn handle(
             return (status, axum::Json(body)).into_response();
         }
     };
+    let socket_shape = match ShapeChoice::of_request(&headers, &uri) {
+        Ok(choice) => choice,
+        Err(error) => return error.into_response(),
+    };
     let limits = state.config.websocket.clone();
     let socket_id = call_id
         .map(|Extension(CallId(id))| id)
@@ -81,7 +93,7 @@ pub async fn handle(
         .on_upgrade(move |socket| async move {
             // The socket counts against the connection caps until it closes.
             let _slot = slot;
-            serve_socket(state, socket, socket_id, shutdown).await;
+            serve_socket(state, socket, socket_id, socket_shape, shutdown).await;
         })
 }
 
@@ -178,6 +190,7 @@ async fn serve_socket(
     state: GatewayState,
     socket: WebSocket,
     socket_id: Arc<str>,
+    socket_shape: ShapeChoice,
     shutdown: Option<ShutdownSignal>,
 ) {
     let limits = state.config.websocket.clone();
@@ -194,7 +207,13 @@ async fn serve_socket(
         queue,
         state: state.clone(),
     };
-    let mut session = session::Session::new(state, outbox.clone(), socket_id, shutdown.clone());
+    let mut session = session::Session::new(
+        state,
+        outbox.clone(),
+        socket_id,
+        socket_shape,
+        shutdown.clone(),
+    );
 
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);

@@ -110,6 +110,9 @@ pub fn is_protocol_request_header(name: &HeaderName) -> bool {
                 | "connect-timeout-ms"
                 | "connect-content-encoding"
                 | "connect-accept-encoding"
+                // The gateway's choice of JSON shape (context::json_shape), not the call's.
+                | "x-json-names"
+                | "x-json-defaults"
         )
         || name.as_str().starts_with("sec-")
         || name.as_str().starts_with("access-control-")
@@ -143,6 +146,8 @@ mod tests {
             ("authorization", "Bearer t"),
             ("x-custom", "a"),
             ("x-bin-bin", "AAEC"),
+            ("x-json-names", "camel"),
+            ("x-json-defaults", "omit"),
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }

@@ -36,13 +36,13 @@ pub(crate) fn details(status: &Status) -> Result<Vec<AnyDetail>, ()> {
 }
 
 /// The details attached to `status` as JSON (`/ws` end frames, `octaneweb call -v`): each as
-/// proto3 JSON with its
-/// `@type` when `pool` or the standard `google.rpc` error details (ErrorInfo, BadRequest,
+/// proto3 JSON in `shape` with its `@type` when `pool` or the standard `google.rpc` error details (ErrorInfo, BadRequest,
 /// RetryInfo, ...) know its type, else its type and bytes in base64. Empty when there are
 /// none; one `{"value": <base64>}` entry when the bytes are no `google.rpc.Status`.
 pub(crate) fn readable_details(
     status: &Status,
     pool: &prost_reflect::DescriptorPool,
+    shape: octaneweb_schema::JsonShape,
 ) -> Vec<serde_json::Value> {
     use base64::Engine as _;
     let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -60,7 +60,7 @@ pub(crate) fn readable_details(
                 .and_then(|desc| {
                     prost_reflect::DynamicMessage::decode(desc, any.value.as_slice()).ok()
                 });
-            match known.map(|m| octaneweb_schema::message_to_json(&m)) {
+            match known.map(|m| octaneweb_schema::message_to_json(&m, shape)) {
                 Some(serde_json::Value::Object(fields)) => {
                     let mut entry = serde_json::Map::new();
                     entry.insert("@type".into(), any.type_url.clone().into());
@@ -99,7 +99,11 @@ mod tests {
                 [("node".into(), "7".into())],
             ),
         );
-        let shown = readable_details(&status, &prost_reflect::DescriptorPool::new());
+        let shown = readable_details(
+            &status,
+            &prost_reflect::DescriptorPool::new(),
+            octaneweb_schema::JsonShape::PROXY,
+        );
         assert_eq!(shown.len(), 1, "{shown:?}");
         assert_eq!(
             shown[0]["@type"],
@@ -121,11 +125,16 @@ mod tests {
             "x",
             prost::Message::encode_to_vec(&unknown).into(),
         );
-        let shown = readable_details(&status, &prost_reflect::DescriptorPool::new());
+        let shown = readable_details(
+            &status,
+            &prost_reflect::DescriptorPool::new(),
+            octaneweb_schema::JsonShape::PROXY,
+        );
         assert_eq!(shown[0]["value"], "AQID");
         assert!(readable_details(
             &Status::internal("none"),
-            &prost_reflect::DescriptorPool::new()
+            &prost_reflect::DescriptorPool::new(),
+            octaneweb_schema::JsonShape::PROXY,
         )
         .is_empty());
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use octaneweb_gateway::{call, call_with_timeout, Upstream, UpstreamConfig};
+use octaneweb_schema::JsonShape;
 use tonic::Code;
 
 use crate::common::*;
@@ -38,6 +39,7 @@ async fn unary_and_server_streaming_calls_print_one_line_per_message() {
         "octaneapi.StreamCallbackService.callbackChannel",
         "{}",
         Some(Duration::from_millis(400)),
+        JsonShape::PROXY,
         &mut out,
     )
     .await

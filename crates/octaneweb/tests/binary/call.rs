@@ -367,11 +367,31 @@ fn emit_defaults_prints_fields_holding_their_default() {
     let plain = values(&output.stdout);
     assert!(plain[0].get("accepted").is_none(), "{plain:?}");
 
-    let mut with_defaults = args.to_vec();
-    with_defaults.push("--emit-defaults");
-    let output = call(&with_defaults, None);
+    for flags in [&["--emit-defaults"][..], &["--json-defaults", "emit"]] {
+        let mut with_defaults = args.to_vec();
+        with_defaults.extend(flags);
+        let output = call(&with_defaults, None);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert_eq!(values(&output.stdout)[0]["accepted"], 0, "{flags:?}");
+    }
+    // Camel names on request: GetJob's job_id is jobId.
+    let output = call(
+        &[
+            "TrainingService/GetJob",
+            "--reflect",
+            "--upstream",
+            &upstream,
+            "--json-names",
+            "camel",
+        ],
+        None,
+    );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(values(&output.stdout)[0]["accepted"], 0);
+    let job = &values(&output.stdout)[0];
+    assert!(
+        job["jobId"].is_string() && job.get("job_id").is_none(),
+        "{job}"
+    );
 }
 
 #[test]

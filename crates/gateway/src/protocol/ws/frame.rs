@@ -74,7 +74,8 @@ pub enum ClientFrame<'a> {
     },
 }
 
-/// `{"id", "method", "message"?, "metadata"?, "timeout_ms"?, "binary"?}`.
+/// `{"id", "method", "message"?, "metadata"?, "timeout_ms"?, "binary"?, "json_names"?,
+/// "json_defaults"?}`.
 #[derive(Debug)]
 pub struct OpenFrame<'a> {
     /// The new call's id.
@@ -89,6 +90,10 @@ pub struct OpenFrame<'a> {
     pub timeout_ms: Option<u64>,
     /// Answer with binary message frames instead of JSON.
     pub binary: bool,
+    /// The call's choice of field names in JSON answers (`proto`, `camel`), as given.
+    pub json_names: Option<String>,
+    /// The call's choice of default values in JSON answers (`emit`, `omit`), as given.
+    pub json_defaults: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +109,8 @@ struct Envelope<'a> {
     half_close: Option<bool>,
     cancel: Option<bool>,
     binary: Option<bool>,
+    json_names: Option<String>,
+    json_defaults: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -149,10 +156,17 @@ pub fn parse_text(text: &str) -> Result<ClientFrame<'_>, FrameError> {
             metadata,
             timeout_ms: envelope.timeout_ms,
             binary: envelope.binary.unwrap_or(false),
+            json_names: envelope.json_names,
+            json_defaults: envelope.json_defaults,
         }));
     }
-    if envelope.metadata.is_some() || envelope.timeout_ms.is_some() || envelope.binary.is_some() {
-        return bad("\"metadata\", \"timeout_ms\" and \"binary\" belong in the open frame (the one with \"method\")");
+    if envelope.metadata.is_some()
+        || envelope.timeout_ms.is_some()
+        || envelope.binary.is_some()
+        || envelope.json_names.is_some()
+        || envelope.json_defaults.is_some()
+    {
+        return bad("\"metadata\", \"timeout_ms\", \"binary\", \"json_names\" and \"json_defaults\" belong in the open frame (the one with \"method\")");
     }
     match (envelope.message, envelope.half_close, envelope.cancel) {
         (Some(message), None, None) => Ok(ClientFrame::Message { id, message }),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
-use octaneweb_schema::{json_to_message, write_message_json};
+use octaneweb_schema::{json_to_message, write_message_json, JsonShape};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde_json::value::RawValue;
@@ -19,7 +19,7 @@ use tonic::{Code, Status};
 use super::frame::{self, BinaryFrame, CallRef, ClientFrame, OpenFrame};
 use super::{Outbound, Outbox, WsStats};
 use crate::context::call::{effective_timeout, unresolved_label};
-use crate::context::{GatewayState, ResolvedMethod, ShutdownSignal};
+use crate::context::{GatewayState, JsonRoute, ResolvedMethod, ShapeChoice, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
 use crate::upstream::CallOptions;
@@ -92,6 +92,8 @@ pub(super) struct Session {
     state: GatewayState,
     outbox: Outbox,
     socket_id: Arc<str>,
+    /// The JSON shape the upgrade request chose for the socket's calls.
+    socket_shape: ShapeChoice,
     shutdown: Option<ShutdownSignal>,
     table: CallTable,
     calls: JoinSet<()>,
@@ -102,12 +104,14 @@ impl Session {
         state: GatewayState,
         outbox: Outbox,
         socket_id: Arc<str>,
+        socket_shape: ShapeChoice,
         shutdown: Option<ShutdownSignal>,
     ) -> Session {
         Session {
             state,
             outbox,
             socket_id,
+            socket_shape,
             shutdown,
             table: Arc::new(Mutex::new(HashMap::new())),
             calls: JoinSet::new(),
@@ -253,6 +257,14 @@ impl Session {
             Err(error) => return self.refuse(&id, &error, None).await,
         };
         let label = Some(Arc::clone(&resolved.label));
+        let shape =
+            match ShapeChoice::of_fields(open.json_names.as_deref(), open.json_defaults.as_deref())
+            {
+                Ok(choice) => self
+                    .state
+                    .json_shape(JsonRoute::WebSocket, choice.or(self.socket_shape)),
+                Err(error) => return self.refuse(&id, &error, label).await,
+            };
         let descriptor = resolved.descriptor.clone();
         let input = descriptor.input();
         let first = match open.message.map(|raw| encode_json(&input, raw)).transpose() {
@@ -328,6 +340,7 @@ impl Session {
             id,
             resolved,
             binary: open.binary,
+            shape,
             call_id,
             options,
         };
@@ -526,6 +539,8 @@ struct Call {
     id: CallRef,
     resolved: ResolvedMethod,
     binary: bool,
+    /// How response messages (and known status details) are written in text frames.
+    shape: JsonShape,
     call_id: Arc<str>,
     options: CallOptions,
 }
@@ -667,7 +682,9 @@ impl Call {
                 output.full_name()
             ))
         })?;
-        let text = frame::message_frame(&self.id, |out| write_message_json(&message, out));
+        let text = frame::message_frame(&self.id, |out| {
+            write_message_json(&message, self.shape, out)
+        });
         // The frame is JSON written by serde_json and our own ASCII: always UTF-8.
         String::from_utf8(text)
             .map(Outbound::Text)
@@ -681,6 +698,7 @@ impl Call {
         serde_json::Value::Array(crate::wire::status_details::readable_details(
             status,
             self.state.schema.pool(),
+            self.shape,
         ))
     }
 }
