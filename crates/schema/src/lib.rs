@@ -14,6 +14,7 @@
 //! original Python proxy's leniencies, for its JSON route only).
 
 mod builder;
+mod comments;
 mod describe;
 mod error;
 mod json;
@@ -24,6 +25,7 @@ mod schema;
 pub mod schema_json;
 
 pub use builder::SchemaBuilder;
+pub use comments::{Comments, Documented};
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning};
 pub use json::{
     json_to_message, json_to_message_with, message_to_json, write_message_json, JsonOptions,
