@@ -45,8 +45,8 @@ pub mod wire;
 
 pub use call::{call, call_with_timeout, CallError};
 pub use context::{
-    AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, ResolvedMethod,
-    ShutdownSignal,
+    AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState,
+    ReflectionAnswers, ResolvedMethod, ShutdownSignal,
 };
 pub use error::GatewayError;
 pub use metrics::ConnectionStats;

@@ -35,6 +35,20 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Limits of the multiplexed WebSocket `/ws`.
     pub websocket: WsLimits,
+    /// Who answers the gRPC reflection services.
+    pub reflection: ReflectionAnswers,
+}
+
+/// Who answers `grpc.reflection.v1.ServerReflection` and `grpc.reflection.v1alpha.ServerReflection`
+/// calls, whatever protocol they come in by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReflectionAnswers {
+    /// The gateway, from the schema it loaded, so clients see exactly what it can call.
+    #[default]
+    Gateway,
+    /// The upstream, like any other call: for a gateway whose schema came from the
+    /// upstream's own reflection (`--reflect`).
+    Upstream,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +63,7 @@ impl Default for GatewayConfig {
             rate_limit: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             websocket: WsLimits::default(),
+            reflection: ReflectionAnswers::default(),
         }
     }
 }

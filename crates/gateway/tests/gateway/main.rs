@@ -15,6 +15,7 @@ mod octane_scene;
 mod ops;
 mod passthrough;
 mod proxy_compat;
+mod reflection;
 mod resilience;
 mod security;
 mod streams;
