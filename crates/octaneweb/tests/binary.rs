@@ -624,3 +624,133 @@ fn demo_serves_its_schema_as_a_descriptor_set() {
     );
     assert_is_the_builtin_schema(&raw[split + 4..]);
 }
+
+/// A free loopback address (bound, then released).
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Starts `octaneweb` with `args` and waits until `addr` accepts connections.
+fn start_listening(args: &[&str], addr: &str) -> Serve {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start octaneweb");
+    let serve = Serve {
+        child,
+        addr: addr.to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&serve.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serve
+}
+
+/// The services a v1 reflection `list_services` through `addr` names.
+fn reflected_services(addr: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let exchange = async {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect");
+            let mut client = ServerReflectionClient::new(channel);
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut answers = client
+                .server_reflection_info(tokio_stream::iter([request]))
+                .await
+                .expect("reflection")
+                .into_inner();
+            match answers.message().await.expect("an answer") {
+                Some(answer) => match answer.message_response {
+                    Some(MessageResponse::ListServicesResponse(list)) => {
+                        list.service.into_iter().map(|s| s.name).collect()
+                    }
+                    other => panic!("unexpected answer {other:?}"),
+                },
+                None => panic!("no answer"),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), exchange)
+            .await
+            .expect("reflection in time")
+    })
+}
+
+#[test]
+fn serve_answers_reflection_itself_unless_reflect_leaves_it_to_the_upstream() {
+    let render_addr = free_addr();
+    let _render = start_listening(
+        &[
+            "render-server",
+            "--listen",
+            &render_addr,
+            "--width",
+            "32",
+            "--height",
+            "16",
+        ],
+        &render_addr,
+    );
+    // The gateway's own answer: its schema (the built-in protos and both reflection
+    // services), not the upstream's (which also lists grpc.health.v1.Health).
+    let own_addr = free_addr();
+    let _own = start_listening(
+        &["serve", "--listen", &own_addr, "--upstream", &render_addr],
+        &own_addr,
+    );
+    let own = reflected_services(&own_addr);
+    for expected in [
+        "livelinkapi.LiveLinkService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(own.iter().any(|s| s == expected), "{expected}: {own:?}");
+    }
+    assert!(!own.iter().any(|s| s == "grpc.health.v1.Health"), "{own:?}");
+
+    // --reflect: the schema came from the upstream, and so does every reflection answer.
+    let forwarding_addr = free_addr();
+    let _forwarding = start_listening(
+        &[
+            "serve",
+            "--listen",
+            &forwarding_addr,
+            "--upstream",
+            &render_addr,
+            "--reflect",
+            "--builtin-schema",
+            "none",
+        ],
+        &forwarding_addr,
+    );
+    let forwarded = reflected_services(&forwarding_addr);
+    assert_eq!(forwarded, reflected_services(&render_addr));
+    assert!(
+        forwarded.iter().any(|s| s == "grpc.health.v1.Health"),
+        "{forwarded:?}"
+    );
+}
