@@ -278,3 +278,37 @@ async fn with_reflection_left_to_the_upstream_its_answer_is_used() {
     let stats = gateway.state.upstream.call_stats();
     assert_eq!(stats.answers, 1, "{stats:?}");
 }
+
+#[tokio::test]
+async fn the_method_policy_covers_the_gateways_own_reflection() {
+    let policy = octaneweb_gateway::MethodPolicy::new(&[], &["grpc.reflection.*/*".to_owned()])
+        .expect("patterns");
+    let gateway = start_gateway_with(
+        &closed_port().await.to_string(),
+        GatewayOptions {
+            schema: gateway_schema(),
+            config: GatewayConfig {
+                methods: policy,
+                ..GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let through = channel(&gateway.base).await;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let refused = tokio::time::timeout(
+        EXCHANGE_TIMEOUT,
+        ServerReflectionClient::new(through).server_reflection_info(tokio_stream::iter([request])),
+    )
+    .await
+    .expect("in time")
+    .expect_err("refused by --deny");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+}
