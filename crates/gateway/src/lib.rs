@@ -46,7 +46,7 @@ pub mod wire;
 pub use call::{call, call_with_timeout, CallError};
 pub use context::{
     AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, JsonRoute,
-    ResolvedMethod, ShapeChoice, ShutdownSignal,
+    ReflectionAnswers, ResolvedMethod, ShapeChoice, ShutdownSignal,
 };
 pub use error::GatewayError;
 pub use metrics::ConnectionStats;

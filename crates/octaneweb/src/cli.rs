@@ -48,6 +48,9 @@ pub enum Command {
     /// Call one method with a JSON request and print the response as JSON (one line per
     /// message for streams). The exit code reflects the gRPC status.
     Call(CallArgs),
+    /// Write the loaded schema as a FileDescriptorSet (every file after its imports, with
+    /// comments), for code generators and tools (protoc, buf, grpcurl -protoset).
+    Schema(SchemaExportArgs),
 }
 
 /// Where the gateway finds its schema. With none of --proto, --descriptor-set and --reflect,
@@ -63,7 +66,8 @@ pub struct SchemaArgs {
     #[arg(long = "descriptor-set", value_name = "FILE")]
     pub descriptor_set: Vec<PathBuf>,
 
-    /// Ask the upstream's reflection service for its schema (v1, then v1alpha).
+    /// Ask the upstream's reflection service for its schema (v1, then v1alpha). The gateway
+    /// then forwards reflection calls to the upstream instead of answering them itself.
     #[arg(long)]
     pub reflect: bool,
 
@@ -410,6 +414,27 @@ pub struct CallArgs {
     pub schema: SchemaArgs,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaExportArgs {
+    /// Where to write the schema; `-` writes to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// binpb: the binary FileDescriptorSet (protoc -o); json: the same in the proto3 JSON
+    /// mapping. Default: json when --out ends in .json, else binpb.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<SchemaFormat>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormat {
+    Binpb,
+    Json,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a plain number of seconds.
