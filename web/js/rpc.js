@@ -11,7 +11,7 @@
 //   chat.send({ pause: {} }); for await (const ack of chat) { ... }  // chat.end(), chat.cancel()
 //
 // Options of every call: {metadata: {key: value}, timeoutMs, signal: AbortSignal (abort =
-// cancel)}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
+// cancel), onHeaders(headers): called when the response headers arrive}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
 // `pkg.Service/Method`); messages are proto3 JSON values. A failed call rejects (or ends its
 // iteration) with an RpcError carrying the gRPC `code` name and the server's `message`.
 //
@@ -19,6 +19,7 @@
 // closes, again on the next one. Calls running when it closes fail with UNAVAILABLE.
 // Every buffer here is bounded: frames waiting for the socket to open, bytes the browser
 // holds unsent, and messages a stream holds for a reader that is slower than the server.
+// Type declarations for TypeScript users: rpc.d.ts, next to this file.
 
 /** Frames held while the socket is connecting. */
 const MAX_PENDING_FRAMES = 1000;
@@ -95,10 +96,11 @@ class MessageQueue {
 
 /** One call on the socket; settles exactly once. */
 class Call {
-  constructor(client, id, { timeoutMs, signal }) {
+  constructor(client, id, { timeoutMs, signal, onHeaders }) {
     this.client = client;
     this.id = id;
     this.headers = {};
+    this.onHeaders = onHeaders;
     this.ended = false;
     this.halfClosed = false;
     this.messages = new MessageQueue(() => this.fail(new RpcError('RESOURCE_EXHAUSTED', `more than ${MAX_BUFFERED_MESSAGES} messages are waiting for the page to read them`)));
@@ -122,7 +124,10 @@ class Call {
   /** A server frame for this call. */
   onFrame(frame) {
     if (this.ended) return;
-    if (frame.headers) this.headers = frame.headers;
+    if (frame.headers) {
+      this.headers = frame.headers;
+      this.onHeaders?.(frame.headers);
+    }
     if ('message' in frame) {
       this.lastMessage = frame.message;
       this.messages.push(frame.message);
@@ -308,10 +313,10 @@ export class RpcClient extends EventTarget {
   }
 
   /** Opens a call: its first frame goes out now, or when the socket opens. */
-  open(method, message, { metadata, timeoutMs, signal } = {}) {
+  open(method, message, { metadata, timeoutMs, signal, onHeaders } = {}) {
     const id = this.nextId;
     this.nextId += 1;
-    const call = new Call(this, id, { timeoutMs, signal });
+    const call = new Call(this, id, { timeoutMs, signal, onHeaders });
     if (signal?.aborted) {
       call.finish({ error: new RpcError('CANCELLED', 'cancelled by the client') });
       return call;
