@@ -1,7 +1,8 @@
-// web/js/rpc.d.ts against web/js/rpc.js: tsc --strict type-checks rpc-types.ts (which uses
-// every export, and must be refused where the declarations are strict), the declared classes
-// and functions are compared with what rpc.js exports at run time, and rpc-types.ts, bundled
-// by esbuild, runs against the real `octaneweb demo` over /ws, which also serves rpc.d.ts.
+// web/js/rpc.d.ts and api.d.ts against rpc.js and api.js: tsc --strict type-checks
+// rpc-types.ts and api-types.ts (which use every export, and must be refused where the
+// declarations are strict), the declared classes, functions and constants are compared with
+// what the modules export at run time, and rpc-types.ts, bundled by esbuild, runs against the
+// real `octaneweb demo` over /ws, which also serves rpc.d.ts.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,6 +16,11 @@ import { here, startDemo } from './common.mjs';
 
 const web = path.resolve(here, '..', '..', 'web', 'js');
 const declarations = path.join(web, 'rpc.d.ts');
+/** Each module with a declaration file, and how to make an instance of each of its classes. */
+const MODULES = {
+  'rpc.js': { RpcClient: (m) => new m.RpcClient('ws://127.0.0.1:1/ws'), RpcError: (m) => new m.RpcError('NOT_FOUND', 'x') },
+  'api.js': { ApiError: (m) => new m.ApiError('x', { status: 404, code: 'NOT_FOUND' }) },
+};
 const work = path.join(here, 'generated', 'rpc-types');
 const bin = (name) => path.join(here, 'node_modules', '.bin', name);
 
@@ -25,16 +31,20 @@ const bin = (name) => path.join(here, 'node_modules', '.bin', name);
 const NOT_DECLARED = {
   RpcClient: ['socket', 'opening', 'pending', 'calls', 'nextId', 'sendFrame', 'forget', 'onSocketMessage'],
   RpcError: ['message', 'stack'],
+  ApiError: ['message', 'stack'],
 };
 
-/** The value exports of rpc.d.ts, with the public members of each declared class. */
-function declared() {
-  const source = ts.createSourceFile(declarations, readFileSync(declarations, 'utf8'), ts.ScriptTarget.ES2022, true);
+/** The value exports of a .d.ts file, with the public members of each declared class. */
+function declared(file) {
+  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
   const exports = new Map();
   for (const statement of source.statements) {
     const exported = statement.modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
     if (!exported) continue;
     if (ts.isFunctionDeclaration(statement)) exports.set(statement.name.text, 'function');
+    if (ts.isVariableStatement(statement)) {
+      for (const declaration of statement.declarationList.declarations) exports.set(declaration.name.getText(source), 'value');
+    }
     if (ts.isClassDeclaration(statement)) {
       const members = new Set();
       for (const member of statement.members) {
@@ -56,7 +66,7 @@ function runtimeMembers(instance, stopAt) {
   return names;
 }
 
-describe('rpc.js type declarations', { timeout: 240000 }, () => {
+describe('rpc.js and api.js type declarations', { timeout: 240000 }, () => {
   let demo;
   let bundle;
 
@@ -76,13 +86,13 @@ describe('rpc.js type declarations', { timeout: 240000 }, () => {
   test('tsc --strict accepts every use and refuses what the declarations forbid', () => {
     const tsconfig = {
       compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'es2022', moduleResolution: 'bundler', lib: ['es2022', 'dom', 'dom.iterable'] },
-      files: [path.join(here, 'rpc-types.ts')],
+      files: [path.join(here, 'rpc-types.ts'), path.join(here, 'api-types.ts')],
     };
     const config = path.join(work, 'tsconfig.json');
     writeFileSync(config, JSON.stringify(tsconfig));
     const run = spawnSync(bin('tsc'), ['-p', config], { cwd: here, encoding: 'utf8', timeout: 120000 });
     assert.equal(run.error, undefined, `cannot run tsc: ${run.error?.message} (npm ci in tests/interop?)`);
-    assert.equal(run.status, 0, `tsc --strict over rpc-types.ts:\n${run.stdout}${run.stderr}`);
+    assert.equal(run.status, 0, `tsc --strict over rpc-types.ts and api-types.ts:\n${run.stdout}${run.stderr}`);
 
     // The check has teeth: a use of a method rpc.d.ts does not declare is an error.
     const broken = path.join(work, 'broken.ts');
@@ -98,27 +108,39 @@ describe('rpc.js type declarations', { timeout: 240000 }, () => {
     assert.match(refused.stdout, /Property 'unaryCall' does not exist on type 'RpcClient'/);
   });
 
-  test('the declarations name exactly what rpc.js exports', async () => {
-    const rpc = await import(pathToFileURL(path.join(web, 'rpc.js')).href);
-    const exports = declared();
-    const runtimeExports = Object.keys(rpc).sort();
-    assert.deepEqual([...exports.keys()].sort(), runtimeExports, 'value exports');
+  test('the declarations name exactly what rpc.js and api.js export', async () => {
+    for (const [file, makers] of Object.entries(MODULES)) {
+      await compareExports(file, makers);
+    }
+  });
+
+  async function compareExports(file, makers) {
+    // api.js's prefs.js listens for other tabs' storage events on `window` when it loads;
+    // its exports are all this test reads.
+    globalThis.window ??= new EventTarget();
+    const module = await import(pathToFileURL(path.join(web, file)).href);
+    const exports = declared(path.join(web, file.replace(/\.js$/, '.d.ts')));
+    assert.deepEqual([...exports.keys()].sort(), Object.keys(module).sort(), `${file}: value exports`);
     for (const [name, kind] of exports) {
       if (kind === 'function') {
-        assert.equal(typeof rpc[name], 'function', name);
+        assert.equal(typeof module[name], 'function', name);
         continue;
       }
-      const instance = name === 'RpcClient' ? new rpc.RpcClient('ws://127.0.0.1:1/ws') : new rpc.RpcError('NOT_FOUND', 'x');
-      const stopAt = name === 'RpcClient' ? EventTarget.prototype : Error.prototype;
+      if (kind === 'value') {
+        assert.notEqual(typeof module[name], 'function', name);
+        continue;
+      }
+      const instance = makers[name](module);
+      const stopAt = instance instanceof Error ? Error.prototype : EventTarget.prototype;
       const runtime = runtimeMembers(instance, stopAt);
       for (const member of kind) {
         // Inherited declarations (addEventListener, name) are checked on the whole instance.
         assert.ok(runtime.has(member) || member in instance, `${name}.${member} is declared but rpc.js has none`);
       }
       const undeclared = [...runtime].filter((member) => !kind.has(member) && !NOT_DECLARED[name].includes(member));
-      assert.deepEqual(undeclared, [], `${name} members that rpc.d.ts does not declare`);
+      assert.deepEqual(undeclared, [], `${name} members that its .d.ts does not declare`);
     }
-  });
+  }
 
   test('the typed code runs against the real gateway, which serves rpc.d.ts', async () => {
     const served = await fetch(new URL('js/rpc.d.ts', demo.url));
