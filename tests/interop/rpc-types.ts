@@ -66,6 +66,9 @@ export async function exercise(url: string): Promise<Report> {
   // Unary, with a response type of our own.
   const camera = await rpc.unary<CameraState>('LiveLink/GetCamera', {}, { timeoutMs: 5000, metadata: { 'x-test': 'types' } });
   const fov: number = camera.fov ?? -1;
+  // A deadline longer than setTimeout can wait (2^31 - 1 ms) must not fire at once.
+  const far = await rpc.unary<CameraState>('LiveLink/GetCamera', {}, { timeoutMs: 3e9 });
+  if (far.fov !== camera.fov) throw new Error('a far deadline changed the answer');
 
   // The general form: open() with onHeaders, and the call's result.
   let openHeaders: Metadata = {};

@@ -31,6 +31,8 @@ const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 const TIMEOUT_GRACE_MS = 2000;
 /** How long opening the socket may take. */
 const CONNECT_TIMEOUT_MS = 10000;
+/** The longest delay setTimeout keeps (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A failed call: `code` is the gRPC status name (e.g. 'NOT_FOUND', 'UNAVAILABLE'). */
 export class RpcError extends Error {
@@ -112,7 +114,7 @@ class Call {
     // The iterator reports the error; the promise must not also count as unhandled.
     this.result.catch(() => null);
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
-      this.timer = setTimeout(() => this.fail(new RpcError('DEADLINE_EXCEEDED', `no answer within ${timeoutMs} ms`)), timeoutMs + TIMEOUT_GRACE_MS);
+      this.timer = setTimeout(() => this.fail(new RpcError('DEADLINE_EXCEEDED', `no answer within ${timeoutMs} ms`)), Math.min(timeoutMs + TIMEOUT_GRACE_MS, MAX_TIMER_MS));
     }
     if (signal) {
       this.signal = signal;
