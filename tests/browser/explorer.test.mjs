@@ -316,13 +316,17 @@ describe('explorer: request metadata, response headers, trailers and status deta
     await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
     assert.match(await page.textContent('#explorer-response'), /^INVALID_ARGUMENT: metadata grpc-timeout: grpc-\* names are reserved/);
     assert.equal(echoCalls().length, 0, 'nothing was sent');
-    for (const [name, value, problem] of [[':path', '/x', /pseudo-headers/], ['content-type', 'text/plain', /reserved/], ['te', 'trailers', /reserved/], ['connection', 'close', /connection header/], ['bad name', 'x', /only letters, digits/], ['x-data-bin', 'not base64!', /base64/], ['x-text', 'ünïcode', /printable ASCII/]]) {
+    for (const [name, value, problem] of [[':path', '/x', /pseudo-headers/], ['content-type', 'text/plain', /reserved/], ['te', 'trailers', /reserved/], ['connection', 'close', /connection header/], ['bad name', 'x', /only letters, digits/], ['origin', 'https://elsewhere', /browser does not let/], ['sec-fetch-mode', 'cors', /browser does not let/], ['x-data-bin', 'not base64!', /base64/], ['x-text', 'ünïcode', /printable ASCII/]]) {
       await bad.locator('.metadata-name').fill(name);
       await bad.locator('.metadata-value').fill(value);
       const field = /base64|ASCII/.test(String(problem)) ? '.metadata-value' : '.metadata-name';
       assert.match(await bad.locator(field).getAttribute('title'), problem, name);
     }
     await bad.locator('button').click();
+    // A deadline past what the page's timers can wait for is refused too.
+    await page.fill('#explorer-deadline', '3000000000');
+    assert.equal(await page.getAttribute('#explorer-deadline', 'aria-invalid'), 'true');
+    await page.fill('#explorer-deadline', '');
     await addMetadata(page, 'X-Tenant', 'blue');
     await addMetadata(page, 'x-blob-bin', 'AAEC');
 

@@ -76,7 +76,8 @@ function flatten(metadata) {
 function readError(error, httpStatus) {
   return {
     code: error && typeof error === 'object' ? codeName(error.code) : `HTTP ${httpStatus}`,
-    message: typeof error?.message === 'string' ? error.message : '',
+    // Connect's error JSON has `message`; the gateway's front door answers `error`.
+    message: typeof error?.message === 'string' ? error.message : typeof error?.error === 'string' ? error.error : '',
     details: Array.isArray(error?.details) ? error.details : [],
   };
 }

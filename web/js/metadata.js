@@ -7,8 +7,11 @@ import { FormError } from './form.js';
 
 /** The /ws limit on a call's metadata, which the explorer keeps to on every transport. */
 export const MAX_METADATA_BYTES = 8 * 1024;
-/** Connect-Timeout-Ms takes at most 10 digits. */
-const MAX_DEADLINE_MS = 9999999999;
+/**
+ * The longest deadline: the page's own timers (setTimeout) keep at most 2^31 - 1 ms, and they
+ * wait a little past the deadline for the gateway's answer. About 23 days.
+ */
+const MAX_DEADLINE_MS = 2000000000;
 
 /** Names a caller cannot set, and why. */
 const RESERVED = new Map([
@@ -29,12 +32,19 @@ const RESERVED = new Map([
   ['x-timeout-ms', 'use the deadline field'],
 ]);
 
+/** Headers a browser does not let a page set (fetch drops them without a word). */
+const FORBIDDEN_BY_BROWSERS = new Set([
+  'accept-charset', 'access-control-request-headers', 'access-control-request-method', 'cookie2',
+  'date', 'dnt', 'expect', 'origin', 'referer', 'set-cookie', 'trailer', 'via',
+]);
+
 /** Why `name` cannot be sent as request metadata ('' = it can). */
 export function nameProblem(name) {
   if (name.startsWith(':')) return 'pseudo-headers are set by HTTP/2 itself';
   if (name.startsWith('grpc-')) return 'grpc-* names are reserved by gRPC (use the deadline field for grpc-timeout)';
   if (name.startsWith('connect-')) return 'connect-* names are reserved by the Connect protocol (use the deadline field)';
   if (RESERVED.has(name)) return `reserved: ${RESERVED.get(name)}`;
+  if (FORBIDDEN_BY_BROWSERS.has(name) || name.startsWith('sec-') || name.startsWith('proxy-')) return 'a browser does not let a page send this header';
   if (!/^[0-9a-z_.-]+$/.test(name)) return 'a metadata name has only letters, digits, "_", "-" and "."';
   return '';
 }
