@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +22,8 @@ const MODULES = {
   'rpc.js': { RpcClient: (m) => new m.RpcClient('ws://127.0.0.1:1/ws'), RpcError: (m) => new m.RpcError('NOT_FOUND', 'x') },
   'api.js': { ApiError: (m) => new m.ApiError('x', { status: 404, code: 'NOT_FOUND' }) },
 };
-const work = path.join(here, 'generated', 'rpc-types');
+/** A directory of this test's own (generated-client.test.mjs empties generated/ as it starts). */
+let work;
 const bin = (name) => path.join(here, 'node_modules', '.bin', name);
 
 /**
@@ -71,8 +73,7 @@ describe('rpc.js and api.js type declarations', { timeout: 240000 }, () => {
   let bundle;
 
   before(async () => {
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
+    work = mkdtempSync(path.join(os.tmpdir(), 'octaneweb-rpc-types-'));
     bundle = path.join(work, 'rpc-types.mjs');
     await build({ entryPoints: [path.join(here, 'rpc-types.ts')], bundle: true, platform: 'neutral', format: 'esm', outfile: bundle, logLevel: 'silent' });
     await stopEsbuild();
@@ -81,6 +82,7 @@ describe('rpc.js and api.js type declarations', { timeout: 240000 }, () => {
 
   after(async () => {
     await demo?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   test('tsc --strict accepts every use and refuses what the declarations forbid', () => {
