@@ -67,7 +67,7 @@ export async function exercise(url: string): Promise<Report> {
   const camera = await rpc.unary<CameraState>('LiveLink/GetCamera', {}, { timeoutMs: 5000, metadata: { 'x-test': 'types' } });
   const fov: number = camera.fov ?? -1;
   // A deadline longer than setTimeout can wait (2^31 - 1 ms) must not fire at once.
-  const far = await rpc.unary<CameraState>('LiveLink/GetCamera', {}, { timeoutMs: 3e9 });
+  const far = await rpc.unary<CameraState>('LiveLink/GetCamera', {}, { timeoutMs: 3e9, jsonNames: 'camel', jsonDefaults: 'omit' });
   if (far.fov !== camera.fov) throw new Error('a far deadline changed the answer');
 
   // The general form: open() with onHeaders, and the call's result.
@@ -157,6 +157,8 @@ export function refused(rpc: RpcClient): void {
   void rpc.unary('LiveLink/GetCamera', {}, { metadata: { 'x-n': 1 } });
   // @ts-expect-error: timeoutMs is a number of milliseconds.
   void rpc.unary('LiveLink/GetCamera', {}, { timeoutMs: '1s' });
+  // @ts-expect-error: field names are proto or camel.
+  void rpc.unary('LiveLink/GetCamera', {}, { jsonNames: 'snake' });
   const upload = rpc.clientStream<CameraState, StreamStatus>('LiveLink/StreamCamera');
   // @ts-expect-error: the request type is CameraState.
   upload.send({ fov: 'wide' });

@@ -50,6 +50,10 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Called once, when the response headers arrive. */
   onHeaders?: (headers: Metadata) => void;
+  /** Field names of the response messages (default: the gateway's, proto names unless set). */
+  jsonNames?: 'proto' | 'camel';
+  /** Whether response messages include fields at their default values (default: the gateway's). */
+  jsonDefaults?: 'emit' | 'omit';
 }
 
 /** How a call ended OK: its last response message (if any), headers and trailers. */

@@ -11,7 +11,9 @@
 //   chat.send({ pause: {} }); for await (const ack of chat) { ... }  // chat.end(), chat.cancel()
 //
 // Options of every call: {metadata: {key: value}, timeoutMs, signal: AbortSignal (abort =
-// cancel), onHeaders(headers): called when the response headers arrive}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
+// cancel), onHeaders(headers): called when the response headers arrive, jsonNames ('proto' or
+// 'camel') and jsonDefaults ('emit' or 'omit'): the shape of the response messages, else the
+// gateway's (docs/json.md)}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
 // `pkg.Service/Method`); messages are proto3 JSON values. A failed call rejects (or ends its
 // iteration) with an RpcError carrying the gRPC `code` name and the server's `message`.
 //
@@ -315,7 +317,7 @@ export class RpcClient extends EventTarget {
   }
 
   /** Opens a call: its first frame goes out now, or when the socket opens. */
-  open(method, message, { metadata, timeoutMs, signal, onHeaders } = {}) {
+  open(method, message, { metadata, timeoutMs, signal, onHeaders, jsonNames, jsonDefaults } = {}) {
     const id = this.nextId;
     this.nextId += 1;
     const call = new Call(this, id, { timeoutMs, signal, onHeaders });
@@ -328,6 +330,8 @@ export class RpcClient extends EventTarget {
     if (message !== undefined) frame.message = message;
     if (metadata && Object.keys(metadata).length) frame.metadata = metadata;
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) frame.timeout_ms = Math.ceil(timeoutMs);
+    if (jsonNames) frame.json_names = jsonNames;
+    if (jsonDefaults) frame.json_defaults = jsonDefaults;
     this.sendFrame(frame, call);
     call.socket = this.socket;
     return call;
