@@ -252,6 +252,8 @@ describe('explorer', { timeout: 180000 }, () => {
     assert.equal(await page.getAttribute('#explorer', 'data-status'), 'DEADLINE_EXCEEDED');
     assert.match(await page.textContent('#explorer-status'), /^Error · DEADLINE_EXCEEDED · \d/);
     assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'DEADLINE_EXCEEDED');
+    // Connect asked for the JSON route's shape: proto names, defaults included.
+    assert.match(await page.textContent('#explorer-response'), /"newImage": \{\s*"user_data": "0"\s*\}/);
     const timing = await page.textContent('#explorer-timing');
     const total = Number(timing.match(/total (\d+) ms/)?.[1] ?? timing.match(/total ([\d.]+) s/)?.[1] * 1000);
     assert.ok(total >= 700 && total < 5000, timing);
@@ -262,6 +264,7 @@ describe('explorer', { timeout: 180000 }, () => {
     assert.match(command, /Connect-Timeout-Ms: 800/);
     const output = await runShown(command);
     assert.match(output, /\{"error":\{"code":"deadline_exceeded"/, output.slice(-500));
+    assert.match(output, /\{"newImage":\{"user_data":"0"\}\}/, output.slice(0, 500));
     await screenshot(page, 'explorer-deadline');
     assert.deepEqual(page.problems.filter((p) => !/status of 504/.test(p)), []);
     await page.context().close();

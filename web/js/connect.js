@@ -44,9 +44,21 @@ function newCallId() {
   return `explorer-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** The request headers of a call: protocol, deadline, call id and the user's metadata. */
+/**
+ * The shape the explorer shows messages in, on every transport: proto field names with
+ * default values, as the JSON route and /ws write them unless told otherwise (docs/json.md).
+ */
+export const JSON_SHAPE = { names: 'proto', defaults: 'emit' };
+
+/** The request headers of a call: protocol, JSON shape, deadline, call id and the user's metadata. */
 function requestHeaders(contentType, { metadata = [], timeoutMs, callId }) {
-  const headers = new Headers({ 'Content-Type': contentType, 'Connect-Protocol-Version': '1', 'X-Call-Id': callId });
+  const headers = new Headers({
+    'Content-Type': contentType,
+    'Connect-Protocol-Version': '1',
+    'X-Json-Names': JSON_SHAPE.names,
+    'X-Json-Defaults': JSON_SHAPE.defaults,
+    'X-Call-Id': callId,
+  });
   if (Number.isFinite(timeoutMs)) headers.set('Connect-Timeout-Ms', String(timeoutMs));
   for (const [name, value] of metadata) headers.append(name, value);
   return headers;
@@ -265,6 +277,7 @@ export function connectCurl(service, method, message, { streaming = false, metad
   const headers = [
     `-H ${shellQuote(`Content-Type: ${streaming ? 'application/connect+json' : 'application/json'}`)}`,
     `-H 'Connect-Protocol-Version: 1'`,
+    `-H 'X-Json-Names: ${JSON_SHAPE.names}' -H 'X-Json-Defaults: ${JSON_SHAPE.defaults}'`,
   ];
   if (Number.isFinite(timeoutMs)) headers.push(`-H ${shellQuote(`Connect-Timeout-Ms: ${timeoutMs}`)}`);
   for (const [name, value] of metadata) headers.push(`-H ${shellQuote(`${name}: ${value}`)}`);

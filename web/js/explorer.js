@@ -16,7 +16,7 @@
 // not a failed schema, so it must never look like one.
 
 import { getJson, url, wsUrl } from './api.js';
-import { connectCurl, connectServerStream, connectUnary } from './connect.js';
+import { JSON_SHAPE, connectCurl, connectServerStream, connectUnary } from './connect.js';
 import { h, toast } from './dom.js';
 import { FormError, commentText, requestForm, shortName } from './form.js';
 import { metadataEditor } from './metadata.js';
@@ -587,6 +587,8 @@ export class Explorer extends EventTarget {
       signal: controller.signal,
       metadata: Object.fromEntries(call.metadata),
       timeoutMs: call.timeoutMs,
+      jsonNames: JSON_SHAPE.names,
+      jsonDefaults: JSON_SHAPE.defaults,
       onHeaders: (headers) => {
         timing.headersMs = performance.now() - started;
         this.renderMeta({ headers, pending: true });

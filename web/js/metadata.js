@@ -30,6 +30,8 @@ const RESERVED = new Map([
   ['cookie', 'set by the browser'],
   ['x-call-id', 'set by the explorer for each call'],
   ['x-timeout-ms', 'use the deadline field'],
+  ['x-json-names', 'the explorer chooses the JSON shape'],
+  ['x-json-defaults', 'the explorer chooses the JSON shape'],
 ]);
 
 /** Headers a browser does not let a page set (fetch drops them without a word). */
