@@ -4,11 +4,55 @@
 // explorer's buttons (repeats collapse, clicks go through to what lies under them).
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort, launchBrowser, openPage, portOpen, screenshot, startCommand, startDemo } from './harness.mjs';
+import { promisify } from 'node:util';
+import { ECHO_PROTO, startEchoServer } from './echo-server.mjs';
+import { callJson, freePort, launchBrowser, openPage, portOpen, screenshot, startCommand, startDemo } from './harness.mjs';
+
+/** The explorer's timing line; a loaded machine may take seconds. */
+const TIMING = /^Timing: headers (\d+ ms|[\d.]+ s) · first message (\d+ ms|[\d.]+ s) · total (\d+ ms|[\d.]+ s)$/;
+
+/** Runs a command the explorer shows (curl) with sh, as a user pasting it would. */
+async function runShown(command) {
+  const { stdout } = await promisify(execFile)('sh', ['-c', command], { timeout: 30000, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+/** The explorer's table of response headers or trailers as an object. */
+function metaTable(page, id) {
+  return page.evaluate((tableId) => {
+    const out = {};
+    const dl = document.querySelector(`#${tableId} dl`);
+    if (!dl) return out;
+    for (const dt of dl.querySelectorAll('dt')) out[dt.textContent] = dt.nextElementSibling.textContent;
+    return out;
+  }, id);
+}
+
+/** The status details the explorer shows: [type, JSON shown] each. */
+function detailsShown(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#explorer-details .detail')]
+    .map((detail) => [detail.querySelector('.method-path').textContent, JSON.parse(detail.querySelector('pre').textContent)]));
+}
+
+async function selectMethod(page, methodPath) {
+  await page.fill('#explorer-search', methodPath.split('/').pop());
+  await page.click(`button[data-method="${methodPath}"]`);
+}
+
+/** Adds a metadata row (opening the box first). */
+async function addMetadata(page, name, value) {
+  if ((await page.getAttribute('#explorer-metadata-box', 'open')) === null) await page.click('#explorer-metadata-box > summary');
+  await page.click('#explorer-metadata-add');
+  const row = page.locator('#explorer-metadata .metadata-row').last();
+  await row.locator('.metadata-name').fill(name);
+  await row.locator('.metadata-value').fill(value);
+  return row;
+}
 
 const explorerState = (page) => page.getAttribute('#explorer', 'data-state');
 
@@ -155,6 +199,265 @@ describe('explorer', { timeout: 180000 }, () => {
     assert.deepEqual(page.problems, []);
     await page.context().close();
   });
+
+  test("the .proto files' comments show beside methods, messages and fields", async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    await page.goto(demo.url);
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    // proto/octane/livelink.proto: the comment above StreamCamera, and the one above CameraState.
+    await selectMethod(page, 'livelinkapi.LiveLinkService/StreamCamera');
+    assert.equal(await page.textContent('#explorer-method-comment'), 'Client streaming: every CameraState is applied as it arrives; one reply at the end.');
+    assert.match(await page.getAttribute('button[data-method="livelinkapi.LiveLinkService/StreamCamera"]', 'title'), /^Client streaming: every CameraState/);
+    // Its line breaks inside a paragraph read as spaces.
+    assert.equal(await page.textContent('#explorer-request-comment'), 'A camera. In SetCamera only the oneofs that are set change; fov is the vertical field of view in degrees.');
+    // apirender.proto: a field's comment beside the field.
+    await selectMethod(page, 'octaneapi.ApiRenderEngineService/pick');
+    assert.match(await page.textContent('#explorer-form'), /Image-space pixel coordinates\./);
+    await screenshot(page, 'explorer-comments');
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+
+  test('choosing a oneof member that is a message opens its editor at once', async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    await page.goto(demo.url);
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    await selectMethod(page, 'livelinkapi.LiveLinkService/SetCamera');
+    const position = page.locator('#explorer-form fieldset.oneof').first();
+    await position.locator('select').selectOption('position');
+    // No click on the member's summary: its x, y, z are there to type into.
+    assert.equal(await position.locator('details.message').getAttribute('open'), '');
+    await position.locator('[data-field="x"] input').fill('0.5', { timeout: 2000 });
+    await position.locator('[data-field="z"] input').fill('6');
+    await page.click('.editor-tabs [role="tab"]:has-text("JSON")');
+    assert.deepEqual(JSON.parse(await page.inputValue('#explorer-json')), { position: { x: 0.5, z: 6 } });
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+
+  test('a deadline ends a long server stream with DEADLINE_EXCEEDED, in the page and in its curl command', async () => {
+    const page = await openPage(browser, { viewport: { width: 1280, height: 860 } });
+    await page.goto(demo.url);
+    await page.click('#tab-api');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    // New images keep the callback stream busy; it never ends by itself.
+    await callJson(demo.url, 'ApiRenderEngine', 'restartRendering');
+    await selectMethod(page, 'octaneapi.StreamCallbackService/callbackChannel');
+    await page.click('#explorer-metadata-box > summary');
+    await page.fill('#explorer-deadline', '800');
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error', null, { timeout: 20000 });
+    assert.equal(await page.getAttribute('#explorer', 'data-status'), 'DEADLINE_EXCEEDED');
+    assert.match(await page.textContent('#explorer-status'), /^Error · DEADLINE_EXCEEDED · \d/);
+    assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'DEADLINE_EXCEEDED');
+    // Connect asked for the JSON route's shape: proto names, defaults included.
+    assert.match(await page.textContent('#explorer-response'), /"newImage": \{\s*"user_data": "0"\s*\}/);
+    const timing = await page.textContent('#explorer-timing');
+    const total = Number(timing.match(/total (\d+) ms/)?.[1] ?? timing.match(/total ([\d.]+) s/)?.[1] * 1000);
+    assert.ok(total >= 700 && total < 5000, timing);
+    assert.match(await page.textContent('#explorer-metadata-box > summary'), /deadline 800 ms/);
+
+    // The same call from the curl box: a Connect stream that ends deadline_exceeded.
+    const command = await page.textContent('#explorer-curl-text');
+    assert.match(command, /Connect-Timeout-Ms: 800/);
+    const output = await runShown(command);
+    assert.match(output, /\{"error":\{"code":"deadline_exceeded"/, output.slice(-500));
+    assert.match(output, /\{"newImage":\{"user_data":"0"\}\}/, output.slice(0, 500));
+    await screenshot(page, 'explorer-deadline');
+    assert.deepEqual(page.problems.filter((p) => !/status of 504/.test(p)), []);
+    await page.context().close();
+  });
+});
+
+describe('explorer: request metadata, response headers, trailers and status details', { timeout: 180000 }, () => {
+  let echo;
+  let gateway;
+  let browser;
+  let gatewayUrl;
+  let protoDir;
+
+  before(async () => {
+    // The gateway in front of a gRPC server that answers with what it was sent.
+    protoDir = await mkdtemp(path.join(tmpdir(), 'octaneweb-echo-'));
+    await writeFile(path.join(protoDir, 'echo.proto'), ECHO_PROTO);
+    echo = await startEchoServer();
+    const gatewayPort = await freePort();
+    gatewayUrl = `http://127.0.0.1:${gatewayPort}/`;
+    gateway = await startCommand(
+      ['serve', '--listen', `127.0.0.1:${gatewayPort}`, '--upstream', `127.0.0.1:${echo.port}`, '--proto', protoDir],
+      async () => (await fetch(`${gatewayUrl}health`)).ok,
+    );
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gateway?.stop();
+    await echo?.stop();
+    if (protoDir) await rm(protoDir, { recursive: true, force: true });
+  });
+
+  /** The calls of the echo service the server saw (the gateway also checks its health). */
+  const echoCalls = () => echo.calls.filter((call) => call.path.startsWith('/echo.v1.Echo/'));
+
+  async function openExplorer(viewport) {
+    const page = await openPage(browser, { viewport });
+    await page.goto(gatewayUrl);
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.state === 'ready');
+    return page;
+  }
+
+  test('metadata rows reach the server; headers, trailers and timing come back (1024x700)', async () => {
+    const page = await openExplorer({ width: 1024, height: 700 });
+    await selectMethod(page, 'echo.v1.Echo/Say');
+    await page.locator('#explorer-form [data-field="text"] input').fill('hello');
+
+    // Names gRPC or the protocols reserve, and values that cannot be sent, are refused.
+    const bad = await addMetadata(page, 'grpc-timeout', '1S');
+    assert.equal(await bad.locator('.metadata-name').getAttribute('aria-invalid'), 'true');
+    assert.match(await bad.locator('.metadata-name').getAttribute('title'), /grpc-\* names are reserved/);
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
+    assert.match(await page.textContent('#explorer-response'), /^INVALID_ARGUMENT: metadata grpc-timeout: grpc-\* names are reserved/);
+    assert.equal(echoCalls().length, 0, 'nothing was sent');
+    for (const [name, value, problem] of [[':path', '/x', /pseudo-headers/], ['content-type', 'text/plain', /reserved/], ['te', 'trailers', /reserved/], ['connection', 'close', /connection header/], ['bad name', 'x', /only letters, digits/], ['origin', 'https://elsewhere', /browser does not let/], ['sec-fetch-mode', 'cors', /browser does not let/], ['x-data-bin', 'not base64!', /base64/], ['x-text', 'ünïcode', /printable ASCII/]]) {
+      await bad.locator('.metadata-name').fill(name);
+      await bad.locator('.metadata-value').fill(value);
+      const field = /base64|ASCII/.test(String(problem)) ? '.metadata-value' : '.metadata-name';
+      assert.match(await bad.locator(field).getAttribute('title'), problem, name);
+    }
+    await bad.locator('button').click();
+    // A deadline past what the page's timers can wait for is refused too.
+    await page.fill('#explorer-deadline', '3000000000');
+    assert.equal(await page.getAttribute('#explorer-deadline', 'aria-invalid'), 'true');
+    await page.fill('#explorer-deadline', '');
+    await addMetadata(page, 'X-Tenant', 'blue');
+    await addMetadata(page, 'x-blob-bin', 'AAEC');
+
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
+    assert.deepEqual(JSON.parse(await page.textContent('#explorer-response')), { text: 'hello' });
+    // The server saw the metadata (names lower-cased, -bin values as base64)...
+    const seen = echoCalls().at(-1);
+    assert.equal(seen.path, '/echo.v1.Echo/Say');
+    assert.equal(seen.headers['x-tenant'], 'blue');
+    assert.equal(seen.headers['x-blob-bin'], 'AAEC');
+    // ...and its answer shows: headers, trailers, status, timing.
+    const headers = await metaTable(page, 'explorer-headers');
+    assert.equal(headers['echo-x-tenant'], 'blue');
+    assert.equal(headers['echo-x-blob-bin'], 'AAEC');
+    assert.equal(headers['x-call-id'], seen.headers['x-call-id'], 'the gateway echoes the call id the explorer sent');
+    assert.deepEqual(Object.keys(headers).sort(), ['echo-x-blob-bin', 'echo-x-tenant', 'x-call-id'], 'transport headers are left out');
+    assert.deepEqual(await metaTable(page, 'explorer-trailers'), { 'x-echo-messages': '1' });
+    assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'OK');
+    assert.match(await page.textContent('#explorer-timing'), TIMING);
+    await screenshot(page, 'explorer-headers-1024x700');
+
+    // The curl box makes the same call: same answer, and the metadata reaches the server.
+    const command = await page.textContent('#explorer-curl-text');
+    assert.match(command, /-H 'x-tenant: blue'/);
+    const before = echoCalls().length;
+    assert.deepEqual(JSON.parse(await runShown(command)), { text: 'hello' });
+    assert.equal(echoCalls().length, before + 1);
+    assert.equal(echoCalls().at(-1).headers['x-tenant'], 'blue');
+    assert.deepEqual(page.problems.filter((p) => !/status of 400/.test(p)), []);
+    await page.context().close();
+  });
+
+  test('a refusal shows its code, message and decoded status details', async () => {
+    const page = await openExplorer({ width: 1280, height: 900 });
+    await selectMethod(page, 'echo.v1.Echo/Say');
+    await page.locator('#explorer-form [data-field="text"] input').fill('please fail');
+    await page.locator('#explorer-form [data-field="fail"] input').check();
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
+    assert.match(await page.textContent('#explorer-status'), /^Error · HTTP 400 · FAILED_PRECONDITION · (\d+ ms|[\d.]+ s)$/);
+    assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'FAILED_PRECONDITION');
+    assert.equal(await page.textContent('#explorer-grpc-status .status-message'), 'refused: the request asked to fail');
+    // The Connect error's details: the one whose type the schema describes is read from its
+    // bytes (packed repeated field included); the other stays base64.
+    const details = await detailsShown(page);
+    assert.deepEqual(details, [
+      ['echo.v1.SayRequest', { text: 'please fail', fail: true, codes: [7, 300] }],
+      ['google.rpc.ErrorInfo', { value: 'Cg1BU0tFRF9UT19GQUlMEgllY2hvLnRlc3Q' }],
+    ]);
+    assert.deepEqual(await metaTable(page, 'explorer-trailers'), { 'x-echo-messages': '1' });
+    await screenshot(page, 'explorer-status-details');
+    assert.deepEqual(page.problems.filter((p) => !/status of 400/.test(p)), []);
+    await page.context().close();
+  });
+
+  test('a client stream offers no curl, but an rpc.js snippet; metadata and details travel over /ws too', async () => {
+    const page = await openExplorer({ width: 1280, height: 900 });
+    await selectMethod(page, 'echo.v1.Echo/Collect');
+    assert.ok(await page.isHidden('#explorer-curl-box'), 'no curl box');
+    assert.ok(await page.isHidden('#explorer-curl'), 'no Copy curl button');
+    assert.ok(await page.isVisible('#explorer-snippet'), 'a Copy rpc.js snippet button');
+    await addMetadata(page, 'x-tenant', 'green');
+    await page.locator('#explorer-form [data-field="text"] input').fill('one');
+    await page.click('#explorer-snippet-box > summary');
+    await page.waitForFunction(() => document.getElementById('explorer-snippet-text').textContent.includes('"x-tenant":"green"'));
+    const snippet = await page.textContent('#explorer-snippet-text');
+    assert.match(snippet, /rpc\.clientStream\("echo\.v1\.Echo\/Collect", \{"metadata":\{"x-tenant":"green"\}\}\)/);
+
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
+    await page.click('#explorer-send');
+    await page.locator('#explorer-form [data-field="text"] input').fill('two');
+    await page.click('#explorer-send');
+    await page.click('#explorer-end');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
+    assert.match(await page.textContent('#explorer-response'), /"text": "one two"/);
+    assert.equal(echoCalls().at(-1).headers['x-tenant'], 'green');
+    assert.equal((await metaTable(page, 'explorer-headers'))['echo-x-tenant'], 'green');
+    assert.deepEqual(await metaTable(page, 'explorer-trailers'), { 'x-echo-messages': '2' });
+    assert.match(await page.textContent('#explorer-timing'), TIMING);
+
+    // The snippet runs as shown: the same call from a module script.
+    const before = echoCalls().length;
+    const logged = page.waitForEvent('console', { predicate: (message) => message.type() === 'log', timeout: 10000 });
+    await page.addScriptTag({ type: 'module', content: snippet });
+    const answer = await logged;
+    assert.deepEqual(await answer.args()[0].jsonValue(), { text: 'one' });
+    assert.equal(echoCalls().length, before + 1);
+    assert.equal(echoCalls().at(-1).headers['x-tenant'], 'green');
+
+    // A refusal over /ws: the gateway decodes the details through the schema.
+    await page.locator('#explorer-form [data-field="text"] input').fill('stop');
+    await page.locator('#explorer-form [data-field="fail"] input').check();
+    await page.click('#explorer-call');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'streaming');
+    await page.click('#explorer-send');
+    await page.click('#explorer-end');
+    await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'error');
+    assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'FAILED_PRECONDITION');
+    const details = await detailsShown(page);
+    assert.deepEqual(details.map(([type]) => type), ['echo.v1.SayRequest', 'google.rpc.ErrorInfo']);
+    assert.equal(details[0][1].text, 'stop');
+    assert.deepEqual(details[0][1].codes, [7, 300]);
+    await screenshot(page, 'explorer-client-stream');
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+
+  for (const [width, height] of [[390, 844], [1920, 1080]]) {
+    test(`the explorer with an answer fits ${width}x${height}`, async () => {
+      const page = await openExplorer({ width, height });
+      await selectMethod(page, 'echo.v1.Echo/Say');
+      await page.locator('#explorer-form [data-field="text"] input').fill('a longer text to say back, to see how the answer wraps');
+      await addMetadata(page, 'x-request-id', 'd3b07384-d113-4ec6-a7e9-2f1e0c7b5a11');
+      await page.fill('#explorer-deadline', '5000');
+      await page.click('#explorer-call');
+      await page.waitForFunction(() => document.getElementById('explorer').dataset.call === 'done');
+      await page.click('#explorer-curl-box > summary');
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), 'no sideways scrolling');
+      await screenshot(page, `explorer-answer-${width}x${height}`);
+      assert.deepEqual(page.problems, []);
+      await page.context().close();
+    });
+  }
 });
 
 describe('explorer in front of a non-Octane service', { timeout: 180000 }, () => {

@@ -177,7 +177,10 @@ describe('panels', { timeout: 180000 }, () => {
     assert.equal(await page.textContent('#explorer-call'), 'Open stream');
     assert.equal(await page.isDisabled('#explorer-call'), false);
     assert.equal(await page.isDisabled('#explorer-send'), true);
-    assert.equal(await page.isDisabled('#explorer-curl'), true);
+    // curl cannot stream requests: no curl command, an rpc.js snippet instead.
+    assert.ok(await page.isHidden('#explorer-curl'));
+    assert.ok(await page.isHidden('#explorer-curl-box'));
+    assert.ok(await page.isVisible('#explorer-snippet'));
     assert.match(await page.textContent('#explorer-status'), /client stream: open the stream.*WebSocket/);
   });
 

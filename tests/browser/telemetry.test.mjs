@@ -175,6 +175,27 @@ describe('telemetry example', { timeout: 180000 }, () => {
     assert.equal((await callJson(gatewayUrl, SERVICE, 'GetJob')).state, 'JOB_STATE_RUNNING');
     assert.ok(await callCount(gatewayUrl, 'websocket', `${SERVICE}/Control`, 'OK') >= 1);
     await screenshot(page, 'explorer-bidi');
+
+    // No curl for a bidi stream; its rpc.js snippet runs as shown, answers and trailers logged.
+    assert.ok(await page.isHidden('#explorer-curl-box'));
+    await page.fill('#explorer-json', JSON.stringify({ commandId: 'from-snippet', pause: {} }));
+    await page.click('#explorer-snippet-box > summary');
+    await page.waitForFunction(() => document.getElementById('explorer-snippet-text').textContent.includes('from-snippet'));
+    const snippet = await page.textContent('#explorer-snippet-text');
+    assert.match(snippet, /rpc\.bidi\("telemetry\.v1\.TrainingService\/Control"\)/);
+    const logged = [];
+    const done = new Promise((resolve) => page.on('console', async (message) => {
+      if (message.type() !== 'log') return;
+      logged.push(await message.args()[0].jsonValue());
+      if (logged.length === 2) resolve();
+    }));
+    await page.addScriptTag({ type: 'module', content: snippet });
+    await done;
+    assert.equal(logged[0].command_id, 'from-snippet');
+    assert.equal(logged[0].accepted, true);
+    assert.deepEqual(logged[1], {}, 'then the trailers');
+    assert.equal((await callJson(gatewayUrl, SERVICE, 'GetJob')).state, 'JOB_STATE_PAUSED');
+    assert.deepEqual(page.problems, []);
     await page.context().close();
   });
 });

@@ -128,8 +128,7 @@ export async function call(service, method, message = {}, options = {}) {
 }
 
 /**
- * Like call() but never rejects: resolves to `{ok, data, error, status, durationMs, raw}`
- * so the explorer can show everything about an answer.
+ * Like call() but never rejects: resolves to `{ok, data, error, status, durationMs, raw}`.
  */
 export async function callRaw(service, method, message = {}, { signal, timeoutMs } = {}) {
   const started = performance.now();
@@ -221,84 +220,4 @@ export async function getJson(path, options = {}) {
     throw new ApiError(parsed?.error || parsed?.message || `HTTP ${response.status}`, { status: response.status, code: parsed?.code || '', body: parsed });
   }
   return parsed;
-}
-
-/** Quotes a string for a POSIX shell. */
-export function shellQuote(text) {
-  return `'${String(text).replace(/'/g, `'\\''`)}'`;
-}
-
-/** A curl command equivalent to a JSON call (or, for server streams, the SSE route). */
-export function curlCommand(service, method, message, { streaming = false } = {}) {
-  const json = typeof message === 'string' ? message : JSON.stringify(message ?? {});
-  if (streaming) {
-    const target = `${url(`sse/${methodPath(service, method)}`)}?message=${encodeURIComponent(json)}`;
-    return `curl -N ${shellQuote(target)}`;
-  }
-  return [
-    `curl -sS -X POST ${shellQuote(url(methodPath(service, method)))}`,
-    `-H 'Content-Type: application/json'`,
-    `-d ${shellQuote(json)}`,
-  ].join(' \\\n  ');
-}
-
-/** Longest SSE event accepted by readSse (a bound on memory for a misbehaving server). */
-const MAX_SSE_EVENT_CHARS = 64 * 1024 * 1024;
-
-/**
- * Reads a Server-Sent Events response with fetch (unlike EventSource this shows the HTTP
- * status and body of an error answer, and cancels with an AbortSignal). Calls
- * `onEvent({event, data})` per event; resolves when the stream ends.
- */
-export async function readSse(path, { signal, onEvent }) {
-  const response = await request(path, { headers: { Accept: 'text/event-stream' }, signal });
-  const type = response.headers.get('Content-Type') || '';
-  if (!response.ok || !type.includes('text/event-stream')) {
-    const text = await response.text().catch(() => '');
-    let parsed = null;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = null;
-    }
-    throw new ApiError(parsed?.error || parsed?.message || plainText(text) || `HTTP ${response.status}`, { status: response.status, code: parsed?.code || '', body: parsed });
-  }
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  try {
-    if (signal?.aborted) throw new ApiError('cancelled', { code: 'CANCELLED' });
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value.replace(/\r\n?/g, '\n');
-      let split;
-      while ((split = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, split);
-        buffer = buffer.slice(split + 2);
-        const parsedEvent = parseSseBlock(block);
-        if (parsedEvent) onEvent(parsedEvent);
-      }
-      if (buffer.length > MAX_SSE_EVENT_CHARS) throw new ApiError('an event of the stream is too large');
-    }
-    if (signal?.aborted) throw new ApiError('cancelled', { code: 'CANCELLED' });
-  } catch (err) {
-    if (signal?.aborted) throw new ApiError('cancelled', { code: 'CANCELLED' });
-    throw err instanceof ApiError ? err : new ApiError(`stream broken (${err?.message || err})`);
-  } finally {
-    reader.cancel().catch(() => null);
-  }
-}
-
-function parseSseBlock(block) {
-  let event = 'message';
-  const data = [];
-  for (const line of block.split('\n')) {
-    if (!line || line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  return data.length || event !== 'message' ? { event, data: data.join('\n') } : null;
 }

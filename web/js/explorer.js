@@ -1,8 +1,12 @@
-// API explorer: every method of the schema served at GET /schema. Pick a method, edit the
-// request as a generated form or as JSON, call it (server streams arrive message by message
-// and can be cancelled), see the answer or the precise error, replay past calls, copy curl.
-// Client- and bidi-streaming methods run over the gateway's /ws (rpc.js): open the stream,
-// send the edited request as often as wanted, half-close, and watch the answers arrive.
+// API explorer: every method of the schema served at GET /schema, with the comments of its
+// .proto files. Pick a method, edit the request as a generated form or as JSON, add request
+// metadata and a deadline, call it (server streams arrive message by message and can be
+// cancelled), and see the answer or the precise error with the response headers, trailers,
+// status details and timing; replay past calls, copy the equivalent curl command.
+// Unary and server-streaming calls go over Connect (connect.js), which shows real headers
+// and trailers. Client- and bidi-streaming methods run over the gateway's /ws (rpc.js): open
+// the stream, send the edited request as often as wanted, half-close, and watch the answers
+// arrive; curl cannot make those calls, so the explorer offers an rpc.js snippet instead.
 // Methods the gateway's --allow / --deny policy refuses (`"refused": true` in /schema) are
 // marked with a lock and cannot be called from here.
 //
@@ -11,9 +15,12 @@
 // `data-call` the last call (calling, streaming, done, error, cancelled). A failed call is
 // not a failed schema, so it must never look like one.
 
-import { callRaw, curlCommand, getJson, methodPath, readSse } from './api.js';
+import { getJson, url, wsUrl } from './api.js';
+import { JSON_SHAPE, connectCurl, connectServerStream, connectUnary } from './connect.js';
 import { h, toast } from './dom.js';
-import { FormError, requestForm, shortName } from './form.js';
+import { FormError, commentText, requestForm, shortName } from './form.js';
+import { metadataEditor } from './metadata.js';
+import { decodeMessage, fromBase64 } from './protobuf.js';
 import { MAX_HISTORY, prefs } from './prefs.js';
 import { octaneSupport } from './schema.js';
 
@@ -48,6 +55,66 @@ function lockMark() {
 
 function clip(text) {
   return text.length > MAX_RESPONSE_CHARS ? `${text.slice(0, MAX_RESPONSE_CHARS)}\n… (${text.length - MAX_RESPONSE_CHARS} more characters)` : text;
+}
+
+/** "12 ms", or "1.25 s" from a second on. */
+function duration(ms) {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+}
+
+/**
+ * A status detail as the explorer shows it: its type name and its fields, or its bytes in
+ * base64 when the schema does not know the type.
+ */
+function detailView(schema, detail) {
+  if (detail && typeof detail['@type'] === 'string') {
+    // /ws: proto3 JSON Any, with the fields when the gateway's schema knows the type.
+    const { '@type': typeUrl, ...fields } = detail;
+    return { type: typeUrl.slice(typeUrl.lastIndexOf('/') + 1), body: JSON.stringify(fields, null, 2) };
+  }
+  // Connect: the type's name and the message's bytes in base64, read here through the schema.
+  const type = String(detail?.type ?? '?');
+  try {
+    return { type, body: JSON.stringify(decodeMessage(schema, type, fromBase64(detail?.value ?? '')), null, 2) };
+  } catch {
+    return { type, body: JSON.stringify({ value: detail?.value ?? '' }, null, 2) };
+  }
+}
+
+/** A JavaScript string literal for a snippet. */
+function jsString(text) {
+  return JSON.stringify(String(text));
+}
+
+/** An rpc.js snippet making a client- or bidi-streaming call like the explorer's. */
+function rpcSnippet(path, request, { bidi, metadata, timeoutMs }) {
+  const options = {};
+  if (metadata.length) options.metadata = Object.fromEntries(metadata);
+  if (Number.isFinite(timeoutMs)) options.timeoutMs = timeoutMs;
+  const optionsText = Object.keys(options).length ? `, ${JSON.stringify(options)}` : '';
+  const lines = [
+    `import { RpcClient } from ${jsString(url('js/rpc.js'))};`,
+    '',
+    `const rpc = new RpcClient(${jsString(wsUrl('ws'))});`,
+  ];
+  if (bidi) {
+    lines.push(
+      `const call = rpc.bidi(${jsString(path)}${optionsText});`,
+      `call.send(${JSON.stringify(request)});`,
+      'call.end(); // no more messages from this side',
+      'for await (const answer of call) console.log(answer);',
+      'console.log((await call.done).trailers);',
+    );
+  } else {
+    lines.push(
+      `const upload = rpc.clientStream(${jsString(path)}${optionsText});`,
+      `upload.send(${JSON.stringify(request)});`,
+      'upload.end(); // no more messages: the server answers now',
+      'console.log(await upload.response);',
+    );
+  }
+  lines.push('rpc.close();');
+  return lines.join('\n');
 }
 
 function outcomeClass(outcome) {
@@ -93,9 +160,15 @@ export class Explorer extends EventTarget {
     this.cancelButton = h('button', { type: 'button', id: 'explorer-cancel', disabled: true, onclick: () => this.cancel() }, 'Cancel');
     this.sendButton = h('button', { type: 'button', id: 'explorer-send', hidden: true, disabled: true, title: 'Send the request above as the next message', onclick: () => this.sendMessage() }, 'Send');
     this.endButton = h('button', { type: 'button', id: 'explorer-end', hidden: true, disabled: true, title: 'Half-close: no more messages from this side', onclick: () => this.halfClose() }, 'End sending');
-    this.curlButton = h('button', { type: 'button', id: 'explorer-curl', disabled: true, onclick: () => this.copyCurl() }, 'Copy curl');
+    this.curlButton = h('button', { type: 'button', id: 'explorer-curl', disabled: true, onclick: () => this.copyText(this.curlText, 'curl command') }, 'Copy curl');
+    this.snippetButton = h('button', { type: 'button', id: 'explorer-snippet', hidden: true, title: 'curl cannot stream requests: copy an rpc.js snippet instead', onclick: () => this.copyText(this.snippetText, 'rpc.js snippet') }, 'Copy rpc.js snippet');
     this.curlText = h('pre', { className: 'curl', id: 'explorer-curl-text' });
+    this.snippetText = h('pre', { className: 'curl', id: 'explorer-snippet-text' });
+    this.metadata = metadataEditor({ onChange: () => this.onMetadataChange() });
+    this.metadataSummary = h('summary', {}, 'Metadata and deadline');
+    this.metadataBox = h('details', { className: 'request-meta', id: 'explorer-metadata-box' }, this.metadataSummary, this.metadata.el);
     this.statusLine = h('div', { className: 'call-status', id: 'explorer-status', role: 'status', 'aria-live': 'polite' });
+    this.meta = h('div', { className: 'response-meta', id: 'explorer-meta', hidden: true });
     this.response = h('pre', { className: 'response', id: 'explorer-response', tabindex: '0', 'aria-label': 'Response' });
     this.historyList = h('ol', { className: 'history', id: 'explorer-history', 'aria-label': 'Call history' });
     this.warnings = h('details', { className: 'schema-warnings', id: 'explorer-warnings', hidden: true });
@@ -110,10 +183,14 @@ export class Explorer extends EventTarget {
           h('div', { className: 'editor-tabs', role: 'tablist', 'aria-label': 'Request editor' }, this.formTab, this.jsonTab),
           this.formSlot,
           this.jsonArea,
+          this.metadataBox,
           this.refusedNote,
-          h('div', { className: 'call-actions' }, this.callButton, this.sendButton, this.endButton, this.cancelButton, this.curlButton),
-          h('details', { className: 'curl-box' }, h('summary', {}, 'curl command'), this.curlText)),
+          h('div', { className: 'call-actions' }, this.callButton, this.sendButton, this.endButton, this.cancelButton, this.curlButton, this.snippetButton),
+          this.curlBox = h('details', { className: 'curl-box', id: 'explorer-curl-box' }, h('summary', {}, 'curl command'), this.curlText),
+          this.snippetBox = h('details', { className: 'curl-box', id: 'explorer-snippet-box', hidden: true },
+            h('summary', {}, 'rpc.js snippet (curl cannot stream requests)'), this.snippetText)),
         this.statusLine,
+        this.meta,
         this.response,
         h('details', { className: 'history-box', open: true }, h('summary', {}, 'History'), this.historyList)));
     // Keep the curl command in step with the request being edited.
@@ -190,7 +267,7 @@ export class Explorer extends EventTarget {
       this.methodList.replaceChildren(...this.schema.services.map((service) => {
         const refused = service.methods.filter((m) => m.refused).length;
         const group = h('details', { className: 'service', dataset: { service: service.full_name } },
-          h('summary', {}, h('span', {}, service.name), h('span', { className: 'muted' }, ` ${service.package} · ${service.methods.length}`),
+          h('summary', { title: service.comment || null }, h('span', {}, service.name), h('span', { className: 'muted' }, ` ${service.package} · ${service.methods.length}`),
             refused ? h('span', { className: 'refused-count', title: `${refused} of its methods ${REFUSED_REASON}` }, ' · ', lockMark(), ` ${refused}`) : null));
         group.addEventListener('toggle', () => {
           if (group.open && group.childElementCount === 1) group.append(...service.methods.map((m) => this.methodButton(service, m, false)));
@@ -222,7 +299,7 @@ export class Explorer extends EventTarget {
       role: 'listitem',
       className: refused ? 'method refused' : 'method',
       dataset,
-      title: refused ? `${method.name}: ${REFUSED_REASON}` : null,
+      title: refused ? `${method.name}: ${REFUSED_REASON}` : method.comment || null,
       onclick: () => this.select(service.full_name, method.name),
     }, withService ? h('span', { className: 'muted' }, `${service.name}/`) : null, method.name,
     refused ? h('span', { className: 'visually-hidden' }, ` (${REFUSED_REASON})`) : null,
@@ -250,6 +327,7 @@ export class Explorer extends EventTarget {
     this.title.replaceChildren(
       h('div', { className: 'method-path' }, `${service.full_name}/${method.name}`),
       h('div', { className: 'muted' }, `${kind} · ${shortName(method.input_type)} → ${shortName(method.output_type)}`));
+    if (method.comment) this.title.append(h('p', { className: 'comment', id: 'explorer-method-comment' }, commentText(method.comment)));
     this.editor.hidden = false;
     this.form = requestForm(this.schema, method.input_type);
     this.formSlot.replaceChildren(this.form.el);
@@ -271,12 +349,17 @@ export class Explorer extends EventTarget {
     }
     this.sendButton.hidden = !streamsIn;
     this.endButton.hidden = !streamsIn;
-    // curl speaks the JSON routes, which carry no client streams.
+    // curl cannot stream requests: client and bidi streams get an rpc.js snippet instead.
+    this.curlButton.hidden = streamsIn;
     this.curlButton.disabled = streamsIn;
+    this.curlBox.hidden = streamsIn;
+    this.snippetButton.hidden = !streamsIn;
+    this.snippetBox.hidden = !streamsIn;
     this.statusLine.dataset.outcome = '';
     this.statusLine.textContent = streamsIn && !refused
       ? `${kind}: open the stream, then send the request above as often as you like and end sending; runs over the gateway's WebSocket.`
       : '';
+    this.clearMeta();
     this.response.textContent = '';
     this.root.dataset.selected = `${service.full_name}/${method.name}`;
     this.root.dataset.selectedRefused = String(refused);
@@ -340,22 +423,41 @@ export class Explorer extends EventTarget {
     this.curlTimer = setTimeout(() => this.updateCurl(), 150);
   }
 
+  /** The curl command, or for client and bidi streams the rpc.js snippet, of the call being edited. */
   updateCurl() {
     if (!this.method) return;
-    this.curlText.textContent = curlCommand(this.service.full_name, this.method.name, this.currentRequest(true), { streaming: this.method.server_streaming });
+    const request = this.currentRequest(true);
+    const options = { metadata: this.metadata.rows(false), timeoutMs: this.metadata.deadline(false) };
+    if (this.method.client_streaming) {
+      this.snippetText.textContent = rpcSnippet(`${this.service.full_name}/${this.method.name}`, request, { ...options, bidi: this.method.server_streaming });
+      this.curlText.textContent = '';
+    } else {
+      this.curlText.textContent = connectCurl(this.service.full_name, this.method.name, request, { ...options, streaming: this.method.server_streaming });
+      this.snippetText.textContent = '';
+    }
   }
 
-  async copyCurl() {
+  onMetadataChange() {
+    const rows = this.metadata.count();
+    const deadline = this.metadata.deadline(false);
+    const parts = [];
+    if (rows) parts.push(`${rows} metadata row${rows === 1 ? '' : 's'}`);
+    if (deadline !== undefined) parts.push(`deadline ${deadline} ms`);
+    this.metadataSummary.textContent = `Metadata and deadline${parts.length ? ` (${parts.join(', ')})` : ''}`;
+    this.scheduleCurlUpdate();
+  }
+
+  async copyText(pre, what) {
     this.updateCurl();
-    const text = this.curlText.textContent;
+    const text = pre.textContent;
     try {
       await navigator.clipboard.writeText(text);
-      toast('curl command copied', 'ok', 2000);
+      toast(`${what} copied`, 'ok', 2000);
     } catch {
       // Clipboard API needs a secure context; fall back to selecting the text.
-      this.curlText.closest('details').open = true;
+      pre.closest('details').open = true;
       const range = document.createRange();
-      range.selectNodeContents(this.curlText);
+      range.selectNodeContents(pre);
       getSelection()?.removeAllRanges();
       getSelection()?.addRange(range);
       toast('Press Ctrl+C to copy the selected command', 'info', 3000);
@@ -366,113 +468,107 @@ export class Explorer extends EventTarget {
   async call({ replay } = {}) {
     if (!this.method || this.running || this.method.refused) return;
     let message;
+    let options;
     try {
       message = this.currentRequest();
+      options = { metadata: this.metadata.rows(), timeoutMs: this.metadata.deadline() };
     } catch (err) {
+      if (err.path?.startsWith('metadata') || err.path === 'deadline') this.metadataBox.open = true;
+      this.clearMeta();
       this.showError(err.message, 'INVALID_ARGUMENT');
       return;
     }
     this.updateCurl();
     const service = this.service.full_name;
     const method = this.method.name;
-    // Huge requests (e.g. bytes) are not worth filling localStorage with.
+    // Huge requests (e.g. bytes) are not worth filling localStorage with. Metadata is not
+    // kept at all: it often carries credentials.
     const storable = JSON.stringify(message).length <= MAX_HISTORY_REQUEST_CHARS;
     const entry = { service, method, request: storable ? message : {}, kind: kindOf(this.method), at: new Date().toISOString(), outcome: '' };
-    if (this.method.client_streaming) await this.runClientStream({ ...entry, request: message, replay }, entry);
-    else if (this.method.server_streaming) await this.runStream({ ...entry, request: message }, entry);
-    else await this.runUnary({ ...entry, request: message }, entry);
+    if (options.timeoutMs !== undefined) entry.deadlineMs = options.timeoutMs;
+    const call = { ...entry, request: message, ...options };
+    this.clearMeta();
+    if (this.method.client_streaming) await this.runClientStream({ ...call, replay }, entry);
+    else if (this.method.server_streaming) await this.runStream(call, entry);
+    else await this.runUnary(call, entry);
     this.history.unshift(entry);
     this.history.length = Math.min(this.history.length, MAX_HISTORY);
     prefs.set('history', this.history);
     this.renderHistory();
   }
 
-  /** Runs `call` (with the full request) and records the outcome in `entry`. */
+  /** Runs `call` (with the full request) over Connect and records the outcome in `entry`. */
   async runUnary(call, entry) {
     const controller = new AbortController();
     this.setRunning(controller, 'calling');
+    this.statusLine.dataset.outcome = '';
     this.statusLine.textContent = 'Calling…';
     this.response.textContent = '';
-    const result = await callRaw(call.service, call.method, call.request, { signal: controller.signal });
+    const outcome = await connectUnary(call.service, call.method, call.request, { metadata: call.metadata, timeoutMs: call.timeoutMs, signal: controller.signal });
     this.setRunning(null);
-    const ms = `${result.durationMs.toFixed(0)} ms`;
-    if (result.ok) {
+    const ms = duration(outcome.timing.totalMs);
+    this.renderMeta(outcome);
+    if (outcome.code === 'OK') {
       entry.outcome = `OK · ${ms}`;
       this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
-      this.statusLine.textContent = `OK · HTTP ${result.status} · ${ms}`;
-      this.response.textContent = clip(JSON.stringify(result.data, null, 2));
+      this.statusLine.textContent = `OK · HTTP ${outcome.httpStatus} · ${ms}`;
+      this.response.textContent = clip(JSON.stringify(outcome.data, null, 2));
+    } else if (outcome.code === 'CANCELLED' && controller.signal.aborted) {
+      entry.outcome = 'cancelled';
+      this.root.dataset.call = 'cancelled';
+      this.statusLine.dataset.outcome = 'cancelled';
+      this.statusLine.textContent = `Cancelled after ${ms}`;
     } else {
-      const { error } = result;
-      entry.outcome = `${error.code || (error.status ? `HTTP ${error.status}` : 'unreachable')} · ${ms}`;
-      this.showError(error.message, error.code, error.status, ms);
+      entry.outcome = `${outcome.code} · ${ms}`;
+      this.showError(outcome.message, outcome.code, outcome.httpStatus, ms);
     }
   }
 
+  /** Runs a server stream over Connect: messages appear as they arrive, until it ends. */
   async runStream(call, entry) {
     const controller = new AbortController();
     this.setRunning(controller, 'streaming');
     this.response.textContent = '';
     this.statusLine.dataset.outcome = '';
     this.statusLine.textContent = 'Streaming… 0 messages';
-    const started = performance.now();
-    let count = 0;
-    let end = null;
     const lines = [];
     this.root.dataset.messages = '0';
-    const path = `sse/${methodPath(call.service, call.method)}?message=${encodeURIComponent(JSON.stringify(call.request))}`;
-    try {
-      await readSse(path, {
-        signal: controller.signal,
-        onEvent: ({ event, data }) => {
-          if (event === 'end') {
-            try {
-              end = JSON.parse(data);
-            } catch {
-              end = { code: 'UNKNOWN', message: data };
-            }
-            return;
-          }
-          count += 1;
-          let pretty = data;
-          try {
-            pretty = JSON.stringify(JSON.parse(data), null, 2);
-          } catch {
-            // Show it as sent.
-          }
-          lines.push(`#${count} ${pretty}`);
-          if (lines.length > MAX_STREAM_MESSAGES_SHOWN) lines.shift();
-          const atBottom = this.response.scrollHeight - this.response.scrollTop - this.response.clientHeight < 40;
-          this.response.textContent = clip(lines.join('\n'));
-          // Follow new messages unless the user scrolled up to read.
-          if (atBottom) this.response.scrollTop = this.response.scrollHeight;
-          this.root.dataset.messages = String(count);
-          this.statusLine.textContent = `Streaming… ${count} message${count === 1 ? '' : 's'}`;
-        },
-      });
-      const ms = `${(performance.now() - started).toFixed(0)} ms`;
-      const code = end?.code || 'UNKNOWN';
-      if (code === 'OK') {
-        entry.outcome = `OK · ${count} messages · ${ms}`;
-        this.root.dataset.call = 'done';
-        this.statusLine.dataset.outcome = 'ok';
-        this.statusLine.textContent = `Stream ended OK · ${count} message${count === 1 ? '' : 's'} · ${ms}`;
-      } else {
-        entry.outcome = `${code} · ${count} messages`;
-        this.showError(end?.message || 'the stream ended without a status', code, 0, ms, true);
-      }
-    } catch (err) {
-      if (err.code === 'CANCELLED') {
-        entry.outcome = `cancelled · ${count} messages`;
-        this.root.dataset.call = 'cancelled';
-        this.statusLine.dataset.outcome = 'cancelled';
-        this.statusLine.textContent = `Cancelled after ${count} message${count === 1 ? '' : 's'}`;
-      } else {
-        entry.outcome = `${err.code || (err.status ? `HTTP ${err.status}` : 'error')}`;
-        this.showError(err.message, err.code, err.status, '', count > 0);
-      }
-    } finally {
-      this.setRunning(null);
+    const outcome = await connectServerStream(call.service, call.method, call.request, {
+      metadata: call.metadata,
+      timeoutMs: call.timeoutMs,
+      signal: controller.signal,
+      onHeaders: (headers) => this.renderMeta({ headers, pending: true }),
+      onMessage: (message, count) => {
+        lines.push(`#${count} ${JSON.stringify(message, null, 2)}`);
+        if (lines.length > MAX_STREAM_MESSAGES_SHOWN) lines.shift();
+        const atBottom = this.response.scrollHeight - this.response.scrollTop - this.response.clientHeight < 40;
+        this.response.textContent = clip(lines.join('\n'));
+        // Follow new messages unless the user scrolled up to read.
+        if (atBottom) this.response.scrollTop = this.response.scrollHeight;
+        this.root.dataset.messages = String(count);
+        this.statusLine.textContent = `Streaming… ${count} message${count === 1 ? '' : 's'}`;
+      },
+    });
+    this.setRunning(null);
+    const count = outcome.messages;
+    const plural = `${count} message${count === 1 ? '' : 's'}`;
+    const ms = duration(outcome.timing.totalMs);
+    this.renderMeta(outcome);
+    if (outcome.code === 'OK') {
+      entry.outcome = `OK · ${count} messages · ${ms}`;
+      this.root.dataset.call = 'done';
+      this.statusLine.dataset.outcome = 'ok';
+      this.statusLine.textContent = `Stream ended OK · ${plural} · ${ms}`;
+    } else if (outcome.code === 'CANCELLED' && controller.signal.aborted) {
+      entry.outcome = `cancelled · ${count} messages`;
+      this.root.dataset.call = 'cancelled';
+      this.statusLine.dataset.outcome = 'cancelled';
+      this.statusLine.textContent = `Cancelled after ${plural}`;
+    } else {
+      entry.outcome = `${outcome.code} · ${count} messages`;
+      // An error inside the stream comes with HTTP 200: only a refusal has a status to show.
+      this.showError(outcome.message || 'the stream failed', outcome.code, outcome.httpStatus === 200 ? 0 : outcome.httpStatus, ms, count > 0);
     }
   }
 
@@ -486,7 +582,18 @@ export class Explorer extends EventTarget {
     this.response.textContent = '';
     this.statusLine.dataset.outcome = '';
     const started = performance.now();
-    const handle = this.rpc.bidi(`${call.service}/${call.method}`, { signal: controller.signal });
+    const timing = { headersMs: null, firstMessageMs: null, totalMs: null };
+    const handle = this.rpc.bidi(`${call.service}/${call.method}`, {
+      signal: controller.signal,
+      metadata: Object.fromEntries(call.metadata),
+      timeoutMs: call.timeoutMs,
+      jsonNames: JSON_SHAPE.names,
+      jsonDefaults: JSON_SHAPE.defaults,
+      onHeaders: (headers) => {
+        timing.headersMs = performance.now() - started;
+        this.renderMeta({ headers, pending: true });
+      },
+    });
     const open = { handle, path: `${call.service}/${call.method}`, sent: 0, received: 0, lines: [], halfClosed: false, kept: [], keptChars: 0 };
     this.open = open;
     this.root.dataset.messages = '0';
@@ -499,16 +606,22 @@ export class Explorer extends EventTarget {
     try {
       for await (const message of handle) {
         open.received += 1;
+        if (timing.firstMessageMs === null) timing.firstMessageMs = performance.now() - started;
         this.appendLine(open, `← #${open.received} ${JSON.stringify(message, null, 2)}`);
         this.root.dataset.messages = String(open.received);
         this.updateOpenStream();
       }
-      const ms = `${(performance.now() - started).toFixed(0)} ms`;
+      const { headers, trailers } = await handle.done;
+      timing.totalMs = performance.now() - started;
+      const ms = duration(timing.totalMs);
+      this.renderMeta({ code: 'OK', message: '', details: [], headers, trailers, timing });
       entry.outcome = `OK · ${open.sent} sent · ${open.received} received · ${ms}`;
       this.root.dataset.call = 'done';
       this.statusLine.dataset.outcome = 'ok';
       this.statusLine.textContent = `Stream ended OK · ${open.sent} sent · ${open.received} received · ${ms}`;
     } catch (err) {
+      timing.totalMs = performance.now() - started;
+      this.renderMeta({ code: err.code || 'UNKNOWN', message: err.message, details: err.details || [], headers: err.headers || {}, trailers: err.trailers || {}, timing });
       if (err.code === 'CANCELLED' && controller.signal.aborted) {
         entry.outcome = `cancelled · ${open.sent} sent · ${open.received} received`;
         this.root.dataset.call = 'cancelled';
@@ -516,7 +629,7 @@ export class Explorer extends EventTarget {
         this.statusLine.textContent = `Cancelled after ${open.sent} sent and ${open.received} received`;
       } else {
         entry.outcome = `${err.code || 'error'} · ${open.sent} sent`;
-        this.showError(err.message, err.code, 0, '', true);
+        this.showError(err.message, err.code, 0, duration(timing.totalMs), true);
       }
     } finally {
       // What was sent, for Replay (unless it was too much to keep).
@@ -525,6 +638,49 @@ export class Explorer extends EventTarget {
       this.setRunning(null);
       this.updateOpenStream();
     }
+  }
+
+  clearMeta() {
+    this.meta.hidden = true;
+    this.meta.replaceChildren();
+    delete this.root.dataset.status;
+  }
+
+  /**
+   * Shows what the answer carried beside its messages: the status (code, message, details),
+   * timing, response headers and trailers. `pending`: the headers of a call still running.
+   */
+  renderMeta({ code, message, details = [], headers = {}, trailers = {}, timing, pending = false }) {
+    const table = (id, title, entries) => h('details', { className: 'meta-table', id, open: true },
+      h('summary', {}, `${title} (${entries.length})`),
+      entries.length
+        ? h('dl', {}, entries.map(([name, value]) => [h('dt', {}, name), h('dd', {}, value)]))
+        : h('p', { className: 'muted' }, 'none'));
+    const parts = [];
+    if (!pending) {
+      this.root.dataset.status = code;
+      parts.push(h('div', { className: `status-block ${code === 'OK' ? 'ok' : 'bad'}`, id: 'explorer-grpc-status' },
+        h('span', { className: 'meta-title' }, 'Status'),
+        h('span', { className: 'code-name' }, code),
+        message ? h('span', { className: 'status-message' }, message) : null));
+      if (details.length) {
+        parts.push(h('div', { className: 'status-details', id: 'explorer-details' },
+          h('div', { className: 'meta-title' }, `Status details (${details.length})`),
+          details.map((detail) => {
+            const view = detailView(this.schema, detail);
+            return h('div', { className: 'detail' }, h('div', { className: 'method-path' }, view.type), h('pre', {}, view.body));
+          })));
+      }
+      const steps = [];
+      if (timing?.headersMs != null) steps.push(`headers ${duration(timing.headersMs)}`);
+      if (timing?.firstMessageMs != null) steps.push(`first message ${duration(timing.firstMessageMs)}`);
+      if (timing?.totalMs != null) steps.push(`total ${duration(timing.totalMs)}`);
+      if (steps.length) parts.push(h('p', { className: 'timing', id: 'explorer-timing' }, `Timing: ${steps.join(' · ')}`));
+    }
+    parts.push(table('explorer-headers', 'Response headers', Object.entries(headers)));
+    if (!pending) parts.push(table('explorer-trailers', 'Trailers', Object.entries(trailers)));
+    this.meta.replaceChildren(...parts);
+    this.meta.hidden = false;
   }
 
   appendLine(open, line) {
@@ -626,6 +782,9 @@ export class Explorer extends EventTarget {
     if (!this.schema) return false;
     const ok = this.select(entry.service, entry.method, entry.request);
     if (ok && this.view === 'json') this.jsonArea.value = JSON.stringify(entry.request ?? {}, null, 2);
+    // The deadline comes back with the call; metadata rows stay as they are (never stored).
+    if (ok) this.metadata.setDeadline(entry.deadlineMs);
+    if (ok) this.onMetadataChange();
     return ok;
   }
 

@@ -1,6 +1,8 @@
 // Request forms generated from the /schema JSON: every editor is `{el, get(), set(value)}`,
 // where get() returns the proto3 JSON value (undefined = leave the field out) and throws
 // FormError naming the field when the input is invalid, and set() fills the form from JSON.
+// Nested message editors also have open(). The .proto comments the schema carries
+// (`comment` on messages, fields, enums and enum values) show beside what they describe.
 
 import { h } from './dom.js';
 
@@ -145,7 +147,9 @@ export function parseScalar(kind, text, path) {
 
 function enumEditor(schema, typeName, path, id) {
   const values = schema.enums[typeName]?.values || [];
-  const select = h('select', { id, 'aria-label': `${path} (${shortName(typeName)})` }, h('option', { value: '' }, '(default)'), values.map((v) => h('option', { value: v.name }, `${v.name} (${v.number})`)));
+  const select = h('select', { id, 'aria-label': `${path} (${shortName(typeName)})`, title: schema.enums[typeName]?.comment || null },
+    h('option', { value: '' }, '(default)'),
+    values.map((v) => h('option', { value: v.name, title: v.comment || null }, `${v.name} (${v.number})`)));
   return {
     el: select,
     get: () => (select.value === '' ? undefined : select.value),
@@ -204,6 +208,14 @@ function typeHint(field) {
   return field.repeated ? `repeated ${base}` : base;
 }
 
+/**
+ * A .proto comment as prose: the source's line breaks inside a paragraph become spaces, blank
+ * lines stay paragraph breaks (shown with `white-space: pre-line`).
+ */
+export function commentText(comment) {
+  return String(comment).trim().replace(/([^\n])\n(?!\n)/g, '$1 ');
+}
+
 export function shortName(fullName) {
   if (!fullName) return '';
   const parts = fullName.split('.');
@@ -214,7 +226,8 @@ export function shortName(fullName) {
 function fieldLabel(field, id) {
   return h('label', { for: id, className: 'field-name' },
     h('span', {}, field.name),
-    h('span', { className: 'field-type' }, `${typeHint(field)} = ${field.number}`));
+    h('span', { className: 'field-type' }, `${typeHint(field)} = ${field.number}`),
+    field.comment ? h('span', { className: 'comment field-comment' }, commentText(field.comment)) : null);
 }
 
 /** A list editor for repeated fields (`makeItem` builds one element's editor). */
@@ -297,7 +310,7 @@ function fieldEditor(schema, field, path, depth) {
     editor = valueEditor(schema, field.kind, field.type_name, fieldPath, depth, id, { optionalBool: Boolean(field.proto3_optional) });
   }
   const row = h('div', { className: `field kind-${field.kind}`, dataset: { field: field.name } }, fieldLabel(field, id), editor.el);
-  return { el: row, get: editor.get, set: editor.set };
+  return { el: row, get: editor.get, set: editor.set, open: editor.open };
 }
 
 /** A oneof: pick a member, then edit it; the value is `{member: value}` or nothing. */
@@ -312,9 +325,13 @@ function oneofEditor(schema, oneof, fields, path, depth) {
     current = field ? { field, editor: fieldEditor(schema, field, path, depth) } : null;
     slot.replaceChildren(current ? current.editor.el : '');
   };
-  select.addEventListener('change', () => choose(select.value));
+  // A member chosen by hand is to be edited: a message member opens at once.
+  select.addEventListener('change', () => {
+    choose(select.value);
+    current?.editor.open?.();
+  });
   const el = h('fieldset', { className: 'oneof' },
-    h('legend', {}, h('label', { for: id }, `oneof ${oneof.name}`)),
+    h('legend', { title: oneof.comment ? commentText(oneof.comment) : null }, h('label', { for: id }, `oneof ${oneof.name}`)),
     select, slot);
   return {
     el,
@@ -386,7 +403,7 @@ function messageEditor(schema, typeName, path, depth) {
   let body = null;
   const include = h('input', { type: 'checkbox' });
   const details = h('details', { className: 'message' },
-    h('summary', {}, h('span', { className: 'muted' }, shortName(typeName))),
+    h('summary', { title: schema.messages[typeName]?.comment || null }, h('span', { className: 'muted' }, shortName(typeName))),
     h('label', { className: 'include' }, include, ' send even when empty'));
   const build = () => {
     if (!body) {
@@ -400,6 +417,10 @@ function messageEditor(schema, typeName, path, depth) {
   });
   return {
     el: details,
+    open: () => {
+      build();
+      details.open = true;
+    },
     get: () => {
       const value = body ? body.get() : {};
       if (Object.keys(value).length) return value;
@@ -421,8 +442,9 @@ function messageEditor(schema, typeName, path, depth) {
 /** The top-level request form for a method's input type. */
 export function requestForm(schema, typeName) {
   const body = messageBody(schema, typeName, '', 0);
+  const comment = schema.messages[typeName]?.comment;
   return {
-    el: h('div', { className: 'request-form' }, body.el),
+    el: h('div', { className: 'request-form' }, comment ? h('p', { className: 'comment', id: 'explorer-request-comment' }, commentText(comment)) : null, body.el),
     get: body.get,
     set: (value) => body.set(value && typeof value === 'object' ? value : {}),
   };

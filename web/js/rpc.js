@@ -11,7 +11,9 @@
 //   chat.send({ pause: {} }); for await (const ack of chat) { ... }  // chat.end(), chat.cancel()
 //
 // Options of every call: {metadata: {key: value}, timeoutMs, signal: AbortSignal (abort =
-// cancel)}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
+// cancel), onHeaders(headers): called when the response headers arrive, jsonNames ('proto' or
+// 'camel') and jsonDefaults ('emit' or 'omit'): the shape of the response messages, else the
+// gateway's (docs/json.md)}. Methods are named as the gateway accepts them (`LiveLink/GetCamera`,
 // `pkg.Service/Method`); messages are proto3 JSON values. A failed call rejects (or ends its
 // iteration) with an RpcError carrying the gRPC `code` name and the server's `message`.
 //
@@ -19,6 +21,7 @@
 // closes, again on the next one. Calls running when it closes fail with UNAVAILABLE.
 // Every buffer here is bounded: frames waiting for the socket to open, bytes the browser
 // holds unsent, and messages a stream holds for a reader that is slower than the server.
+// Type declarations for TypeScript users: rpc.d.ts, next to this file.
 
 /** Frames held while the socket is connecting. */
 const MAX_PENDING_FRAMES = 1000;
@@ -30,6 +33,8 @@ const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 const TIMEOUT_GRACE_MS = 2000;
 /** How long opening the socket may take. */
 const CONNECT_TIMEOUT_MS = 10000;
+/** The longest delay setTimeout keeps (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A failed call: `code` is the gRPC status name (e.g. 'NOT_FOUND', 'UNAVAILABLE'). */
 export class RpcError extends Error {
@@ -95,10 +100,11 @@ class MessageQueue {
 
 /** One call on the socket; settles exactly once. */
 class Call {
-  constructor(client, id, { timeoutMs, signal }) {
+  constructor(client, id, { timeoutMs, signal, onHeaders }) {
     this.client = client;
     this.id = id;
     this.headers = {};
+    this.onHeaders = onHeaders;
     this.ended = false;
     this.halfClosed = false;
     this.messages = new MessageQueue(() => this.fail(new RpcError('RESOURCE_EXHAUSTED', `more than ${MAX_BUFFERED_MESSAGES} messages are waiting for the page to read them`)));
@@ -110,7 +116,7 @@ class Call {
     // The iterator reports the error; the promise must not also count as unhandled.
     this.result.catch(() => null);
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
-      this.timer = setTimeout(() => this.fail(new RpcError('DEADLINE_EXCEEDED', `no answer within ${timeoutMs} ms`)), timeoutMs + TIMEOUT_GRACE_MS);
+      this.timer = setTimeout(() => this.fail(new RpcError('DEADLINE_EXCEEDED', `no answer within ${timeoutMs} ms`)), Math.min(timeoutMs + TIMEOUT_GRACE_MS, MAX_TIMER_MS));
     }
     if (signal) {
       this.signal = signal;
@@ -122,7 +128,10 @@ class Call {
   /** A server frame for this call. */
   onFrame(frame) {
     if (this.ended) return;
-    if (frame.headers) this.headers = frame.headers;
+    if (frame.headers) {
+      this.headers = frame.headers;
+      this.onHeaders?.(frame.headers);
+    }
     if ('message' in frame) {
       this.lastMessage = frame.message;
       this.messages.push(frame.message);
@@ -308,10 +317,10 @@ export class RpcClient extends EventTarget {
   }
 
   /** Opens a call: its first frame goes out now, or when the socket opens. */
-  open(method, message, { metadata, timeoutMs, signal } = {}) {
+  open(method, message, { metadata, timeoutMs, signal, onHeaders, jsonNames, jsonDefaults } = {}) {
     const id = this.nextId;
     this.nextId += 1;
-    const call = new Call(this, id, { timeoutMs, signal });
+    const call = new Call(this, id, { timeoutMs, signal, onHeaders });
     if (signal?.aborted) {
       call.finish({ error: new RpcError('CANCELLED', 'cancelled by the client') });
       return call;
@@ -321,6 +330,8 @@ export class RpcClient extends EventTarget {
     if (message !== undefined) frame.message = message;
     if (metadata && Object.keys(metadata).length) frame.metadata = metadata;
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) frame.timeout_ms = Math.ceil(timeoutMs);
+    if (jsonNames) frame.json_names = jsonNames;
+    if (jsonDefaults) frame.json_defaults = jsonDefaults;
     this.sendFrame(frame, call);
     call.socket = this.socket;
     return call;

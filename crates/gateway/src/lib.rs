@@ -49,7 +49,7 @@ pub use call::{
 };
 pub use context::{
     AccessToken, CallId, ConnectionSlot, GatewayConfig, GatewayParts, GatewayState, JsonRoute,
-    ResolvedMethod, ShapeChoice, ShutdownSignal,
+    ReflectionAnswers, ResolvedMethod, ShapeChoice, ShutdownSignal,
 };
 pub use error::GatewayError;
 pub use metrics::ConnectionStats;

@@ -50,6 +50,9 @@ pub enum Command {
     /// message into a pipe). The exit code is the gRPC status code.
     #[command(after_help = CALL_EXAMPLES)]
     Call(CallArgs),
+    /// Write the loaded schema as a FileDescriptorSet (every file after its imports, with
+    /// comments), for code generators and tools (protoc, buf, grpcurl -protoset).
+    Schema(SchemaExportArgs),
 }
 
 /// Where the gateway finds its schema. With none of --proto, --descriptor-set and --reflect,
@@ -65,7 +68,8 @@ pub struct SchemaArgs {
     #[arg(long = "descriptor-set", value_name = "FILE")]
     pub descriptor_set: Vec<PathBuf>,
 
-    /// Ask the upstream's reflection service for its schema (v1, then v1alpha).
+    /// Ask the upstream's reflection service for its schema (v1, then v1alpha). The gateway
+    /// then forwards reflection calls to the upstream instead of answering them itself.
     #[arg(long)]
     pub reflect: bool,
 
@@ -490,6 +494,27 @@ fn parse_connect_timeout(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is no time to connect in (at least 1ms)"));
     }
     Ok(duration)
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaExportArgs {
+    /// Where to write the schema; `-` writes to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// binpb: the binary FileDescriptorSet (protoc -o); json: the same in the proto3 JSON
+    /// mapping. Default: json when --out ends in .json, else binpb.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<SchemaFormat>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormat {
+    Binpb,
+    Json,
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a plain number of seconds.

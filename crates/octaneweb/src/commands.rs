@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use octaneweb_gateway::context::WsLimits;
 use octaneweb_gateway::upstream::{ClientIdentity, Upstream, UpstreamConfig, UpstreamTls};
 use octaneweb_gateway::{CallEnd, CallSettings, OutputFormat, RequestInput};
-use octaneweb_gateway::{GatewayConfig, GatewayState, ServeOptions, ShapeChoice};
+use octaneweb_gateway::{
+    GatewayConfig, GatewayState, ReflectionAnswers, ServeOptions, ShapeChoice,
+};
 use octaneweb_octane::{FrameHub, FrameHubConfig};
 use octaneweb_render_server::{CallbackGeneration, ImageFormat, RenderServer, RenderServerConfig};
 use octaneweb_schema::{Defaults, FieldNames, JsonShape, Schema, SchemaBuilder};
@@ -15,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::access::Access;
 use crate::cli::{
     BuiltinSchema, CallArgs, CallFormat, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs,
-    RendererArgs, ServeArgs, UpstreamArgs,
+    RendererArgs, SchemaExportArgs, SchemaFormat, ServeArgs, UpstreamArgs,
 };
 use crate::shutdown::Shutdown;
 use crate::{schema_sources, web};
@@ -32,12 +34,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "octaneweb serve: gateway in front of {}; open {url}",
         upstream.target()
     );
+    // A schema fetched by reflection is the upstream's to describe.
+    let reflection = if args.schema.reflect {
+        ReflectionAnswers::Upstream
+    } else {
+        ReflectionAnswers::Gateway
+    };
     run_gateway(
         listener,
         schema,
         upstream,
         &args.gateway,
         access,
+        reflection,
         Shutdown::on_signals(),
     )
     .await?;
@@ -76,7 +85,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             CallbackGeneration::Gen2 => BuiltinSchema::Gen2,
         },
     )?;
-    let schema = builder.build()?;
+    let schema = schema_sources::build(builder)?;
     let gateway = GatewayArgs {
         listen: args.listen,
         access: args.access.clone(),
@@ -107,7 +116,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.no_open {
         open_browser(&url);
     }
-    run_gateway(listener, schema, upstream, &gateway, access, shutdown).await?;
+    run_gateway(
+        listener,
+        schema,
+        upstream,
+        &gateway,
+        access,
+        ReflectionAnswers::Gateway,
+        shutdown,
+    )
+    .await?;
     match render_task.await {
         Ok(result) => result.context("reference render server")?,
         Err(error) => anyhow::bail!("reference render server task failed: {error}"),
@@ -145,6 +163,50 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     print!("{text}");
     if !text.ends_with('\n') {
         println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `octaneweb schema --out FILE [--format binpb|json]`.
+pub async fn schema(args: SchemaExportArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let upstream = upstream(&args.upstream)?;
+    let schema = schema_sources::load(&args.schema, &upstream, &[]).await?;
+    let to_stdout = args.out.as_os_str() == "-";
+    let format = args.format.unwrap_or_else(|| {
+        if !to_stdout && args.out.extension().is_some_and(|e| e == "json") {
+            SchemaFormat::Json
+        } else {
+            SchemaFormat::Binpb
+        }
+    });
+    let bytes = match format {
+        SchemaFormat::Binpb => schema.file_descriptor_set(),
+        SchemaFormat::Json => {
+            let json = schema
+                .file_descriptor_set_json()
+                .context("writing the schema as JSON")?;
+            let mut text = serde_json::to_vec_pretty(&json)?;
+            text.push(b'\n');
+            text
+        }
+    };
+    if to_stdout {
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+            // A reader that stopped early (`| head`) wanted no more.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.context("writing the schema to standard output")?,
+        }
+    } else {
+        std::fs::write(&args.out, &bytes)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        eprintln!(
+            "octaneweb schema: wrote {} files ({} bytes) to {}",
+            schema.pool().files().len(),
+            bytes.len(),
+            args.out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -213,6 +275,7 @@ async fn run_gateway(
     upstream: Upstream,
     args: &GatewayArgs,
     access: Access,
+    reflection: ReflectionAnswers,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let listen = listener.local_addr()?;
@@ -249,6 +312,7 @@ async fn run_gateway(
             names: args.json_names,
             defaults: args.json_defaults,
         },
+        reflection,
     };
     let state = GatewayState::new(schema, upstream, config);
     state.metrics.add_collector(hub.metrics_collector());

@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
             Command::RenderServer(args) => commands::render_server(args).await,
             Command::Describe(args) => commands::describe(args).await,
             Command::Call(args) => commands::call(args).await,
+            Command::Schema(args) => commands::schema(args).await,
         }
     });
     match outcome {

@@ -1,5 +1,6 @@
 //! Turns the schema flags into a loaded [`Schema`], in precedence order: --proto paths,
-//! --descriptor-set files, --reflect, then the built-in reference protos.
+//! --descriptor-set files, --reflect, then the built-in reference protos; the reflection
+//! services' own files come last in every schema (see [`build`]).
 
 use anyhow::Context as _;
 use octaneweb_schema::{Schema, SchemaBuilder};
@@ -40,8 +41,15 @@ pub async fn load(
         BuiltinSchema::Gen2
     });
     add_builtin(&mut builder, builtin)?;
-    let schema = builder.build().context("building the schema")?;
-    Ok(schema)
+    build(builder)
+}
+
+/// Builds the schema after adding the reflection services' files, so reflection (answered
+/// by the gateway, or by the upstream under --reflect) can be described and called like any
+/// other service.
+pub fn build(mut builder: SchemaBuilder) -> anyhow::Result<Schema> {
+    builder.add_reflection_services()?;
+    builder.build().context("building the schema")
 }
 
 /// Adds one of the built-in reference schemas.

@@ -37,9 +37,15 @@ fn collect(dir: &'static Dir<'static>, out: &mut Vec<&'static File<'static>>) {
 }
 
 async fn serve(file: &'static File<'static>) -> impl IntoResponse {
-    let mime = mime_guess::from_path(file.path()).first_or_octet_stream();
-    let content_type = HeaderValue::from_str(mime.essence_str())
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let content_type = if file.path().extension().is_some_and(|ext| ext == "ts") {
+        // TypeScript declarations (rpc.d.ts) are text to read; `.ts` alone is guessed as an
+        // MPEG transport stream.
+        HeaderValue::from_static("text/plain; charset=utf-8")
+    } else {
+        let mime = mime_guess::from_path(file.path()).first_or_octet_stream();
+        HeaderValue::from_str(mime.essence_str())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    };
     (
         [
             (header::CONTENT_TYPE, content_type),

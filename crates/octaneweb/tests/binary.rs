@@ -552,3 +552,290 @@ fn dot_segment_paths_are_404_and_never_leave_the_web_client() {
     let (_, body) = http(&demo.addr, "GET", "/./index.html", "");
     assert!(body.contains("segments are not served"), "{body}");
 }
+
+#[test]
+fn describe_prints_proto_comments_above_what_they_describe() {
+    let output = Command::new(BIN)
+        .args(["describe", "livelinkapi.LiveLinkService"])
+        .output()
+        .expect("describe");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(
+            "// Getters are marked NO_SIDE_EFFECTS (an option: the wire is unchanged) so that Connect\n\
+             // clients may call them with GET.\n\
+             service LiveLinkService {\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  // Client streaming: every CameraState is applied as it arrives; one reply at the end.\n  rpc StreamCamera("
+        ),
+        "{text}"
+    );
+}
+
+/// Decodes an encoded FileDescriptorSet and checks what every export of the built-in schema
+/// holds: every file after its imports, LiveLink's comments, the reflection services.
+fn assert_is_the_builtin_schema(bytes: &[u8]) {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(bytes).expect("a FileDescriptorSet");
+    let mut seen = std::collections::HashSet::new();
+    for file in &set.file {
+        for import in &file.dependency {
+            assert!(
+                seen.contains(import.as_str()),
+                "{} before {import}",
+                file.name()
+            );
+        }
+        seen.insert(file.name().to_owned());
+    }
+    let services: Vec<String> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.service
+                .iter()
+                .map(move |s| format!("{}.{}", f.package(), s.name()))
+        })
+        .collect();
+    for expected in [
+        "livelinkapi.LiveLinkService",
+        "octaneapi.ApiItemService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            services.iter().any(|s| s == expected),
+            "{expected}: {services:?}"
+        );
+    }
+    let livelink = set
+        .file
+        .iter()
+        .find(|f| f.name() == "livelink.proto")
+        .expect("livelink.proto");
+    let info = livelink.source_code_info.as_ref().expect("source info");
+    assert!(info.location.iter().any(|l| l
+        .leading_comments()
+        .contains("Getters are marked NO_SIDE_EFFECTS")));
+}
+
+#[test]
+fn schema_out_writes_the_descriptor_set_binary_or_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("schema")
+            .args(args)
+            .output()
+            .expect("octaneweb schema")
+    };
+
+    // Binary by default.
+    let binary = dir.path().join("octane.binpb");
+    let output = run(&["--out", binary.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{output:?}");
+    assert_is_the_builtin_schema(&std::fs::read(&binary).expect("written"));
+
+    // JSON from the extension: the proto3 JSON mapping of the same set.
+    let json_path = dir.path().join("octane.json");
+    let output = run(&["--out", json_path.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("written")).expect("JSON");
+    let files = json["file"].as_array().expect("file list");
+    let livelink = files
+        .iter()
+        .find(|f| f["name"] == "livelink.proto")
+        .expect("livelink.proto");
+    assert_eq!(livelink["package"], "livelinkapi");
+    assert!(livelink["sourceCodeInfo"]["location"]
+        .as_array()
+        .expect("source info")
+        .iter()
+        .any(|l| l["leadingComments"]
+            .as_str()
+            .is_some_and(|c| c.contains("Getters are marked"))));
+
+    // --format wins over the extension; `-` is standard output.
+    let output = run(&["--out", "-", "--format", "json"]);
+    assert!(output.status.success(), "{output:?}");
+    let streamed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(streamed, json);
+    let output = run(&["--out", "-"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_is_the_builtin_schema(&output.stdout);
+
+    // An unwritable path is a clear error naming it, not a panic.
+    let missing = dir.path().join("no-such-dir").join("x.binpb");
+    let output = run(&["--out", missing.to_str().expect("utf-8 path")]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-dir"), "{stderr}");
+}
+
+#[test]
+fn demo_serves_its_schema_as_a_descriptor_set() {
+    let demo = start_demo();
+    let mut stream = TcpStream::connect(&demo.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /schema.binpb HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        demo.addr
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head and body");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/x-protobuf"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-disposition: attachment; filename=\"schema.binpb\""),
+        "{head}"
+    );
+    assert_is_the_builtin_schema(&raw[split + 4..]);
+}
+
+/// A free loopback address (bound, then released).
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Starts `octaneweb` with `args` and waits until `addr` accepts connections.
+fn start_listening(args: &[&str], addr: &str) -> Serve {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start octaneweb");
+    let serve = Serve {
+        child,
+        addr: addr.to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&serve.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serve
+}
+
+/// The services a v1 reflection `list_services` through `addr` names.
+fn reflected_services(addr: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let exchange = async {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect");
+            let mut client = ServerReflectionClient::new(channel);
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut answers = client
+                .server_reflection_info(tokio_stream::iter([request]))
+                .await
+                .expect("reflection")
+                .into_inner();
+            match answers.message().await.expect("an answer") {
+                Some(answer) => match answer.message_response {
+                    Some(MessageResponse::ListServicesResponse(list)) => {
+                        list.service.into_iter().map(|s| s.name).collect()
+                    }
+                    other => panic!("unexpected answer {other:?}"),
+                },
+                None => panic!("no answer"),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), exchange)
+            .await
+            .expect("reflection in time")
+    })
+}
+
+#[test]
+fn serve_answers_reflection_itself_unless_reflect_leaves_it_to_the_upstream() {
+    let render_addr = free_addr();
+    let _render = start_listening(
+        &[
+            "render-server",
+            "--listen",
+            &render_addr,
+            "--width",
+            "32",
+            "--height",
+            "16",
+        ],
+        &render_addr,
+    );
+    // The gateway's own answer: its schema (the built-in protos and both reflection
+    // services), not the upstream's (which also lists grpc.health.v1.Health).
+    let own_addr = free_addr();
+    let _own = start_listening(
+        &["serve", "--listen", &own_addr, "--upstream", &render_addr],
+        &own_addr,
+    );
+    let own = reflected_services(&own_addr);
+    for expected in [
+        "livelinkapi.LiveLinkService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(own.iter().any(|s| s == expected), "{expected}: {own:?}");
+    }
+    assert!(!own.iter().any(|s| s == "grpc.health.v1.Health"), "{own:?}");
+
+    // --reflect: the schema came from the upstream, and so does every reflection answer.
+    let forwarding_addr = free_addr();
+    let _forwarding = start_listening(
+        &[
+            "serve",
+            "--listen",
+            &forwarding_addr,
+            "--upstream",
+            &render_addr,
+            "--reflect",
+            "--builtin-schema",
+            "none",
+        ],
+        &forwarding_addr,
+    );
+    let forwarded = reflected_services(&forwarding_addr);
+    assert_eq!(forwarded, reflected_services(&render_addr));
+    assert!(
+        forwarded.iter().any(|s| s == "grpc.health.v1.Health"),
+        "{forwarded:?}"
+    );
+}

@@ -6,15 +6,40 @@
 //! ```
 //!
 //! Prints the median and best wall time of building the schema (reading, parsing, conflict
-//! resolution, type checking) over several runs, with file, service and method counts.
+//! resolution, type checking) over several runs, with file, service and method counts, and
+//! the heap the built schema holds (its pool, source info included).
 
 #[path = "../tests/support/fixture.rs"]
 mod fixture;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use octaneweb_schema::SchemaBuilder;
+
+/// Bytes allocated and not yet freed, to tell what a built schema keeps.
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 const RUNS: usize = 15;
 
@@ -30,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
     let mut last = None;
+    let mut held = 0;
     for _ in 0..RUNS {
+        drop(last.take());
+        let before = HELD.load(Ordering::Relaxed);
         let start = Instant::now();
         let mut builder = SchemaBuilder::new();
         for dir in &dirs {
@@ -38,6 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let schema = builder.build()?;
         times.push(start.elapsed());
+        drop(builder);
+        held = HELD.load(Ordering::Relaxed) - before;
         last = Some(schema);
     }
     times.sort();
@@ -58,6 +88,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "load time over {RUNS} runs: median {:.2} ms, best {:.2} ms",
         times[RUNS / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3
+    );
+    println!(
+        "heap held by the built schema: {:.2} MiB",
+        held as f64 / (1024.0 * 1024.0)
+    );
+    let start = Instant::now();
+    let json = serde_json::to_vec(&schema.to_json())?;
+    let json_time = start.elapsed();
+    let start = Instant::now();
+    let set = schema.file_descriptor_set();
+    println!(
+        "/schema JSON (comments included) {} bytes in {:.2} ms; descriptor set {} bytes in {:.2} ms",
+        json.len(),
+        json_time.as_secs_f64() * 1e3,
+        set.len(),
+        start.elapsed().as_secs_f64() * 1e3
     );
     if let Some((kept, total, median)) = naive {
         println!(

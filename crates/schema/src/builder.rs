@@ -8,7 +8,7 @@
 //! where prost-reflect resolves and checks the types; only if that batch fails are files
 //! added one at a time, in dependency order, to find and skip the culprits.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -165,6 +165,21 @@ impl SchemaBuilder {
         Ok(self)
     }
 
+    /// Add the files of the gRPC reflection services (`grpc.reflection.v1.ServerReflection`
+    /// and `grpc.reflection.v1alpha.ServerReflection`), so a gateway that serves or forwards
+    /// reflection can describe and call them like any other method. Add them last: a source
+    /// that brings its own copy of these files takes precedence.
+    pub fn add_reflection_services(&mut self) -> Result<&mut Self, SchemaError> {
+        self.add_descriptor_set(
+            "built-in reflection service v1",
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        )?;
+        self.add_descriptor_set(
+            "built-in reflection service v1alpha",
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        )
+    }
+
     /// Build the schema from every source added so far.
     ///
     /// Files that conflict with an earlier definition, do not parse, import a missing or
@@ -175,8 +190,13 @@ impl SchemaBuilder {
         let mut warnings = Vec::new();
         resolve_missing_imports(&mut candidates, &self.include_roots);
         let files = crate::resolve::select_files(candidates, &mut warnings);
+        let mut source_info: HashMap<String, Vec<u8>> = files
+            .iter()
+            .filter_map(crate::resolve::Selected::encoded_source_info)
+            .collect();
         let mut pool = DescriptorPool::new();
         crate::resolve::add_to_pool(&mut pool, files, &mut warnings);
+        source_info.retain(|name, _| pool.get_file_by_name(name).is_some());
         for warning in &warnings {
             tracing::warn!(target: "octaneweb_schema", "{warning}");
         }
@@ -200,7 +220,7 @@ impl SchemaBuilder {
             };
             return Err(SchemaError::NothingLoaded { reason });
         }
-        Ok(Schema::new(pool, warnings))
+        Ok(Schema::new(pool, source_info, warnings))
     }
 }
 

@@ -1,4 +1,6 @@
-//! grpcurl-like `list` / `describe` text.
+//! grpcurl-like `list` / `describe` text, with each definition's proto comments where
+//! protoc-style source has them: the leading comment on the lines above, a one-line trailing
+//! comment at the end of the definition's line (a longer one on the lines below it).
 
 use std::fmt::Write as _;
 
@@ -7,6 +9,7 @@ use prost_reflect::{
     ServiceDescriptor,
 };
 
+use crate::comments::Comments;
 use crate::error::LookupError;
 use crate::schema::Schema;
 
@@ -22,19 +25,19 @@ pub(crate) fn describe(schema: &Schema, name: Option<&str>) -> Result<String, Lo
     let pool = schema.pool();
     let bare = name.strip_prefix('.').unwrap_or(name);
     if let Some(message) = pool.get_message_by_name(bare) {
-        return Ok(describe_message_top(&message));
+        return Ok(describe_message_top(schema, &message));
     }
     if let Some(enumeration) = pool.get_enum_by_name(bare) {
-        return Ok(describe_enum_top(&enumeration));
+        return Ok(describe_enum_top(schema, &enumeration));
     }
     match schema.find_service(bare) {
-        Ok(service) => return Ok(describe_service(&service)),
+        Ok(service) => return Ok(describe_service(schema, &service)),
         Err(error @ LookupError::AmbiguousService { .. }) => return Err(error),
         Err(_) => {}
     }
     if bare.contains('/') || bare.contains('.') {
         match schema.find_method_path(bare) {
-            Ok(method) => return Ok(describe_method_top(&method)),
+            Ok(method) => return Ok(describe_method_top(schema, &method)),
             Err(error @ LookupError::AmbiguousService { .. }) => return Err(error),
             Err(error @ LookupError::UnknownMethod { .. }) if bare.contains('/') => {
                 return Err(error)
@@ -47,8 +50,8 @@ pub(crate) fn describe(schema: &Schema, name: Option<&str>) -> Result<String, Lo
         pool.all_messages().filter(|m| m.name() == bare).collect();
     let enums: Vec<EnumDescriptor> = pool.all_enums().filter(|e| e.name() == bare).collect();
     match (messages.as_slice(), enums.as_slice()) {
-        ([message], []) => Ok(describe_message_top(message)),
-        ([], [enumeration]) => Ok(describe_enum_top(enumeration)),
+        ([message], []) => Ok(describe_message_top(schema, message)),
+        ([], [enumeration]) => Ok(describe_enum_top(schema, enumeration)),
         ([], []) => Err(LookupError::UnknownService {
             name: name.to_owned(),
         }),
@@ -67,23 +70,70 @@ pub(crate) fn describe(schema: &Schema, name: Option<&str>) -> Result<String, Lo
     }
 }
 
-fn describe_service(service: &ServiceDescriptor) -> String {
+fn describe_service(schema: &Schema, service: &ServiceDescriptor) -> String {
     let mut out = format!("{} is a service:\n", service.full_name());
-    let _ = writeln!(out, "service {} {{", service.name());
+    let comments = schema.comments(service);
+    write_leading(&mut out, comments, 0);
+    write_line(
+        &mut out,
+        0,
+        &format!("service {} {{", service.name()),
+        comments,
+    );
     for method in service.methods() {
-        let _ = writeln!(out, "  {}", method_signature(&method));
+        let comments = schema.comments(&method);
+        write_leading(&mut out, comments, 1);
+        write_line(&mut out, 1, &method_signature(&method), comments);
     }
     out.push_str("}\n");
     out
 }
 
-fn describe_method_top(method: &MethodDescriptor) -> String {
-    format!(
-        "{}.{} is a method:\n{}\n",
+fn describe_method_top(schema: &Schema, method: &MethodDescriptor) -> String {
+    let mut out = format!(
+        "{}.{} is a method:\n",
         method.parent_service().full_name(),
         method.name(),
-        method_signature(method)
-    )
+    );
+    let comments = schema.comments(method);
+    write_leading(&mut out, comments, 0);
+    write_line(&mut out, 0, &method_signature(method), comments);
+    out
+}
+
+/// The leading comment as `//` lines at `depth`.
+fn write_leading(out: &mut String, comments: &Comments, depth: usize) {
+    if let Some(text) = &comments.leading {
+        write_comment_lines(out, text, depth);
+    }
+}
+
+/// `line` at `depth`, then its trailing comment: on the same line if it is one line long,
+/// else on the lines below.
+fn write_line(out: &mut String, depth: usize, line: &str, comments: &Comments) {
+    indent(out, depth);
+    out.push_str(line);
+    match &comments.trailing {
+        Some(text) if !text.contains('\n') => {
+            let _ = writeln!(out, " // {text}");
+        }
+        Some(text) => {
+            out.push('\n');
+            write_comment_lines(out, text, depth);
+        }
+        None => out.push('\n'),
+    }
+}
+
+fn write_comment_lines(out: &mut String, text: &str, depth: usize) {
+    for line in text.lines() {
+        indent(out, depth);
+        if line.is_empty() {
+            out.push_str("//\n");
+        } else {
+            let _ = writeln!(out, "// {line}");
+        }
+    }
 }
 
 /// `rpc name(pkg.In) returns (stream pkg.Out);`
@@ -106,15 +156,15 @@ pub(crate) fn method_signature(method: &MethodDescriptor) -> String {
     )
 }
 
-fn describe_message_top(message: &MessageDescriptor) -> String {
+fn describe_message_top(schema: &Schema, message: &MessageDescriptor) -> String {
     let mut out = format!("{} is a message:\n", message.full_name());
-    write_message(&mut out, message, 0);
+    write_message(schema, &mut out, message, 0);
     out
 }
 
-fn describe_enum_top(enumeration: &EnumDescriptor) -> String {
+fn describe_enum_top(schema: &Schema, enumeration: &EnumDescriptor) -> String {
     let mut out = format!("{} is an enum:\n", enumeration.full_name());
-    write_enum(&mut out, enumeration, 0);
+    write_enum(schema, &mut out, enumeration, 0);
     out
 }
 
@@ -124,9 +174,15 @@ fn indent(out: &mut String, depth: usize) {
     }
 }
 
-fn write_message(out: &mut String, message: &MessageDescriptor, depth: usize) {
-    indent(out, depth);
-    let _ = writeln!(out, "message {} {{", message.name());
+fn write_message(schema: &Schema, out: &mut String, message: &MessageDescriptor, depth: usize) {
+    let comments = schema.comments(message);
+    write_leading(out, comments, depth);
+    write_line(
+        out,
+        depth,
+        &format!("message {} {{", message.name()),
+        comments,
+    );
     let mut written_oneofs = Vec::new();
     for field in message.fields() {
         match field.containing_oneof() {
@@ -135,37 +191,57 @@ fn write_message(out: &mut String, message: &MessageDescriptor, depth: usize) {
                     continue;
                 }
                 written_oneofs.push(oneof.name().to_owned());
-                indent(out, depth + 1);
-                let _ = writeln!(out, "oneof {} {{", oneof.name());
+                let comments = schema.comments(&oneof);
+                write_leading(out, comments, depth + 1);
+                write_line(
+                    out,
+                    depth + 1,
+                    &format!("oneof {} {{", oneof.name()),
+                    comments,
+                );
                 for member in oneof.fields() {
-                    indent(out, depth + 2);
-                    let _ = writeln!(out, "{}", field_line(&member));
+                    let comments = schema.comments(&member);
+                    write_leading(out, comments, depth + 2);
+                    write_line(out, depth + 2, &field_line(&member), comments);
                 }
                 indent(out, depth + 1);
                 out.push_str("}\n");
             }
             _ => {
-                indent(out, depth + 1);
-                let _ = writeln!(out, "{}", field_line(&field));
+                let comments = schema.comments(&field);
+                write_leading(out, comments, depth + 1);
+                write_line(out, depth + 1, &field_line(&field), comments);
             }
         }
     }
     for child in message.child_messages().filter(|m| !m.is_map_entry()) {
-        write_message(out, &child, depth + 1);
+        write_message(schema, out, &child, depth + 1);
     }
     for child in message.child_enums() {
-        write_enum(out, &child, depth + 1);
+        write_enum(schema, out, &child, depth + 1);
     }
     indent(out, depth);
     out.push_str("}\n");
 }
 
-fn write_enum(out: &mut String, enumeration: &EnumDescriptor, depth: usize) {
-    indent(out, depth);
-    let _ = writeln!(out, "enum {} {{", enumeration.name());
+fn write_enum(schema: &Schema, out: &mut String, enumeration: &EnumDescriptor, depth: usize) {
+    let comments = schema.comments(enumeration);
+    write_leading(out, comments, depth);
+    write_line(
+        out,
+        depth,
+        &format!("enum {} {{", enumeration.name()),
+        comments,
+    );
     for value in enumeration.values() {
-        indent(out, depth + 1);
-        let _ = writeln!(out, "{} = {};", value.name(), value.number());
+        let comments = schema.comments(&value);
+        write_leading(out, comments, depth + 1);
+        write_line(
+            out,
+            depth + 1,
+            &format!("{} = {};", value.name(), value.number()),
+            comments,
+        );
     }
     indent(out, depth);
     out.push_str("}\n");

@@ -15,6 +15,7 @@
 //! are written: field names and defaults).
 
 mod builder;
+mod comments;
 mod describe;
 mod error;
 mod json;
@@ -25,6 +26,7 @@ mod schema;
 pub mod schema_json;
 
 pub use builder::SchemaBuilder;
+pub use comments::{Comments, Documented};
 pub use error::{JsonError, LookupError, SchemaError, SchemaWarning, ShapeValueError};
 pub use json::{
     json_to_message, json_to_message_with, message_to_json, write_message_json, Defaults,

@@ -12,8 +12,10 @@ use crate::error::SchemaWarning;
 /// A parsed file, indexed once when it is added to the builder.
 ///
 /// The source code info (every span and comment) is kept apart: it is by far the largest
-/// part of a parsed file and the pool does not need it, but it gives line numbers when
-/// prost-reflect rejects a file.
+/// part of a parsed file, and decoded it takes ten times the room it takes encoded (a
+/// vector or two per location), so the pool gets the file without it and the schema keeps
+/// it encoded beside the pool ([`Selected::encoded_source_info`]). It also gives line
+/// numbers when prost-reflect rejects a file.
 #[derive(Debug)]
 pub(crate) struct ParsedFile {
     proto: FileDescriptorProto,
@@ -68,6 +70,13 @@ pub(crate) struct Selected {
 }
 
 impl Selected {
+    /// The file's name and its source code info, encoded, if it has any.
+    pub(crate) fn encoded_source_info(&self) -> Option<(String, Vec<u8>)> {
+        use prost::Message as _;
+        let info = self.file.source_code_info.as_ref()?;
+        Some((self.file.proto.name().to_owned(), info.encode_to_vec()))
+    }
+
     fn skip(&self, line: Option<u32>, message: String) -> SchemaWarning {
         SchemaWarning {
             file: self.name.clone(),

@@ -1,9 +1,11 @@
 //! The loaded [`Schema`] and its lenient lookups.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
-use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
+use prost_reflect::{DescriptorPool, FileDescriptor, MethodDescriptor, ServiceDescriptor};
 
+use crate::comments::{CommentIndex, Comments, Documented};
 use crate::error::{LookupError, SchemaWarning};
 
 /// A loaded schema: every service, message and enum that loaded consistently.
@@ -20,7 +22,18 @@ struct Inner {
     /// Services sorted by full name, so listings and candidate lists are stable.
     services: Vec<ServiceDescriptor>,
     warnings: Vec<SchemaWarning>,
+    /// File name -> its `SourceCodeInfo`, encoded: kept beside the pool, which holds the
+    /// files without it (decoded it would take ten times the room).
+    source_info: HashMap<String, Vec<u8>>,
+    /// Built on the first question about comments.
+    comments: OnceLock<CommentIndex>,
 }
+
+/// What [`Schema::comments`] answers for a definition without comments.
+static NO_COMMENTS: Comments = Comments {
+    leading: None,
+    trailing: None,
+};
 
 impl std::fmt::Debug for Schema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +46,11 @@ impl std::fmt::Debug for Schema {
 }
 
 impl Schema {
-    pub(crate) fn new(pool: DescriptorPool, warnings: Vec<SchemaWarning>) -> Schema {
+    pub(crate) fn new(
+        pool: DescriptorPool,
+        source_info: HashMap<String, Vec<u8>>,
+        warnings: Vec<SchemaWarning>,
+    ) -> Schema {
         let mut services: Vec<ServiceDescriptor> = pool.services().collect();
         services.sort_by(|a, b| a.full_name().cmp(b.full_name()));
         Schema {
@@ -41,6 +58,8 @@ impl Schema {
                 pool,
                 services,
                 warnings,
+                source_info,
+                comments: OnceLock::new(),
             }),
         }
     }
@@ -48,6 +67,93 @@ impl Schema {
     /// The descriptor pool holding every loaded file.
     pub fn pool(&self) -> &DescriptorPool {
         &self.inner.pool
+    }
+
+    /// The comments above and after a definition (service, method, message, field, oneof,
+    /// enum or enum value) of this schema, from the source info its file was loaded with
+    /// (`.proto` files and descriptor sets built with source info have it; reflection
+    /// usually not). Empty when there are none.
+    pub fn comments(&self, definition: &impl Documented) -> &Comments {
+        let index = self
+            .inner
+            .comments
+            .get_or_init(|| CommentIndex::new(&self.inner.source_info));
+        index
+            .get(definition.file().name(), definition.location_path())
+            .unwrap_or(&NO_COMMENTS)
+    }
+
+    /// Every file of the schema as an encoded `google.protobuf.FileDescriptorSet`: each file
+    /// after the files it imports, with its source info (comments) and options as loaded.
+    /// What `protoc --include_imports --include_source_info -o` writes.
+    pub fn file_descriptor_set(&self) -> Vec<u8> {
+        use prost::encoding::{encode_key, encode_varint, WireType};
+        let mut out = Vec::new();
+        for file in self.files_in_dependency_order() {
+            let mut encoded = file.encode_to_vec();
+            if let Some(info) = self.inner.source_info.get(file.name()) {
+                // Field 9 of FileDescriptorProto, `source_code_info`; fields may come in any
+                // order, so appending it to the file's own bytes is the file with it.
+                encode_key(9, WireType::LengthDelimited, &mut encoded);
+                encode_varint(info.len() as u64, &mut encoded);
+                encoded.extend_from_slice(info);
+            }
+            // Field 1 of FileDescriptorSet: `repeated FileDescriptorProto file`.
+            encode_key(1, WireType::LengthDelimited, &mut out);
+            encode_varint(encoded.len() as u64, &mut out);
+            out.extend_from_slice(&encoded);
+        }
+        out
+    }
+
+    /// [`Schema::file_descriptor_set`] in the proto3 JSON mapping (camelCase names, defaults
+    /// left out). Extension options the schema does not define are left out too.
+    pub fn file_descriptor_set_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        use prost::Message as _;
+        use prost_reflect::ReflectMessage as _;
+        let set = prost_types::FileDescriptorSet {
+            file: self
+                .files_in_dependency_order()
+                .map(|file| {
+                    let mut proto = file.file_descriptor_proto().clone();
+                    proto.source_code_info =
+                        self.inner.source_info.get(file.name()).and_then(|info| {
+                            prost_types::SourceCodeInfo::decode(info.as_slice()).ok()
+                        });
+                    proto
+                })
+                .collect(),
+        };
+        serde_json::to_value(set.transcode_to_dynamic())
+    }
+
+    /// The pool's files, each after its imports (a depth-first walk; the pool has no cycles).
+    fn files_in_dependency_order(&self) -> impl Iterator<Item = FileDescriptor> {
+        let mut ordered: Vec<FileDescriptor> = Vec::with_capacity(self.inner.pool.files().len());
+        let mut seen: HashSet<String> = HashSet::new();
+        for root in self.inner.pool.files() {
+            if !seen.insert(root.name().to_owned()) {
+                continue;
+            }
+            // (file, its imports not yet walked)
+            let imports_of = |file: &FileDescriptor| file.dependencies().collect::<Vec<_>>();
+            let mut stack = vec![(root.clone(), imports_of(&root).into_iter())];
+            while let Some((file, imports)) = stack.last_mut() {
+                match imports.next() {
+                    Some(import) => {
+                        if seen.insert(import.name().to_owned()) {
+                            let imports = imports_of(&import).into_iter();
+                            stack.push((import, imports));
+                        }
+                    }
+                    None => {
+                        ordered.push(file.clone());
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        ordered.into_iter()
     }
 
     /// Every service, sorted by full name.

@@ -1,12 +1,15 @@
 //! The JSON description of a schema served at `GET /schema`.
 //!
-//! Shape (every key always present unless marked optional):
+//! Shape (every key always present unless marked optional). Every service, method, message,
+//! field, enum and enum value may carry a `"comment"`: the proto comment above it (then the
+//! one after it), as text without the `//` markers; the key is left out when there is none.
 //!
 //! ```json
 //! {
 //!   "services": [
 //!     { "name": "ApiItemService", "full_name": "octaneapi.ApiItemService",
 //!       "package": "octaneapi", "file": "apiitem.proto",
+//!       "comment": "Items of the scene.",  // optional, on each kind listed above
 //!       "methods": [
 //!         { "name": "name", "path": "/octaneapi.ApiItemService/name",
 //!           "client_streaming": false, "server_streaming": false,
@@ -56,6 +59,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{json, Map, Value};
 
+use crate::comments::Comments;
 use crate::describe::kind_name;
 use crate::schema::Schema;
 
@@ -78,17 +82,20 @@ pub(crate) fn schema_to_json(schema: &Schema) -> Value {
                     object.insert("idempotency_level".into(), Value::from(level));
                 }
             }
+            add_comment(&mut entry, schema.comments(&method));
             methods.push(entry);
             queue.push_back(method.input());
             queue.push_back(method.output());
         }
-        services.push(json!({
+        let mut entry = json!({
             "name": service.name(),
             "full_name": service.full_name(),
             "package": service.package_name(),
             "file": service.parent_file().name(),
             "methods": methods,
-        }));
+        });
+        add_comment(&mut entry, schema.comments(&service));
+        services.push(entry);
     }
 
     let mut seen: HashSet<String> = HashSet::new();
@@ -106,7 +113,7 @@ pub(crate) fn schema_to_json(schema: &Schema) -> Value {
                 Kind::Enum(e) => {
                     enums
                         .entry(e.full_name().to_owned())
-                        .or_insert_with(|| enum_json(&e));
+                        .or_insert_with(|| enum_json(schema, &e));
                 }
                 _ => {}
             };
@@ -116,7 +123,9 @@ pub(crate) fn schema_to_json(schema: &Schema) -> Value {
                 }
                 kind => follow(kind),
             }
-            fields.push(field_json(&field));
+            let mut entry = field_json(&field);
+            add_comment(&mut entry, schema.comments(&field));
+            fields.push(entry);
         }
         let oneofs: Vec<Value> = message
             .oneofs()
@@ -131,15 +140,14 @@ pub(crate) fn schema_to_json(schema: &Schema) -> Value {
         if message.is_map_entry() {
             continue;
         }
-        messages.insert(
-            message.full_name().to_owned(),
-            json!({
-                "name": message.name(),
-                "full_name": message.full_name(),
-                "fields": fields,
-                "oneofs": oneofs,
-            }),
-        );
+        let mut entry = json!({
+            "name": message.name(),
+            "full_name": message.full_name(),
+            "fields": fields,
+            "oneofs": oneofs,
+        });
+        add_comment(&mut entry, schema.comments(&message));
+        messages.insert(message.full_name().to_owned(), entry);
     }
 
     let warnings: Vec<Value> = schema
@@ -215,16 +223,30 @@ fn referenced_type(kind: &Kind) -> Option<String> {
     }
 }
 
-fn enum_json(enumeration: &EnumDescriptor) -> Value {
+fn enum_json(schema: &Schema, enumeration: &EnumDescriptor) -> Value {
     let values: Vec<Value> = enumeration
         .values()
-        .map(|v| json!({ "name": v.name(), "number": v.number() }))
+        .map(|v| {
+            let mut entry = json!({ "name": v.name(), "number": v.number() });
+            add_comment(&mut entry, schema.comments(&v));
+            entry
+        })
         .collect();
-    json!({
+    let mut entry = json!({
         "name": enumeration.name(),
         "full_name": enumeration.full_name(),
         "values": values,
-    })
+    });
+    add_comment(&mut entry, schema.comments(enumeration));
+    entry
+}
+
+/// `"comment"` on a JSON object, when the definition has one.
+fn add_comment(entry: &mut Value, comments: &Comments) {
+    let text = comments.text();
+    if let (false, Some(object)) = (text.is_empty(), entry.as_object_mut()) {
+        object.insert("comment".into(), Value::from(text));
+    }
 }
 
 fn idempotency_level(method: &prost_reflect::MethodDescriptor) -> Option<&'static str> {

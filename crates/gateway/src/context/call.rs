@@ -44,12 +44,7 @@ pub(crate) fn resolve_for_browser(
         path.map_err(|e| GatewayError::BadRequest(format!("bad call path: {e}")))?;
     let resolved = state.resolve_method(&service, &method)?;
     tracker.set_method(Arc::clone(&resolved.label));
-    refuse_streaming(
-        &resolved.descriptor,
-        Carries::ServerStreams,
-        protocol,
-        "the WebSocket /ws, gRPC-Web, Connect or gRPC",
-    )?;
+    refuse_streaming(&resolved.descriptor, Carries::ServerStreams, protocol)?;
     Ok(resolved)
 }
 
@@ -62,18 +57,26 @@ pub(crate) enum Carries {
     ServerStreams,
 }
 
-/// Refuse a method whose RPC kind `protocol` cannot carry, naming the kind and what to use
-/// `instead`: the one place this refusal is written.
+/// What carries client- and bidirectional-streaming calls through the gateway: the only
+/// paths that stream requests (gRPC-Web, Connect and the JSON routes cannot).
+const REQUEST_STREAM_CARRIERS: &str =
+    "the WebSocket /ws (rpc.js) or native gRPC (application/grpc)";
+
+/// What carries server-streaming calls, for a route that takes unary calls only.
+const SERVER_STREAM_CARRIERS: &str =
+    "the JSON route (NDJSON), SSE, Connect, gRPC-Web, the WebSocket /ws or native gRPC";
+
+/// Refuse a method whose RPC kind `protocol` cannot carry, naming the kind and the paths
+/// that do carry it: the one place this refusal is written.
 pub(crate) fn refuse_streaming(
     method: &prost_reflect::MethodDescriptor,
     carries: Carries,
     protocol: &'static str,
-    instead: &'static str,
 ) -> Result<(), GatewayError> {
-    let kind = match (method.is_client_streaming(), method.is_server_streaming()) {
-        (true, true) => "bidirectional-streaming",
-        (true, false) => "client-streaming",
-        (false, true) if carries == Carries::Unary => "server-streaming",
+    let (kind, instead) = match (method.is_client_streaming(), method.is_server_streaming()) {
+        (true, true) => ("bidirectional-streaming", REQUEST_STREAM_CARRIERS),
+        (true, false) => ("client-streaming", REQUEST_STREAM_CARRIERS),
+        (false, true) if carries == Carries::Unary => ("server-streaming", SERVER_STREAM_CARRIERS),
         _ => return Ok(()),
     };
     Err(GatewayError::UnsupportedStreaming {

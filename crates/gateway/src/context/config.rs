@@ -39,6 +39,20 @@ pub struct GatewayConfig {
     /// How answers are written as JSON on every route (`--json-names`, `--json-defaults`);
     /// a part left open keeps each route's default, and a request may choose for itself.
     pub json_shape: ShapeChoice,
+    /// Who answers the gRPC reflection services.
+    pub reflection: ReflectionAnswers,
+}
+
+/// Who answers `grpc.reflection.v1.ServerReflection` and `grpc.reflection.v1alpha.ServerReflection`
+/// calls, whatever protocol they come in by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReflectionAnswers {
+    /// The gateway, from the schema it loaded, so clients see exactly what it can call.
+    #[default]
+    Gateway,
+    /// The upstream, like any other call: for a gateway whose schema came from the
+    /// upstream's own reflection (`--reflect`).
+    Upstream,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +68,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             websocket: WsLimits::default(),
             json_shape: ShapeChoice::OPEN,
+            reflection: ReflectionAnswers::default(),
         }
     }
 }

@@ -32,9 +32,9 @@ use tokio::sync::watch;
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, ConnectionStats, Metrics, Protocol, WsStats};
 use crate::policy::MethodPolicy;
-use crate::upstream::Upstream;
+use crate::upstream::{LocalServices, Upstream};
 
-pub use config::{GatewayConfig, WsLimits, DEFAULT_MAX_BODY_BYTES};
+pub use config::{GatewayConfig, ReflectionAnswers, WsLimits, DEFAULT_MAX_BODY_BYTES};
 pub use json_shape::{JsonRoute, ShapeChoice};
 pub use token::{AccessToken, TokenError, MIN_TOKEN_LEN};
 
@@ -76,6 +76,7 @@ pub struct GatewayParts {
     methods: RwLock<HashMap<String, HashMap<String, ResolvedMethod>>>,
     cached_methods: std::sync::atomic::AtomicUsize,
     schema_json: OnceLock<Bytes>,
+    descriptor_set: OnceLock<Bytes>,
     websocket: Arc<WsStats>,
     connections: Arc<ConnectionStats>,
     rate_limit: Option<rate_limit::CallRateLimit>,
@@ -99,8 +100,24 @@ impl std::fmt::Debug for GatewayState {
 }
 
 impl GatewayState {
-    /// State for a gateway in front of `upstream`, resolving calls against `schema`.
+    /// State for a gateway in front of `upstream`, resolving calls against `schema`. Unless
+    /// `config.reflection` says the upstream answers reflection, the gateway answers it from
+    /// `schema` (see [`crate::upstream::local`]).
     pub fn new(schema: Schema, upstream: Upstream, config: GatewayConfig) -> GatewayState {
+        let upstream = match config.reflection {
+            ReflectionAnswers::Upstream => upstream,
+            ReflectionAnswers::Gateway => {
+                match LocalServices::reflection(&schema.file_descriptor_set()) {
+                    Ok(local) => upstream.answering(local),
+                    // Not expected: the schema's files passed prost-reflect's stricter
+                    // checks. The upstream's own reflection is the best answer left.
+                    Err(error) => {
+                        tracing::error!(%error, "reflection calls go to the upstream");
+                        upstream
+                    }
+                }
+            }
+        };
         let metrics = Arc::new(Metrics::new());
         let websocket = Arc::new(WsStats::default());
         metrics.add_collector(Arc::clone(&websocket));
@@ -116,6 +133,7 @@ impl GatewayState {
             methods: RwLock::new(HashMap::new()),
             cached_methods: std::sync::atomic::AtomicUsize::new(0),
             schema_json: OnceLock::new(),
+            descriptor_set: OnceLock::new(),
             websocket,
             connections,
             rate_limit,
@@ -241,6 +259,13 @@ impl GatewayState {
                 }
                 Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
             })
+            .clone()
+    }
+
+    /// `Schema::file_descriptor_set`, encoded once, for `GET /schema.binpb`.
+    pub(crate) fn descriptor_set(&self) -> Bytes {
+        self.descriptor_set
+            .get_or_init(|| Bytes::from(self.schema.file_descriptor_set()))
             .clone()
     }
 }

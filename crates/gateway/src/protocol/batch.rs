@@ -230,11 +230,6 @@ fn resolve(
         Some(service) => state.resolve_method(service, method)?,
         None => state.resolve_path(method)?,
     };
-    refuse_streaming(
-        &resolved.descriptor,
-        Carries::Unary,
-        "POST /batch",
-        "the WebSocket /ws (or the JSON route, SSE, gRPC-Web, Connect)",
-    )?;
+    refuse_streaming(&resolved.descriptor, Carries::Unary, "POST /batch")?;
     Ok(resolved)
 }

@@ -218,12 +218,7 @@ fn target(
         descriptor: method, ..
     }) = &method
     {
-        refuse_streaming(
-            method,
-            Carries::ServerStreams,
-            "Connect in this gateway",
-            "native gRPC (application/grpc) or the WebSocket /ws",
-        )?;
+        refuse_streaming(method, Carries::ServerStreams, "Connect in this gateway")?;
         let streaming = method.is_server_streaming();
         if streaming && shape == Shape::Unary {
             return Err(GatewayError::UnsupportedMediaType {

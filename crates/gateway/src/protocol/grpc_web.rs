@@ -202,12 +202,7 @@ async fn grpc_request(
     match state.resolve_path(path.as_str()) {
         Ok(resolved) => {
             tracker.set_method(Arc::clone(&resolved.label));
-            refuse_streaming(
-                &resolved.descriptor,
-                Carries::ServerStreams,
-                "gRPC-Web",
-                "native gRPC (application/grpc) or the WebSocket /ws",
-            )?;
+            refuse_streaming(&resolved.descriptor, Carries::ServerStreams, "gRPC-Web")?;
             parts.uri = http::Uri::from(resolved.path);
         }
         Err(GatewayError::Lookup(_)) => {}

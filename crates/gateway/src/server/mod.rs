@@ -38,7 +38,7 @@ pub use connections::ConnectionLimits;
 /// Longest client-chosen call id echoed back; longer ones are replaced.
 const MAX_CALL_ID_LEN: usize = 128;
 
-/// All gateway routes (JSON calls, SSE, operations, `/schema`) with CORS, body limit and
+/// All gateway routes (JSON calls, SSE, operations, `/schema`, `/schema.binpb`) with CORS, body limit and
 /// call ids. `extra` routes (the render routes, the web client) are merged in; the generic
 /// `POST /{Service}/{method}` route takes two-segment paths that `extra` does not define, and
 /// hands requests other than POST on such paths to `extra` (so a fallback in `extra`, such
@@ -60,6 +60,7 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/schema", get(ops::schema))
+        .route("/schema.binpb", get(ops::schema_descriptor_set))
         .route(
             "/sse/{service}/{method}",
             get(protocol::sse::handle).fallback(|request: Request| async move {

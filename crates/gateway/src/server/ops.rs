@@ -1,4 +1,5 @@
-//! Operations routes: health (as the original proxy), liveness, readiness, metrics, schema.
+//! Operations routes: health (as the original proxy), liveness, readiness, metrics, schema
+//! (as JSON and as a descriptor set).
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -65,6 +66,26 @@ pub async fn schema(State(state): State<GatewayState>) -> Response {
             HeaderValue::from_static("application/json"),
         )],
         state.schema_json(),
+    )
+        .into_response()
+}
+
+/// `GET /schema.binpb`: the loaded schema as an encoded `google.protobuf.FileDescriptorSet`
+/// (every file after its imports, source info kept), for code generators and tools such as
+/// `protoc --descriptor_set_in`, `buf` or `grpcurl -protoset`.
+pub async fn schema_descriptor_set(State(state): State<GatewayState>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"schema.binpb\""),
+            ),
+        ],
+        state.descriptor_set(),
     )
         .into_response()
 }

@@ -20,6 +20,7 @@
 
 pub mod codec;
 pub mod forward;
+pub mod local;
 pub mod pool;
 pub mod raw;
 pub mod stack;
@@ -36,6 +37,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::wire::deadline::clamp_grpc_timeout;
 pub use codec::DynamicCodec;
+pub use local::{LocalServiceError, LocalServices};
 pub use pool::{PoolLimits, PoolStats, UpstreamChannel};
 use stack::Reachability;
 pub use stack::{CallDeadline, UpstreamService, UpstreamStats, UpstreamStatsSnapshot};
@@ -264,6 +266,15 @@ impl Upstream {
                 limit.as_millis()
             ))),
         }
+    }
+
+    /// The same upstream, with the calls of `local` answered by the gateway itself (see
+    /// [`local`]); every other call still goes upstream. The frame hub's connection
+    /// ([`Upstream::dedicated`]) keeps going upstream for everything.
+    pub fn answering(&self, local: LocalServices) -> Upstream {
+        let mut upstream = self.clone();
+        upstream.service.local = Some(local);
+        upstream
     }
 
     /// The call stack, as the transport of a typed tonic client (cheap to clone). Put a

@@ -1,6 +1,8 @@
 //! The layers every upstream call passes on its way to the connection pool, one concern each,
 //! outermost first:
 //!
+//! 0. [`LocalAnswers`]: calls the gateway answers itself (reflection from its schema, see
+//!    [`super::local`]) stop here; nothing below sees them.
 //! 1. [`Observe`]: how long the upstream takes to answer, and the calls that got no answer
 //!    by code, for `/metrics` ([`UpstreamStats`]).
 //! 2. [`Reachable`]: records whether the upstream is reachable: an answer says it is, an
@@ -33,6 +35,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{BoxError, Service};
 
+pub use super::local::LocalAnswers;
 use super::pool::UpstreamChannel;
 use crate::wire::deadline::{clamp_grpc_timeout, format_grpc_timeout};
 
@@ -43,12 +46,15 @@ pub struct CallDeadline(pub Duration);
 
 /// The upstream as one service: every layer above over the connection pool. Cheap to clone;
 /// use it as the transport of any tonic client.
-pub type UpstreamService = Observe<Reachable<ErrorMapping<Deadline<UpstreamChannel>>>>;
+pub type UpstreamService = LocalAnswers<RemoteService>;
+
+/// The layers below [`LocalAnswers`]: what a call that goes upstream passes.
+pub type RemoteService = Observe<Reachable<ErrorMapping<Deadline<UpstreamChannel>>>>;
 
 type HttpRequest = http::Request<Body>;
 type HttpResponse = http::Response<Body>;
 
-/// Stack the layers over `pool`.
+/// Stack the layers over `pool`, with no local services (see [`super::Upstream::answering`]).
 pub(crate) fn stack(
     pool: UpstreamChannel,
     reachability: Arc<Reachability>,
@@ -56,6 +62,7 @@ pub(crate) fn stack(
     target: Arc<str>,
 ) -> UpstreamService {
     tower::ServiceBuilder::new()
+        .layer_fn(|inner| LocalAnswers { inner, local: None })
         .layer_fn(|inner| Observe {
             inner,
             stats: Arc::clone(&stats),

@@ -382,7 +382,10 @@ async fn errors_are_connect_errors_and_the_gateway_keeps_serving() {
     )
     .await;
     let message = expect_error(answer, 400, "invalid_argument");
-    assert!(message.contains("client-streaming"), "{message}");
+    assert!(
+        message.contains("client-streaming") && message.contains("/ws (rpc.js) or native gRPC"),
+        "{message}"
+    );
 
     // Oversize bodies, and gzip that expands past the limit.
     let answer = connect_post(&get_camera, "application/proto", &[], vec![0; 5000]).await;

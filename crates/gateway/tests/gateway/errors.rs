@@ -72,8 +72,14 @@ async fn bad_requests_get_precise_errors_and_the_gateway_keeps_serving() {
         "INVALID_ARGUMENT",
     )
     .await;
+    // It names what carries client streams, not protocols that refuse them too.
     assert!(
-        text.contains("client-streaming") && text.contains("/ws"),
+        text.contains("client-streaming")
+            && text.contains("the WebSocket /ws (rpc.js) or native gRPC"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("gRPC-Web") && !text.contains("Connect"),
         "{text}"
     );
     still_serving().await;

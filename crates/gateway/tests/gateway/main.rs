@@ -16,6 +16,7 @@ mod octane_scene;
 mod ops;
 mod passthrough;
 mod proxy_compat;
+mod reflection;
 mod resilience;
 mod security;
 mod streams;

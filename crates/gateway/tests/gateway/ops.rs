@@ -343,3 +343,91 @@ async fn requests_from_foreign_pages_are_refused_before_they_reach_the_upstream(
     assert_eq!(after["fov"], 77.0, "{after}");
     render.stop().await;
 }
+
+#[tokio::test]
+async fn schema_binpb_is_the_schema_as_a_descriptor_set_behind_the_token() {
+    use octaneweb_gateway::AccessToken;
+    use prost::Message as _;
+
+    const TOKEN: &str = "schema-token-0123456789abcdef";
+    let mut builder = octaneweb_schema::SchemaBuilder::new();
+    builder
+        .add_descriptor_set("builtin", octaneweb_proto::DESCRIPTOR_SET)
+        .expect("built-in set")
+        .add_reflection_services()
+        .expect("reflection files");
+    let gateway = start_gateway_with(
+        &shared_render_server().to_string(),
+        GatewayOptions {
+            schema: builder.build().expect("schema"),
+            config: GatewayConfig {
+                token: Some(AccessToken::new(TOKEN).expect("token")),
+                ..GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let refused = get(gateway.url("/schema.binpb")).await;
+    assert_eq!(refused.status(), 401);
+
+    let response = client()
+        .get(gateway.url("/schema.binpb"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"schema.binpb\""
+    );
+    let bytes = response.bytes().await.expect("body");
+    let set = prost_types::FileDescriptorSet::decode(bytes).expect("a FileDescriptorSet");
+    let mut seen = std::collections::HashSet::new();
+    for file in &set.file {
+        for import in &file.dependency {
+            assert!(
+                seen.contains(import.as_str()),
+                "{} before {import}",
+                file.name()
+            );
+        }
+        seen.insert(file.name());
+    }
+    assert_eq!(set.file.len(), gateway.state.schema.pool().files().len());
+    let services: Vec<String> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.service
+                .iter()
+                .map(move |s| format!("{}.{}", f.package(), s.name()))
+        })
+        .collect();
+    for expected in [
+        "livelinkapi.LiveLinkService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            services.iter().any(|s| s == expected),
+            "{expected}: {services:?}"
+        );
+    }
+    let livelink = set
+        .file
+        .iter()
+        .find(|f| f.name() == "livelink.proto")
+        .expect("livelink.proto");
+    assert!(livelink
+        .source_code_info
+        .as_ref()
+        .expect("source info kept")
+        .location
+        .iter()
+        .any(|l| l
+            .leading_comments()
+            .contains("Getters are marked NO_SIDE_EFFECTS")));
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
-use octaneweb_gateway::Protocol;
+use octaneweb_gateway::{GatewayConfig, Protocol, ReflectionAnswers};
 use octaneweb_proto::livelinkapi::camera_state::{FovSet, PosSet};
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::{CameraState, Empty, Vec3};
@@ -37,7 +37,19 @@ async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
 #[tokio::test]
 async fn all_four_rpc_kinds_pass_through() {
     let render = start_render_server(small_config()).await;
-    let gateway = start_gateway(&render.addr.to_string()).await;
+    // Reflection is the render server's only bidirectional method: left to the upstream
+    // (as under --reflect), it is a bidirectional pass-through.
+    let gateway = start_gateway_with(
+        &render.addr.to_string(),
+        GatewayOptions {
+            config: GatewayConfig {
+                reflection: ReflectionAnswers::Upstream,
+                ..GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
     let through = channel(&gateway.base).await;
     let direct = channel(&format!("http://{}", render.addr)).await;
 

@@ -124,6 +124,7 @@ async fn a_rebinding_host_is_refused_on_every_route_and_on_websocket_upgrades() 
         "POST /LiveLink/GetCamera HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
         "GET /sse/StreamCallback/callbackChannel HTTP/1.1\r\nHost: {host}\r\n\r\n",
         "GET /schema HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        "GET /schema.binpb HTTP/1.1\r\nHost: {host}\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n",
         "POST /batch HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\n[]",
         "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",

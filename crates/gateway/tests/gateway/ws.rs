@@ -316,10 +316,15 @@ async fn client_stream_camera_then_get_camera_shows_the_last_one() {
 
 #[tokio::test]
 async fn bidi_reflection_answers_each_request_before_half_close() {
+    // Reflection left to the upstream (as under --reflect): a bidirectional call to it.
     let gateway = start_gateway_with(
         &shared_render_server().to_string(),
         GatewayOptions {
             schema: reflection_schema(),
+            config: GatewayConfig {
+                reflection: octaneweb_gateway::ReflectionAnswers::Upstream,
+                ..GatewayConfig::default()
+            },
             ..GatewayOptions::default()
         },
     )
@@ -358,6 +363,10 @@ async fn bidi_reflection_answers_each_request_before_half_close() {
     let rest = ws.finish(&id).await;
     assert!(rest.messages.is_empty(), "{rest:?}");
     assert_eq!(rest.end["code"], "OK");
+    assert!(
+        gateway.state.upstream.call_stats().answers >= 1,
+        "went upstream"
+    );
 }
 
 #[tokio::test]
