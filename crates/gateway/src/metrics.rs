@@ -549,7 +549,8 @@ impl CallTracker {
         // One line per call: at debug level for calls that succeeded (an artist's session
         // makes hundreds, and formatting the line cost a busy gateway about 7 µs per call),
         // at info for the ones that did not. Fields as display values: the Debug form would
-        // quote and escape every string.
+        // quote and escape every string. The status message is `status_message`: `message` is
+        // the event's own text, and JSON logs must not carry one key twice.
         macro_rules! call_line {
             ($level:expr) => {
                 tracing::event!(
@@ -560,7 +561,7 @@ impl CallTracker {
                     status = %code_name(code),
                     ms = (ms * 1000.0).round() / 1000.0,
                     call_id = %&*self.call_id,
-                    message = %message,
+                    status_message = %message,
                     "call"
                 )
             };

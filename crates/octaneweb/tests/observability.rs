@@ -1,0 +1,269 @@
+//! What an operator gets from the real `octaneweb` binary: JSON log lines with unique keys,
+//! and no colour codes off a terminal.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
+
+/// A process killed (and reaped) on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("octaneweb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// `octaneweb demo` on a free loopback port with `args` and `env`, its stderr written to
+/// `stderr` (a file: not a terminal); returns the process and its address.
+fn start_demo(args: &[&str], env: &[(&str, &str)], stderr: Option<&Path>) -> (Running, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["demo", "--listen", "127.0.0.1:0", "--no-open"])
+        .args(["--width", "64", "--height", "32", "--max-spp", "16"])
+        .args(args)
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped());
+    match stderr {
+        Some(path) => command.stderr(std::fs::File::create(path).expect("log file")),
+        None => command.stderr(Stdio::null()),
+    };
+    let mut child = command.spawn().expect("start octaneweb demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("demo printed its URL")
+            .expect("read stdout");
+        if let Some(rest) = line.split("open http://").nth(1) {
+            break rest.split('/').next().expect("address").to_owned();
+        }
+    };
+    // Keep reading stdout so the demo never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (running, addr)
+}
+
+/// One HTTP/1.1 exchange with extra header lines; returns (status, headers, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let answer = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let mut head_lines = head.lines();
+    let status = head_lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = head_lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// Waits up to `limit` for `check` to give a value, polling what it watches.
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A JSON value parsed strictly: an object with a key twice is an error.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if object.insert(key.clone(), value).is_some() {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The lines of a log file that hold `needle`, once there are `count` of them.
+fn log_lines_with(log: &Path, needle: &str, count: usize) -> Vec<String> {
+    wait_for(
+        &format!("{count} log lines with {needle}"),
+        Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(log).ok()?;
+            let lines: Vec<String> = text
+                .lines()
+                .filter(|line| line.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            (lines.len() >= count).then_some(lines)
+        },
+    )
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_unique_keys() {
+    let dir = scratch("json-logs");
+    let log = dir.join("stderr.log");
+    let (_demo, addr) = start_demo(
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info,octaneweb::call=debug")],
+        Some(&log),
+    );
+    let (status, ..) = http(
+        &addr,
+        "POST",
+        "/LiveLink/GetCamera",
+        &[("x-call-id", "logged-call")],
+        "{}",
+    );
+    assert_eq!(status, 200);
+    let (status, ..) = http(&addr, "POST", "/NoSuch/Method", &[], "{}");
+    assert_eq!(status, 404);
+    log_lines_with(&log, "\"call_id\"", 2);
+    // A line of each component: the gateway, the render server, the frame hub's upstream
+    // subscription (whose field once repeated the "target" key).
+    log_lines_with(&log, "gateway listening", 1);
+    log_lines_with(&log, "render server serving", 1);
+    log_lines_with(&log, "render callback subscription open", 1);
+
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut calls = Vec::new();
+    for line in text.lines() {
+        let Strict(value) = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line}"));
+        assert!(value["message"].is_string(), "the event's text: {line}");
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+        if value["message"] == "call" {
+            calls.push(value);
+        }
+    }
+    let ok = calls
+        .iter()
+        .find(|c| c["call_id"] == "logged-call")
+        .expect("the call's line");
+    assert_eq!(ok["method"], "livelinkapi.LiveLinkService/GetCamera");
+    assert_eq!(ok["status"], "OK");
+    assert_eq!(ok["protocol"], "json");
+    let failed = calls
+        .iter()
+        .find(|c| c["status"] == "NOT_FOUND")
+        .expect("the failed call's line");
+    assert!(
+        failed["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NoSuch")),
+        "{failed}"
+    );
+    assert_eq!(failed["method"], "unresolved");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn text_logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = scratch("text-logs");
+    let log = dir.join("stderr.log");
+    let (_demo, addr) = start_demo(
+        &[],
+        &[("RUST_LOG", "info,octaneweb::call=debug")],
+        Some(&log),
+    );
+    let (status, ..) = http(&addr, "POST", "/NoSuch/Method", &[], "{}");
+    assert_eq!(status, 404);
+    let lines = log_lines_with(&log, "call_id=", 1);
+    assert!(lines[0].contains("NoSuch"), "{lines:?}");
+    let bytes = std::fs::read(&log).expect("log");
+    assert!(
+        !bytes.windows(2).any(|w| w == b"\x1b["),
+        "colour codes in a log file:\n{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
