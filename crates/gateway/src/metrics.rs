@@ -3,9 +3,10 @@
 //! listener, the WebSockets, the upstream pool, the render hub) add a [`Collector`] that reads
 //! them at each scrape.
 //!
-//! Series are labelled by protocol, method (full name `package.Service/Method`, or
-//! `unresolved` when the name did not resolve) and final gRPC code. The number of series is
-//! bounded by [`MAX_SERIES`]; past it, new methods are counted under `method="other"`.
+//! Series are labelled by protocol, method (full name `package.Service/Method` of a method the
+//! schema knows, or `unresolved` for any other path, on every protocol, so unknown paths cannot
+//! add series) and final gRPC code. The number of series is bounded by [`MAX_SERIES`]; past
+//! it, new methods are counted under `method="other"`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};

@@ -201,6 +201,18 @@ impl GatewayState {
         Ok(resolved)
     }
 
+    /// The tracker's method label for the gRPC path `path` (`/package.Service/Method`): its
+    /// name if the schema knows the method by exactly that path, else `unresolved`, so paths
+    /// the schema does not know (forwarded all the same) cannot add metric series.
+    pub fn label_of_path(&self, path: &str) -> Arc<str> {
+        let name = path.trim_start_matches('/');
+        name.split_once('/')
+            .and_then(|(service, method)| self.lookup_method(service, method).ok())
+            .map(|resolved| resolved.label)
+            .filter(|label| &**label == name)
+            .unwrap_or_else(call::unresolved_label)
+    }
+
     /// Resolve a method given as one path: `Service/Method`, `pkg.Service/Method`,
     /// `/pkg.Service/Method` or `Service.Method`, through the same cache and policy as
     /// [`GatewayState::resolve_method`].

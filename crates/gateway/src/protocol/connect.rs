@@ -187,11 +187,9 @@ fn target(
             Some(resolved)
         }
         // Binary needs no schema: the bytes pass through to whatever the upstream serves
-        // (the policy is asked below, by path).
-        Err(GatewayError::Lookup(_)) if codec == Codec::Proto => {
-            tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
-            None
-        }
+        // (the policy is asked below, by path). Its metrics stay under `unresolved`, so
+        // unknown paths cannot add series.
+        Err(GatewayError::Lookup(_)) if codec == Codec::Proto => None,
         Err(error) => return Err(error),
     };
     if let Some(ResolvedMethod {

@@ -102,7 +102,7 @@ async fn forward_call(
 ) -> Result<Forwarded, Status> {
     let (parts, body) = request.into_parts();
     let path = method_path(parts.uri.path())?;
-    tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
+    tracker.set_method(state.label_of_path(path.as_str()));
     state.authorize(path.as_str()).map_err(|e| e.to_status())?;
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")
         .map_err(|e| GatewayError::from(e).to_status())?;

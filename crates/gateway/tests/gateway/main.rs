@@ -11,6 +11,7 @@ mod counting_upstream;
 mod errors;
 mod grpc_web;
 mod json_calls;
+mod observe;
 mod octane_scene;
 mod ops;
 mod passthrough;
