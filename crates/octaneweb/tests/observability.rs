@@ -11,6 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A process killed (and reaped) on drop.
 struct Running(Child);
@@ -198,7 +200,7 @@ fn json_logs_are_one_object_per_line_with_unique_keys() {
         &addr,
         "POST",
         "/LiveLink/GetCamera",
-        &[("x-call-id", "logged-call")],
+        &[("traceparent", TRACEPARENT), ("x-call-id", "logged-call")],
         "{}",
     );
     assert_eq!(status, 200);
@@ -228,10 +230,11 @@ fn json_logs_are_one_object_per_line_with_unique_keys() {
     let ok = calls
         .iter()
         .find(|c| c["call_id"] == "logged-call")
-        .expect("the call's line");
+        .expect("the traced call's line");
     assert_eq!(ok["method"], "livelinkapi.LiveLinkService/GetCamera");
     assert_eq!(ok["status"], "OK");
     assert_eq!(ok["protocol"], "json");
+    assert_eq!(ok["trace_id"], TRACE_ID);
     let failed = calls
         .iter()
         .find(|c| c["status"] == "NOT_FOUND")

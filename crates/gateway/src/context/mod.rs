@@ -31,6 +31,7 @@ use crate::error::GatewayError;
 use crate::metrics::{CallTracker, ConnectionStats, Metrics, Protocol, WsStats};
 use crate::policy::MethodPolicy;
 use crate::upstream::Upstream;
+use crate::wire::trace_context::CallTrace;
 
 pub use config::{GatewayConfig, WsLimits, DEFAULT_MAX_BODY_BYTES};
 pub use token::{AccessToken, TokenError, MIN_TOKEN_LEN};
@@ -325,13 +326,21 @@ pub struct CallScope {
     pub id: Arc<str>,
     /// Fires when the server shuts down (absent outside [`crate::serve`]).
     pub shutdown: Option<ShutdownSignal>,
+    /// The gateway's span of the call (W3C trace context), continuing the caller's trace.
+    pub trace: CallTrace,
 }
 
 impl CallScope {
     /// The scope of a request with these extensions.
     pub fn new(state: GatewayState, extensions: &http::Extensions) -> Self {
+        // Requests through the router carry their trace; one made up here starts a new one.
+        let trace = extensions
+            .get::<CallTrace>()
+            .cloned()
+            .unwrap_or_else(|| CallTrace::continuing(None, None, state.metrics.exports_spans()));
         Self {
             state,
+            trace,
             id: extensions
                 .get::<CallId>()
                 .map(|c| Arc::clone(&c.0))
@@ -342,9 +351,12 @@ impl CallScope {
 
     /// Start counting the call for `protocol` (its method label set once resolved).
     pub fn track(&self, protocol: Protocol) -> CallTracker {
-        self.state
-            .metrics
-            .start_call(protocol, call::unresolved_label(), Arc::clone(&self.id))
+        let mut tracker =
+            self.state
+                .metrics
+                .start_call(protocol, call::unresolved_label(), Arc::clone(&self.id));
+        tracker.set_trace(self.trace.clone());
+        tracker
     }
 }
 

@@ -43,6 +43,7 @@ use crate::context::call::{
 use crate::context::{CallId, GatewayState};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
+use crate::wire::trace_context::CallTrace;
 
 /// Most calls in one batch.
 pub const MAX_CALLS: usize = 1000;
@@ -111,6 +112,8 @@ async fn run(
     batch_id: &str,
 ) -> Result<Vec<u8>, BatchError> {
     let timeout = requested_timeout(request.headers())?;
+    // Each call of the batch is a span of its own within the batch request's trace.
+    let trace = request.extensions().get::<CallTrace>().cloned();
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     state
@@ -125,7 +128,8 @@ async fn run(
     let answers: Vec<Vec<u8>> = futures::stream::iter(items.into_iter().enumerate())
         .map(|(index, item)| {
             let call_id = format!("{batch_id}/{index}");
-            one_call(state.clone(), item, timeout, call_id)
+            let trace = trace.as_ref().map(CallTrace::child);
+            one_call(state.clone(), item, timeout, call_id, trace)
         })
         .buffered(MAX_CONCURRENT)
         .collect()
@@ -151,12 +155,16 @@ async fn one_call(
     item: Box<RawValue>,
     timeout: Option<Duration>,
     call_id: String,
+    trace: Option<CallTrace>,
 ) -> Vec<u8> {
     let mut tracker = state.metrics.start_call(
         Protocol::Json,
         unresolved_label(),
         Arc::from(call_id.as_str()),
     );
+    if let Some(trace) = trace {
+        tracker.set_trace(trace);
+    }
     let parsed: Result<Item<'_>, _> = serde_json::from_str(item.get());
     let id = parsed.as_ref().ok().and_then(|item| item.id);
     let outcome = match parsed {
@@ -177,8 +185,15 @@ async fn one_call(
                     };
                     match effective_timeout(&state.upstream, timeout) {
                         Ok(timeout) => {
-                            unary_call(&state, &resolved.descriptor, body, timeout, &call_id)
-                                .await
+                            unary_call(
+                                &state,
+                                &resolved.descriptor,
+                                body,
+                                timeout,
+                                &call_id,
+                                tracker.trace(),
+                            )
+                            .await
                         }
                         Err(error) => Err(error),
                     }

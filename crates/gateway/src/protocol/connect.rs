@@ -50,6 +50,7 @@ use crate::wire::framing::{
     encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM,
 };
 use crate::wire::metadata::{is_hop_by_hop, is_status_header, request_metadata};
+use crate::wire::trace_context::CallTrace;
 
 /// Unary content types served.
 pub const UNARY_CONTENT_TYPES: &str = "application/json, application/proto";
@@ -401,6 +402,7 @@ async fn start_call(
     message: Bytes,
     headers: &HeaderMap,
     timeout: Option<Duration>,
+    trace: Option<&CallTrace>,
     shutdown: Option<ShutdownSignal>,
 ) -> Result<forward::Reply, GatewayError> {
     let mut body = BytesMut::with_capacity(message.len() + 5);
@@ -410,6 +412,7 @@ async fn start_call(
         content_type: HeaderValue::from_static("application/grpc+proto"),
         metadata: request_metadata(headers),
         timeout,
+        trace: trace.cloned(),
     };
     let body = tonic::body::Body::new(http_body_util::Full::new(body.freeze()));
     let response = forward::send(&state.upstream, call, body).await?;
@@ -464,7 +467,8 @@ async fn unary(
     let outcome = async {
         let timeout = timeout(state, headers)?;
         let message = request_bytes(codec, &target, body)?;
-        let reply = start_call(state, &target, message, headers, timeout, None).await?;
+        let trace = tracker.trace();
+        let reply = start_call(state, &target, message, headers, timeout, trace, None).await?;
         Ok::<_, GatewayError>(reply)
     }
     .await;
@@ -643,7 +647,8 @@ async fn stream(
             )?;
         }
         let message = request_bytes(codec, &target, message)?;
-        let reply = start_call(&state, &target, message, &parts.headers, timeout, shutdown).await?;
+        let (headers, trace) = (&parts.headers, tracker.trace());
+        let reply = start_call(&state, &target, message, headers, timeout, trace, shutdown).await?;
         Ok::<_, GatewayError>((target, reply))
     }
     .await;

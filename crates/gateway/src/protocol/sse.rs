@@ -69,6 +69,7 @@ pub async fn handle(
         state,
         id: call_id,
         shutdown,
+        ..
     } = scope;
     let start = match start(&state, path, query, &headers, &call_id, &mut tracker).await {
         Ok(start) => start,
@@ -120,7 +121,7 @@ async fn start(
         timeout = Some(timeout.map_or(asked, |t| t.min(asked)));
     }
     let timeout = effective_timeout(&state.upstream, timeout)?;
-    let (request, options) = upstream_request(message, timeout, call_id);
+    let (request, options) = upstream_request(message, timeout, call_id, tracker.trace());
     Ok(if descriptor.is_server_streaming() {
         match state
             .upstream

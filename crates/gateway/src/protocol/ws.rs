@@ -47,12 +47,14 @@ use tokio::sync::mpsc;
 
 use crate::context::{CallId, ConnectionSlot, GatewayState, ShutdownSignal};
 use crate::metrics::WsStats;
+use crate::wire::trace_context::CallTrace;
 
 /// The route handler: upgrades to a WebSocket and serves it.
 pub async fn handle(
     State(state): State<GatewayState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call_id: Option<Extension<CallId>>,
+    trace: Option<Extension<CallTrace>>,
     shutdown: Option<Extension<ShutdownSignal>>,
     slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
@@ -75,13 +77,14 @@ pub async fn handle(
         .map(|Extension(CallId(id))| id)
         .unwrap_or_else(|| Arc::from("ws"));
     let shutdown = shutdown.map(|Extension(signal)| signal);
+    let trace = trace.map(|Extension(trace)| trace);
     upgrade
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| async move {
             // The socket counts against the connection caps until it closes.
             let _slot = slot;
-            serve_socket(state, socket, socket_id, shutdown).await;
+            serve_socket(state, socket, socket_id, trace, shutdown).await;
         })
 }
 
@@ -178,6 +181,7 @@ async fn serve_socket(
     state: GatewayState,
     socket: WebSocket,
     socket_id: Arc<str>,
+    trace: Option<CallTrace>,
     shutdown: Option<ShutdownSignal>,
 ) {
     let limits = state.config.websocket.clone();
@@ -194,7 +198,8 @@ async fn serve_socket(
         queue,
         state: state.clone(),
     };
-    let mut session = session::Session::new(state, outbox.clone(), socket_id, shutdown.clone());
+    let mut session =
+        session::Session::new(state, outbox.clone(), socket_id, trace, shutdown.clone());
 
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
