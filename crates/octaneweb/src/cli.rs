@@ -178,6 +178,9 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub access: AccessArgs,
 
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body: usize,
@@ -211,6 +214,16 @@ pub struct GatewayArgs {
     /// Keep the OnNewImage callback registered when the last viewer leaves.
     #[arg(long)]
     pub keep_callback: bool,
+}
+
+/// Where the gateway reports what it does besides its log and /metrics. See docs/operations.md.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// Export one span per call to this OpenTelemetry collector over OTLP/gRPC, e.g.
+    /// http://127.0.0.1:4317. New traces are then sampled; calls that bring a traceparent
+    /// keep its sampled flag. Default: no export.
+    #[arg(long, value_name = "URL", env = "OCTANEWEB_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Who may use the gateway, and how hard they may push it. See docs/security.md.
@@ -371,6 +384,8 @@ pub struct DemoArgs {
     pub renderer: RendererArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Do not try to open the page in a browser.
     #[arg(long)]
     pub no_open: bool,

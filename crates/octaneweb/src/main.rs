@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod commands;
+mod otlp;
 mod schema_sources;
 mod shutdown;
 mod web;

@@ -1,10 +1,11 @@
 //! What an operator gets from the real `octaneweb` binary: JSON log lines with unique keys,
-//! and no colour codes off a terminal.
+//! no colour codes off a terminal, and spans exported over OTLP.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A process killed (and reaped) on drop.
@@ -102,6 +104,13 @@ fn http(
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Waits up to `limit` for `check` to give a value, polling what it watches.
@@ -269,4 +278,147 @@ fn text_logs_carry_no_colour_codes_off_a_terminal() {
         String::from_utf8_lossy(&bytes)
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Spans an OTLP/gRPC receiver on loopback got.
+mod otlp_receiver {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    /// A received span and the attributes of its resource (key, debug-printed value).
+    pub type Exported = (Span, Vec<(String, String)>);
+
+    #[derive(Clone, Default)]
+    pub struct Received(pub Arc<Mutex<Vec<Exported>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Received {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut received = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            for resource_spans in request.into_inner().resource_spans {
+                let resource: Vec<(String, String)> = resource_spans
+                    .resource
+                    .map(|r| r.attributes)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|kv| (kv.key, format!("{:?}", kv.value)))
+                    .collect();
+                for scope_spans in resource_spans.scope_spans {
+                    for span in scope_spans.spans {
+                        received.push((span, resource.clone()));
+                    }
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    /// Serves on a free loopback port; returns its address.
+    pub fn start(runtime: &tokio::runtime::Runtime, received: Received) -> std::net::SocketAddr {
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(TraceServiceServer::new(received))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            addr
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    let value = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref());
+    match value {
+        Some(Any::StringValue(s)) => s.clone(),
+        Some(Any::IntValue(i)) => i.to_string(),
+        other => panic!("attribute {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn otlp_export_sends_one_span_per_call_in_the_callers_trace() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let received = otlp_receiver::Received::default();
+    let collector = otlp_receiver::start(&runtime, received.clone());
+    let endpoint = format!("http://{collector}");
+    let (_demo, addr) = start_demo(&["--otlp-endpoint", &endpoint], &[], None);
+
+    let (status, headers, body) = http(
+        &addr,
+        "POST",
+        "/LiveLink/GetCamera",
+        &[("traceparent", TRACEPARENT), ("x-call-id", "exported-call")],
+        "{}",
+    );
+    assert_eq!(status, 200, "{body}");
+    let echoed = header(&headers, "traceparent").expect("traceparent echoed");
+    let gateway_span = echoed.split('-').nth(2).expect("span id").to_owned();
+
+    let spans: Arc<Mutex<_>> = received.0.clone();
+    let (span, resource) = wait_for("the call's span", Duration::from_secs(60), || {
+        let spans = spans.lock().unwrap_or_else(|p| p.into_inner());
+        spans
+            .iter()
+            .find(|(span, _)| hex(&span.trace_id) == TRACE_ID)
+            .cloned()
+    });
+    assert_eq!(span.name, "livelinkapi.LiveLinkService/GetCamera");
+    assert_eq!(hex(&span.span_id), gateway_span, "the echoed span");
+    assert_eq!(hex(&span.parent_span_id), CALLER_SPAN, "the caller's span");
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "livelinkapi.LiveLinkService"),
+        ("rpc.method", "GetCamera"),
+        ("rpc.grpc.status_code", "0"),
+        ("octaneweb.protocol", "json"),
+        ("octaneweb.call_id", "exported-call"),
+    ] {
+        assert_eq!(attribute(&span, key), value, "{key}");
+    }
+    assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+    assert!(
+        resource
+            .iter()
+            .any(|(k, v)| k == "service.name" && v.contains("octaneweb")),
+        "{resource:?}"
+    );
+
+    // A call without a traceparent starts a sampled trace of its own while spans are exported.
+    let (status, headers, _) = http(&addr, "POST", "/LiveLink/GetCamera", &[], "{}");
+    assert_eq!(status, 200);
+    let echoed = header(&headers, "traceparent").expect("traceparent");
+    assert!(echoed.ends_with("-01"), "{echoed}");
+    let new_trace = echoed.split('-').nth(1).expect("trace id").to_owned();
+    wait_for("the new trace's span", Duration::from_secs(60), || {
+        let spans = spans.lock().unwrap_or_else(|p| p.into_inner());
+        spans
+            .iter()
+            .any(|(span, _)| hex(&span.trace_id) == new_trace && span.parent_span_id.is_empty())
+            .then_some(())
+    });
+    drop(runtime);
 }
