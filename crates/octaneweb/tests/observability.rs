@@ -1,8 +1,11 @@
 //! What an operator gets from the real `octaneweb` binary: JSON log lines with unique keys,
-//! no colour codes off a terminal, and spans exported over OTLP.
+//! no colour codes off a terminal, spans exported over OTLP, every metric of `/metrics`
+//! documented in docs/operations.md, and the Grafana dashboard's queries answered by a real
+//! Prometheus server scraping a live gateway.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -421,4 +424,250 @@ fn otlp_export_sends_one_span_per_call_in_the_callers_trace() {
             .then_some(())
     });
     drop(runtime);
+}
+
+/// The path of a file of the repository.
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+/// `name -> type` of every metric family in a Prometheus text exposition, as queried: a
+/// counter by its `_total` series.
+fn exposed_metrics(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(name, kind)| {
+            let name = if kind == "counter" && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            (name, kind.to_owned())
+        })
+        .collect()
+}
+
+/// `name -> type` of the metrics table of docs/operations.md (rows "| `name` | type | ...").
+fn documented_metrics() -> BTreeMap<String, String> {
+    let doc = std::fs::read_to_string(repo_file("docs/operations.md")).expect("docs/operations.md");
+    doc.lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once("` |")?;
+            let kind = rest.split('|').next()?.trim();
+            matches!(kind, "counter" | "gauge" | "histogram")
+                .then(|| (name.to_owned(), kind.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_metric_of_metrics_is_documented_with_its_type() {
+    let (_demo, addr) = start_demo(&[], &[], None);
+    let (status, _, _) = http(&addr, "POST", "/LiveLink/GetCamera", &[], "{}");
+    assert_eq!(status, 200);
+    let (status, _, text) = http(&addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    let exposed = exposed_metrics(&text);
+    assert!(exposed.len() > 20, "{text}");
+    let documented = documented_metrics();
+    let mut wrong = Vec::new();
+    for (name, kind) in &exposed {
+        match documented.get(name) {
+            None => wrong.push(format!("{name} ({kind}) is not in docs/operations.md")),
+            Some(doc_kind) if doc_kind != kind => {
+                wrong.push(format!("{name} is a {kind}, the doc says {doc_kind}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in documented.keys() {
+        if !exposed.contains_key(name) {
+            wrong.push(format!(
+                "docs/operations.md lists {name}, /metrics has no such metric"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Prometheus, or why it cannot run: a skip outside CI, a failure in CI.
+fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("prometheus"))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        let message = format!(
+            "{test}: prometheus is not installed (bash scripts/install-ops-deps.sh installs it)"
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipped: {message}");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET /api/v1/query?query=...` on Prometheus; the `data` object of a successful answer.
+fn prometheus_query(prometheus: &str, query: &str) -> Result<Value, String> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _, body) = http(
+        prometheus,
+        "GET",
+        &format!("/api/v1/query?query={encoded}"),
+        &[],
+        "",
+    );
+    let answer: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+    if answer["status"] != "success" {
+        return Err(format!("HTTP {status}: {answer}"));
+    }
+    Ok(answer["data"].clone())
+}
+
+/// Every PromQL expression of the dashboard's panels.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_file("docs/grafana/octaneweb.json"))
+        .expect("docs/grafana/octaneweb.json");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                let title = panel["title"].as_str().unwrap_or("?").to_owned();
+                queries.push((title, expr.to_owned()));
+            }
+        }
+    }
+    queries
+}
+
+#[test]
+fn every_dashboard_query_returns_data_from_a_real_prometheus() {
+    let Some(prometheus_bin) = prometheus_or_skip("the dashboard test") else {
+        return;
+    };
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 10, "{queries:?}");
+
+    let dir = scratch("prometheus");
+    let (_demo, addr) = start_demo(&[], &[], None);
+    let port = free_port();
+    let prometheus = format!("127.0.0.1:{port}");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: octaneweb\n    static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .expect("config");
+    let _server = Running(
+        Command::new(&prometheus_bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+        TcpStream::connect(&prometheus).ok()?;
+        (http(&prometheus, "GET", "/-/ready", &[], "").0 == 200).then_some(())
+    });
+
+    // Traffic of each kind the panels show: calls that succeed and fail, a WebSocket, a
+    // render frame.
+    for _ in 0..5 {
+        assert_eq!(http(&addr, "POST", "/LiveLink/GetCamera", &[], "{}").0, 200);
+        assert_eq!(http(&addr, "POST", "/NoSuch/Method", &[], "{}").0, 404);
+    }
+    wait_for("a render frame", Duration::from_secs(60), || {
+        (http(&addr, "GET", "/render/frame.png", &[], "").0 == 200).then_some(())
+    });
+    // Two scrapes after the traffic, so rates have two samples to compare.
+    let scrapes = |prometheus: &str| {
+        prometheus_query(prometheus, "count_over_time(up{job=\"octaneweb\"}[10m])")
+            .ok()
+            .and_then(|data| data["result"][0]["value"][1].as_str()?.parse::<u32>().ok())
+    };
+    let before = wait_for("a first scrape", Duration::from_secs(60), || {
+        scrapes(&prometheus)
+    });
+    for _ in 0..3 {
+        assert_eq!(http(&addr, "POST", "/LiveLink/GetCamera", &[], "{}").0, 200);
+        assert_eq!(http(&addr, "POST", "/NoSuch/Method", &[], "{}").0, 404);
+    }
+    wait_for("two more scrapes", Duration::from_secs(60), || {
+        scrapes(&prometheus).filter(|n| *n >= before + 2)
+    });
+    let up = prometheus_query(&prometheus, "up{job=\"octaneweb\"}").expect("up");
+    assert_eq!(
+        up["result"][0]["value"][1], "1",
+        "the scrape succeeds: {up}"
+    );
+
+    let mut failures = Vec::new();
+    let mut seen = HashSet::new();
+    for (title, expr) in &queries {
+        assert!(seen.insert(expr.clone()), "{expr} twice");
+        // Grafana's interval variables, as it would fill them in for a short range.
+        let query = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$__interval", "5s")
+            .replace("$__range", "10m");
+        match prometheus_query(&prometheus, &query) {
+            Ok(data) if data["result"].as_array().is_some_and(|r| !r.is_empty()) => {}
+            Ok(data) => failures.push(format!("{title}: {expr}: no data ({data})")),
+            Err(error) => failures.push(format!("{title}: {expr}: {error}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let Some(prometheus_bin) = prometheus_or_skip("the alert rules test") else {
+        return;
+    };
+    let promtool = prometheus_bin.with_file_name("promtool");
+    let output = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(repo_file("docs/prometheus/octaneweb-alerts.yml"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", promtool.display()));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
