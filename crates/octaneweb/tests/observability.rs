@@ -283,6 +283,55 @@ fn text_logs_carry_no_colour_codes_off_a_terminal() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What `octaneweb demo` writes to a terminal (a pseudo-terminal from util-linux's `script`)
+/// up to its "gateway listening" line, with `NO_COLOR` set to `no_color` if given.
+fn terminal_log(no_color: Option<&str>) -> Vec<u8> {
+    // `timeout` ends the demo even if the terminal's hang-up did not.
+    let inner = format!(
+        "timeout 60 {BIN} demo --listen 127.0.0.1:0 --no-open --width 32 --height 16 --max-spp 4"
+    );
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &inner, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    let mut terminal = Running(command.spawn().expect("util-linux script runs"));
+    let mut output = terminal.0.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("gateway listening") {
+        let read = output.read(&mut chunk).expect("read the terminal");
+        assert!(
+            read > 0,
+            "the demo ended early:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    seen
+}
+
+#[test]
+fn a_terminal_gets_colour_unless_no_color_is_set() {
+    let coloured = terminal_log(None);
+    assert!(
+        coloured.windows(2).any(|w| w == b"\x1b["),
+        "a terminal gets colour:\n{}",
+        String::from_utf8_lossy(&coloured)
+    );
+    let plain = terminal_log(Some("1"));
+    assert!(
+        !plain.windows(2).any(|w| w == b"\x1b["),
+        "NO_COLOR=1 turns colour off:\n{}",
+        String::from_utf8_lossy(&plain)
+    );
+}
+
 /// Spans an OTLP/gRPC receiver on loopback got.
 mod otlp_receiver {
     use std::sync::{Arc, Mutex};
