@@ -85,16 +85,17 @@ impl SpanContext {
         hex(&self.span_id)
     }
 
-    /// The version-00 `traceparent` value naming this span.
+    /// The version-00 `traceparent` value naming this span (written on every request: one
+    /// buffer on the stack, one copy into the header value).
     pub fn to_header(&self) -> HeaderValue {
-        let text = format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            self.flags
-        );
+        let mut text = [b'-'; TRACEPARENT_LEN];
+        text[0] = b'0';
+        text[1] = b'0';
+        write_hex(&self.trace_id, &mut text[3..35]);
+        write_hex(&self.span_id, &mut text[36..52]);
+        write_hex(&[self.flags], &mut text[53..55]);
         // Only hex digits and dashes: always a valid header value.
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
@@ -207,13 +208,19 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+/// Lower-case hex digits of `bytes` into `out` (twice as long).
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    write_hex(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// 64 random bits from a per-thread generator seeded once from the operating system: ids
