@@ -203,6 +203,44 @@ async fn a_traceparent_is_continued_upstream_and_echoed_on_every_call_path() {
         "JSON: the echo names the gateway's span"
     );
 
+    // SSE: a typed server stream (the health service's Watch).
+    let mut request = client().get(gateway.url("/sse/grpc.health.v1.Health/Watch?message=%7B%7D"));
+    for (name, value) in trace_headers {
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.expect("SSE answer");
+    assert_eq!(answer.status(), 200);
+    let echoed = answer.headers()["traceparent"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let mut events = BodyReader::new(answer);
+    let (name, data) = events.next_event().await.expect("the first status");
+    assert!(data.contains("SERVING"), "{name}: {data}");
+    let upstream_saw = assert_continued(&last_seen(&seen), "SSE");
+    assert_eq!(echoed, upstream_saw, "SSE");
+    drop(events);
+
+    // /batch: each entry is a span of its own within the batch request's trace.
+    let mut request = client().post(gateway.url("/batch")).body(
+        json!([{"service": "grpc.health.v1.Health", "method": "Check", "params": {}}]).to_string(),
+    );
+    for (name, value) in trace_headers {
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.expect("batch answer");
+    assert_eq!(answer.status(), 200);
+    let echoed = answer.headers()["traceparent"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let upstream_saw = assert_continued(&last_seen(&seen), "/batch");
+    assert_ne!(
+        parts(&upstream_saw).1,
+        parts(&echoed).1,
+        "a batch entry is a span of its own"
+    );
+
     // Connect (JSON, forwarded as bytes).
     let mut request = client()
         .post(gateway.url(path))
