@@ -14,11 +14,12 @@ use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor as _,
 };
 use opentelemetry_sdk::Resource;
+use tonic::transport::ClientTlsConfig;
 use tonic::Code;
 
 /// How long one export may take before it is given up.
@@ -34,13 +35,18 @@ pub struct OtlpSpans {
 }
 
 impl OtlpSpans {
-    /// Starts exporting to `endpoint` (e.g. `http://127.0.0.1:4317`). Must run inside the
-    /// Tokio runtime: the exporter's connection lives on it.
+    /// Starts exporting to `endpoint` (e.g. `http://127.0.0.1:4317`; `https://` checks the
+    /// collector's certificate against the system's roots). Must run inside the Tokio
+    /// runtime: the exporter's connection lives on it.
     pub fn start(endpoint: &str) -> anyhow::Result<OtlpSpans> {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint)
-            .with_timeout(EXPORT_TIMEOUT)
+            .with_timeout(EXPORT_TIMEOUT);
+        if endpoint.starts_with("https://") {
+            builder = builder.with_tls_config(ClientTlsConfig::new().with_enabled_roots());
+        }
+        let exporter = builder
             .build()
             .with_context(|| format!("--otlp-endpoint {endpoint}"))?;
         let mut processor = BatchSpanProcessor::builder(exporter).build();
