@@ -475,6 +475,31 @@ fn otlp_export_sends_one_span_per_call_in_the_callers_trace() {
     drop(runtime);
 }
 
+#[test]
+fn an_otlp_endpoint_that_is_not_an_http_url_is_refused_before_listening() {
+    for bad in ["ftp://collector:4317", "not a url", "127.0.0.1:4317"] {
+        let output = Command::new(BIN)
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-open",
+                "--otlp-endpoint",
+                bad,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run octaneweb");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--otlp-endpoint") && stderr.contains("http://"),
+            "{bad}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{bad}: nothing started");
+    }
+}
+
 /// The path of a file of the repository.
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
