@@ -109,7 +109,7 @@ pub async fn call_with_timeout<W: Write>(
     if descriptor.is_client_streaming() {
         let messages = parse_sequence(&input, json)?;
         let (request, options) =
-            upstream_request(futures::stream::iter(messages), timeout, &call_id);
+            upstream_request(futures::stream::iter(messages), timeout, &call_id, None);
         if descriptor.is_server_streaming() {
             let response = upstream.streaming(&descriptor, request, options).await?;
             drain(response.into_inner(), out, write).await
@@ -121,7 +121,7 @@ pub async fn call_with_timeout<W: Write>(
         }
     } else {
         let message = json_to_message(&input, json.as_bytes()).map_err(GatewayError::from)?;
-        let (request, options) = upstream_request(message, timeout, &call_id);
+        let (request, options) = upstream_request(message, timeout, &call_id, None);
         if descriptor.is_server_streaming() {
             let response = upstream
                 .server_streaming(&descriptor, request, options)
