@@ -345,7 +345,7 @@ pub async fn call_with<W: Write, L: Write>(
     };
     let (messages, sent, input_failure) = request_messages(&descriptor, input)?;
     let call_id = uuid::Uuid::new_v4().to_string();
-    let (mut request, mut options) = upstream_request(messages, settings.timeout, &call_id);
+    let (mut request, mut options) = upstream_request(messages, settings.timeout, &call_id, None);
     for header in &settings.headers {
         header.add_to(request.metadata_mut());
     }

@@ -3,14 +3,17 @@
 //! listener, the WebSockets, the upstream pool, the render hub) add a [`Collector`] that reads
 //! them at each scrape.
 //!
-//! Series are labelled by protocol, method (full name `package.Service/Method`, or
-//! `unresolved` when the name did not resolve) and final gRPC code. The number of series is
-//! bounded by [`MAX_SERIES`]; past it, new methods are counted under `method="other"`.
+//! Series are labelled by protocol, method (full name `package.Service/Method` of a method the
+//! schema knows, or `unresolved` for any other path, on every protocol, so unknown paths cannot
+//! add series) and final gRPC code. The number of series is bounded by [`MAX_SERIES`]; past
+//! it, new methods are counted under `method="other"`.
+//!
+//! A finished call can also be handed to a [`SpanExporter`] (OTLP export, when configured).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
 
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::DescriptorEncoder;
@@ -27,6 +30,7 @@ use tonic::Code;
 
 use crate::upstream::Upstream;
 use crate::wire::codes::code_name;
+use crate::wire::trace_context::CallTrace;
 
 /// Most (protocol, method) series kept; beyond it calls count under `method="other"`.
 pub const MAX_SERIES: usize = 4096;
@@ -115,6 +119,34 @@ impl EncodeLabelValue for MethodName {
     }
 }
 
+/// One finished call, as a [`SpanExporter`] sees it.
+#[derive(Debug)]
+pub struct FinishedCall<'a> {
+    /// The protocol it came in by.
+    pub protocol: Protocol,
+    /// Its method label (`package.Service/Method`, or `unresolved`).
+    pub method: &'a str,
+    /// The call's id.
+    pub call_id: &'a str,
+    /// Its final gRPC code and message.
+    pub code: Code,
+    /// The status message (empty for `OK`).
+    pub message: &'a str,
+    /// The gateway's span of the call.
+    pub trace: &'a CallTrace,
+    /// When it started and ended, by the wall clock.
+    pub started: SystemTime,
+    /// When it ended.
+    pub ended: SystemTime,
+}
+
+/// Receives every finished call that has a sampled trace, to export it as a span. Called on
+/// the call's task: an implementation must only queue the span, never wait.
+pub trait SpanExporter: Send + Sync + 'static {
+    /// Queue one call's span.
+    fn export(&self, call: &FinishedCall<'_>);
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -131,6 +163,8 @@ pub struct Metrics {
     per_protocol: [ProtocolSeries; Protocol::ALL.len()],
     /// (protocol, method) series seen, to bound them.
     series: Mutex<HashSet<(Protocol, Arc<str>)>>,
+    /// Where finished calls' spans go, if anywhere (set once at start-up).
+    spans: OnceLock<Box<dyn SpanExporter>>,
 }
 
 impl Default for Metrics {
@@ -200,7 +234,19 @@ impl Metrics {
             durations,
             per_protocol,
             series: Mutex::new(HashSet::new()),
+            spans: OnceLock::new(),
         }
+    }
+
+    /// Sends every finished call with a sampled trace to `exporter` from now on. Meant for
+    /// start-up wiring; `false` if an exporter was set already (the first one stays).
+    pub fn export_spans(&self, exporter: impl SpanExporter) -> bool {
+        self.spans.set(Box::new(exporter)).is_ok()
+    }
+
+    /// Whether finished calls are exported as spans (then new traces are sampled).
+    pub fn exports_spans(&self) -> bool {
+        self.spans.get().is_some()
     }
 
     /// Adds another component's metrics (read at every scrape) to the registry. Meant for
@@ -226,6 +272,7 @@ impl Metrics {
             protocol,
             method,
             call_id,
+            trace: None,
             started: Instant::now(),
             finished: false,
         }
@@ -511,6 +558,7 @@ pub struct CallTracker {
     protocol: Protocol,
     method: Arc<str>,
     call_id: Arc<str>,
+    trace: Option<CallTrace>,
     started: Instant,
     finished: bool,
 }
@@ -524,6 +572,16 @@ impl CallTracker {
     /// The call's id (the client's `X-Call-Id`, or one made up for it).
     pub fn call_id(&self) -> &str {
         &self.call_id
+    }
+
+    /// The gateway's span of the call, for its log line and its exported span.
+    pub fn set_trace(&mut self, trace: CallTrace) {
+        self.trace = Some(trace);
+    }
+
+    /// The gateway's span of the call, if it has one.
+    pub fn trace(&self) -> Option<&CallTrace> {
+        self.trace.as_ref()
     }
 
     /// Set the method label once the method name has been resolved.
@@ -549,7 +607,8 @@ impl CallTracker {
         // One line per call: at debug level for calls that succeeded (an artist's session
         // makes hundreds, and formatting the line cost a busy gateway about 7 µs per call),
         // at info for the ones that did not. Fields as display values: the Debug form would
-        // quote and escape every string.
+        // quote and escape every string. The status message is `status_message`: `message` is
+        // the event's own text, and JSON logs must not carry one key twice.
         macro_rules! call_line {
             ($level:expr) => {
                 tracing::event!(
@@ -560,7 +619,8 @@ impl CallTracker {
                     status = %code_name(code),
                     ms = (ms * 1000.0).round() / 1000.0,
                     call_id = %&*self.call_id,
-                    message = %message,
+                    trace_id = %self.trace.as_ref().map(|t| t.span.trace_id_hex()).unwrap_or_default(),
+                    status_message = %message,
                     "call"
                 )
             };
@@ -569,6 +629,21 @@ impl CallTracker {
             call_line!(tracing::Level::DEBUG);
         } else {
             call_line!(tracing::Level::INFO);
+        }
+        if let (Some(exporter), Some(trace)) = (self.metrics.spans.get(), &self.trace) {
+            if trace.span.sampled() {
+                let ended = SystemTime::now();
+                exporter.export(&FinishedCall {
+                    protocol: self.protocol,
+                    method: &self.method,
+                    call_id: &self.call_id,
+                    code,
+                    message,
+                    trace,
+                    started: ended.checked_sub(elapsed).unwrap_or(ended),
+                    ended,
+                });
+            }
         }
     }
 }

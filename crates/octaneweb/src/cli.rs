@@ -199,6 +199,9 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub access: AccessArgs,
 
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body: usize,
@@ -244,6 +247,29 @@ pub struct GatewayArgs {
     /// X-Json-Defaults header or json_defaults parameter (docs/json.md).
     #[arg(long, value_name = "emit|omit")]
     pub json_defaults: Option<octaneweb_schema::Defaults>,
+}
+
+/// Where the gateway reports what it does besides its log and /metrics. See docs/operations.md.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// Export one span per call to this OpenTelemetry collector over OTLP/gRPC, e.g.
+    /// http://127.0.0.1:4317. New traces are then sampled; calls that bring a traceparent
+    /// keep its sampled flag. Default: no export.
+    #[arg(long, value_name = "URL", env = "OCTANEWEB_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An OTLP/gRPC collector's address: an `http://` or `https://` URL with a host.
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    let expected =
+        "an http:// or https:// URL of an OTLP/gRPC collector, e.g. http://127.0.0.1:4317";
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("{e}; expected {expected}"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(text.to_owned()),
+        _ => Err(format!("expected {expected}")),
+    }
 }
 
 /// Who may use the gateway, and how hard they may push it. See docs/security.md.
@@ -404,6 +430,8 @@ pub struct DemoArgs {
     pub renderer: RendererArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Do not try to open the page in a browser.
     #[arg(long)]
     pub no_open: bool,

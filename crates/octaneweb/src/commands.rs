@@ -19,6 +19,7 @@ use crate::cli::{
     BuiltinSchema, CallArgs, CallFormat, DemoArgs, DescribeArgs, GatewayArgs, RenderServerArgs,
     RendererArgs, SchemaExportArgs, SchemaFormat, ServeArgs, UpstreamArgs,
 };
+use crate::otlp::OtlpSpans;
 use crate::shutdown::Shutdown;
 use crate::{schema_sources, web};
 
@@ -89,6 +90,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let gateway = GatewayArgs {
         listen: args.listen,
         access: args.access.clone(),
+        telemetry: args.telemetry.clone(),
         max_body: 8 * 1024 * 1024,
         ws_max_calls: WsLimits::default().max_calls.try_into().unwrap_or(u32::MAX),
         ws_idle_timeout: WsLimits::default().idle_timeout,
@@ -316,6 +318,15 @@ async fn run_gateway(
     };
     let state = GatewayState::new(schema, upstream, config);
     state.metrics.add_collector(hub.metrics_collector());
+    let spans = match &args.telemetry.otlp_endpoint {
+        Some(endpoint) => {
+            let spans = OtlpSpans::start(endpoint)?;
+            state.metrics.export_spans(spans.clone());
+            tracing::info!(endpoint = %endpoint, "exporting a span per call over OTLP");
+            Some(spans)
+        }
+        None => None,
+    };
     let extra = web::routes().merge(octaneweb_octane::routes_with_policy(
         hub.clone(),
         &state.config.methods,
@@ -339,6 +350,10 @@ async fn run_gateway(
     let served = octaneweb_gateway::serve_with(listener, app, options, shutdown.wait()).await;
     // Unset the render callback on the way out, so the upstream stops sending.
     hub.shutdown();
+    if let Some(spans) = spans {
+        // The processor's thread blocks while it sends what is queued.
+        let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
+    }
     served.context("gateway server")?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod access;
 mod cli;
 mod commands;
+mod otlp;
 mod schema_sources;
 mod shutdown;
 mod web;
@@ -53,15 +54,23 @@ fn main() -> std::process::ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a terminal: escapes in a log file are noise, and writing them cost
-    // a measurable share of each call's log line.
-    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
+        // Each line one JSON object: the event's text as "message", its fields beside it, so
+        // no event may name a field `timestamp`, `level`, `target` or `message`.
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Colour codes only for a terminal, and never under `NO_COLOR` (https://no-color.org):
+/// escapes in a log file or a collector are noise, and writing them cost a measurable share
+/// of each call's log line.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_colour && std::io::stderr().is_terminal()
 }

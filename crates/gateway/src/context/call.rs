@@ -14,7 +14,7 @@ use futures::Stream;
 use http::HeaderMap;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use prost_reflect::DynamicMessage;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Status, Streaming};
 
 use super::{GatewayState, ResolvedMethod, ShutdownSignal};
@@ -22,6 +22,7 @@ use crate::error::{BodyReadError, GatewayError};
 use crate::metrics::CallTracker;
 use crate::upstream::{CallOptions, Upstream};
 use crate::wire::deadline::parse_grpc_timeout;
+use crate::wire::trace_context::CallTrace;
 
 /// Request header with a call deadline in milliseconds.
 pub const X_TIMEOUT_MS: &str = "x-timeout-ms";
@@ -133,17 +134,23 @@ pub(crate) fn effective_timeout(
     }
 }
 
-/// A tonic request for the upstream carrying the call id, and the options (the deadline)
-/// to make it with.
+/// A tonic request for the upstream carrying the call id and the gateway's span of the call
+/// (`traceparent`, `tracestate`), and the options (the deadline) to make it with.
 pub(crate) fn upstream_request<T>(
     message: T,
     timeout: Option<Duration>,
     call_id: &str,
+    trace: Option<&CallTrace>,
 ) -> (tonic::Request<T>, CallOptions) {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = MetadataValue::try_from(call_id) {
-        request.metadata_mut().insert("x-call-id", value);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(call_id) {
+        headers.insert("x-call-id", value);
     }
+    if let Some(trace) = trace {
+        trace.write_headers(&mut headers);
+    }
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = MetadataMap::from_headers(headers);
     (request, CallOptions::with_timeout(timeout))
 }
 

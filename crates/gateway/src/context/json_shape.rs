@@ -24,6 +24,19 @@ pub const NAMES_PARAM: &str = "json_names";
 /// Query parameter (and `/ws`, `/batch` call field) choosing the defaults.
 pub const DEFAULTS_PARAM: &str = "json_defaults";
 
+/// A handler's `ShapeChoice` argument is the request's choice ([`ShapeChoice::of_request`]);
+/// a wrong value refuses the request before the handler runs.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ShapeChoice {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        ShapeChoice::of_request(&parts.headers, &parts.uri)
+    }
+}
+
 /// The gateway's routes that write messages as JSON, each with its default shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JsonRoute {

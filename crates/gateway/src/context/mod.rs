@@ -33,6 +33,7 @@ use crate::error::GatewayError;
 use crate::metrics::{CallTracker, ConnectionStats, Metrics, Protocol, WsStats};
 use crate::policy::MethodPolicy;
 use crate::upstream::{LocalServices, Upstream};
+use crate::wire::trace_context::CallTrace;
 
 pub use config::{GatewayConfig, ReflectionAnswers, WsLimits, DEFAULT_MAX_BODY_BYTES};
 pub use json_shape::{JsonRoute, ShapeChoice};
@@ -222,6 +223,18 @@ impl GatewayState {
         Ok(resolved)
     }
 
+    /// The tracker's method label for the gRPC path `path` (`/package.Service/Method`): its
+    /// name if the schema knows the method by exactly that path, else `unresolved`, so paths
+    /// the schema does not know (forwarded all the same) cannot add metric series.
+    pub fn label_of_path(&self, path: &str) -> Arc<str> {
+        let name = path.trim_start_matches('/');
+        name.split_once('/')
+            .and_then(|(service, method)| self.lookup_method(service, method).ok())
+            .map(|resolved| resolved.label)
+            .filter(|label| &**label == name)
+            .unwrap_or_else(call::unresolved_label)
+    }
+
     /// Resolve a method given as one path: `Service/Method`, `pkg.Service/Method`,
     /// `/pkg.Service/Method` or `Service.Method`, through the same cache and policy as
     /// [`GatewayState::resolve_method`].
@@ -341,13 +354,21 @@ pub struct CallScope {
     pub id: Arc<str>,
     /// Fires when the server shuts down (absent outside [`crate::serve`]).
     pub shutdown: Option<ShutdownSignal>,
+    /// The gateway's span of the call (W3C trace context), continuing the caller's trace.
+    pub trace: CallTrace,
 }
 
 impl CallScope {
     /// The scope of a request with these extensions.
     pub fn new(state: GatewayState, extensions: &http::Extensions) -> Self {
+        // Requests through the router carry their trace; one made up here starts a new one.
+        let trace = extensions
+            .get::<CallTrace>()
+            .cloned()
+            .unwrap_or_else(|| CallTrace::continuing(None, None, state.metrics.exports_spans()));
         Self {
             state,
+            trace,
             id: extensions
                 .get::<CallId>()
                 .map(|c| Arc::clone(&c.0))
@@ -358,9 +379,12 @@ impl CallScope {
 
     /// Start counting the call for `protocol` (its method label set once resolved).
     pub fn track(&self, protocol: Protocol) -> CallTracker {
-        self.state
-            .metrics
-            .start_call(protocol, call::unresolved_label(), Arc::clone(&self.id))
+        let mut tracker =
+            self.state
+                .metrics
+                .start_call(protocol, call::unresolved_label(), Arc::clone(&self.id));
+        tracker.set_trace(self.trace.clone());
+        tracker
     }
 }
 

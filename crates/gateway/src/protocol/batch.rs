@@ -46,6 +46,7 @@ use crate::context::call::{
 use crate::context::{CallId, GatewayState, JsonRoute, ShapeChoice};
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
+use crate::wire::trace_context::CallTrace;
 
 /// Most calls in one batch.
 pub const MAX_CALLS: usize = 1000;
@@ -117,6 +118,8 @@ async fn run(
 ) -> Result<Vec<u8>, BatchError> {
     let timeout = requested_timeout(request.headers())?;
     let batch_shape = ShapeChoice::of_request(request.headers(), request.uri())?;
+    // Each call of the batch is a span of its own within the batch request's trace.
+    let trace = request.extensions().get::<CallTrace>().cloned();
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     state
@@ -131,7 +134,8 @@ async fn run(
     let answers: Vec<Vec<u8>> = futures::stream::iter(items.into_iter().enumerate())
         .map(|(index, item)| {
             let call_id = format!("{batch_id}/{index}");
-            one_call(state.clone(), item, timeout, batch_shape, call_id)
+            let trace = trace.as_ref().map(CallTrace::child);
+            one_call(state.clone(), item, timeout, batch_shape, call_id, trace)
         })
         .buffered(MAX_CONCURRENT)
         .collect()
@@ -158,12 +162,16 @@ async fn one_call(
     timeout: Option<Duration>,
     batch_shape: ShapeChoice,
     call_id: String,
+    trace: Option<CallTrace>,
 ) -> Vec<u8> {
     let mut tracker = state.metrics.start_call(
         Protocol::Json,
         unresolved_label(),
         Arc::from(call_id.as_str()),
     );
+    if let Some(trace) = trace {
+        tracker.set_trace(trace);
+    }
     let parsed: Result<Item<'_>, _> = serde_json::from_str(item.get());
     let id = parsed.as_ref().ok().and_then(|item| item.id);
     let outcome = match parsed {
@@ -185,7 +193,15 @@ async fn one_call(
                 };
                 let timeout = effective_timeout(&state.upstream, timeout)?;
                 let message =
-                    unary_call(&state, &resolved.descriptor, body, timeout, &call_id).await?;
+                    unary_call(
+                    &state,
+                    &resolved.descriptor,
+                    body,
+                    timeout,
+                    &call_id,
+                    tracker.trace(),
+                )
+                .await?;
                 Ok((message, shape))
             }
             .await

@@ -54,6 +54,7 @@ use crate::wire::framing::{
     encode_frame, FrameDecoder, FramingError, FLAG_COMPRESSED, FLAG_END_STREAM,
 };
 use crate::wire::metadata::{is_hop_by_hop, is_status_header, request_metadata};
+use crate::wire::trace_context::CallTrace;
 
 /// Unary content types served.
 pub const UNARY_CONTENT_TYPES: &str = "application/json, application/proto";
@@ -207,11 +208,9 @@ fn target(
             Some(resolved)
         }
         // Binary needs no schema: the bytes pass through to whatever the upstream serves
-        // (the policy is asked below, by path).
-        Err(GatewayError::Lookup(_)) if codec == Codec::Proto => {
-            tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
-            None
-        }
+        // (the policy is asked below, by path). Its metrics stay under `unresolved`, so
+        // unknown paths cannot add series.
+        Err(GatewayError::Lookup(_)) if codec == Codec::Proto => None,
         Err(error) => return Err(error),
     };
     if let Some(ResolvedMethod {
@@ -415,6 +414,7 @@ async fn start_call(
     message: Bytes,
     headers: &HeaderMap,
     timeout: Option<Duration>,
+    trace: Option<&CallTrace>,
     shutdown: Option<ShutdownSignal>,
 ) -> Result<forward::Reply, GatewayError> {
     let mut body = BytesMut::with_capacity(message.len() + 5);
@@ -424,6 +424,7 @@ async fn start_call(
         content_type: HeaderValue::from_static("application/grpc+proto"),
         metadata: request_metadata(headers),
         timeout,
+        trace: trace.cloned(),
     };
     let body = tonic::body::Body::new(http_body_util::Full::new(body.freeze()));
     let response = forward::send(&state.upstream, call, body).await?;
@@ -478,7 +479,8 @@ async fn unary(
     let outcome = async {
         let timeout = timeout(state, headers)?;
         let message = request_bytes(format.codec, &target, body)?;
-        let reply = start_call(state, &target, message, headers, timeout, None).await?;
+        let trace = tracker.trace();
+        let reply = start_call(state, &target, message, headers, timeout, trace, None).await?;
         Ok::<_, GatewayError>(reply)
     }
     .await;
@@ -657,7 +659,8 @@ async fn stream(
             )?;
         }
         let message = request_bytes(format.codec, &target, message)?;
-        let reply = start_call(&state, &target, message, &parts.headers, timeout, shutdown).await?;
+        let (headers, trace) = (&parts.headers, tracker.trace());
+        let reply = start_call(&state, &target, message, headers, timeout, trace, shutdown).await?;
         Ok::<_, GatewayError>((target, reply))
     }
     .await;

@@ -37,6 +37,7 @@ use crate::upstream::forward::{self, reply, ReplyEvent, ReplyOptions, UpstreamCa
 use crate::wire::compression::{self, Encoding};
 use crate::wire::framing::{FrameDecoder, FRAME_HEADER_LEN};
 use crate::wire::metadata::{is_hop_by_hop, request_metadata};
+use crate::wire::trace_context::CallTrace;
 
 /// Longest method path accepted (`/package.Service/Method`).
 const MAX_PATH_LEN: usize = 512;
@@ -63,9 +64,20 @@ pub(crate) async fn pass_through(
     request_limit: usize,
 ) -> Response {
     let CallScope {
-        state, shutdown, ..
+        state,
+        shutdown,
+        trace,
+        ..
     } = scope;
-    match forward_call(&state, request, shutdown, &mut tracker, request_limit).await {
+    let call = forward_call(
+        &state,
+        request,
+        shutdown,
+        trace,
+        &mut tracker,
+        request_limit,
+    );
+    match call.await {
         Ok(Forwarded::Stream(response)) => attach_tracker(response, tracker),
         Ok(Forwarded::TrailersOnly { status, headers }) => {
             tracker.finish(status.code(), status.message());
@@ -97,12 +109,13 @@ async fn forward_call(
     state: &GatewayState,
     request: Request,
     shutdown: Option<ShutdownSignal>,
+    trace: CallTrace,
     tracker: &mut CallTracker,
     request_limit: usize,
 ) -> Result<Forwarded, Status> {
     let (parts, body) = request.into_parts();
     let path = method_path(parts.uri.path())?;
-    tracker.set_method(Arc::from(path.as_str().trim_start_matches('/')));
+    tracker.set_method(state.label_of_path(path.as_str()));
     state.authorize(path.as_str()).map_err(|e| e.to_status())?;
     let encoding = Encoding::from_header(&parts.headers, "grpc-encoding")
         .map_err(|e| GatewayError::from(e).to_status())?;
@@ -128,6 +141,7 @@ async fn forward_call(
         content_type,
         metadata: request_metadata(&parts.headers),
         timeout,
+        trace: Some(trace),
     };
     let upstream_body = tonic::body::Body::new(StreamBody::new(frames));
     let response = match forward::send(&state.upstream, call, upstream_body).await {

@@ -44,6 +44,7 @@ use crate::context::call::{
 use crate::context::{CallScope, GatewayState, JsonRoute, ShapeChoice, ShutdownSignal};
 use crate::error::GatewayError;
 use crate::metrics::{CallTracker, Protocol};
+use crate::wire::trace_context::CallTrace;
 
 /// Content type of streamed answers.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -64,6 +65,7 @@ pub async fn handle(
         state,
         id: call_id,
         shutdown,
+        ..
     } = scope;
     match run(&state, path, request, &call_id, &mut tracker).await {
         Ok(Answer::Unary(message, shape)) => {
@@ -105,14 +107,14 @@ async fn run(
         .add_bytes_in(Protocol::Json, body.len() as u64);
     if descriptor.is_server_streaming() {
         let message = json_to_message_with(&descriptor.input(), &body, JsonOptions::PROXY_COMPAT)?;
-        let (request, options) = upstream_request(message, timeout, call_id);
+        let (request, options) = upstream_request(message, timeout, call_id, tracker.trace());
         let response = state
             .upstream
             .server_streaming(descriptor, request, options)
             .await?;
         Ok(Answer::Stream(Box::new(response.into_inner()), shape))
     } else {
-        unary_call(state, descriptor, &body, timeout, call_id)
+        unary_call(state, descriptor, &body, timeout, call_id, tracker.trace())
             .await
             .map(|message| Answer::Unary(message, shape))
     }
@@ -127,9 +129,10 @@ pub(crate) async fn unary_call(
     body: &[u8],
     timeout: Option<std::time::Duration>,
     call_id: &str,
+    trace: Option<&CallTrace>,
 ) -> Result<DynamicMessage, GatewayError> {
     let message = json_to_message_with(&descriptor.input(), body, JsonOptions::PROXY_COMPAT)?;
-    let (request, options) = upstream_request(message, timeout, call_id);
+    let (request, options) = upstream_request(message, timeout, call_id, trace);
     let response = state.upstream.unary(descriptor, request, options).await?;
     Ok(response.into_inner())
 }

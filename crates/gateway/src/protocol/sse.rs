@@ -72,6 +72,7 @@ pub async fn handle(
         state,
         id: call_id,
         shutdown,
+        ..
     } = scope;
     let (start, shape) =
         match start(&state, path, query, &uri, &headers, &call_id, &mut tracker).await {
@@ -126,7 +127,7 @@ async fn start(
         timeout = Some(timeout.map_or(asked, |t| t.min(asked)));
     }
     let timeout = effective_timeout(&state.upstream, timeout)?;
-    let (request, options) = upstream_request(message, timeout, call_id);
+    let (request, options) = upstream_request(message, timeout, call_id, tracker.trace());
     let start = if descriptor.is_server_streaming() {
         match state
             .upstream

@@ -48,21 +48,21 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::{SinkExt as _, StreamExt as _};
-use http::{HeaderMap, Uri};
 use tokio::sync::mpsc;
 
 use crate::context::{CallId, ConnectionSlot, GatewayState, ShapeChoice, ShutdownSignal};
 use crate::metrics::WsStats;
+use crate::wire::trace_context::CallTrace;
 
 /// The route handler: upgrades to a WebSocket and serves it.
 pub async fn handle(
     State(state): State<GatewayState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call_id: Option<Extension<CallId>>,
+    trace: Option<Extension<CallTrace>>,
     shutdown: Option<Extension<ShutdownSignal>>,
     slot: Option<Extension<ConnectionSlot>>,
-    uri: Uri,
-    headers: HeaderMap,
+    socket_shape: ShapeChoice,
 ) -> Response {
     // Pages from origins the CORS policy refuses never get here: browsers open WebSockets
     // to any origin, and the router refuses those before routing.
@@ -78,22 +78,19 @@ pub async fn handle(
             return (status, axum::Json(body)).into_response();
         }
     };
-    let socket_shape = match ShapeChoice::of_request(&headers, &uri) {
-        Ok(choice) => choice,
-        Err(error) => return error.into_response(),
-    };
     let limits = state.config.websocket.clone();
     let socket_id = call_id
         .map(|Extension(CallId(id))| id)
         .unwrap_or_else(|| Arc::from("ws"));
     let shutdown = shutdown.map(|Extension(signal)| signal);
+    let trace = trace.map(|Extension(trace)| trace);
     upgrade
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| async move {
             // The socket counts against the connection caps until it closes.
             let _slot = slot;
-            serve_socket(state, socket, socket_id, socket_shape, shutdown).await;
+            serve_socket(state, socket, socket_id, socket_shape, trace, shutdown).await;
         })
 }
 
@@ -191,6 +188,7 @@ async fn serve_socket(
     socket: WebSocket,
     socket_id: Arc<str>,
     socket_shape: ShapeChoice,
+    trace: Option<CallTrace>,
     shutdown: Option<ShutdownSignal>,
 ) {
     let limits = state.config.websocket.clone();
@@ -212,6 +210,7 @@ async fn serve_socket(
         outbox.clone(),
         socket_id,
         socket_shape,
+        trace,
         shutdown.clone(),
     );
 

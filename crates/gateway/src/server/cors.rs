@@ -20,8 +20,9 @@ use crate::context::GatewayConfig;
 use crate::error::GatewayError;
 
 /// Response headers scripts on other origins may read.
-const EXPOSED: [&str; 14] = [
+const EXPOSED: [&str; 15] = [
     "x-call-id",
+    "traceparent",
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",

@@ -32,6 +32,7 @@ use tower::ServiceExt as _;
 use crate::context::{CallId, GatewayState, X_CALL_ID};
 use crate::error::GatewayError;
 use crate::protocol;
+use crate::wire::trace_context::{random_u64, CallTrace, TRACEPARENT};
 
 pub use connections::ConnectionLimits;
 
@@ -112,7 +113,7 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
             front_door,
             front_door_checks,
         ))
-        .layer(middleware::from_fn(call_id))
+        .layer(middleware::from_fn_with_state(state.clone(), call_id))
         .layer(middleware::from_fn_with_state(state, wire_protocols))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(extra.merge(gateway));
@@ -447,8 +448,9 @@ fn is_dot_segment(segment: &str) -> bool {
     decoded == "." || decoded == ".."
 }
 
-/// Attach a [`CallId`] to the request and echo it in `X-Call-Id` on the answer.
-async fn call_id(mut request: Request, next: Next) -> Response {
+/// Attach a [`CallId`] and the call's [`CallTrace`] to the request, and echo them on the
+/// answer (`X-Call-Id`, and `traceparent` naming the gateway's span).
+async fn call_id(State(state): State<GatewayState>, mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(&X_CALL_ID)
@@ -468,35 +470,29 @@ async fn call_id(mut request: Request, next: Next) -> Response {
         }
     };
     request.extensions_mut().insert(CallId(Arc::clone(&id)));
-    // Native gRPC answers carry exactly what the upstream sent (the id is in the log line).
-    let echo =
-        echo.filter(|_| protocol::WireProtocol::of(&request) != Some(protocol::WireProtocol::Grpc));
+    let trace = CallTrace::from_headers(request.headers(), state.metrics.exports_spans());
+    let traceparent = trace.span.to_header();
+    request.extensions_mut().insert(trace);
+    // Native gRPC answers carry exactly what the upstream sent (the id and the trace are in
+    // the log line).
+    let native_grpc = protocol::WireProtocol::of(&request) == Some(protocol::WireProtocol::Grpc);
     let mut response = next.run(request).await;
-    if let Some(value) = echo {
-        response.headers_mut().insert(X_CALL_ID.clone(), value);
+    if !native_grpc {
+        if let Some(value) = echo {
+            response.headers_mut().insert(X_CALL_ID.clone(), value);
+        }
+        response
+            .headers_mut()
+            .insert(TRACEPARENT.clone(), traceparent);
     }
     response
 }
 
 /// A random (version 4) UUID for a call that brought no id of its own. Call ids correlate
-/// log lines and need not be secret, so the bytes come from a per-thread generator seeded
-/// once from the operating system instead of one system call per request.
+/// log lines and need not be secret, so the bytes come from the per-thread generator trace ids
+/// use ([`random_u64`]) instead of one system call per request.
 fn fresh_call_id() -> uuid::Uuid {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
-    }
-    // splitmix64: fast, and every seed gives a full-period sequence.
-    let next = || {
-        STATE.with(|state| {
-            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            state.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        })
-    };
-    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_le_bytes();
+    let bytes = (u128::from(random_u64()) << 64 | u128::from(random_u64())).to_le_bytes();
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 

@@ -24,6 +24,7 @@ use crate::wire::codes::grpc_code_for_http;
 use crate::wire::compression::Encoding;
 use crate::wire::framing::{FrameDecoder, FramingError};
 use crate::wire::metadata::{is_status_header, status_trailers};
+use crate::wire::trace_context::CallTrace;
 
 /// One gRPC call to make upstream.
 #[derive(Debug)]
@@ -36,6 +37,9 @@ pub struct UpstreamCall {
     pub metadata: HeaderMap,
     /// The call's deadline (already capped by the gateway's default); the stack enforces it.
     pub timeout: Option<Duration>,
+    /// The gateway's span of the call: its `traceparent` (and the caller's `tracestate`)
+    /// replace the client's in the metadata.
+    pub trace: Option<CallTrace>,
 }
 
 /// Send `call` with `body` (gRPC frames, uncompressed) through the upstream's call stack
@@ -54,6 +58,9 @@ pub async fn send(
     *headers = call.metadata;
     headers.insert(header::CONTENT_TYPE, call.content_type);
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    if let Some(trace) = &call.trace {
+        trace.write_headers(headers);
+    }
     if let Some(timeout) = call.timeout {
         request.extensions_mut().insert(CallDeadline(timeout));
     }

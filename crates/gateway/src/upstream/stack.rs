@@ -238,9 +238,9 @@ impl Reachability {
         let old = self.state.swap(new, Ordering::Relaxed);
         if old == STATE_DISCONNECTED && reached {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(target = %self.target, "upstream reachable again");
+            tracing::info!(upstream = %self.target, "upstream reachable again");
         } else if old != STATE_DISCONNECTED && !reached {
-            tracing::warn!(target = %self.target, "upstream unreachable");
+            tracing::warn!(upstream = %self.target, "upstream unreachable");
         }
     }
 }

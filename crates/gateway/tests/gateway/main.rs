@@ -12,6 +12,7 @@ mod errors;
 mod grpc_web;
 mod json_calls;
 mod json_shape;
+mod observe;
 mod octane_scene;
 mod ops;
 mod passthrough;

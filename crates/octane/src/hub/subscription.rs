@@ -174,7 +174,7 @@ async fn session(shared: &Arc<Shared>, upstream: &Upstream, plan: &Plan) -> Sess
     shared.set_connected(true);
     shared.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
-        target = %upstream.target(),
+        upstream = %upstream.target(),
         generation = plan.generation.number(),
         callback_id,
         "render callback subscription open"

@@ -23,6 +23,7 @@ use crate::context::{GatewayState, JsonRoute, ResolvedMethod, ShapeChoice, Shutd
 use crate::error::GatewayError;
 use crate::metrics::Protocol;
 use crate::upstream::CallOptions;
+use crate::wire::trace_context::{CallTrace, TRACEPARENT};
 
 /// Most metadata bytes (keys and values) an open frame may carry.
 const MAX_METADATA_BYTES: usize = 8 * 1024;
@@ -94,6 +95,9 @@ pub(super) struct Session {
     socket_id: Arc<str>,
     /// The JSON shape the upgrade request chose for the socket's calls.
     socket_shape: ShapeChoice,
+    /// The span of the `/ws` request; each call is a span of its own within it, unless its
+    /// open frame's metadata carries a `traceparent`.
+    trace: Option<CallTrace>,
     shutdown: Option<ShutdownSignal>,
     table: CallTable,
     calls: JoinSet<()>,
@@ -105,6 +109,7 @@ impl Session {
         outbox: Outbox,
         socket_id: Arc<str>,
         socket_shape: ShapeChoice,
+        trace: Option<CallTrace>,
         shutdown: Option<ShutdownSignal>,
     ) -> Session {
         Session {
@@ -112,6 +117,7 @@ impl Session {
             outbox,
             socket_id,
             socket_shape,
+            trace,
             shutdown,
             table: Arc::new(Mutex::new(HashMap::new())),
             calls: JoinSet::new(),
@@ -157,11 +163,12 @@ impl Session {
 
     /// A call that ends before it starts: only its end frame.
     async fn refuse(&self, id: &CallRef, error: &GatewayError, label: Option<Arc<str>>) {
-        let tracker = self.state.metrics.start_call(
+        let mut tracker = self.state.metrics.start_call(
             Protocol::WebSocket,
             label.unwrap_or_else(unresolved_label),
             self.call_id(id),
         );
+        tracker.set_trace(self.call_trace(None));
         tracker.finish(error.code(), &error.to_string());
         self.send(frame::end_frame(
             id,
@@ -171,6 +178,19 @@ impl Session {
             &MetadataMap::new(),
         ))
         .await;
+    }
+
+    /// The gateway's span of one call: continuing the open frame's `traceparent` if it has
+    /// one (an invalid one starts a new trace, as the spec asks), else within the socket's.
+    fn call_trace(&self, metadata: Option<&http::HeaderMap>) -> CallTrace {
+        let sample_new = self.state.metrics.exports_spans();
+        match (metadata, &self.trace) {
+            (Some(headers), _) if headers.contains_key(&TRACEPARENT) => {
+                CallTrace::from_headers(headers, sample_new)
+            }
+            (_, Some(socket)) => socket.child(),
+            (_, None) => CallTrace::continuing(None, None, sample_new),
+        }
     }
 
     fn call_id(&self, id: &CallRef) -> Arc<str> {
@@ -325,8 +345,11 @@ impl Session {
             }
         }
 
+        let mut headers = metadata.into_headers();
+        let trace = self.call_trace(Some(&headers));
+        trace.write_headers(&mut headers);
         let mut request = tonic::Request::new(requests);
-        *request.metadata_mut() = metadata;
+        *request.metadata_mut() = MetadataMap::from_headers(headers);
         let options = CallOptions::with_timeout(timeout);
         let call_id = self.call_id(&id);
         if let Ok(value) = MetadataValue::try_from(&*call_id) {
@@ -343,6 +366,7 @@ impl Session {
             shape,
             call_id,
             options,
+            trace,
         };
         self.calls
             .spawn(call.run(request, stopped, self.shutdown.clone()));
@@ -543,6 +567,7 @@ struct Call {
     shape: JsonShape,
     call_id: Arc<str>,
     options: CallOptions,
+    trace: CallTrace,
 }
 
 /// How a call ended: status and trailers.
@@ -568,11 +593,12 @@ impl Call {
         let running = RunningGauge::new(&self.state);
         // A single-response call's headers and message, sent together with its end frame.
         let mut held = Vec::new();
-        let tracker = self.state.metrics.start_call(
+        let mut tracker = self.state.metrics.start_call(
             Protocol::WebSocket,
             Arc::clone(&self.resolved.label),
             Arc::clone(&self.call_id),
         );
+        tracker.set_trace(self.trace.clone());
         let ending = tokio::select! {
             // A stop that arrived wins over an answer that completed in the same instant.
             biased;
