@@ -349,7 +349,10 @@ describe('explorer: request metadata, response headers, trailers and status deta
     assert.equal(headers['echo-x-tenant'], 'blue');
     assert.equal(headers['echo-x-blob-bin'], 'AAEC');
     assert.equal(headers['x-call-id'], seen.headers['x-call-id'], 'the gateway echoes the call id the explorer sent');
-    assert.deepEqual(Object.keys(headers).sort(), ['echo-x-blob-bin', 'echo-x-tenant', 'x-call-id'], 'transport headers are left out');
+    // The gateway's span of the call (W3C trace context), as the upstream received it.
+    assert.match(headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    assert.equal(headers.traceparent, seen.headers.traceparent, 'the traceparent shown is the one the upstream got');
+    assert.deepEqual(Object.keys(headers).sort(), ['echo-x-blob-bin', 'echo-x-tenant', 'traceparent', 'x-call-id'], 'transport headers are left out');
     assert.deepEqual(await metaTable(page, 'explorer-trailers'), { 'x-echo-messages': '1' });
     assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'OK');
     assert.match(await page.textContent('#explorer-timing'), TIMING);
