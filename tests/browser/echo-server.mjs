@@ -92,7 +92,8 @@ function readRequests(body) {
 
 /**
  * The google.rpc.Status of a refusal. Its details: the refused request (an echo.v1.SayRequest,
- * with packed codes) and a google.rpc.ErrorInfo, a type the schema does not describe.
+ * with packed codes) and a google.rpc.ErrorInfo, a type the schema does not describe but the
+ * gateway knows as a standard error detail.
  */
 function refusalStatus(message, request) {
   const refused = Buffer.concat([field(1, request.text), Buffer.from([0x10, 1]), field(3, Buffer.concat([varint(7), varint(300)]))]);

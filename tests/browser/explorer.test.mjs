@@ -379,12 +379,13 @@ describe('explorer: request metadata, response headers, trailers and status deta
     assert.match(await page.textContent('#explorer-status'), /^Error · HTTP 400 · FAILED_PRECONDITION · (\d+ ms|[\d.]+ s)$/);
     assert.equal(await page.textContent('#explorer-grpc-status .code-name'), 'FAILED_PRECONDITION');
     assert.equal(await page.textContent('#explorer-grpc-status .status-message'), 'refused: the request asked to fail');
-    // The Connect error's details: the one whose type the schema describes is read from its
-    // bytes (packed repeated field included); the other stays base64.
+    // The Connect error's details, as the gateway decoded them into the specification's
+    // `debug` form: one of the schema's types (packed repeated field included) and a standard
+    // google.rpc one the schema does not describe.
     const details = await detailsShown(page);
     assert.deepEqual(details, [
       ['echo.v1.SayRequest', { text: 'please fail', fail: true, codes: [7, 300] }],
-      ['google.rpc.ErrorInfo', { value: 'Cg1BU0tFRF9UT19GQUlMEgllY2hvLnRlc3Q' }],
+      ['google.rpc.ErrorInfo', { reason: 'ASKED_TO_FAIL', domain: 'echo.test', metadata: {} }],
     ]);
     assert.deepEqual(await metaTable(page, 'explorer-trailers'), { 'x-echo-messages': '1' });
     await screenshot(page, 'explorer-status-details');
@@ -440,6 +441,7 @@ describe('explorer: request metadata, response headers, trailers and status deta
     assert.deepEqual(details.map(([type]) => type), ['echo.v1.SayRequest', 'google.rpc.ErrorInfo']);
     assert.equal(details[0][1].text, 'stop');
     assert.deepEqual(details[0][1].codes, [7, 300]);
+    assert.equal(details[1][1].reason, 'ASKED_TO_FAIL');
     await screenshot(page, 'explorer-client-stream');
     assert.deepEqual(page.problems, []);
     await page.context().close();

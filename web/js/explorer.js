@@ -20,7 +20,6 @@ import { JSON_SHAPE, connectCurl, connectServerStream, connectUnary } from './co
 import { h, toast } from './dom.js';
 import { FormError, commentText, requestForm, shortName } from './form.js';
 import { metadataEditor } from './metadata.js';
-import { decodeMessage, fromBase64 } from './protobuf.js';
 import { MAX_HISTORY, prefs } from './prefs.js';
 import { octaneSupport } from './schema.js';
 
@@ -63,22 +62,21 @@ function duration(ms) {
 }
 
 /**
- * A status detail as the explorer shows it: its type name and its fields, or its bytes in
- * base64 when the schema does not know the type.
+ * A status detail as the explorer shows it: its type name and its fields, as the gateway
+ * decoded them (it knows the whole schema and the standard google.rpc details), or its bytes
+ * in base64 when it could not.
  */
-function detailView(schema, detail) {
+function detailView(detail) {
   if (detail && typeof detail['@type'] === 'string') {
-    // /ws: proto3 JSON Any, with the fields when the gateway's schema knows the type.
+    // /ws: proto3 JSON Any, with the fields when the gateway knows the type.
     const { '@type': typeUrl, ...fields } = detail;
     return { type: typeUrl.slice(typeUrl.lastIndexOf('/') + 1), body: JSON.stringify(fields, null, 2) };
   }
-  // Connect: the type's name and the message's bytes in base64, read here through the schema.
+  // Connect: the type's name, the bytes in base64, and the specification's optional `debug`
+  // (the detail as JSON), which the gateway adds when it knows the type.
   const type = String(detail?.type ?? '?');
-  try {
-    return { type, body: JSON.stringify(decodeMessage(schema, type, fromBase64(detail?.value ?? '')), null, 2) };
-  } catch {
-    return { type, body: JSON.stringify({ value: detail?.value ?? '' }, null, 2) };
-  }
+  const fields = detail?.debug && typeof detail.debug === 'object' ? detail.debug : { value: detail?.value ?? '' };
+  return { type, body: JSON.stringify(fields, null, 2) };
 }
 
 /** A JavaScript string literal for a snippet. */
@@ -667,7 +665,7 @@ export class Explorer extends EventTarget {
         parts.push(h('div', { className: 'status-details', id: 'explorer-details' },
           h('div', { className: 'meta-title' }, `Status details (${details.length})`),
           details.map((detail) => {
-            const view = detailView(this.schema, detail);
+            const view = detailView(detail);
             return h('div', { className: 'detail' }, h('div', { className: 'method-path' }, view.type), h('pre', {}, view.body));
           })));
       }

@@ -37,7 +37,7 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 use octaneweb_schema::{json_to_message, write_message_json, JsonShape};
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tonic::{Code, Status};
 
 use super::grpc::method_path;
@@ -103,7 +103,7 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
             method: request.method().to_string(),
             allowed: "POST, GET",
         };
-        return unary_error(tracker, &error.to_status(), &error, HeaderMap::new());
+        return unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None);
     }
     let content_type = request
         .headers()
@@ -128,13 +128,15 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
                     content_type,
                     supported: "application/json, application/proto, application/connect+json, application/connect+proto",
                 };
-                return unary_error(tracker, &error.to_status(), &error, HeaderMap::new());
+                return unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None);
             }
         }
     };
     let shape = match ShapeChoice::of_request(request.headers(), request.uri()) {
         Ok(choice) => state.json_shape(JsonRoute::Connect, choice),
-        Err(error) => return unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+        Err(error) => {
+            return unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None)
+        }
     };
     match kind {
         Some((Shape::Stream, codec)) => {
@@ -160,7 +162,9 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
                     let format = ResponseFormat { codec, shape };
                     unary(&state, format, target, body, &parts.headers, tracker).await
                 }
-                Err(error) => unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+                Err(error) => {
+                    unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None)
+                }
             }
         }
         None => {
@@ -170,7 +174,9 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
                     let format = ResponseFormat { codec, shape };
                     unary(&state, format, target, body, &parts.headers, tracker).await
                 }
-                Err(error) => unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+                Err(error) => {
+                    unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None)
+                }
             }
         }
     }
@@ -486,7 +492,9 @@ async fn unary(
     .await;
     let mut reply = match outcome {
         Ok(reply) => reply,
-        Err(error) => return unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+        Err(error) => {
+            return unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None)
+        }
     };
     let mut answer_headers = response_metadata(&reply.headers);
     let mut messages = Vec::with_capacity(1);
@@ -502,9 +510,10 @@ async fn unary(
         }
     };
     prefixed_trailers(&trailers, &mut answer_headers);
+    let schema = Some((state.schema.pool(), format.shape));
     if status.code() != Code::Ok {
         let error = GatewayError::Upstream(status.clone());
-        return unary_error(tracker, &status, &error, answer_headers);
+        return unary_error(tracker, &status, &error, answer_headers, schema);
     }
     let payload = match (messages.pop(), messages.is_empty()) {
         (Some(payload), true) => payload,
@@ -514,7 +523,7 @@ async fn unary(
                 "the upstream answered a unary call with {count} messages"
             ));
             let error = GatewayError::Upstream(status.clone());
-            return unary_error(tracker, &status, &error, answer_headers);
+            return unary_error(tracker, &status, &error, answer_headers, schema);
         }
     };
     let output = target.method.as_ref().map(|m| m.output());
@@ -522,7 +531,7 @@ async fn unary(
         Ok(body) => body,
         Err(status) => {
             let error = GatewayError::Upstream(status.clone());
-            return unary_error(tracker, &status, &error, answer_headers);
+            return unary_error(tracker, &status, &error, answer_headers, schema);
         }
     };
     let body = if compression::worth_compressing(accept, &body) {
@@ -549,38 +558,27 @@ async fn unary(
 
 /// The Connect error JSON for `status`. Details the upstream attached
 /// (`grpc-status-details-bin`, a `google.rpc.Status`) become Connect's
-/// `{"type": ..., "value": <base64>}` entries.
-fn error_json(status: &Status) -> serde_json::Value {
+/// `{"type", "value": <base64>}` entries, with `"debug"` (the detail as JSON in the call's
+/// shape) when `schema` is given and it, or the standard `google.rpc` details, know the type.
+fn error_json(status: &Status, schema: Option<(&DescriptorPool, JsonShape)>) -> serde_json::Value {
     let mut error = serde_json::json!({ "code": connect_code_name(status.code()) });
     if !status.message().is_empty() {
         error["message"] = serde_json::Value::from(status.message());
     }
-    let details: Vec<serde_json::Value> = crate::wire::status_details::details(status)
-        .map(|details| {
-            details
-                .into_iter()
-                .map(|any| {
-                    let name = any
-                        .type_url
-                        .rsplit_once('/')
-                        .map_or(any.type_url.as_str(), |(_, name)| name)
-                        .to_owned();
-                    serde_json::json!({
-                        "type": name,
-                        "value": base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    error["details"] = serde_json::Value::Array(details);
+    let (pool, shape) = match schema {
+        Some((pool, shape)) => (Some(pool), shape),
+        None => (None, JsonShape::CANONICAL),
+    };
+    error["details"] = serde_json::Value::Array(crate::wire::status_details::connect_details(
+        status, pool, shape,
+    ));
     error
 }
 
 /// A refusal before the call started (see [`super::refusal`]): Connect's error JSON with
 /// the code's HTTP status, which unary and streaming Connect clients both read.
 pub(crate) fn refusal(error: &GatewayError) -> Response {
-    let body = serde_json::to_vec(&error_json(&error.to_status())).unwrap_or_default();
+    let body = serde_json::to_vec(&error_json(&error.to_status(), None)).unwrap_or_default();
     let mut response = (error.connect_http_status(), body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -601,6 +599,7 @@ fn unary_error(
     status: &Status,
     error: &GatewayError,
     mut headers: HeaderMap,
+    schema: Option<(&DescriptorPool, JsonShape)>,
 ) -> Response {
     tracker.finish(status.code(), status.message());
     let http_status = error.connect_http_status();
@@ -616,7 +615,7 @@ fn unary_error(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::to_vec(&error_json(status)).unwrap_or_default();
+    let body = serde_json::to_vec(&error_json(status, schema)).unwrap_or_default();
     let mut response = (http_status, body).into_response();
     response.headers_mut().extend(headers);
     response
@@ -679,11 +678,11 @@ async fn stream(
         Err(
             error @ (GatewayError::UnsupportedMediaType { .. }
             | GatewayError::MethodNotAllowed { .. }),
-        ) => return unary_error(tracker, &error.to_status(), &error, HeaderMap::new()),
+        ) => return unary_error(tracker, &error.to_status(), &error, HeaderMap::new(), None),
         Err(error) => {
             let status = error.to_status();
             tracker.finish(status.code(), status.message());
-            let end = end_of_stream(&status, &HeaderMap::new());
+            let end = end_of_stream(&status, &HeaderMap::new(), None);
             let mut response = Response::new(Body::from(end));
             *response.headers_mut() = headers;
             return response;
@@ -702,7 +701,7 @@ async fn stream(
         output,
         reply.events,
         accept,
-        Arc::clone(&state.metrics),
+        (Arc::clone(&state.metrics), state.schema.pool().clone()),
         tracker,
     );
     let mut response = Response::new(Body::from_stream(body));
@@ -715,7 +714,7 @@ fn stream_body(
     output: Option<MessageDescriptor>,
     mut events: futures::stream::BoxStream<'static, ReplyEvent>,
     accept: Encoding,
-    metrics: Arc<Metrics>,
+    (metrics, pool): (Arc<Metrics>, DescriptorPool),
     tracker: CallTracker,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
     async_stream::stream! {
@@ -743,7 +742,7 @@ fn stream_body(
                             if let Some(tracker) = tracker.take() {
                                 tracker.finish(status.code(), status.message());
                             }
-                            yield Ok(end_of_stream(&status, &HeaderMap::new()));
+                            yield Ok(end_of_stream(&status, &HeaderMap::new(), None));
                             break;
                         }
                     }
@@ -752,7 +751,7 @@ fn stream_body(
                     if let Some(tracker) = tracker.take() {
                         tracker.finish(status.code(), status.message());
                     }
-                    yield Ok(end_of_stream(&status, &trailers));
+                    yield Ok(end_of_stream(&status, &trailers, Some((&pool, format.shape))));
                     break;
                 }
             }
@@ -761,7 +760,11 @@ fn stream_body(
 }
 
 /// The end-of-stream envelope: `{"error":{...},"metadata":{"name":["value"]}}`.
-fn end_of_stream(status: &Status, trailers: &HeaderMap) -> Bytes {
+fn end_of_stream(
+    status: &Status,
+    trailers: &HeaderMap,
+    schema: Option<(&DescriptorPool, JsonShape)>,
+) -> Bytes {
     let mut metadata = serde_json::Map::new();
     for (name, value) in trailers {
         if is_status_header(name) {
@@ -778,7 +781,7 @@ fn end_of_stream(status: &Status, trailers: &HeaderMap) -> Bytes {
     }
     let mut end = serde_json::json!({ "metadata": metadata });
     if status.code() != Code::Ok {
-        end["error"] = error_json(status);
+        end["error"] = error_json(status, schema);
     }
     let json = serde_json::to_vec(&end).unwrap_or_default();
     let mut out = BytesMut::with_capacity(json.len() + 5);
@@ -796,14 +799,14 @@ mod tests {
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", HeaderValue::from_static("5"));
         trailers.insert("x-extra", HeaderValue::from_static("a"));
-        let end = end_of_stream(&Status::not_found("gone"), &trailers);
+        let end = end_of_stream(&Status::not_found("gone"), &trailers, None);
         assert_eq!(end[0], FLAG_END_STREAM);
         let json: serde_json::Value = serde_json::from_slice(&end[5..]).unwrap();
         assert_eq!(json["error"]["code"], "not_found");
         assert_eq!(json["error"]["message"], "gone");
         assert_eq!(json["metadata"]["x-extra"][0], "a");
         assert!(json["metadata"].get("grpc-status").is_none());
-        let ok = end_of_stream(&Status::new(Code::Ok, ""), &HeaderMap::new());
+        let ok = end_of_stream(&Status::new(Code::Ok, ""), &HeaderMap::new(), None);
         let json: serde_json::Value = serde_json::from_slice(&ok[5..]).unwrap();
         assert!(json.get("error").is_none());
     }
@@ -821,13 +824,34 @@ mod tests {
         }
         .encode_to_vec();
         let status = Status::with_details(Code::NotFound, "gone", details.into());
-        let json = error_json(&status);
+        let json = error_json(&status, None);
         assert_eq!(json["details"][0]["type"], "google.rpc.ErrorInfo");
         assert_eq!(json["details"][0]["value"], "AQID");
         assert_eq!(
-            error_json(&Status::not_found("x"))["details"],
+            error_json(&Status::not_found("x"), None)["details"],
             serde_json::json!([])
         );
+    }
+
+    #[test]
+    fn known_details_carry_a_debug_form_in_the_calls_shape() {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let status = Status::with_error_details(
+            Code::FailedPrecondition,
+            "not now",
+            ErrorDetails::with_error_info("RENDER_BUSY", "octane", [("gpu".into(), "0".into())]),
+        );
+        let pool = DescriptorPool::new();
+        let json = error_json(&status, Some((&pool, JsonShape::CANONICAL)));
+        let detail = &json["details"][0];
+        assert_eq!(detail["type"], "google.rpc.ErrorInfo");
+        assert_eq!(detail["debug"]["reason"], "RENDER_BUSY");
+        assert_eq!(detail["debug"]["metadata"]["gpu"], "0");
+        // The bytes stay what a client decodes; without a schema there is no debug form.
+        assert!(detail["value"].as_str().is_some_and(|v| !v.is_empty()));
+        assert!(error_json(&status, None)["details"][0]
+            .get("debug")
+            .is_none());
     }
 
     #[test]

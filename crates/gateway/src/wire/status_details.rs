@@ -36,41 +36,86 @@ pub(crate) fn details(status: &Status) -> Result<Vec<AnyDetail>, ()> {
 }
 
 /// The details attached to `status` as JSON (`/ws` end frames, `octaneweb call -v`): each as
-/// proto3 JSON in `shape` with its `@type` when `pool` or the standard `google.rpc` error details (ErrorInfo, BadRequest,
-/// RetryInfo, ...) know its type, else its type and bytes in base64. Empty when there are
-/// none; one `{"value": <base64>}` entry when the bytes are no `google.rpc.Status`.
+/// proto3 JSON in `shape` with its `@type` when `pool` or the standard `google.rpc` error
+/// details (ErrorInfo, BadRequest, RetryInfo, ...) know its type, else its type and bytes in
+/// base64. Empty when there are none; one `{"value": <base64>}` entry when the bytes are no
+/// `google.rpc.Status`.
 pub(crate) fn readable_details(
     status: &Status,
     pool: &prost_reflect::DescriptorPool,
     shape: octaneweb_schema::JsonShape,
 ) -> Vec<serde_json::Value> {
-    use base64::Engine as _;
-    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let Ok(decoded) = details(status) else {
         return vec![serde_json::json!({ "value": base64(status.details()) })];
     };
     decoded
         .iter()
-        .map(|any| {
-            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-            let known = [Some(pool), google_rpc_pool()]
-                .into_iter()
-                .flatten()
-                .find_map(|pool| pool.get_message_by_name(type_name))
-                .and_then(|desc| {
-                    prost_reflect::DynamicMessage::decode(desc, any.value.as_slice()).ok()
-                });
-            match known.map(|m| octaneweb_schema::message_to_json(&m, shape)) {
-                Some(serde_json::Value::Object(fields)) => {
-                    let mut entry = serde_json::Map::new();
-                    entry.insert("@type".into(), any.type_url.clone().into());
-                    entry.extend(fields);
-                    serde_json::Value::Object(entry)
-                }
-                _ => serde_json::json!({ "@type": any.type_url, "value": base64(&any.value) }),
+        .map(|any| match readable(any, pool, shape) {
+            Some(fields) => {
+                let mut entry = serde_json::Map::new();
+                entry.insert("@type".into(), any.type_url.clone().into());
+                entry.extend(fields);
+                serde_json::Value::Object(entry)
             }
+            None => serde_json::json!({ "@type": any.type_url, "value": base64(&any.value) }),
         })
         .collect()
+}
+
+/// The details attached to `status` as the Connect protocol writes them: `{"type", "value"}`
+/// with the type's full name and the bytes in unpadded base64, plus the specification's
+/// optional `"debug"` (the detail as JSON, for people) when `pool` or the standard
+/// `google.rpc` error details know the type.
+pub(crate) fn connect_details(
+    status: &Status,
+    pool: Option<&prost_reflect::DescriptorPool>,
+    shape: octaneweb_schema::JsonShape,
+) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    let Ok(decoded) = details(status) else {
+        return Vec::new();
+    };
+    decoded
+        .iter()
+        .map(|any| {
+            let mut entry = serde_json::json!({
+                "type": type_name(any),
+                "value": base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value),
+            });
+            if let Some(fields) = pool.and_then(|pool| readable(any, pool, shape)) {
+                entry["debug"] = serde_json::Value::Object(fields);
+            }
+            entry
+        })
+        .collect()
+}
+
+/// A detail's type name: its type URL after the last `/`.
+fn type_name(any: &AnyDetail) -> &str {
+    any.type_url.rsplit('/').next().unwrap_or_default()
+}
+
+/// A detail as proto3 JSON fields, if `pool` or the `google.rpc` details know its type and
+/// its bytes decode as it.
+fn readable(
+    any: &AnyDetail,
+    pool: &prost_reflect::DescriptorPool,
+    shape: octaneweb_schema::JsonShape,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let message = [Some(pool), google_rpc_pool()]
+        .into_iter()
+        .flatten()
+        .find_map(|pool| pool.get_message_by_name(type_name(any)))
+        .and_then(|desc| prost_reflect::DynamicMessage::decode(desc, any.value.as_slice()).ok())?;
+    match octaneweb_schema::message_to_json(&message, shape) {
+        serde_json::Value::Object(fields) => Some(fields),
+        _ => None,
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The `google.rpc` error detail types, from the descriptors tonic-types ships.
