@@ -54,14 +54,22 @@ pub(crate) fn resolve_for_browser(
 pub(crate) enum Carries {
     /// Unary calls only (one request, one answer: `/batch`).
     Unary,
-    /// Unary and server-streaming calls (request-then-response protocols).
+    /// Unary and server-streaming calls (request-then-response protocols: the JSON route,
+    /// SSE).
     ServerStreams,
+    /// Every kind but bidirectional streams: Connect and gRPC-Web over HTTP/1.1, where a
+    /// request body streams in but no answer can be read before it ends.
+    AllButBidi,
 }
 
-/// What carries client- and bidirectional-streaming calls through the gateway: the only
-/// paths that stream requests (gRPC-Web, Connect and the JSON routes cannot).
-const REQUEST_STREAM_CARRIERS: &str =
-    "the WebSocket /ws (rpc.js) or native gRPC (application/grpc)";
+/// What carries client-streaming calls through the gateway: the paths that stream requests.
+const CLIENT_STREAM_CARRIERS: &str = "Connect (application/connect+json or +proto), gRPC-Web, \
+     native gRPC (application/grpc) or the WebSocket /ws (rpc.js)";
+
+/// What carries bidirectional calls: the paths that stream both ways at once, which over
+/// HTTP takes HTTP/2.
+const BIDI_STREAM_CARRIERS: &str = "HTTP/2 (Connect, gRPC-Web or native gRPC) \
+     or the WebSocket /ws (rpc.js)";
 
 /// What carries server-streaming calls, for a route that takes unary calls only.
 const SERVER_STREAM_CARRIERS: &str =
@@ -75,8 +83,10 @@ pub(crate) fn refuse_streaming(
     protocol: &'static str,
 ) -> Result<(), GatewayError> {
     let (kind, instead) = match (method.is_client_streaming(), method.is_server_streaming()) {
-        (true, true) => ("bidirectional-streaming", REQUEST_STREAM_CARRIERS),
-        (true, false) => ("client-streaming", REQUEST_STREAM_CARRIERS),
+        (true, true) => ("bidirectional-streaming", BIDI_STREAM_CARRIERS),
+        (true, false) if carries != Carries::AllButBidi => {
+            ("client-streaming", CLIENT_STREAM_CARRIERS)
+        }
         (false, true) if carries == Carries::Unary => ("server-streaming", SERVER_STREAM_CARRIERS),
         _ => return Ok(()),
     };
@@ -86,6 +96,16 @@ pub(crate) fn refuse_streaming(
         protocol,
         instead,
     })
+}
+
+/// The RPC kind of `method`, as error messages name it.
+pub(crate) fn kind_name(method: &prost_reflect::MethodDescriptor) -> &'static str {
+    match (method.is_client_streaming(), method.is_server_streaming()) {
+        (true, true) => "bidirectional-streaming",
+        (true, false) => "client-streaming",
+        (false, true) => "server-streaming",
+        (false, false) => "unary",
+    }
 }
 
 pub(crate) fn unresolved_label() -> Arc<str> {

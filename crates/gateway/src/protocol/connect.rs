@@ -40,8 +40,8 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tonic::{Code, Status};
 
-use super::grpc::method_path;
-use crate::context::call::{effective_timeout, read_body, refuse_streaming, Carries};
+use super::grpc::{forward_stream, method_path, RequestFraming};
+use crate::context::call::{effective_timeout, kind_name, read_body, refuse_streaming, Carries};
 use crate::context::{
     CallScope, GatewayState, JsonRoute, ResolvedMethod, ShapeChoice, ShutdownSignal,
 };
@@ -223,13 +223,13 @@ fn target(
         descriptor: method, ..
     }) = &method
     {
-        refuse_streaming(method, Carries::ServerStreams, "Connect in this gateway")?;
-        let streaming = method.is_server_streaming();
+        let streaming = method.is_server_streaming() || method.is_client_streaming();
         if streaming && shape == Shape::Unary {
             return Err(GatewayError::UnsupportedMediaType {
                 content_type: format!(
-                    "{} (for the server-streaming method {})",
+                    "{} (for the {} method {})",
                     unary_content_type(codec),
+                    kind_name(method),
                     method.full_name()
                 ),
                 supported: STREAM_CONTENT_TYPES,
@@ -244,6 +244,12 @@ fn target(
                 ),
                 supported: UNARY_CONTENT_TYPES,
             });
+        }
+        // Over HTTP/1.1 no answer can be read before the request body ends, so a
+        // bidirectional client waiting for an answer to its first message would wait forever:
+        // refused at once instead.
+        if parts.version < http::Version::HTTP_2 {
+            refuse_streaming(method, Carries::AllButBidi, "Connect over HTTP/1.1")?;
         }
     }
     // A leniently spelled name (`LiveLink/GetCamera`) goes upstream under its full name.
@@ -630,11 +636,39 @@ async fn stream(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let accept = compression::accepted(&parts.headers, "connect-accept-encoding");
+    let http1 = parts.version < http::Version::HTTP_2;
     let prepared = async {
         let target = target(&state, &parts, format.codec, Shape::Stream, &mut tracker)?;
         let timeout = timeout(&state, &parts.headers)?;
         let encoding = Encoding::from_header(&parts.headers, "connect-content-encoding")?;
         let limit = state.config.max_body_bytes;
+        // Client and bidirectional streams (and methods the schema does not know, whose
+        // kind only the upstream knows) go upstream message by message as they arrive.
+        let request_stream = target
+            .method
+            .as_ref()
+            .is_none_or(MethodDescriptor::is_client_streaming);
+        if request_stream {
+            let call = UpstreamCall {
+                path: target.path.clone(),
+                content_type: HeaderValue::from_static("application/grpc+proto"),
+                metadata: request_metadata(&parts.headers),
+                timeout,
+                trace: tracker.trace().cloned(),
+            };
+            let framing = RequestFraming {
+                encoding,
+                encoding_header: "connect-content-encoding",
+                max_message_bytes: limit,
+                json_input: match format.codec {
+                    Codec::Json => target.method.as_ref().map(MethodDescriptor::input),
+                    Codec::Proto => None,
+                },
+            };
+            let reply =
+                forward_stream(&state, call, body, framing, Protocol::Connect, shutdown).await?;
+            return Ok::<_, GatewayError>((target, reply));
+        }
         let body = read_body(&parts.headers, body, limit).await?;
         state
             .metrics
@@ -682,6 +716,11 @@ async fn stream(
         Err(error) => {
             let status = error.to_status();
             tracker.finish(status.code(), status.message());
+            // A refused bidirectional call over HTTP/1.1: the client may still be sending
+            // (and never end its body), so the connection ends with this answer.
+            if http1 && matches!(error, GatewayError::UnsupportedStreaming { .. }) {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             let end = end_of_stream(&status, &HeaderMap::new(), None);
             let mut response = Response::new(Body::from(end));
             *response.headers_mut() = headers;

@@ -26,6 +26,9 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt as _, StreamBody};
+use octaneweb_schema::json_to_message;
+use prost::Message as _;
+use prost_reflect::MessageDescriptor;
 use tokio::sync::oneshot;
 use tonic::Status;
 
@@ -128,14 +131,6 @@ async fn forward_call(
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/grpc"));
     let max_message_bytes = state.upstream.config().max_message_bytes;
-    let (failure_tx, mut failure_rx) = oneshot::channel();
-    let frames = client_frames(
-        body,
-        encoding,
-        request_limit.min(max_message_bytes),
-        failure_tx,
-        (Arc::clone(&state.metrics), tracker.protocol()),
-    );
     let call = UpstreamCall {
         path,
         content_type,
@@ -143,20 +138,13 @@ async fn forward_call(
         timeout,
         trace: Some(trace),
     };
-    let upstream_body = tonic::body::Body::new(StreamBody::new(frames));
-    let response = match forward::send(&state.upstream, call, upstream_body).await {
-        Ok(response) => response,
-        // A request cut off by the gateway explains the upstream's failure best.
-        Err(status) => return Err(failure_rx.try_recv().unwrap_or(status)),
+    let framing = RequestFraming {
+        encoding,
+        encoding_header: "grpc-encoding",
+        max_message_bytes: request_limit.min(max_message_bytes),
+        json_input: None,
     };
-    let reply = reply(
-        response,
-        ReplyOptions {
-            max_message_bytes,
-            shutdown: shutdown.map(ShutdownSignal::boxed),
-            request_failure: Some(failure_rx),
-        },
-    )?;
+    let reply = forward_stream(state, call, body, framing, tracker.protocol(), shutdown).await?;
     let mut headers = HeaderMap::with_capacity(reply.headers.len() + 2);
     for (name, value) in &reply.headers {
         if !is_hop_by_hop(name) && name.as_str() != "grpc-accept-encoding" {
@@ -220,16 +208,74 @@ pub(crate) fn method_path(path: &str) -> Result<PathAndQuery, Status> {
     PathAndQuery::try_from(path).map_err(|_| bad())
 }
 
-/// The client's request frames, checked and decompressed, as an upstream request body. A
-/// bad frame (too long, cut off, badly compressed, or with flags other than "compressed") is
-/// reported on `failure` and ends the body with an error, which resets the upstream stream.
+/// How a client's request stream is framed: gRPC frames and Connect envelopes alike (a
+/// flags byte, 0x00 or 0x01 "compressed", and a length).
+pub(crate) struct RequestFraming {
+    /// The encoding of compressed frames.
+    pub encoding: Encoding,
+    /// The header that named it (`grpc-encoding`, `connect-content-encoding`), for errors.
+    pub encoding_header: &'static str,
+    /// Longest message, before and after decompression.
+    pub max_message_bytes: usize,
+    /// `Some` when messages are JSON of this type (Connect `+json`): each is converted to
+    /// protobuf through the schema as it arrives. `None`: messages pass as bytes.
+    pub json_input: Option<MessageDescriptor>,
+}
+
+/// Forward a streaming request upstream: the client's `body` goes upstream frame by frame as
+/// it arrives (checked, decompressed, converted per `framing`), while the answer streams
+/// back, so a client and the upstream can take turns on one call (full duplex). Nothing is
+/// buffered beyond the message being read: the client's body is read only as fast as the
+/// upstream takes it (HTTP/2 flow control holds the rest). A bad request frame ends the call
+/// with the error that names it, also when the upstream already answered; the upstream
+/// stream is reset. The one forwarder of byte-level calls: gRPC, gRPC-Web and Connect.
+pub(crate) async fn forward_stream(
+    state: &GatewayState,
+    call: UpstreamCall,
+    body: Body,
+    framing: RequestFraming,
+    protocol: Protocol,
+    shutdown: Option<ShutdownSignal>,
+) -> Result<forward::Reply, Status> {
+    let (failure_tx, mut failure_rx) = oneshot::channel();
+    let frames = client_frames(
+        body,
+        framing,
+        failure_tx,
+        (Arc::clone(&state.metrics), protocol),
+    );
+    let upstream_body = tonic::body::Body::new(StreamBody::new(frames));
+    let response = match forward::send(&state.upstream, call, upstream_body).await {
+        Ok(response) => response,
+        // A request cut off by the gateway explains the upstream's failure best.
+        Err(status) => return Err(failure_rx.try_recv().unwrap_or(status)),
+    };
+    reply(
+        response,
+        ReplyOptions {
+            max_message_bytes: state.upstream.config().max_message_bytes,
+            shutdown: shutdown.map(ShutdownSignal::boxed),
+            request_failure: Some(failure_rx),
+        },
+    )
+}
+
+/// The client's request frames, checked, decompressed (and converted from JSON), as an
+/// upstream request body. A bad frame (too long, cut off, badly compressed, with flags other
+/// than "compressed", or JSON that is not the method's input) is reported on `failure` and
+/// ends the body with an error, which resets the upstream stream.
 fn client_frames(
     body: Body,
-    encoding: Encoding,
-    max_message_bytes: usize,
+    framing: RequestFraming,
     failure: oneshot::Sender<Status>,
     (metrics, protocol): (Arc<Metrics>, Protocol),
 ) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + 'static {
+    let RequestFraming {
+        encoding,
+        encoding_header,
+        max_message_bytes,
+        json_input,
+    } = framing;
     async_stream::stream! {
         let mut body = body;
         let mut failure = Some(failure);
@@ -250,9 +296,15 @@ fn client_frames(
                     }
                     break;
                 }
-                // The client went away or reset its stream; the upstream stream is reset too.
                 Some(Err(error)) => {
-                    yield Err(Box::new(error) as BoxError);
+                    match error.into_inner().downcast::<GatewayError>() {
+                        // A body the gateway decodes on the way (grpc-web-text's base64)
+                        // found the request malformed.
+                        Ok(error) => yield Err(fail(*error)),
+                        // The client went away or reset its stream; the upstream stream is
+                        // reset too.
+                        Err(error) => yield Err(error),
+                    }
                     break;
                 }
                 Some(Ok(frame)) => {
@@ -261,20 +313,30 @@ fn client_frames(
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(frame)) => {
-                                let payload = match compression::request_message(
+                                let payload = compression::request_message(
                                     frame,
                                     encoding,
                                     max_message_bytes,
-                                    "grpc-encoding",
+                                    encoding_header,
                                     "request frames carry a message, flags 0x00 or 0x01",
-                                ) {
+                                )
+                                .map_err(GatewayError::from)
+                                .inspect(|payload| {
+                                    metrics.add_bytes_in(protocol, payload.len() as u64);
+                                })
+                                .and_then(|payload| match &json_input {
+                                    None => Ok(payload),
+                                    Some(input) => json_to_message(input, &payload)
+                                        .map(|message| Bytes::from(message.encode_to_vec()))
+                                        .map_err(GatewayError::from),
+                                });
+                                let payload = match payload {
                                     Ok(payload) => payload,
                                     Err(error) => {
-                                        yield Err(fail(error.into()));
+                                        yield Err(fail(error));
                                         return;
                                     }
                                 };
-                                metrics.add_bytes_in(protocol, payload.len() as u64);
                                 let (first, rest) = frame_chunks(0, payload);
                                 yield Ok(Frame::data(first));
                                 if let Some(rest) = rest {

@@ -116,34 +116,104 @@ impl GrpcWebCodec {
     }
 }
 
-/// Decode a grpc-web-text body: base64 chunks, each possibly padded, concatenated (line
-/// breaks and other ASCII white space ignored).
-pub fn decode_base64_chunks(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
-    let cleaned: Vec<u8> = body
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let mut out = Vec::with_capacity(cleaned.len() / 4 * 3 + 3);
-    let mut rest = &cleaned[..];
-    while !rest.is_empty() {
-        // A chunk ends after its padding (or at the end of the body).
-        let end = match rest.iter().position(|b| *b == b'=') {
-            Some(first_pad) => {
-                let pads = rest
-                    .get(first_pad..)
-                    .map_or(0, |tail| tail.iter().take_while(|b| **b == b'=').count());
-                first_pad + pads
+/// Decodes a grpc-web-text body as it arrives: base64 chunks, each possibly padded,
+/// concatenated (line breaks and other ASCII white space ignored). Between pushes it holds
+/// at most three characters of an unfinished quantum.
+#[derive(Debug, Default)]
+pub struct TextDecoder {
+    pending: Vec<u8>,
+}
+
+impl TextDecoder {
+    /// Decode the whole quanta of `chunk` (after what is pending) into `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), GatewayError> {
+        self.pending
+            .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        let whole = self.pending.len() / 4 * 4;
+        let mut start = 0;
+        let mut end = 0;
+        while end < whole {
+            // A padded quantum ends one separately encoded chunk; the next starts after it.
+            let padded = self.pending.get(end + 3) == Some(&b'=');
+            end += 4;
+            if padded || end == whole {
+                let segment = self.pending.get(start..end).unwrap_or_default();
+                LENIENT_BASE64
+                    .decode_vec(segment, out)
+                    .map_err(Self::invalid)?;
+                start = end;
             }
-            None => rest.len(),
-        };
-        let (chunk, tail) = rest.split_at(end.min(rest.len()));
-        LENIENT_BASE64.decode_vec(chunk, &mut out).map_err(|e| {
-            GatewayError::BadRequest(format!("the grpc-web-text body is not valid base64: {e}"))
-        })?;
-        rest = tail;
+        }
+        self.pending.drain(..whole);
+        Ok(())
     }
+
+    /// The end of the body: the last quantum may lack its padding.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), GatewayError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        LENIENT_BASE64
+            .decode_vec(&pending, out)
+            .map_err(Self::invalid)
+    }
+
+    fn invalid(error: base64::DecodeError) -> GatewayError {
+        GatewayError::BadRequest(format!(
+            "the grpc-web-text body is not valid base64: {error}"
+        ))
+    }
+}
+
+/// Decode a whole grpc-web-text body (see [`TextDecoder`]).
+pub fn decode_base64_chunks(body: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let mut decoder = TextDecoder::default();
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    decoder.push(body, &mut out)?;
+    decoder.finish(&mut out)?;
     Ok(out)
+}
+
+/// A grpc-web-text request body decoded as it arrives. A base64 error ends the body with
+/// the [`GatewayError`] naming it, which the pass-through reports as the call's status.
+fn decoded_text_body(mut body: Body) -> Body {
+    Body::from_stream(async_stream::stream! {
+        let mut decoder = TextDecoder::default();
+        loop {
+            let mut out = Vec::new();
+            let decoded = match body.frame().await {
+                None => {
+                    let finished = decoder.finish(&mut out);
+                    if let Err(error) = finished {
+                        yield Err(axum::Error::new(error));
+                    } else if !out.is_empty() {
+                        yield Ok(Bytes::from(out));
+                    }
+                    return;
+                }
+                Some(Err(error)) => {
+                    yield Err(error);
+                    return;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        out.reserve(data.len() / 4 * 3 + 3);
+                        decoder.push(&data, &mut out)
+                    }
+                    Err(_) => continue,
+                },
+            };
+            match decoded {
+                Ok(()) if out.is_empty() => {}
+                Ok(()) => yield Ok(Bytes::from(out)),
+                Err(error) => {
+                    yield Err(axum::Error::new(error));
+                    return;
+                }
+            }
+        }
+    })
 }
 
 /// Serve one gRPC-Web request: translated into a gRPC request for the pass-through
@@ -173,22 +243,31 @@ pub async fn handle(state: GatewayState, request: Request) -> Response {
         tracker.finish(error.code(), &error.to_string());
         return http_error(&error);
     }
-    // A browser's request is bounded by the body limit, also once decompressed.
+    // A browser's message is bounded by the body limit, also once decompressed.
     let limit = scope.state.config.max_body_bytes;
+    let http1 = request.version() < http::Version::HTTP_2;
     match grpc_request(&scope.state, codec, request, &mut tracker).await {
         Ok(request) => grpc_web_response(codec, pass_through(scope, request, tracker, limit).await),
         Err(error) => {
             let status = error.to_status();
             tracker.finish(status.code(), status.message());
-            trailers_only(codec, HeaderMap::new(), &status)
+            let mut headers = HeaderMap::new();
+            // A refused bidirectional call over HTTP/1.1: the client may still be sending
+            // (and never end its body), so the connection ends with this answer.
+            if http1 && matches!(error, GatewayError::UnsupportedStreaming { .. }) {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            trailers_only(codec, headers, &status)
         }
     }
 }
 
-/// The gRPC request a gRPC-Web one stands for: the body read (within the body limit) and
-/// base64-decoded for `-text`, `application/grpc` as its type, and a method the schema
-/// knows under its full name. Client- and bidirectional-streaming methods the schema knows
-/// are refused: a gRPC-Web request carries one message.
+/// The gRPC request a gRPC-Web one stands for: `application/grpc` as its type, a method the
+/// schema knows under its full name, and the body base64-decoded for `-text`. A unary or
+/// server-streaming method the schema knows takes one message: its body is read whole
+/// (within the body limit). Client and bidirectional streams, and methods the schema does
+/// not know, stream their body upstream as it arrives; over HTTP/1.1 a bidirectional method
+/// is refused at once (no answer can be read there before the request ends).
 async fn grpc_request(
     state: &GatewayState,
     codec: GrpcWebCodec,
@@ -199,26 +278,40 @@ async fn grpc_request(
     let path = method_path(parts.uri.path()).map_err(GatewayError::Upstream)?;
     // Methods the schema knows go upstream under their full name (whatever the spelling);
     // others pass through by path, bytes being all gRPC-Web needs.
+    let mut request_stream = true;
     match state.resolve_path(path.as_str()) {
         Ok(resolved) => {
             tracker.set_method(Arc::clone(&resolved.label));
-            refuse_streaming(&resolved.descriptor, Carries::ServerStreams, "gRPC-Web")?;
+            if parts.version < http::Version::HTTP_2 {
+                refuse_streaming(
+                    &resolved.descriptor,
+                    Carries::AllButBidi,
+                    "gRPC-Web over HTTP/1.1",
+                )?;
+            }
+            request_stream = resolved.descriptor.is_client_streaming();
             parts.uri = http::Uri::from(resolved.path);
         }
         Err(GatewayError::Lookup(_)) => {}
         Err(error) => return Err(error),
     }
-    let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
-    let body = if codec.text {
-        Bytes::from(decode_base64_chunks(&body)?)
-    } else {
-        body
-    };
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    Ok(Request::from_parts(parts, Body::from(body)))
+    let body = match (request_stream, codec.text) {
+        (true, false) => body,
+        (true, true) => decoded_text_body(body),
+        (false, text) => {
+            let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+            Body::from(if text {
+                Bytes::from(decode_base64_chunks(&body)?)
+            } else {
+                body
+            })
+        }
+    };
+    Ok(Request::from_parts(parts, body))
 }
 
 /// The gRPC answer as gRPC-Web: a trailers-only answer keeps its status in the headers; a
@@ -376,6 +469,27 @@ mod tests {
         );
         assert_eq!(decode_base64_chunks(b"aGk\r\n").unwrap(), b"hi");
         assert!(decode_base64_chunks(b"@@@@").is_err());
+    }
+
+    #[test]
+    fn text_decodes_as_it_arrives_whatever_the_split() {
+        let body = format!(
+            "{}\r\n{}{}",
+            STANDARD.encode(b"first frame"),
+            STANDARD.encode(b"second"),
+            STANDARD.encode(b"x")
+        );
+        for split in 0..body.len() {
+            let (head, tail) = body.as_bytes().split_at(split);
+            let mut decoder = TextDecoder::default();
+            let mut out = Vec::new();
+            decoder.push(head, &mut out).unwrap();
+            decoder.push(tail, &mut out).unwrap();
+            decoder.finish(&mut out).unwrap();
+            assert_eq!(out, b"first framesecondx", "split at {split}");
+        }
+        let mut decoder = TextDecoder::default();
+        assert!(decoder.push(b"@@@@", &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod codes;
 mod common;
 mod connect;
 mod counting_upstream;
+mod duplex;
 mod errors;
 mod grpc_web;
 mod json_calls;
