@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { Code, createClient } from '@connectrpc/connect';
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import { CAMERA_A, CAMERA_B, LIVELINK, MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, registryFor, service, startDemo } from './common.mjs';
@@ -192,34 +194,143 @@ describe('compression and GET', () => {
   });
 });
 
-describe('a streaming kind the protocol cannot carry', () => {
-  const CLIENT_STREAMING_REFUSED = [
+describe('client and bidirectional streams over Connect and gRPC-Web', () => {
+  // Every transport that can stream requests over HTTP/2; connect-node's JSON and binary
+  // Connect, its gRPC-Web, and gRPC for comparison.
+  const DUPLEX_TRANSPORTS = [
     ['Connect binary (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true })],
     ['Connect JSON (HTTP/2)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: false })],
-    ['gRPC-Web (HTTP/2)', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2' })],
+    ['gRPC-Web binary (HTTP/2)', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true })],
+    ['gRPC (HTTP/2)', (baseUrl) => createGrpcTransport({ baseUrl, httpVersion: '2' })],
   ];
-  for (const [name, make] of CLIENT_STREAMING_REFUSED) {
-    test(`${name}: client-streaming StreamCamera gets a clear error and the connection keeps serving`, async () => {
+
+  /** The gateway's whole schema (reflection services included), from GET /schema.binpb. */
+  let liveRegistry;
+  before(async () => {
+    const response = await fetch(new URL('schema.binpb', demo.url));
+    assert.equal(response.status, 200, 'GET /schema.binpb');
+    liveRegistry = createFileRegistry(fromBinary(FileDescriptorSetSchema, new Uint8Array(await response.arrayBuffer())));
+  });
+
+  for (const [name, make] of DUPLEX_TRANSPORTS) {
+    test(`${name}: a client stream (StreamCamera) reaches the render server`, async () => {
       const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
       async function* states() {
-        for (const fov of [31, 32, 33]) yield { fovSet: { case: 'fov', value: fov } };
+        for (const fov of [31, 32, 33.5]) yield { fovSet: { case: 'fov', value: fov } };
       }
-      const failure = await failureOf(() => clients.livelink.streamCamera(states()));
-      assert.ok([Code.InvalidArgument, Code.Unimplemented].includes(failure.code), `${failure.codeName}: ${failure.message}`);
-      assert.match(failure.message, /StreamCamera is a client-streaming method/);
-      // Nothing was applied, and the same HTTP/2 connection still answers.
-      const camera = await clients.livelink.getCamera({});
-      assert.notEqual(camera.fovSet.value, 33);
+      const status = await clients.livelink.streamCamera(states());
+      assert.ok(status.message.length > 0, 'a StreamStatus message');
+      assert.equal((await clients.livelink.getCamera({})).fovSet.value, 33.5, 'the last state applies');
+    });
+
+    test(`${name}: bidi reflection takes turns with the request stream open`, async () => {
+      const reflection = createClient(service(liveRegistry, 'grpc.reflection.v1.ServerReflection'), make(demo.url.replace(/\/$/, '')));
+      const requests = pushable();
+      requests.push({ messageRequest: { case: 'listServices', value: '' } });
+      const answers = reflection.serverReflectionInfo(requests)[Symbol.asyncIterator]();
+      // Each answer is read before the next request is sent and before the stream closes:
+      // a gateway that waited for the whole request would never answer.
+      const first = await answers.next();
+      assert.equal(first.value.messageResponse.case, 'listServicesResponse');
+      const names = first.value.messageResponse.value.service.map((s) => s.name);
+      assert.ok(names.includes(LIVELINK), names.join(', '));
+      requests.push({ messageRequest: { case: 'fileContainingSymbol', value: LIVELINK } });
+      const second = await answers.next();
+      assert.equal(second.value.messageResponse.case, 'fileDescriptorResponse');
+      assert.ok(second.value.messageResponse.value.fileDescriptorProto.length >= 1);
+      requests.end();
+      assert.equal((await answers.next()).done, true, 'the call ends when the requests do');
     });
   }
 
-  test('gRPC (HTTP/2) carries the same client stream', async () => {
-    const clients = makeClients(registry, createGrpcTransport({ baseUrl: demo.url.replace(/\/$/, ''), httpVersion: '2' }));
-    async function* states() {
-      for (const fov of [31, 32, 33.5]) yield { fovSet: { case: 'fov', value: fov } };
-    }
-    const status = await clients.livelink.streamCamera(states());
-    assert.ok(status.message.length > 0, 'a StreamStatus message');
-    assert.equal((await clients.livelink.getCamera({})).fovSet.value, 33.5);
-  });
+  for (const [name, make] of DUPLEX_TRANSPORTS.filter(([n]) => !n.includes('JSON'))) {
+    test(`${name}: a client stream cancelled mid-call releases its upstream stream`, async () => {
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
+      // The frame hub's lasting call holds upstream streams of its own: count from here.
+      const baseline = await upstreamStreams();
+      const abort = new AbortController();
+      const states = pushable();
+      states.push({ fovSet: { case: 'fov', value: 44 } });
+      const call = failureOf(() => clients.livelink.streamCamera(states, { signal: abort.signal }));
+      await waitFor(async () => (await upstreamStreams()) === baseline + 1, 'the upstream stream to open');
+      abort.abort();
+      const failure = await call;
+      assert.equal(failure.code, Code.Canceled, `${failure.codeName}: ${failure.message}`);
+      await waitFor(async () => (await upstreamStreams()) === baseline, 'the upstream stream to be released');
+    });
+  }
+
+  const HTTP1_TRANSPORTS = [
+    ['Connect binary (HTTP/1.1)', (baseUrl) => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true })],
+    ['gRPC-Web binary (HTTP/1.1)', (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true })],
+  ];
+  for (const [name, make] of HTTP1_TRANSPORTS) {
+    test(`${name}: bidi is refused at once, naming HTTP/2 and /ws`, async () => {
+      const reflection = createClient(service(liveRegistry, 'grpc.reflection.v1.ServerReflection'), make(demo.url.replace(/\/$/, '')));
+      // The request stream never ends, as a bidi client's does while it waits for answers.
+      const requests = pushable();
+      requests.push({ messageRequest: { case: 'listServices', value: '' } });
+      const started = Date.now();
+      const failure = await failureOf(async () => {
+        for await (const _ of reflection.serverReflectionInfo(requests));
+      });
+      assert.ok(Date.now() - started < 2000, `refused after ${Date.now() - started} ms`);
+      assert.equal(failure.code, Code.InvalidArgument, `${failure.codeName}: ${failure.message}`);
+      assert.match(failure.message, /ServerReflectionInfo is a bidirectional-streaming method; .* over HTTP\/1\.1 cannot carry it, use HTTP\/2 .* or the WebSocket \/ws/);
+    });
+
+    test(`${name}: a client stream streams its body`, async () => {
+      const clients = makeClients(registry, make(demo.url.replace(/\/$/, '')));
+      async function* states() {
+        for (const fov of [35, 36.5]) yield { fovSet: { case: 'fov', value: fov } };
+      }
+      const status = await clients.livelink.streamCamera(states());
+      assert.ok(status.message.length > 0, 'a StreamStatus message');
+      assert.equal((await clients.livelink.getCamera({})).fovSet.value, 36.5);
+    });
+  }
 });
+
+/** An async iterable of requests the test pushes one at a time, open until end(). */
+function pushable() {
+  const queue = [];
+  let wake;
+  let ended = false;
+  return {
+    push(value) {
+      queue.push(value);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift();
+        if (ended) return;
+        await new Promise((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    },
+  };
+}
+
+/** The gateway's `octaneweb_upstream_streams` (its pool's upstream streams in flight). */
+async function upstreamStreams() {
+  const text = await (await fetch(new URL('metrics', demo.url))).text();
+  const line = text.split('\n').find((l) => l.startsWith('octaneweb_upstream_streams '));
+  assert.ok(line, 'no octaneweb_upstream_streams in /metrics');
+  return Number(line.split(' ').pop());
+}
+
+/** Polls `check` (every 50 ms, 5 s at most) until it holds. */
+async function waitFor(check, what) {
+  const started = Date.now();
+  while (!(await check())) {
+    assert.ok(Date.now() - started < 5000, `5 s without ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

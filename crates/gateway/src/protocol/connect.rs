@@ -1,4 +1,4 @@
-//! The Connect protocol: unary (JSON or binary, POST or GET) and server streaming
+//! The Connect protocol: unary (JSON or binary, POST or GET) and streams of every kind
 //! (`application/connect+json` / `+proto` envelopes), translated to gRPC towards the upstream.
 //!
 //! - Unary: `POST` with `application/json` (told apart from the original proxy's JSON route
@@ -9,10 +9,15 @@
 //! - `GET /pkg.Service/Method?connect=v1&encoding=json|proto&message=...[&base64=1]
 //!   [&compression=gzip]` for methods marked `option idempotency_level = NO_SIDE_EFFECTS`;
 //!   other methods answer 405.
-//! - Server streaming: `POST` with `application/connect+json` or `+proto`: one request
-//!   envelope in, one envelope per response message out, then the end-of-stream envelope
-//!   (flag `0x02`) `{"error":{...},"metadata":{...}}` (no `error` on success). Errors are
-//!   reported in the end-of-stream message with HTTP 200.
+//! - Streams: `POST` with `application/connect+json` or `+proto`: one envelope per response
+//!   message out, then the end-of-stream envelope (flag `0x02`)
+//!   `{"error":{...},"metadata":{...}}` (no `error` on success). Errors are reported in the
+//!   end-of-stream message with HTTP 200. A server stream takes one request envelope, read
+//!   whole; client and bidirectional streams (and methods the schema does not know) go
+//!   upstream envelope by envelope as they arrive, through the pass-through's forwarder
+//!   (`grpc::forward_stream`, `+json` converted per message), while answers stream
+//!   back: full duplex over HTTP/2. Over HTTP/1.1, where no answer can be read before the
+//!   request ends, a bidirectional method is refused at once.
 //! - JSON is converted through the schema (proto or lowerCamelCase names accepted; output by
 //!   default in lowerCamelCase without default values, per the proto3 JSON mapping, or in
 //!   the shape the `X-Json-Names`/`X-Json-Defaults` headers or `json_names`/`json_defaults`
@@ -20,8 +25,7 @@
 //!   schema knows; binary passes through as bytes, also for methods the schema does not know.
 //! - Deadlines from `Connect-Timeout-Ms`; gzip with `Content-Encoding`/`Accept-Encoding`
 //!   (unary) and `Connect-Content-Encoding`/`Connect-Accept-Encoding` (streams); a wrong
-//!   content type answers 415; client- and bidirectional-streaming methods are refused with
-//!   `invalid_argument` naming native gRPC and the WebSocket.
+//!   content type (also a unary one for a streaming method, or the reverse) answers 415.
 
 use std::collections::HashMap;
 use std::sync::Arc;

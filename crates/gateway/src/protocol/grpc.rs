@@ -1,6 +1,8 @@
 //! Native gRPC pass-through: `application/grpc` requests over h2c on the gateway's port are
 //! forwarded to the upstream, for any method (also ones the schema does not know) and all
-//! four RPC kinds. Messages pass as bytes, never decoded.
+//! four RPC kinds. Messages pass as bytes, never decoded. Its forwarder
+//! (`forward_stream`: request frames upstream as they arrive, answers back as they come)
+//! is also the one gRPC-Web and Connect streams use.
 //!
 //! Carried both ways: request metadata (minus hop-by-hop headers), the `grpc-timeout`
 //! deadline (capped by the gateway's default timeout, and enforced by the upstream stack), response

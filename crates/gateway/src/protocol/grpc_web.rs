@@ -4,10 +4,13 @@
 //! answer is translated back. Payloads pass as bytes; deadlines, metadata, gzip and every
 //! check of the frames are the pass-through's.
 //!
-//! - Unary and server-streaming methods, also ones the schema does not know. Client- and
-//!   bidirectional-streaming methods known to the schema are refused with
-//!   `INVALID_ARGUMENT` (grpc-status 3) and a message naming the protocols that carry them
-//!   (native gRPC and the WebSocket): gRPC-Web requests are one message long.
+//! - All four RPC kinds, also methods the schema does not know. A unary or server-streaming
+//!   method's request is read whole (one message, within the body limit); client and
+//!   bidirectional streams (and unknown methods) stream their body into the pass-through as
+//!   it arrives (`-text` decoded as it comes, [`TextDecoder`]), full duplex over HTTP/2. Over
+//!   HTTP/1.1 a bidirectional method known to the schema is refused at once with
+//!   `INVALID_ARGUMENT` naming HTTP/2 and the WebSocket: no answer can be read there before
+//!   the request ends.
 //! - The response's messages are frames in the body; the trailers follow as the last frame
 //!   (flag `0x80`, `name: value\r\n` lines). A trailers-only gRPC answer (a failure before
 //!   any message) stays trailers-only: HTTP 200 with `grpc-status` and `grpc-message` in the

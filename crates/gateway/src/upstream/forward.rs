@@ -4,7 +4,8 @@
 //! [`send`] makes one gRPC request over the channel and waits for the response headers;
 //! [`reply`] turns the response into a stream of [`ReplyEvent`]s (message payloads, then
 //! exactly one final status with the upstream's trailers). gRPC pass-through, gRPC-Web and
-//! Connect are built on these two.
+//! Connect are built on these two (their streaming requests through
+//! `protocol::grpc::forward_stream`, which feeds [`send`] a body that streams as it arrives).
 
 use std::time::Duration;
 
