@@ -520,3 +520,92 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn a_request_stream_keeps_the_deadline_and_the_message_limit() {
+    let gateway = start_gateway_with(
+        &shared_render_server().to_string(),
+        GatewayOptions {
+            config: octaneweb_gateway::GatewayConfig {
+                max_body_bytes: 4096,
+                ..octaneweb_gateway::GatewayConfig::default()
+            },
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    // The deadline runs while the request is still open: the call ends at it.
+    for (content_type, header, value) in [
+        ("application/connect+proto", "connect-timeout-ms", "300"),
+        ("application/grpc-web+proto", "grpc-timeout", "300m"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut call = DuplexCall::open(
+            &gateway,
+            STREAM_CAMERA,
+            &[("content-type", content_type), (header, value)],
+            frame(0, &camera(41.0)),
+        )
+        .await;
+        let ended = call.next().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{content_type}: ended after {:?}",
+            started.elapsed()
+        );
+        assert_deadline_or_status(content_type, &call, ended, "deadline_exceeded", "4");
+        call.close();
+    }
+    // A message over the limit ends the call as soon as its header arrives, the request
+    // still open.
+    for content_type in ["application/connect+proto", "application/grpc-web+proto"] {
+        let mut header = vec![0u8; 5];
+        header[1..].copy_from_slice(&5000u32.to_be_bytes());
+        let mut call = DuplexCall::open(
+            &gateway,
+            STREAM_CAMERA,
+            &[("content-type", content_type)],
+            Bytes::from(header),
+        )
+        .await;
+        let ended = call.next().await;
+        assert_deadline_or_status(content_type, &call, ended, "resource_exhausted", "8");
+        call.close();
+    }
+    call_ok(&gateway, "/LiveLink/GetCamera", "{}").await;
+}
+
+/// The call ended with `connect_code` (Connect's end-of-stream) or `grpc_status` (gRPC-Web,
+/// trailers-only or a trailer frame).
+fn assert_deadline_or_status(
+    content_type: &str,
+    call: &DuplexCall,
+    ended: Option<(u8, Bytes)>,
+    connect_code: &str,
+    grpc_status: &str,
+) {
+    if content_type.starts_with("application/connect") {
+        let (flags, payload) = ended.expect("an end-of-stream message");
+        assert_eq!(flags, 0x02, "{content_type}");
+        let end: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+        assert_eq!(end["error"]["code"], connect_code, "{end}");
+        return;
+    }
+    let status = match ended {
+        Some((0x80, trailers)) => String::from_utf8_lossy(&trailers)
+            .lines()
+            .find_map(|line| line.strip_prefix("grpc-status: ").map(str::to_owned))
+            .unwrap_or_default(),
+        None => call.headers["grpc-status"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned(),
+        other => panic!("{content_type}: {other:?}"),
+    };
+    assert_eq!(
+        status.trim(),
+        grpc_status,
+        "{content_type}: {:?}",
+        call.headers
+    );
+}
