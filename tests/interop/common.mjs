@@ -3,6 +3,7 @@
 // `octaneweb demo` (gateway in front of the embedded reference render server) through the
 // browser tests' harness.
 
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -107,4 +108,40 @@ export async function startStaticServer(files) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/** An async iterable of requests the test pushes one at a time, open until end(). */
+export function pushable() {
+  const queue = [];
+  let wake;
+  let ended = false;
+  return {
+    push(value) {
+      queue.push(value);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift();
+        if (ended) return;
+        await new Promise((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    },
+  };
+}
+
+/** Polls `check` (every 50 ms, 5 s at most) until it holds. */
+export async function waitFor(check, what) {
+  const started = Date.now();
+  while (!(await check())) {
+    assert.ok(Date.now() - started < 5000, `5 s without ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -9,7 +9,7 @@ import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { Code, createClient } from '@connectrpc/connect';
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
-import { CAMERA_A, CAMERA_B, LIVELINK, MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, registryFor, service, startDemo } from './common.mjs';
+import { CAMERA_A, CAMERA_B, LIVELINK, MISSING_PROTO_ROOT, OCTANE_PROTO_ROOT, pushable, registryFor, service, startDemo, waitFor } from './common.mjs';
 import { BAD_HANDLE, badHandle, callbackStream, cameraRoundTrip, failureOf, makeClients, makeMissingClients, sceneWalk, streamDeadline } from './scenarios.mjs';
 import { callJson } from '../browser/harness.mjs';
 
@@ -291,46 +291,10 @@ describe('client and bidirectional streams over Connect and gRPC-Web', () => {
   }
 });
 
-/** An async iterable of requests the test pushes one at a time, open until end(). */
-function pushable() {
-  const queue = [];
-  let wake;
-  let ended = false;
-  return {
-    push(value) {
-      queue.push(value);
-      wake?.();
-    },
-    end() {
-      ended = true;
-      wake?.();
-    },
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift();
-        if (ended) return;
-        await new Promise((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-    },
-  };
-}
-
 /** The gateway's `octaneweb_upstream_streams` (its pool's upstream streams in flight). */
 async function upstreamStreams() {
   const text = await (await fetch(new URL('metrics', demo.url))).text();
   const line = text.split('\n').find((l) => l.startsWith('octaneweb_upstream_streams '));
   assert.ok(line, 'no octaneweb_upstream_streams in /metrics');
   return Number(line.split(' ').pop());
-}
-
-/** Polls `check` (every 50 ms, 5 s at most) until it holds. */
-async function waitFor(check, what) {
-  const started = Date.now();
-  while (!(await check())) {
-    assert.ok(Date.now() - started < 5000, `5 s without ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
