@@ -663,7 +663,7 @@ async fn stream(
             let framing = RequestFraming {
                 encoding,
                 encoding_header: "connect-content-encoding",
-                max_message_bytes: limit,
+                max_message_bytes: limit.min(state.upstream.config().max_message_bytes),
                 json_input: match format.codec {
                     Codec::Json => target.method.as_ref().map(MethodDescriptor::input),
                     Codec::Proto => None,
