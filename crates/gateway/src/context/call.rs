@@ -82,17 +82,15 @@ pub(crate) fn refuse_streaming(
     carries: Carries,
     protocol: &'static str,
 ) -> Result<(), GatewayError> {
-    let (kind, instead) = match (method.is_client_streaming(), method.is_server_streaming()) {
-        (true, true) => ("bidirectional-streaming", BIDI_STREAM_CARRIERS),
-        (true, false) if carries != Carries::AllButBidi => {
-            ("client-streaming", CLIENT_STREAM_CARRIERS)
-        }
-        (false, true) if carries == Carries::Unary => ("server-streaming", SERVER_STREAM_CARRIERS),
+    let instead = match (method.is_client_streaming(), method.is_server_streaming()) {
+        (true, true) => BIDI_STREAM_CARRIERS,
+        (true, false) if carries != Carries::AllButBidi => CLIENT_STREAM_CARRIERS,
+        (false, true) if carries == Carries::Unary => SERVER_STREAM_CARRIERS,
         _ => return Ok(()),
     };
     Err(GatewayError::UnsupportedStreaming {
         method: method.full_name().to_owned(),
-        kind,
+        kind: kind_name(method),
         protocol,
         instead,
     })
