@@ -110,8 +110,10 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .build()?;
 
-    println!("| measurement | path | rate | p50 |");
-    println!("|---|---|---|---|");
+    if args.runs("unary") || args.runs("batch") {
+        println!("| measurement | path | rate | p50 |");
+        println!("|---|---|---|---|");
+    }
     let mut ratios = Vec::new();
     for window in [1usize, 64].into_iter().filter(|_| args.runs("unary")) {
         let ws = median(args.rounds, || ws_unary(gateway, window, length)).await?;
@@ -140,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         measure_batches(&args, &http, gateway, length, &mut ratios).await?;
     }
     if args.runs("bidi") {
-        measure_bidi(&args, gateway, render_addr, length, &mut ratios).await?;
+        measure_bidi(&args, &http, gateway, render_addr, length, &mut ratios).await?;
     }
     println!();
     for ratio in ratios {
@@ -461,11 +463,22 @@ impl BidiPath {
 /// The bidi echo on every path, 1 and 32 in flight; rounds interleaved across the paths.
 async fn measure_bidi(
     args: &Args,
+    http: &reqwest::Client,
     gateway: SocketAddr,
     render_addr: SocketAddr,
     length: Duration,
     ratios: &mut Vec<String>,
 ) -> anyhow::Result<()> {
+    // Every gateway path must reach the render server: each call adds one upstream answer.
+    for path in BidiPath::ALL.iter().skip(1) {
+        let before = upstream_answers(http, gateway).await?;
+        path.round(gateway, render_addr, 1, Duration::from_millis(20))
+            .await
+            .with_context(|| path.name())?;
+        if upstream_answers(http, gateway).await? != before + 1 {
+            bail!("{}: the call did not reach the render server", path.name());
+        }
+    }
     let meter = CpuMeter::new();
     println!();
     println!("| bidi echo (reflection list_services) | path | rate | p50 | p99 | CPU per message (whole process) |");
@@ -512,6 +525,21 @@ async fn measure_bidi(
         }
     }
     Ok(())
+}
+
+/// Upstream calls the gateway has had answered so far, from its `/metrics`.
+async fn upstream_answers(http: &reqwest::Client, gateway: SocketAddr) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("http://{gateway}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let count = text
+        .lines()
+        .find_map(|line| line.strip_prefix("octaneweb_upstream_answer_seconds_count "))
+        .context("octaneweb_upstream_answer_seconds_count in /metrics")?;
+    Ok(count.trim().parse()?)
 }
 
 /// The enveloped protocols over HTTP/2 that carry a bidi call in one request and one response.
