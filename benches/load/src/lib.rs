@@ -119,6 +119,16 @@ pub async fn start_in_process_gateway(
     render_addr: SocketAddr,
     extra_schema: &[(&str, &[u8])],
 ) -> anyhow::Result<SocketAddr> {
+    start_in_process_gateway_with(render_addr, extra_schema, GatewayConfig::default()).await
+}
+
+/// Like [`start_in_process_gateway`], with `config` (for instance reflection answered by the
+/// upstream, so a reflection call makes the same hop as any other).
+pub async fn start_in_process_gateway_with(
+    render_addr: SocketAddr,
+    extra_schema: &[(&str, &[u8])],
+    config: GatewayConfig,
+) -> anyhow::Result<SocketAddr> {
     let upstream = Upstream::new(UpstreamConfig {
         target: render_addr.to_string(),
         ..UpstreamConfig::default()
@@ -129,7 +139,7 @@ pub async fn start_in_process_gateway(
         builder.add_descriptor_set(origin, set)?;
     }
     let schema = builder.build()?;
-    let state = GatewayState::new(schema, upstream, GatewayConfig::default());
+    let state = GatewayState::new(schema, upstream, config);
     // No extra routes: the harnesses measure the gateway alone.
     let app = octaneweb_gateway::router(state, axum::Router::new());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -210,6 +220,29 @@ impl CpuMeter {
             .collect()
     }
 
+    /// One measured round of `run` and the CPU time per unit each metered process spent in
+    /// it; for callers that interleave the rounds of several paths (see [`median_rounds`]).
+    pub async fn round<Fut>(&self, run: Fut) -> anyhow::Result<(Round, CpuPerUnit)>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<Round>>,
+    {
+        let (started, before) = (Instant::now(), self.read());
+        let round = run.await?;
+        let units = (round.per_second * started.elapsed().as_secs_f64()).max(1.0);
+        let processes = self
+            .processes
+            .iter()
+            .zip(self.read().iter().zip(&before))
+            .map(|((name, _), (spent, start))| {
+                (
+                    name.clone(),
+                    spent.saturating_sub(*start).as_secs_f64() * 1e6 / units,
+                )
+            })
+            .collect();
+        Ok((round, CpuPerUnit { processes }))
+    }
+
     /// Like [`median`], and also the median CPU time per unit of each metered process.
     pub async fn median<F, Fut>(
         &self,
@@ -240,4 +273,24 @@ impl CpuMeter {
             .collect();
         Ok((combine(&results), CpuPerUnit { processes }))
     }
+}
+
+/// Each figure of rounds measured by [`CpuMeter::round`] taken separately: the median (rate,
+/// percentiles, and each process's CPU per unit). `None` for no rounds.
+pub fn median_rounds(rounds: &[(Round, CpuPerUnit)]) -> Option<(Round, CpuPerUnit)> {
+    let (_, first) = rounds.first()?;
+    let results: Vec<Round> = rounds.iter().map(|(round, _)| *round).collect();
+    let processes = first
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(index, (name, _))| {
+            let values = rounds
+                .iter()
+                .filter_map(|(_, cpu)| cpu.processes.get(index).map(|(_, us)| *us))
+                .collect();
+            (name.clone(), median_of(values))
+        })
+        .collect();
+    Some((combine(&results), CpuPerUnit { processes }))
 }

@@ -1,37 +1,64 @@
-//! Load harness for the multiplexed WebSocket `/ws` and `POST /batch` (not a test: it prints
-//! figures). Everything runs in one process against the reference render server:
+//! Load harness for the multiplexed WebSocket `/ws`, `POST /batch`, and bidirectional streams
+//! on every path (not a test: it prints figures). Everything runs in one process against the
+//! reference render server:
 //!
 //! - unary `LiveLink/GetCamera` over `/ws` (one socket) vs the HTTP JSON route, with 1 and
 //!   with 64 calls in flight;
-//! - bidi echo: one `grpc.reflection.v1.ServerReflection/ServerReflectionInfo` stream, each
-//!   `list_services` request answered before the next is sent (ping-pong) and with 32 in
-//!   flight, over `/ws` vs a native tonic bidi stream straight to the render server;
+//! - bidi echo: one `grpc.reflection.v1.ServerReflection/ServerReflectionInfo` stream per
+//!   round, each `list_services` request counted when its answer arrives, with 1 (ping-pong)
+//!   and 32 requests in flight, over seven paths: native gRPC (tonic) straight to the render
+//!   server and through the gateway's pass-through, `/ws` JSON messages and `/ws` binary
+//!   frames, Connect `application/connect+proto` and `+json`, and gRPC-Web
+//!   `application/grpc-web+proto`. Connect and gRPC-Web use hyper's HTTP/2 client (h2c, prior
+//!   knowledge) with the request body fed by a channel, full duplex: 5-byte envelopes out,
+//!   answers parsed as their bytes arrive (Connect's end-of-stream flag `0x02`, gRPC-Web's
+//!   trailer frame `0x80`). The gateway here sends reflection upstream
+//!   (`ReflectionAnswers::Upstream`), so every gateway path makes the same hop to the render
+//!   server as the native one does; by default the gateway answers reflection itself. The
+//!   paths' rounds are interleaved (one round of each path in turn) so that load from other
+//!   work on the machine falls on all of them alike; each row also gives the CPU time of this
+//!   whole process (client, gateway and render server together) per message, from
+//!   `/proc/self/stat`;
 //! - 100 unary calls as one `POST /batch` vs 100 sequential HTTP JSON calls.
 //!
 //! Each figure is the median of several rounds after one warm-up round.
 //!
 //! ```sh
 //! cargo run --release -p octaneweb-load --bin load-ws -- --rounds 5 --seconds 2
+//! cargo run --release -p octaneweb-load --bin load-ws -- --rounds 5 --seconds 2 --only bidi
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{BufMut as _, Bytes, BytesMut};
 use clap::Parser;
 use futures::{SinkExt as _, StreamExt as _};
-use octaneweb_load::{median, start_in_process_gateway, summarize, Round};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use octaneweb_gateway::{GatewayConfig, ReflectionAnswers};
+use octaneweb_load::{
+    median, median_rounds, start_in_process_gateway_with, summarize, CpuMeter, CpuPerUnit, Round,
+};
 use octaneweb_render_server::{RenderServer, RenderServerConfig};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+
+const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
 #[derive(Debug, Parser)]
-#[command(about = "Measure /ws and /batch against the HTTP JSON route and native gRPC")]
+#[command(
+    about = "Measure /ws and /batch against the HTTP JSON route, and bidi streams over every path"
+)]
 struct Args {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 2.0)]
@@ -68,17 +95,25 @@ async fn main() -> anyhow::Result<()> {
         ..RenderServerConfig::default()
     })?;
     tokio::spawn(server.serve(render_listener, std::future::pending()));
-    let gateway = start_in_process_gateway(
+    // Reflection goes upstream like any other call, so the bidi echo makes the same hop on
+    // every path through the gateway.
+    let gateway = start_in_process_gateway_with(
         render_addr,
         &[("reflection", tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)],
+        GatewayConfig {
+            reflection: ReflectionAnswers::Upstream,
+            ..GatewayConfig::default()
+        },
     )
     .await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
 
-    println!("| measurement | path | rate | p50 |");
-    println!("|---|---|---|---|");
+    if args.runs("unary") || args.runs("batch") {
+        println!("| measurement | path | rate | p50 |");
+        println!("|---|---|---|---|");
+    }
     let mut ratios = Vec::new();
     for window in [1usize, 64].into_iter().filter(|_| args.runs("unary")) {
         let ws = median(args.rounds, || ws_unary(gateway, window, length)).await?;
@@ -103,36 +138,11 @@ async fn main() -> anyhow::Result<()> {
             ws.per_second / json.per_second
         ));
     }
-    for window in [1usize, 32].into_iter().filter(|_| args.runs("bidi")) {
-        let ws = median(args.rounds, || ws_bidi(gateway, window, length, false)).await?;
-        let binary = median(args.rounds, || ws_bidi(gateway, window, length, true)).await?;
-        let native = median(args.rounds, || native_bidi(render_addr, window, length)).await?;
-        row(
-            &format!("bidi echo (reflection), {window} in flight"),
-            "/ws JSON",
-            ws,
-            "messages/s",
-        );
-        row(
-            &format!("bidi echo (reflection), {window} in flight"),
-            "/ws binary frames",
-            binary,
-            "messages/s",
-        );
-        row(
-            &format!("bidi echo (reflection), {window} in flight"),
-            "native gRPC",
-            native,
-            "messages/s",
-        );
-        ratios.push(format!(
-            "bidi, {window} in flight: /ws JSON / native gRPC = {:.2}, /ws binary / native gRPC = {:.2}",
-            ws.per_second / native.per_second,
-            binary.per_second / native.per_second
-        ));
-    }
     if args.runs("batch") {
         measure_batches(&args, &http, gateway, length, &mut ratios).await?;
+    }
+    if args.runs("bidi") {
+        measure_bidi(&args, &http, gateway, render_addr, length, &mut ratios).await?;
     }
     println!();
     for ratio in ratios {
@@ -315,7 +325,7 @@ async fn ws_bidi(
         .await?;
     let started = Instant::now();
     let deadline = started + length;
-    let mut sent = std::collections::VecDeque::new();
+    let mut sent = VecDeque::new();
     for _ in 0..window {
         socket.send(request.clone()).await?;
         sent.push_back(Instant::now());
@@ -361,13 +371,10 @@ async fn ws_bidi(
     summarize(latencies, elapsed)
 }
 
-/// One native bidi stream straight to the render server, `window` requests in flight.
-async fn native_bidi(
-    render_addr: SocketAddr,
-    window: usize,
-    length: Duration,
-) -> anyhow::Result<Round> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{render_addr}"))?
+/// One native bidi stream to `target` (the render server, or the gateway's gRPC
+/// pass-through), `window` requests in flight.
+async fn native_bidi(target: SocketAddr, window: usize, length: Duration) -> anyhow::Result<Round> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))?
         .connect()
         .await?;
     let mut client = ServerReflectionClient::new(channel);
@@ -382,7 +389,7 @@ async fn native_bidi(
         .into_inner();
     let started = Instant::now();
     let deadline = started + length;
-    let mut sent = std::collections::VecDeque::new();
+    let mut sent = VecDeque::new();
     for _ in 0..window {
         requests.send(request.clone()).await?;
         sent.push_back(Instant::now());
@@ -401,6 +408,350 @@ async fn native_bidi(
     drop(requests);
     while answers.message().await?.is_some() {}
     summarize(latencies, elapsed)
+}
+
+/// The paths of the bidi echo, in the order their rounds run and their rows print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BidiPath {
+    NativeDirect,
+    NativeGateway,
+    WsJson,
+    WsBinary,
+    Connect(Envelope),
+}
+
+impl BidiPath {
+    const ALL: [BidiPath; 7] = [
+        BidiPath::NativeDirect,
+        BidiPath::NativeGateway,
+        BidiPath::WsJson,
+        BidiPath::WsBinary,
+        BidiPath::Connect(Envelope::ConnectProto),
+        BidiPath::Connect(Envelope::ConnectJson),
+        BidiPath::Connect(Envelope::GrpcWeb),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            BidiPath::NativeDirect => "native gRPC, straight to the render server",
+            BidiPath::NativeGateway => "native gRPC through the gateway",
+            BidiPath::WsJson => "/ws JSON",
+            BidiPath::WsBinary => "/ws binary frames",
+            BidiPath::Connect(Envelope::ConnectProto) => "Connect +proto, HTTP/2",
+            BidiPath::Connect(Envelope::ConnectJson) => "Connect +json, HTTP/2",
+            BidiPath::Connect(Envelope::GrpcWeb) => "gRPC-Web +proto, HTTP/2",
+        }
+    }
+
+    async fn round(
+        self,
+        gateway: SocketAddr,
+        render_addr: SocketAddr,
+        window: usize,
+        length: Duration,
+    ) -> anyhow::Result<Round> {
+        match self {
+            BidiPath::NativeDirect => native_bidi(render_addr, window, length).await,
+            BidiPath::NativeGateway => native_bidi(gateway, window, length).await,
+            BidiPath::WsJson => ws_bidi(gateway, window, length, false).await,
+            BidiPath::WsBinary => ws_bidi(gateway, window, length, true).await,
+            BidiPath::Connect(kind) => envelope_bidi(gateway, kind, window, length).await,
+        }
+    }
+}
+
+/// The bidi echo on every path, 1 and 32 in flight; rounds interleaved across the paths.
+async fn measure_bidi(
+    args: &Args,
+    http: &reqwest::Client,
+    gateway: SocketAddr,
+    render_addr: SocketAddr,
+    length: Duration,
+    ratios: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    // Every gateway path must reach the render server: each call adds one upstream answer.
+    for path in BidiPath::ALL.iter().skip(1) {
+        let before = upstream_answers(http, gateway).await?;
+        path.round(gateway, render_addr, 1, Duration::from_millis(20))
+            .await
+            .with_context(|| path.name())?;
+        if upstream_answers(http, gateway).await? != before + 1 {
+            bail!("{}: the call did not reach the render server", path.name());
+        }
+    }
+    let meter = CpuMeter::new();
+    println!();
+    println!("| bidi echo (reflection list_services) | path | rate | p50 | p99 | CPU per message (whole process) |");
+    println!("|---|---|---|---|---|---|");
+    for window in [1usize, 32] {
+        let mut measured: Vec<Vec<(Round, CpuPerUnit)>> = vec![Vec::new(); BidiPath::ALL.len()];
+        // Round 0 warms every path up and is not counted.
+        for round in 0..=args.rounds.max(1) {
+            for (path, rounds) in BidiPath::ALL.iter().zip(&mut measured) {
+                let result = meter
+                    .round(path.round(gateway, render_addr, window, length))
+                    .await
+                    .with_context(|| format!("{}, {window} in flight", path.name()))?;
+                if round > 0 {
+                    rounds.push(result);
+                }
+            }
+        }
+        let medians = measured
+            .iter()
+            .map(|rounds| median_rounds(rounds).context("no rounds measured"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (path, (round, cpu)) in BidiPath::ALL.iter().zip(&medians) {
+            println!(
+                "| {window} in flight | {} | {:.0} messages/s | {:.0} µs | {:.0} µs | {:.1} µs |",
+                path.name(),
+                round.per_second,
+                round.p50.as_secs_f64() * 1e6,
+                round.p99.as_secs_f64() * 1e6,
+                cpu.total()
+            );
+        }
+        let (direct, _) = &medians[0];
+        let (through, through_cpu) = &medians[1];
+        for (path, (round, cpu)) in BidiPath::ALL.iter().zip(&medians).skip(1) {
+            ratios.push(format!(
+                "bidi, {window} in flight, {}: rate ÷ native through the gateway = {:.2}, \
+                 ÷ native direct = {:.2}; CPU per message ÷ native through the gateway = {:.2}",
+                path.name(),
+                round.per_second / through.per_second,
+                round.per_second / direct.per_second,
+                cpu.total() / through_cpu.total()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Upstream calls the gateway has had answered so far, from its `/metrics`.
+async fn upstream_answers(http: &reqwest::Client, gateway: SocketAddr) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("http://{gateway}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let count = text
+        .lines()
+        .find_map(|line| line.strip_prefix("octaneweb_upstream_answer_seconds_count "))
+        .context("octaneweb_upstream_answer_seconds_count in /metrics")?;
+    Ok(count.trim().parse()?)
+}
+
+/// The enveloped protocols over HTTP/2 that carry a bidi call in one request and one response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Envelope {
+    /// `application/connect+proto`.
+    ConnectProto,
+    /// `application/connect+json`: the gateway converts each message to and from protobuf.
+    ConnectJson,
+    /// `application/grpc-web+proto`.
+    GrpcWeb,
+}
+
+type BodyItem = Result<Frame<Bytes>, Infallible>;
+
+impl Envelope {
+    fn content_type(self) -> &'static str {
+        match self {
+            Envelope::ConnectProto => "application/connect+proto",
+            Envelope::ConnectJson => "application/connect+json",
+            Envelope::GrpcWeb => "application/grpc-web+proto",
+        }
+    }
+
+    /// The flags of the envelope that ends the answer.
+    fn end_flags(self) -> u8 {
+        match self {
+            Envelope::ConnectProto | Envelope::ConnectJson => 0x02,
+            Envelope::GrpcWeb => 0x80,
+        }
+    }
+
+    /// One enveloped `list_services` request.
+    fn request(self) -> anyhow::Result<Bytes> {
+        use prost::Message as _;
+        let payload = match self {
+            Envelope::ConnectJson => br#"{"listServices":""}"#.to_vec(),
+            Envelope::ConnectProto | Envelope::GrpcWeb => ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            }
+            .encode_to_vec(),
+        };
+        let mut envelope = BytesMut::with_capacity(5 + payload.len());
+        envelope.put_u8(0);
+        envelope.put_u32(u32::try_from(payload.len())?);
+        envelope.extend_from_slice(&payload);
+        Ok(envelope.freeze())
+    }
+
+    /// Decode one answer as a client would, and check it is the list of services.
+    fn check_answer(self, payload: &[u8]) -> anyhow::Result<()> {
+        use prost::Message as _;
+        match self {
+            Envelope::ConnectJson => {
+                let answer: Value = serde_json::from_slice(payload)?;
+                if answer.get("listServicesResponse").is_none() {
+                    bail!("unexpected answer {answer}");
+                }
+            }
+            Envelope::ConnectProto | Envelope::GrpcWeb => {
+                let answer = ServerReflectionResponse::decode(payload)?;
+                if !matches!(
+                    answer.message_response,
+                    Some(MessageResponse::ListServicesResponse(_))
+                ) {
+                    bail!("unexpected answer {answer:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the call's end says it succeeded.
+    fn check_end(self, payload: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Envelope::ConnectProto | Envelope::ConnectJson => {
+                let end: Value = serde_json::from_slice(payload)?;
+                if let Some(error) = end.get("error") {
+                    bail!("the call failed: {error}");
+                }
+            }
+            Envelope::GrpcWeb => {
+                let trailers = String::from_utf8_lossy(payload);
+                let ok = trailers.lines().any(|line| {
+                    line.split_once(':').is_some_and(|(name, value)| {
+                        name.trim().eq_ignore_ascii_case("grpc-status") && value.trim() == "0"
+                    })
+                });
+                if !ok {
+                    bail!("the call failed: {trailers}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next whole envelope in `buffer` (flags, payload), if it has one.
+fn next_envelope(buffer: &mut BytesMut) -> Option<(u8, Bytes)> {
+    let header = buffer.get(..5)?;
+    let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if buffer.len() < 5 + length {
+        return None;
+    }
+    let flags = header[0];
+    let mut envelope = buffer.split_to(5 + length);
+    let payload = envelope.split_off(5).freeze();
+    Some((flags, payload))
+}
+
+/// One Connect or gRPC-Web bidi call over a fresh h2c connection to the gateway, full duplex:
+/// the request body is a channel the loop writes to as answers come back, `window` requests
+/// in flight.
+async fn envelope_bidi(
+    gateway: SocketAddr,
+    kind: Envelope,
+    window: usize,
+    length: Duration,
+) -> anyhow::Result<Round> {
+    let stream = tokio::net::TcpStream::connect(gateway).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await?;
+    let connection = tokio::spawn(connection);
+    // Room for every request in flight: a send never waits while answers are to be read.
+    let (requests, receiver) = tokio::sync::mpsc::channel::<BodyItem>(window.max(1) * 2);
+    let mut request = http::Request::post(format!("http://{gateway}{REFLECTION}"))
+        .header(http::header::CONTENT_TYPE, kind.content_type());
+    request = match kind {
+        Envelope::ConnectProto | Envelope::ConnectJson => {
+            request.header("connect-protocol-version", "1")
+        }
+        Envelope::GrpcWeb => request.header("x-grpc-web", "1"),
+    };
+    let request = request.body(StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(receiver),
+    ))?;
+    let message = kind.request()?;
+    let closed = || anyhow!("the request body closed early");
+
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut sent = VecDeque::new();
+    for _ in 0..window.max(1) {
+        requests
+            .send(Ok(Frame::data(message.clone())))
+            .await
+            .map_err(|_| closed())?;
+        sent.push_back(Instant::now());
+    }
+    let response = sender.send_request(request).await?;
+    if response.status() != http::StatusCode::OK {
+        bail!("HTTP {}: {:?}", response.status(), response.headers());
+    }
+    if let Some(status) = response.headers().get("grpc-status") {
+        bail!(
+            "a trailers-only answer, grpc-status {status:?}: {:?}",
+            response.headers()
+        );
+    }
+    let mut body = response.into_body();
+    let mut requests = Some(requests);
+    let mut buffer = BytesMut::new();
+    let mut latencies = Vec::new();
+    let mut elapsed = None;
+    let mut ended = false;
+    while !ended {
+        while let Some((flags, payload)) = next_envelope(&mut buffer) {
+            if flags == kind.end_flags() {
+                kind.check_end(&payload)?;
+                ended = true;
+                break;
+            }
+            if flags != 0 {
+                bail!("unexpected envelope flags {flags:#x}");
+            }
+            kind.check_answer(&payload)?;
+            let begun = sent.pop_front().context("an answer too many")?;
+            latencies.push(begun.elapsed());
+            if Instant::now() < deadline {
+                requests
+                    .as_ref()
+                    .ok_or_else(closed)?
+                    .send(Ok(Frame::data(message.clone())))
+                    .await
+                    .map_err(|_| closed())?;
+                sent.push_back(Instant::now());
+            } else if sent.is_empty() {
+                // Every answer is in: end the request stream; the call then ends.
+                elapsed = Some(started.elapsed());
+                requests = None;
+            }
+        }
+        if ended {
+            break;
+        }
+        let frame = body
+            .frame()
+            .await
+            .context("the answer ended without its end envelope")??;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+        }
+    }
+    if !sent.is_empty() {
+        bail!("the call ended with {} answers missing", sent.len());
+    }
+    drop(requests);
+    connection.abort();
+    summarize(latencies, elapsed.unwrap_or_else(|| started.elapsed()))
 }
 
 /// Sets of `size` GetCamera calls as one `POST /batch` each, back to back.
