@@ -4,9 +4,9 @@
 // browser tests' harness.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,4 +144,49 @@ export async function waitFor(check, what) {
     assert.ok(Date.now() - started < 5000, `5 s without ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Runs a Python check script of the venv (`args`: the script and its arguments), which prints
+ * one JSON line per check (`{"check": name, ...}`); resolves to `{results: Map of check name →
+ * line, exitCode, stderr}`, or rejects if it does not finish within `timeoutMs`.
+ */
+export function runPythonChecks(what, args, timeoutMs) {
+  const python = venvPython();
+  if (!existsSync(python)) {
+    return Promise.reject(new Error(`${python} is missing: run scripts/install-interop-deps.sh (or set INTEROP_VENV)`));
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr = (stderr + chunk).slice(-16 * 1024);
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} checks did not finish within ${timeoutMs / 1000} s:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('exit', (exitCode) => {
+      clearTimeout(timer);
+      const results = new Map();
+      for (const line of stdout.split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          const result = JSON.parse(line);
+          results.set(result.check, result);
+        } catch {
+          stderr += `\nunparsed output: ${line}`;
+        }
+      }
+      resolve({ results, exitCode, stderr });
+    });
+  });
 }

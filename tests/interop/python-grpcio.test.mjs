@@ -4,55 +4,12 @@
 // check is one test here.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { OCTANE_PROTO_ROOT, here, hostPort, startDemo, venvPython } from './common.mjs';
+import { OCTANE_PROTO_ROOT, here, hostPort, runPythonChecks, startDemo } from './common.mjs';
 
 const SCRIPT = path.join(here, 'python', 'grpcio_interop.py');
 const RUN_TIMEOUT_MS = 120000;
-
-/** Runs the Python checks against `target`; resolves to {results: Map, exitCode, stderr}. */
-function runChecks(target, upstream) {
-  const python = venvPython();
-  if (!existsSync(python)) {
-    return Promise.reject(new Error(`${python} is missing: run scripts/install-interop-deps.sh (or set INTEROP_VENV)`));
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [SCRIPT, target, OCTANE_PROTO_ROOT, upstream], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr = (stderr + chunk).slice(-16 * 1024);
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`grpcio checks did not finish within ${RUN_TIMEOUT_MS / 1000} s:\n${stdout}\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('exit', (exitCode) => {
-      clearTimeout(timer);
-      const results = new Map();
-      for (const line of stdout.split('\n')) {
-        if (!line.trim()) continue;
-        try {
-          const result = JSON.parse(line);
-          results.set(result.check, result);
-        } catch {
-          stderr += `\nunparsed output: ${line}`;
-        }
-      }
-      resolve({ results, exitCode, stderr });
-    });
-  });
-}
 
 let demo;
 let run;
@@ -61,7 +18,7 @@ before(async () => {
   // `demo` prints where its embedded render server listens: the same calls go there directly.
   const upstream = demo.output().match(/render server on (127\.0\.0\.1:\d+)/);
   assert.ok(upstream, `demo did not print its render server address:\n${demo.output()}`);
-  run = await runChecks(hostPort(demo.url), upstream[1]);
+  run = await runPythonChecks('grpcio', [SCRIPT, hostPort(demo.url), OCTANE_PROTO_ROOT, upstream[1]], RUN_TIMEOUT_MS);
 });
 after(async () => {
   await demo?.stop();

@@ -5,66 +5,23 @@
 // message built from the reflected descriptor; @bufbuild/protobuf reads GET /schema.binpb.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { GrpcReflection } from 'grpc-js-reflection-client';
-import { LIVELINK, here, hostPort, startDemo, venvPython } from './common.mjs';
+import { LIVELINK, here, hostPort, runPythonChecks, startDemo } from './common.mjs';
 
 const SCRIPT = path.join(here, 'python', 'reflection_interop.py');
 const RUN_TIMEOUT_MS = 60000;
 const CALL_TIMEOUT_MS = 10000;
 
-/** Runs the Python checks against `target`; resolves to {results: Map, exitCode, stderr}. */
-function runPythonChecks(target) {
-  const python = venvPython();
-  if (!existsSync(python)) {
-    return Promise.reject(new Error(`${python} is missing: run scripts/install-interop-deps.sh (or set INTEROP_VENV)`));
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [SCRIPT, target], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr = (stderr + chunk).slice(-16 * 1024);
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`grpcio-reflection checks did not finish within ${RUN_TIMEOUT_MS / 1000} s:\n${stdout}\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('exit', (exitCode) => {
-      clearTimeout(timer);
-      const results = new Map();
-      for (const line of stdout.split('\n')) {
-        if (!line.trim()) continue;
-        try {
-          const result = JSON.parse(line);
-          results.set(result.check, result);
-        } catch {
-          stderr += `\nunparsed output: ${line}`;
-        }
-      }
-      resolve({ results, exitCode, stderr });
-    });
-  });
-}
-
 let demo;
 let python;
 before(async () => {
   demo = await startDemo();
-  python = await runPythonChecks(hostPort(demo.url));
+  python = await runPythonChecks('grpcio-reflection', [SCRIPT, hostPort(demo.url)], RUN_TIMEOUT_MS);
 });
 after(async () => {
   await demo?.stop();

@@ -8,7 +8,7 @@ use octaneweb_gateway::{
 };
 use octaneweb_render_server::RenderServerConfig;
 use octaneweb_schema::{Schema, SchemaBuilder};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -301,4 +301,44 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The built-in scene's camera node, found over the JSON route as the original client finds
+/// it (root graph, owned items, the one named `Camera`).
+pub async fn camera_node(gateway: &GatewayHandle) -> Value {
+    let root = call_ok(gateway, "/ApiProjectManager/rootNodeGraph", "").await["result"].clone();
+    let owned = call_ok(
+        gateway,
+        "/ApiNodeGraph/getOwnedItems",
+        &json!({ "objectPtr": root }).to_string(),
+    )
+    .await["list"]
+        .clone();
+    let size = call_ok(
+        gateway,
+        "/ApiItemArray/size",
+        &json!({ "objectPtr": owned }).to_string(),
+    )
+    .await["result"]
+        .as_u64()
+        .expect("size");
+    for index in 0..size {
+        let item = call_ok(
+            gateway,
+            "/ApiItemArray/get",
+            &json!({ "objectPtr": owned, "index": index }).to_string(),
+        )
+        .await["result"]
+            .clone();
+        let name = call_ok(
+            gateway,
+            "/ApiItem/name",
+            &json!({ "objectPtr": item }).to_string(),
+        )
+        .await;
+        if name["result"] == "Camera" {
+            return item;
+        }
+    }
+    panic!("the built-in scene has no item named Camera");
 }

@@ -81,45 +81,6 @@ async fn probes(gateway: &GatewayHandle) -> Vec<Probe> {
     ]
 }
 
-/// The built-in scene's camera node.
-async fn camera_node(gateway: &GatewayHandle) -> Value {
-    let root = call_ok(gateway, "/ApiProjectManager/rootNodeGraph", "").await["result"].clone();
-    let owned = call_ok(
-        gateway,
-        "/ApiNodeGraph/getOwnedItems",
-        &json!({ "objectPtr": root }).to_string(),
-    )
-    .await["list"]
-        .clone();
-    let size = call_ok(
-        gateway,
-        "/ApiItemArray/size",
-        &json!({ "objectPtr": owned }).to_string(),
-    )
-    .await["result"]
-        .as_u64()
-        .expect("size");
-    for index in 0..size {
-        let item = call_ok(
-            gateway,
-            "/ApiItemArray/get",
-            &json!({ "objectPtr": owned, "index": index }).to_string(),
-        )
-        .await["result"]
-            .clone();
-        let name = call_ok(
-            gateway,
-            "/ApiItem/name",
-            &json!({ "objectPtr": item }).to_string(),
-        )
-        .await;
-        if name["result"] == "Camera" {
-            return item;
-        }
-    }
-    panic!("the built-in scene has no item named Camera");
-}
-
 /// How a request states its shape on each route.
 #[derive(Clone, Copy)]
 enum Ask {

@@ -5,45 +5,6 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// The built-in scene's camera node, found as the original client finds it.
-async fn camera(gateway: &GatewayHandle) -> Value {
-    let root = call_ok(gateway, "/ApiProjectManager/rootNodeGraph", "").await["result"].clone();
-    let owned = call_ok(
-        gateway,
-        "/ApiNodeGraph/getOwnedItems",
-        &json!({ "objectPtr": root }).to_string(),
-    )
-    .await["list"]
-        .clone();
-    let size = call_ok(
-        gateway,
-        "/ApiItemArray/size",
-        &json!({ "objectPtr": owned }).to_string(),
-    )
-    .await["result"]
-        .as_u64()
-        .expect("size");
-    for index in 0..size {
-        let item = call_ok(
-            gateway,
-            "/ApiItemArray/get",
-            &json!({ "objectPtr": owned, "index": index }).to_string(),
-        )
-        .await["result"]
-            .clone();
-        let name = call_ok(
-            gateway,
-            "/ApiItem/name",
-            &json!({ "objectPtr": item }).to_string(),
-        )
-        .await;
-        if name["result"] == "Camera" {
-            return item;
-        }
-    }
-    panic!("the built-in scene has no item named Camera");
-}
-
 /// POST `body` as Connect unary JSON.
 async fn connect_json(gateway: &GatewayHandle, path: &str, body: &str) -> (u16, Value) {
     let response = client()
@@ -67,7 +28,7 @@ fn error_text(answer: &Answer) -> String {
 #[tokio::test]
 async fn object_ptr_and_numeric_booleans_reach_the_node_system() {
     let gateway = start_gateway(&shared_render_server().to_string()).await;
-    let camera = camera(&gateway).await;
+    let camera = camera_node(&gateway).await;
 
     // `enterWrapperNode: 1`, as the original client sends it.
     let connected_body = json!({ "objectPtr": camera, "pinIx": 0, "enterWrapperNode": 1 });
