@@ -30,7 +30,7 @@ pub mod hub;
 pub mod metrics;
 pub mod routes;
 
-pub use encode::{EncodingKind, FrameHeader, Tonemap};
+pub use encode::{EncodingKind, FrameHeader, Region, Tonemap, View, ViewRequest};
 pub use frame::Frame;
 pub use hub::{FrameHub, FrameHubConfig, HubError, HubEvent, HubEvents, HubStatus, Viewer};
 pub use routes::{routes, routes_with_policy};

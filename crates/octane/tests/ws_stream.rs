@@ -17,7 +17,7 @@ async fn frames_in_order(generation: CallbackGeneration, format: ImageFormat) {
     let mut ws = gateway.ws().await;
     let hello = next_json_of(&mut ws, "hello").await;
     assert_eq!(hello["encoding"], "raw");
-    assert_eq!(hello["header_bytes"], 56);
+    assert_eq!(hello["header_bytes"], 80);
     assert_eq!(
         hello["generation"],
         match generation {

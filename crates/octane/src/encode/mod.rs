@@ -4,6 +4,7 @@
 //! Every function here is CPU-bound and blocking; callers run them off the async reactor.
 
 pub mod tonemap;
+pub mod view;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::{image_type, Frame, Pixels};
 pub use tonemap::{ToneCurve, Tonemap, TonemapError};
+pub use view::{Region, View, ViewError, ViewRequest};
 
 /// The image encodings a viewer can choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,13 +103,16 @@ impl Format {
     }
 }
 
-/// Cache identity of one encoding of a frame: the format and, for HDR frames, the tonemap.
+/// Cache identity of one encoding of a frame: the format, the view (unless the whole frame at
+/// full size) and, for HDR frames, the tonemap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EncodingKey {
     /// What is produced.
     pub format: Format,
     /// Bit patterns of exposure and gamma; the defaults for LDR frames, where they do nothing.
     tonemap_bits: (u32, u32),
+    /// The part and size of the frame encoded; `None` for the whole frame at full size.
+    view: Option<View>,
 }
 
 impl EncodingKey {
@@ -122,7 +127,23 @@ impl EncodingKey {
         EncodingKey {
             format,
             tonemap_bits: tonemap.key(),
+            view: None,
         }
+    }
+
+    /// This key for `view` of the frame. The original proxy's JSON always carries the whole
+    /// frame, so it ignores views.
+    pub fn with_view(self, view: View) -> EncodingKey {
+        let partial = !view.is_full() && matches!(self.format, Format::Image { .. });
+        EncodingKey {
+            view: partial.then_some(view),
+            ..self
+        }
+    }
+
+    /// The view encoded, or `None` for the whole frame at full size.
+    pub fn view(&self) -> Option<View> {
+        self.view
     }
 
     /// Identity of the tonemap part of the key.
@@ -140,9 +161,11 @@ impl EncodingKey {
 }
 
 /// Length of the binary frame header this crate writes, in bytes.
-pub const HEADER_LEN: usize = 56;
+pub const HEADER_LEN: usize = 80;
 /// Length of the first version-1 header (without the change level); readers accept it.
 pub const HEADER_LEN_V1_BASE: usize = 48;
+/// Length of the header with the change level but without the view (region and full size).
+pub const HEADER_LEN_CHANGE_LEVEL: usize = 56;
 /// The header's magic bytes.
 pub const HEADER_MAGIC: &[u8; 4] = b"OWRF";
 /// The header version this crate writes.
@@ -150,9 +173,9 @@ pub const HEADER_VERSION: u8 = 1;
 /// Header flag: the source image was HDR (float) and was tonemapped.
 pub const FLAG_SOURCE_HDR: u32 = 1;
 
-/// The little-endian header that precedes every binary WebSocket frame message (56 bytes;
-/// the first 48 were the whole header before the change level was added, and readers
-/// skip to `header_len`, so old readers keep working).
+/// The little-endian header that precedes every binary WebSocket frame message (80 bytes;
+/// the first 48 were the whole header before the change level was added, the first 56 before
+/// the view was; readers skip to `header_len`, so old readers keep working).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameHeader {
     /// Header version (1).
@@ -163,9 +186,9 @@ pub struct FrameHeader {
     pub header_len: u16,
     /// Frame sequence number.
     pub seq: u64,
-    /// Width in pixels.
+    /// Width of this image in pixels (the view's, when scaled or cropped).
     pub width: u32,
-    /// Height in pixels.
+    /// Height of this image in pixels.
     pub height: u32,
     /// Tonemapped samples per pixel.
     pub samples_per_pixel: f32,
@@ -181,6 +204,13 @@ pub struct FrameHeader {
     /// one). A viewer compares it with the level before its own change to know when a
     /// frame shows that change rather than more samples of the old view.
     pub change_level: u64,
+    /// The part of the full frame this image shows, in full-frame pixels (the whole frame in
+    /// headers shorter than 80 bytes).
+    pub region: Region,
+    /// The full frame's width (this image's width in headers shorter than 80 bytes).
+    pub full_width: u32,
+    /// The full frame's height.
+    pub full_height: u32,
 }
 
 /// A binary frame message that is not a valid header.
@@ -198,21 +228,24 @@ pub enum HeaderError {
 }
 
 impl FrameHeader {
-    /// The header describing `frame` encoded as `encoding`.
-    pub fn for_frame(frame: &Frame, encoding: EncodingKind) -> FrameHeader {
+    /// The header describing `view` of `frame` encoded as `encoding`.
+    pub fn for_frame(frame: &Frame, encoding: EncodingKind, view: &View) -> FrameHeader {
         FrameHeader {
             version: HEADER_VERSION,
             encoding,
             header_len: HEADER_LEN as u16,
             seq: frame.seq,
-            width: frame.width(),
-            height: frame.height(),
+            width: view.width,
+            height: view.height,
             samples_per_pixel: frame.image.tonemapped_samples_per_pixel,
             render_time: frame.image.render_time,
             arrived_unix_micros: frame.arrived_unix_micros,
             samples_per_second: frame.image.samples_per_second,
             flags: if frame.is_hdr() { FLAG_SOURCE_HDR } else { 0 },
             change_level: frame.image.change_level,
+            region: view.region,
+            full_width: view.full_width,
+            full_height: view.full_height,
         }
     }
 
@@ -231,6 +264,11 @@ impl FrameHeader {
         out.put_f32_le(self.samples_per_second);
         out.put_u32_le(self.flags);
         out.put_u64_le(self.change_level);
+        for value in self.region.to_array() {
+            out.put_u32_le(value);
+        }
+        out.put_u32_le(self.full_width);
+        out.put_u32_le(self.full_height);
     }
 
     /// Parses a binary frame message; returns the header and the payload.
@@ -258,26 +296,45 @@ impl FrameHeader {
         }
         let payload = message.get(usize::from(header_len)..).ok_or_else(short)?;
         // The change level follows the first 48 bytes in headers long enough to hold it.
-        let change_level = match message.get(HEADER_LEN_V1_BASE..HEADER_LEN) {
-            Some(bytes) if usize::from(header_len) >= HEADER_LEN => {
+        let change_level = match message.get(HEADER_LEN_V1_BASE..HEADER_LEN_CHANGE_LEVEL) {
+            Some(bytes) if usize::from(header_len) >= HEADER_LEN_CHANGE_LEVEL => {
                 bytes.try_into().map(u64::from_le_bytes).unwrap_or_default()
             }
             _ => 0,
         };
+        let (width, height) = (u32_at(16), u32_at(20));
+        // The view (region, full size) follows in headers long enough to hold it.
+        let mut view = [0, 0, width, height, width, height];
+        if let Some(bytes) = message.get(HEADER_LEN_CHANGE_LEVEL..HEADER_LEN) {
+            if usize::from(header_len) >= HEADER_LEN {
+                for (slot, b) in view.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *slot = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        }
+        let [x, y, region_width, region_height, full_width, full_height] = view;
         Ok((
             FrameHeader {
                 version: head[4],
                 encoding,
                 header_len,
                 seq: u64_at(8),
-                width: u32_at(16),
-                height: u32_at(20),
+                width,
+                height,
                 samples_per_pixel: f32::from_bits(u32_at(24)),
                 render_time: f32::from_bits(u32_at(28)),
                 arrived_unix_micros: u64_at(32),
                 samples_per_second: f32::from_bits(u32_at(40)),
                 flags: u32_at(44),
                 change_level,
+                region: Region {
+                    x,
+                    y,
+                    width: region_width,
+                    height: region_height,
+                },
+                full_width,
+                full_height,
             },
             payload,
         ))
@@ -296,6 +353,9 @@ pub enum EncodeError {
     /// The JSON event could not be written.
     #[error("JSON encoding failed: {0}")]
     Json(String),
+    /// The view could not be cut or scaled from the frame.
+    #[error("{0}")]
+    View(String),
     /// The encoding task did not finish (runtime shutting down).
     #[error("the encoding task was cancelled")]
     Cancelled,
@@ -308,6 +368,8 @@ pub struct EncodedFrame {
     pub frame: Arc<Frame>,
     /// What was produced.
     pub format: Format,
+    /// The part of the frame encoded and its size (the whole frame for the proxy's JSON).
+    pub view: View,
     /// The header (for images) followed by the payload; for SSE the framed event.
     message: Bytes,
     payload: std::ops::Range<usize>,
@@ -336,32 +398,49 @@ pub fn rgba8<'a>(frame: &'a Frame, tonemap: Tonemap) -> Cow<'a, [u8]> {
     }
 }
 
-/// Encodes `frame` for `key`. Blocking and CPU-bound.
-pub fn encode(frame: &Arc<Frame>, key: EncodingKey) -> Result<EncodedFrame, EncodeError> {
-    encode_rgba(frame, key, &rgba8(frame, key.tonemap()))
+/// The view `key` encodes of `frame` (the whole frame at full size unless it names one).
+pub fn view_of(frame: &Frame, key: &EncodingKey) -> View {
+    key.view
+        .unwrap_or_else(|| View::full(frame.width(), frame.height()))
 }
 
-/// Encodes `frame` for `key` from `pixels`, the frame as sRGB RGBA8 (for HDR frames: already
-/// tonemapped with the key's settings). Blocking and CPU-bound.
+/// `key`'s view of the frame's sRGB RGBA8 `pixels` (the whole frame, tonemapped for HDR).
+pub fn view_pixels<'a>(
+    frame: &Frame,
+    key: &EncodingKey,
+    pixels: &'a [u8],
+) -> Result<Cow<'a, [u8]>, EncodeError> {
+    view::apply(pixels, &view_of(frame, key)).map_err(EncodeError::View)
+}
+
+/// Encodes `frame` for `key`. Blocking and CPU-bound.
+pub fn encode(frame: &Arc<Frame>, key: EncodingKey) -> Result<EncodedFrame, EncodeError> {
+    let pixels = rgba8(frame, key.tonemap());
+    encode_rgba(frame, key, &view_pixels(frame, &key, &pixels)?)
+}
+
+/// Encodes `frame` for `key` from `pixels`, the key's view of the frame as sRGB RGBA8 (for
+/// HDR frames: already tonemapped with the key's settings). Blocking and CPU-bound.
 pub fn encode_rgba(
     frame: &Arc<Frame>,
     key: EncodingKey,
     pixels: &[u8],
 ) -> Result<EncodedFrame, EncodeError> {
     let started = Instant::now();
+    let view = view_of(frame, &key);
     let (message, payload) = match key.format {
         Format::Image { kind, quality } => {
             let mut out = BytesMut::with_capacity(HEADER_LEN + encoded_size_hint(kind, pixels));
-            FrameHeader::for_frame(frame, kind).write(&mut out);
+            FrameHeader::for_frame(frame, kind, &view).write(&mut out);
             match kind {
                 EncodingKind::Raw => out.extend_from_slice(pixels),
                 EncodingKind::Png => {
                     let mut writer = (&mut out).writer();
-                    encode_png(pixels, frame.width(), frame.height(), &mut writer)?;
+                    encode_png(pixels, view.width, view.height, &mut writer)?;
                 }
                 EncodingKind::Jpeg => {
                     let mut writer = (&mut out).writer();
-                    encode_jpeg(pixels, frame.width(), frame.height(), quality, &mut writer)?;
+                    encode_jpeg(pixels, view.width, view.height, quality, &mut writer)?;
                 }
             }
             let len = out.len();
@@ -379,6 +458,7 @@ pub fn encode_rgba(
     Ok(EncodedFrame {
         frame: frame.clone(),
         format: key.format,
+        view,
         message,
         payload,
         encode_time: started.elapsed(),
@@ -585,7 +665,9 @@ mod tests {
         assert_eq!(header.seq, 9);
         assert_eq!((header.width, header.height), (2, 2));
         assert_eq!(header.encoding, EncodingKind::Raw);
-        assert_eq!(header.header_len, 56);
+        assert_eq!(header.header_len, 80);
+        assert_eq!(header.region, Region::whole(2, 2));
+        assert_eq!((header.full_width, header.full_height), (2, 2));
         assert_eq!(header.change_level, 3);
         assert_eq!(header.samples_per_pixel, 16.0);
         assert_eq!(header.render_time, 1.5);
@@ -598,6 +680,58 @@ mod tests {
             FrameHeader::parse(&message[..40]),
             Err(HeaderError::Short(40))
         );
+        // A 56-byte header (before views) describes the whole frame.
+        let mut old = message[..56].to_vec();
+        old[6..8].copy_from_slice(&56u16.to_le_bytes());
+        old.extend_from_slice(&[1u8; 16]);
+        let (header, payload) = FrameHeader::parse(&old).unwrap();
+        assert_eq!(
+            (header.change_level, header.region),
+            (3, Region::whole(2, 2))
+        );
+        assert_eq!((header.full_width, header.full_height), (2, 2));
+        assert_eq!(payload.len(), 16);
+    }
+
+    #[test]
+    fn views_are_encoded_with_their_region_in_the_header() {
+        let (w, h) = (64u32, 32u32);
+        let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i % 251) as u8).collect();
+        let frame = test_frame(4, Pixels::Rgba8(Bytes::from(rgba)), w, h);
+        let request = ViewRequest {
+            fit: Some((32, 32)),
+            crop: Some(Region {
+                x: 16,
+                y: 8,
+                width: 40,
+                height: 20,
+            }),
+        };
+        let key = EncodingKey::new(
+            Format::image(EncodingKind::Raw, 0),
+            Tonemap::default(),
+            false,
+        )
+        .with_view(request.resolve(w, h));
+        let encoded = encode(&frame, key).unwrap();
+        let message = encoded.message();
+        let (header, payload) = FrameHeader::parse(&message).unwrap();
+        assert_eq!((header.width, header.height), (32, 16));
+        assert_eq!(payload.len(), 32 * 16 * 4);
+        assert_eq!(
+            header.region,
+            Region {
+                x: 16,
+                y: 8,
+                width: 40,
+                height: 20
+            }
+        );
+        assert_eq!((header.full_width, header.full_height), (64, 32));
+        // The whole frame at full size is the plain key.
+        let plain = EncodingKey::new(Format::ProxyJson, Tonemap::default(), false);
+        assert_eq!(plain.with_view(request.resolve(w, h)), plain);
+        assert_eq!(key.with_view(View::full(w, h)).view(), None);
     }
 
     #[test]

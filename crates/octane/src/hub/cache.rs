@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
-use crate::encode::{encode, encode_rgba, rgba8, EncodeError, EncodedFrame, EncodingKey};
+use crate::encode::{
+    encode, encode_rgba, rgba8, view_pixels, EncodeError, EncodedFrame, EncodingKey, View,
+};
 use crate::frame::Frame;
 use crate::metrics::HubMetrics;
 
@@ -22,15 +24,45 @@ type SharedPixels = Shared<BoxFuture<'static, Result<Arc<Vec<u8>>, EncodeError>>
 struct CacheState {
     seq: u64,
     entries: HashMap<EncodingKey, SharedEncode>,
-    /// HDR frames: the tonemapped RGBA8 per tonemap, shared by every encoding that uses it.
-    tonemapped: HashMap<(u32, u32), SharedPixels>,
+    /// The RGBA8 an encoding starts from, shared by every encoding that uses it: per tonemap
+    /// (HDR frames) and view (scaled or cropped). The whole of an LDR frame needs no entry.
+    pixels: HashMap<PixelsKey, SharedPixels>,
 }
+
+/// Identity of prepared pixels: the tonemap's bits and the view (`None`: the whole frame).
+type PixelsKey = ((u32, u32), Option<View>);
 
 impl CacheState {
     fn reset(&mut self, seq: u64) {
         self.seq = seq;
         self.entries.clear();
-        self.tonemapped.clear();
+        self.pixels.clear();
+    }
+
+    /// The shared pixels `key` encodes from, started if nobody has yet; `None` when the
+    /// encode reads the frame itself (the whole of an LDR frame).
+    fn pixels_for(
+        &mut self,
+        frame: &Arc<Frame>,
+        key: EncodingKey,
+        permits: &Arc<Semaphore>,
+    ) -> Option<SharedPixels> {
+        let whole = (key.tonemap_bits(), None);
+        let base = frame.is_hdr().then(|| {
+            self.pixels
+                .entry(whole)
+                .or_insert_with(|| spawn_tonemap(frame.clone(), key, permits))
+                .clone()
+        });
+        let Some(view) = key.view() else {
+            return base;
+        };
+        Some(
+            self.pixels
+                .entry((key.tonemap_bits(), Some(view)))
+                .or_insert_with(|| spawn_view(frame.clone(), key, base, permits))
+                .clone(),
+        )
     }
 }
 
@@ -48,7 +80,7 @@ impl EncodeCache {
             state: Mutex::new(CacheState {
                 seq: 0,
                 entries: HashMap::new(),
-                tonemapped: HashMap::new(),
+                pixels: HashMap::new(),
             }),
             max_keys: max_keys.max(1),
             permits: Arc::new(Semaphore::new(
@@ -91,13 +123,7 @@ impl EncodeCache {
             } else if let Some(existing) = state.entries.get(&key) {
                 Some(existing.clone())
             } else if state.entries.len() < self.max_keys {
-                let pixels = frame.is_hdr().then(|| {
-                    state
-                        .tonemapped
-                        .entry(key.tonemap_bits())
-                        .or_insert_with(|| spawn_tonemap(frame.clone(), key, &self.permits))
-                        .clone()
-                });
+                let pixels = state.pixels_for(frame, key, &self.permits);
                 let task = spawn_encode(frame.clone(), key, metrics.clone(), &self.permits, pixels);
                 state.entries.insert(key, task.clone());
                 Some(task)
@@ -150,6 +176,39 @@ fn spawn_tonemap(frame: Arc<Frame>, key: EncodingKey, permits: &Arc<Semaphore>) 
         tokio::task::spawn_blocking(move || Arc::new(rgba8(&frame, key.tonemap()).into_owned()))
             .await
             .map_err(|_| EncodeError::Cancelled)
+    });
+    async move { task.await.unwrap_or(Err(EncodeError::Cancelled)) }
+        .boxed()
+        .shared()
+}
+
+/// Cuts and scales `key`'s view of the frame (once a permit is free), from `base` (the
+/// tonemapped whole frame, for HDR frames) or the frame's own pixels.
+fn spawn_view(
+    frame: Arc<Frame>,
+    key: EncodingKey,
+    base: Option<SharedPixels>,
+    permits: &Arc<Semaphore>,
+) -> SharedPixels {
+    let permits = permits.clone();
+    let task = tokio::spawn(async move {
+        // As in spawn_encode: the base's tonemap needs a permit of its own.
+        let base = match base {
+            Some(shared) => Some(shared.await?),
+            None => None,
+        };
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return Err(EncodeError::Cancelled);
+        };
+        tokio::task::spawn_blocking(move || {
+            let whole = match &base {
+                Some(pixels) => std::borrow::Cow::Borrowed(pixels.as_slice()),
+                None => rgba8(&frame, key.tonemap()),
+            };
+            view_pixels(&frame, &key, &whole).map(|view| Arc::new(view.into_owned()))
+        })
+        .await
+        .unwrap_or(Err(EncodeError::Cancelled))
     });
     async move { task.await.unwrap_or(Err(EncodeError::Cancelled)) }
         .boxed()
@@ -240,6 +299,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn encodings_of_one_view_share_its_scaled_pixels() {
+        let cache = EncodeCache::new(8);
+        let metrics = Arc::new(HubMetrics::default());
+        let f = frame(3);
+        let half = crate::encode::ViewRequest {
+            fit: None,
+            crop: Some(crate::encode::Region {
+                x: 1,
+                y: 1,
+                width: 2,
+                height: 2,
+            }),
+        }
+        .resolve(4, 4);
+        let key = |kind| {
+            EncodingKey::new(Format::image(kind, 80), Tonemap::default(), false).with_view(half)
+        };
+        let raw = cache
+            .get(&f, key(EncodingKind::Raw), &metrics)
+            .await
+            .unwrap();
+        cache
+            .get(&f, key(EncodingKind::Jpeg), &metrics)
+            .await
+            .unwrap();
+        assert_eq!(cache.state.lock().unwrap().pixels.len(), 1);
+        assert_eq!(&raw.payload()[..], &[3u8; 16][..]);
+        let whole = EncodingKey::new(
+            Format::image(EncodingKind::Raw, 0),
+            Tonemap::default(),
+            false,
+        );
+        cache.get(&f, whole, &metrics).await.unwrap();
+        assert_eq!(
+            cache.state.lock().unwrap().pixels.len(),
+            1,
+            "the whole of an LDR frame is read in place"
+        );
+    }
+
+    #[tokio::test]
     async fn hdr_encodings_share_one_tonemap() {
         let cache = EncodeCache::new(8);
         let metrics = Arc::new(HubMetrics::default());
@@ -258,7 +358,7 @@ mod tests {
         let sse = EncodingKey::new(Format::ProxyJson, tonemap, true);
         let raw = cache.get(&hdr, raw, &metrics).await.unwrap();
         cache.get(&hdr, sse, &metrics).await.unwrap();
-        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 1);
+        assert_eq!(cache.state.lock().unwrap().pixels.len(), 1);
         assert_eq!(&raw.payload()[..4], &[188, 188, 188, 128]);
         let brighter = Tonemap {
             exposure: 1.0,
@@ -266,9 +366,9 @@ mod tests {
         };
         let png = EncodingKey::new(Format::image(EncodingKind::Png, 0), brighter, true);
         cache.get(&hdr, png, &metrics).await.unwrap();
-        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 2);
+        assert_eq!(cache.state.lock().unwrap().pixels.len(), 2);
         cache.advance(6);
-        assert_eq!(cache.state.lock().unwrap().tonemapped.len(), 0);
+        assert_eq!(cache.state.lock().unwrap().pixels.len(), 0);
     }
 
     #[tokio::test]

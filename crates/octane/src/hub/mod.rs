@@ -25,7 +25,9 @@ use octaneweb_schema::Schema;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::encode::{EncodeError, EncodedFrame, EncodingKey, EncodingKind, Format, Tonemap};
+use crate::encode::{
+    EncodeError, EncodedFrame, EncodingKey, EncodingKind, Format, Tonemap, ViewRequest,
+};
 use crate::frame::{Frame, RenderImage};
 use crate::metrics::{HubMetrics, MetricsSnapshot};
 use cache::EncodeCache;
@@ -479,15 +481,30 @@ impl FrameHub {
         HubEvents(self.shared.events.subscribe())
     }
 
-    /// The encoding of `frame` as `format` (HDR frames tonemapped with `tonemap`), computed
-    /// once per frame and key and shared.
+    /// The encoding of the whole of `frame` as `format` (HDR frames tonemapped with
+    /// `tonemap`), computed once per frame and key and shared.
     pub async fn encoded(
         &self,
         frame: &Arc<Frame>,
         format: Format,
         tonemap: Tonemap,
     ) -> Result<Arc<EncodedFrame>, EncodeError> {
-        let key = EncodingKey::new(format, tonemap, frame.is_hdr());
+        self.encoded_view(frame, format, tonemap, &ViewRequest::FULL)
+            .await
+    }
+
+    /// The encoding of the view `request` asks for of `frame` (cropped, scaled to the
+    /// display size), computed once per frame, view and key and shared by every viewer
+    /// whose request resolves to the same view.
+    pub async fn encoded_view(
+        &self,
+        frame: &Arc<Frame>,
+        format: Format,
+        tonemap: Tonemap,
+        request: &ViewRequest,
+    ) -> Result<Arc<EncodedFrame>, EncodeError> {
+        let key = EncodingKey::new(format, tonemap, frame.is_hdr())
+            .with_view(request.resolve(frame.width(), frame.height()));
         self.shared
             .cache
             .get(frame, key, &self.shared.metrics)

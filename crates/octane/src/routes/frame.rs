@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{json_error, unavailable, RenderState};
-use crate::encode::{EncodingKind, Format, Tonemap};
+use crate::encode::{EncodingKind, Format, Region, Tonemap, ViewRequest};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -62,6 +62,43 @@ where
     }
 }
 
+/// The view asked for with `width`, `height` and `crop=x,y,w,h`, checked against the frame's
+/// size when there is a frame (`None`: only the form is checked).
+fn view_request(
+    query: &HashMap<String, String>,
+    frame: Option<(u32, u32)>,
+) -> Result<ViewRequest, String> {
+    let side = |name: &str| match query.get(name) {
+        None => Ok(0),
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            format!("query parameter {name}={text:?} must be a whole number of pixels")
+        }),
+    };
+    let (width, height) = (side("width")?, side("height")?);
+    let fit = ViewRequest::fit_from(width, height, ("width", "height"))
+        .map_err(|e| format!("query parameter {e}"))?;
+    let crop = match query.get("crop") {
+        None => None,
+        Some(text) => {
+            let numbers: Vec<u64> = text
+                .split(',')
+                .map(|part| part.trim().parse::<u64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    format!("query parameter crop={text:?} must be four whole numbers x,y,w,h")
+                })?;
+            let values: [u64; 4] = numbers.try_into().map_err(|_| {
+                format!("query parameter crop={text:?} must be four whole numbers x,y,w,h")
+            })?;
+            Some(
+                ViewRequest::crop_from(values, frame, "crop")
+                    .map_err(|e| format!("query parameter {e}"))?,
+            )
+        }
+    };
+    Ok(ViewRequest { fit, crop })
+}
+
 /// True if `If-None-Match` lists `etag` (or `*`).
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -95,6 +132,9 @@ async fn serve(
         Ok(None) => {}
         Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
     }
+    if let Err(message) = view_request(&query, None) {
+        return json_error(StatusCode::BAD_REQUEST, message);
+    }
     // A poll keeps (or starts) the subscription for the idle grace.
     state.hub.touch();
     let Some(frame) = state.hub.latest() else {
@@ -108,6 +148,10 @@ async fn serve(
             "no render frame has arrived yet{why}; retry shortly"
         ));
     };
+    let view = match view_request(&query, Some((frame.width(), frame.height()))) {
+        Ok(view) => view,
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
+    };
     let etag = format!("\"{}\"", frame.seq);
     if not_modified(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -118,10 +162,11 @@ async fn serve(
     }
     let encoded = match state
         .hub
-        .encoded(
+        .encoded_view(
             &frame,
             Format::image(kind, quality),
             valid_or_default(tonemap),
+            &view,
         )
         .await
     {
@@ -140,11 +185,23 @@ async fn serve(
         HeaderValue::from_static(kind.content_type()),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let shown = encoded.view;
+    let Region {
+        x,
+        y,
+        width,
+        height,
+    } = shown.region;
     let numbers = [
         (header::ETAG.as_str(), etag),
         ("x-frame-seq", frame.seq.to_string()),
-        ("x-frame-width", frame.width().to_string()),
-        ("x-frame-height", frame.height().to_string()),
+        ("x-frame-width", shown.width.to_string()),
+        ("x-frame-height", shown.height.to_string()),
+        ("x-frame-region", format!("{x},{y},{width},{height}")),
+        (
+            "x-frame-full-size",
+            format!("{}x{}", shown.full_width, shown.full_height),
+        ),
         (
             "x-frame-samples-per-pixel",
             frame.image.tonemapped_samples_per_pixel.to_string(),

@@ -1,7 +1,7 @@
-//! `GET /render/ws`: the WebSocket frame stream. Binary messages carry a frame (56-byte
+//! `GET /render/ws`: the WebSocket frame stream. Binary messages carry a frame (80-byte
 //! header, then the payload); text messages carry JSON events. The viewer controls encoding,
-//! quality, frame rate, exposure and gamma with JSON text messages. See
-//! docs/render-stream.md.
+//! quality, frame rate, exposure, gamma and its view (display size, crop) with JSON text
+//! messages. See docs/render-stream.md.
 
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use tokio::time::Instant;
 
 use super::ws_wire::{self, ClientMessage, FrameReader, FrameWriter};
 use super::{unavailable, RenderState};
-use crate::encode::{tonemap, EncodingKind, Format, Tonemap, HEADER_LEN, HEADER_VERSION};
+use crate::encode::{
+    tonemap, EncodingKind, Format, Tonemap, ViewRequest, HEADER_LEN, HEADER_VERSION,
+};
 use crate::hub::{HubEvent, Viewer};
 
 /// Largest control message accepted from a viewer.
@@ -36,6 +38,8 @@ struct Settings {
     /// 0 = unlimited.
     max_fps: u32,
     tonemap: Tonemap,
+    /// The display size and crop the viewer asked for.
+    view: ViewRequest,
 }
 
 impl Settings {
@@ -48,6 +52,7 @@ impl Settings {
     }
 
     fn to_json(self, kind: &str) -> Value {
+        let (width, height) = self.view.fit.unwrap_or((0, 0));
         json!({
             "type": kind,
             "encoding": self.encoding.name(),
@@ -55,6 +60,9 @@ impl Settings {
             "max_fps": self.max_fps,
             "exposure": self.tonemap.exposure,
             "gamma": self.tonemap.gamma,
+            "width": width,
+            "height": height,
+            "crop": self.view.crop.map(|crop| crop.to_array()),
         })
     }
 }
@@ -76,9 +84,51 @@ fn whole_number(value: &Value, min: f64, max: f64) -> Option<u64> {
         .map(|v| v.round() as u64)
 }
 
-/// Parses a control message against the current settings; the error text goes back to the
-/// viewer as `{"type":"error","message":...}`.
-fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
+/// A `width` or `height` of a config message: a whole number, or null (= 0, the full frame).
+fn side(value: Option<&Value>, name: &str) -> Result<Option<u64>, String> {
+    match value {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(0)),
+        Some(value) => whole_number(value, 0.0, f64::from(u32::MAX))
+            .map(Some)
+            .ok_or_else(|| {
+                format!("{name} {value} must be a number of pixels (0 or null for the full frame)")
+            }),
+    }
+}
+
+/// The `crop` of a config message: `[x, y, w, h]` inside the newest frame, or null.
+fn crop(value: &Value, frame: Option<(u32, u32)>) -> Result<Option<crate::encode::Region>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let numbers: Option<Vec<u64>> = value.as_array().map(|items| {
+        items
+            .iter()
+            .filter_map(|item| whole_number(item, 0.0, f64::from(u32::MAX)))
+            .collect()
+    });
+    let values: [u64; 4] = numbers
+        .filter(|n| value.as_array().map(Vec::len) == Some(n.len()))
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(|| {
+            format!(
+                "crop {value} must be [x, y, width, height] in pixels, or null for the whole frame"
+            )
+        })?;
+    ViewRequest::crop_from(values, frame, "crop")
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Parses a control message against the current settings and the newest frame's size (which
+/// a crop must fit); the error text goes back to the viewer as
+/// `{"type":"error","message":...}`.
+fn parse_control(
+    text: &str,
+    current: Settings,
+    frame: Option<(u32, u32)>,
+) -> Result<Control, String> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("control message is not JSON: {e}"))?;
     let Some(object) = value.as_object() else {
@@ -128,11 +178,29 @@ fn parse_control(text: &str, current: Settings) -> Result<Control, String> {
                 let gamma = value.as_f64().map(|v| v as f32).unwrap_or(f32::NAN);
                 settings.tonemap.gamma = gamma;
             }
+            // Read together below.
+            "width" | "height" => {}
+            "crop" => settings.view.crop = crop(value, frame)?,
             other => {
                 return Err(format!(
-                    "unknown config field {other:?} (expected encoding, quality, max_fps, exposure, gamma)"
+                    "unknown config field {other:?} (expected encoding, quality, max_fps, exposure, gamma, width, height, crop)"
                 ))
             }
+        }
+    }
+    match (
+        side(object.get("width"), "width")?,
+        side(object.get("height"), "height")?,
+    ) {
+        (None, None) => {}
+        (Some(width), Some(height)) => {
+            settings.view.fit = ViewRequest::fit_from(width, height, ("width", "height"))
+                .map_err(|e| e.to_string())?;
+        }
+        _ => {
+            return Err(
+                "width and height go together: send both (0 or null for the full frame)".into(),
+            )
         }
     }
     settings.tonemap = settings.tonemap.validate().map_err(|e| match e {
@@ -197,6 +265,14 @@ fn event_json(event: &HubEvent) -> Value {
     }
 }
 
+/// The newest frame's size, which a requested crop must fit.
+fn newest_size(state: &RenderState) -> Option<(u32, u32)> {
+    state
+        .hub
+        .latest()
+        .map(|frame| (frame.width(), frame.height()))
+}
+
 async fn serve<S>(
     socket: S,
     mut viewer: Viewer,
@@ -226,6 +302,7 @@ async fn serve<S>(
         quality: config.default_quality.clamp(1, 100),
         max_fps: 0,
         tonemap: config.default_tonemap,
+        view: ViewRequest::FULL,
     };
     let status = state.hub.status();
     let mut hello = settings.to_json("hello");
@@ -272,7 +349,7 @@ async fn serve<S>(
                             "type": "error",
                             "message": "binary messages are not accepted; send JSON text control messages",
                         }),
-                        Some(ClientMessage::Text(body)) => match parse_control(&body, settings) {
+                        Some(ClientMessage::Text(body)) => match parse_control(&body, settings, newest_size(&state)) {
                             Ok(Control::Pause) => {
                                 paused = true;
                                 json!({"type": "paused"})
@@ -283,7 +360,10 @@ async fn serve<S>(
                                 json!({"type": "resumed"})
                             }
                             Ok(Control::Config(new)) => {
-                                if new.format() != settings.format() || new.tonemap != settings.tonemap {
+                                if new.format() != settings.format()
+                                    || new.tonemap != settings.tonemap
+                                    || new.view != settings.view
+                                {
                                     viewer.rewind();
                                 }
                                 if new.max_fps != settings.max_fps {
@@ -302,7 +382,7 @@ async fn serve<S>(
                 }
                 _ = tokio::time::sleep_until(next_allowed), if !paused && rate_limited => {}
                 frame = viewer.next_frame(), if !paused && !rate_limited => {
-                    let encoded = match state.hub.encoded(&frame, settings.format(), settings.tonemap).await {
+                    let encoded = match state.hub.encoded_view(&frame, settings.format(), settings.tonemap, &settings.view).await {
                         Ok(encoded) => encoded,
                         Err(error) => {
                             sink.text(&json!({"type": "error", "message": error.to_string()}).to_string()).await?;
@@ -342,6 +422,7 @@ mod tests {
             quality: 85,
             max_fps: 0,
             tonemap: Tonemap::default(),
+            view: ViewRequest::FULL,
         }
     }
 
@@ -350,6 +431,7 @@ mod tests {
         let parsed = parse_control(
             r#"{"type":"config","encoding":"png","max_fps":29.97,"exposure":1.5}"#,
             defaults(),
+            None,
         )
         .unwrap();
         let Control::Config(s) = parsed else {
@@ -360,13 +442,39 @@ mod tests {
         assert_eq!(s.max_fps, 30);
         assert_eq!(s.tonemap.exposure, 1.5);
         assert_eq!(
-            parse_control(r#"{"type":"pause"}"#, defaults()),
+            parse_control(r#"{"type":"pause"}"#, defaults(), None),
             Ok(Control::Pause)
         );
         assert_eq!(
-            parse_control(r#"{"type":"resume"}"#, defaults()),
+            parse_control(r#"{"type":"resume"}"#, defaults(), None),
             Ok(Control::Resume)
         );
+    }
+
+    #[test]
+    fn config_messages_set_and_clear_the_view() {
+        let Ok(Control::Config(s)) = parse_control(
+            r#"{"type":"config","width":1440.2,"height":810,"crop":[100,50,1920,1080]}"#,
+            defaults(),
+            Some((3840, 2160)),
+        ) else {
+            panic!("expected config")
+        };
+        assert_eq!(s.view.fit, Some((1440, 810)));
+        assert_eq!(
+            s.view.crop.map(|c| c.to_array()),
+            Some([100, 50, 1920, 1080])
+        );
+        assert_eq!(s.to_json("config")["crop"], json!([100, 50, 1920, 1080]));
+        let Ok(Control::Config(cleared)) = parse_control(
+            r#"{"type":"config","width":null,"height":null,"crop":null}"#,
+            s,
+            None,
+        ) else {
+            panic!("expected config")
+        };
+        assert_eq!(cleared.view, ViewRequest::FULL);
+        assert_eq!(cleared.to_json("config")["width"], 0);
     }
 
     #[test]
@@ -386,9 +494,34 @@ mod tests {
                 r#"{"type":"config","colour":"red"}"#,
                 "unknown config field",
             ),
+            (
+                r#"{"type":"config","width":640}"#,
+                "width and height go together",
+            ),
+            (
+                r#"{"type":"config","width":640,"height":-1}"#,
+                "height -1 must be",
+            ),
+            (
+                r#"{"type":"config","width":99999,"height":10}"#,
+                "width 99999 must be from 1 to 16384",
+            ),
+            (
+                r#"{"type":"config","crop":[0,0,10]}"#,
+                "crop [0,0,10] must be [x, y, width, height]",
+            ),
+            (
+                r#"{"type":"config","crop":"0,0,1,1"}"#,
+                "crop \"0,0,1,1\" must be",
+            ),
+            (
+                r#"{"type":"config","crop":[3000,0,1000,10]}"#,
+                "outside the 3840×2160 frame",
+            ),
+            (r#"{"type":"config","crop":[0,0,0,10]}"#, "at least 1"),
         ];
         for (input, expected) in cases {
-            let error = parse_control(input, defaults()).unwrap_err();
+            let error = parse_control(input, defaults(), Some((3840, 2160))).unwrap_err();
             assert!(error.contains(expected), "{input}: {error}");
         }
     }
