@@ -97,6 +97,7 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .route("/debug/append-log", post_only(client_log::append))
         .route("/debug/clear-log", post_only(client_log::clear))
         .route("/save-debug-logs", post_only(client_log::save))
+        .route("/api/log", post_only(client_log::octanewebr))
         .route(
             "/api/grpc/{service}/{method}",
             post_only(protocol::octanewebr::handle),

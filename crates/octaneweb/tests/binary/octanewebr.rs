@@ -307,6 +307,16 @@ async fn octanewebr_walks_the_scene_and_edits_a_pin_as_its_client_does() {
         health.body
     );
 
+    // Its debug logger's posts are accepted as its development server accepted them.
+    let logged = webr
+        .http
+        .post(format!("{}/api/log", webr.base))
+        .json(&json!({ "level": "info", "message": "scene walk" }))
+        .send()
+        .await
+        .expect("POST /api/log");
+    assert_eq!(Webr::answer(logged).await.body, json!({ "success": true }));
+
     let items = top_level_items(&webr).await;
     assert!(items.iter().all(|item| !item.name.is_empty()));
     let node = items
