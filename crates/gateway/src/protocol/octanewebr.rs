@@ -59,7 +59,7 @@ pub async fn handle(
         Ok(path) => path,
         Err(error) => {
             let error = GatewayError::BadRequest(format!("bad call path: {error}"));
-            return error_response(&error, Some(("", "")));
+            return error_response(&error, None);
         }
     };
     let mut tracker = scope.track(Protocol::OctaneWebR);

@@ -445,8 +445,20 @@ async fn octanewebr_system_info_device_info_and_geometry_come_from_octane_calls(
 
 #[tokio::test]
 async fn octanewebr_without_octane_says_so_in_its_shapes() {
-    let serve = start_serve(&[]);
+    let serve = start_serve(&["--max-body", "4096"]);
     let webr = Webr::new(&serve.addr);
+    // The body limit holds before any call is made.
+    let oversized = json!({ "objectPtr": object_ptr(&"1".repeat(5000), API_ITEM) });
+    let answer = webr.post("ApiItem", "name", &oversized.to_string()).await;
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(
+        answer.body["code"], 8,
+        "RESOURCE_EXHAUSTED: {}",
+        answer.body
+    );
+    assert!(answer.body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("4096 bytes")));
     let health = webr.get("/api/health").await;
     assert_eq!(health.status, 200, "its client only needs the server up");
     assert_eq!(health.body["status"], "unhealthy", "{}", health.body);
