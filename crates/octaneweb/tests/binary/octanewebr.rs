@@ -517,10 +517,25 @@ fn decoded(message: &Value) -> (Vec<u8>, u64) {
     )
 }
 
+/// The callback socket of the default demo (the second callback generation: the hub grabs
+/// each image).
 #[tokio::test]
 async fn octanewebr_callback_socket_delivers_images_statistics_and_pongs() {
+    callback_socket_works(&[]).await;
+}
+
+/// The same through the first callback generation (images inline in the callback) and an
+/// HDR render, which the socket sends tonemapped to the 8-bit RGBA its viewport draws.
+#[tokio::test]
+async fn octanewebr_callback_socket_works_with_inline_hdr_images() {
+    callback_socket_works(&["--callback-generation", "1", "--hdr"]).await;
+}
+
+async fn callback_socket_works(args: &[&str]) {
     // Statistics come once a second while the render runs: let it run for seconds.
-    let (demo, _) = start_demo_with(&["--listen", "127.0.0.1:0", "--max-spp", "2048"]);
+    let mut all = vec!["--listen", "127.0.0.1:0", "--max-spp", "2048"];
+    all.extend_from_slice(args);
+    let (demo, _) = start_demo_with(&all);
     let webr = Webr::new(&demo.addr);
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
