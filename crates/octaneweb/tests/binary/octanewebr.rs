@@ -547,6 +547,32 @@ async fn callback_socket_works(args: &[&str]) {
         .expect("subscribe");
     let (_, first_level) = decoded(&next_of(&mut socket, "newImage").await);
 
+    // A second socket gets the newest image at once, from the same upstream subscription.
+    let (mut second, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
+            .await
+            .expect("connect a second socket");
+    decoded(&next_of(&mut second, "newImage").await);
+    let metrics = webr
+        .http
+        .get(format!("{}/metrics", webr.base))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let subscriptions: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("octaneweb_render_subscriptions_total "))
+        .collect();
+    assert_eq!(
+        subscriptions,
+        ["octaneweb_render_subscriptions_total 1"],
+        "one subscription for every socket"
+    );
+    drop(second);
+
     socket
         .send(Message::text(r#"{"type":"ping"}"#))
         .await
