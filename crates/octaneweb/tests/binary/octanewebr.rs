@@ -658,6 +658,14 @@ async fn octanewebr_routes_are_behind_the_front_door() {
     let named = post(Some(dev_server), None).await.expect("send");
     assert_eq!(named.status(), 200);
     assert_eq!(named.headers()["access-control-allow-origin"], dev_server);
+    let exposed = named.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("header text")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("x-octaneweb-ignored-fields"),
+        "the page may read which keys were left out: {exposed}"
+    );
     let preflight = http
         .request(
             reqwest::Method::OPTIONS,
