@@ -9,11 +9,13 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, openPage, repoRoot, screenshot, startDemo, waitForFrames } from './harness.mjs';
+import {
+  closeServer as close, launchBrowser, listenOnLoopback as listen, openPage, repoRoot, screenshot, startDemo, startProxy,
+  waitForFrames,
+} from './harness.mjs';
 
 const CONTENT_TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
 
@@ -38,60 +40,9 @@ function startStaticServer() {
   return listen(server);
 }
 
-/**
- * Forwards `/octane/*` to the gateway (HTTP and WebSocket upgrades), stripping the prefix and
- * keeping every request header, Host included.
- */
+/** Forwards `/octane/*` to the gateway, without the prefix. */
 function startPrefixProxy(gateway) {
-  const target = new URL(gateway);
-  const port = Number(target.port);
-  const strip = (url) => (url.startsWith('/octane/') ? url.slice('/octane'.length) : null);
-  const server = http.createServer((req, res) => {
-    const upstreamPath = strip(req.url);
-    if (upstreamPath === null) {
-      res.writeHead(404).end();
-      return;
-    }
-    const upstream = http.request({
-      host: '127.0.0.1', port, path: upstreamPath, method: req.method, headers: req.headers,
-    }, (answer) => {
-      res.writeHead(answer.statusCode, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
-    });
-    res.on('close', () => upstream.destroy());
-    req.pipe(upstream);
-  });
-  server.on('upgrade', (req, socket, head) => {
-    const upstreamPath = strip(req.url);
-    if (upstreamPath === null) {
-      socket.destroy();
-      return;
-    }
-    const upstream = net.connect(port, '127.0.0.1', () => {
-      const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
-      upstream.write(`${req.method} ${upstreamPath} HTTP/1.1\r\n${headers}\r\n\r\n`);
-      upstream.write(head);
-      socket.pipe(upstream).pipe(socket);
-    });
-    upstream.on('error', () => socket.destroy());
-    socket.on('error', () => upstream.destroy());
-  });
-  return listen(server);
-}
-
-function listen(server) {
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` }));
-  });
-}
-
-function close({ server }) {
-  server.closeAllConnections?.();
-  return new Promise((resolve) => server.close(() => resolve()));
+  return startProxy(gateway, (url) => (url.startsWith('/octane/') ? url.slice('/octane'.length) : null));
 }
 
 describe('deploy', { timeout: 180000 }, () => {

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -290,3 +291,61 @@ export const BLOCK_WEBSOCKET = `(() => {
   window.WebSocket = BlockedWebSocket;
   window.__websocketBlocked = true;
 })();`;
+
+/** Listens on a free loopback port; resolves to `{server, url}` (`url` ends in `/`). */
+export function listenOnLoopback(server) {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` }));
+  });
+}
+
+/** Closes a server of `listenOnLoopback`, with its open connections. */
+export function closeServer({ server }) {
+  server.closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * An HTTP and WebSocket proxy in front of `gateway` on a free loopback port, keeping every
+ * request header (Host and Origin included) as reverse proxies and Vite's development proxy
+ * do. `route(url)` gives the gateway path for a request path, or null for requests the proxy
+ * answers itself with `other(req, res)` (404 unless given). Resolves to `{server, url}`.
+ */
+export function startProxy(gateway, route, other = (req, res) => res.writeHead(404).end()) {
+  const port = Number(new URL(gateway).port);
+  const server = http.createServer((req, res) => {
+    const upstreamPath = route(req.url);
+    if (upstreamPath === null) {
+      other(req, res);
+      return;
+    }
+    const upstream = http.request({
+      host: '127.0.0.1', port, path: upstreamPath, method: req.method, headers: req.headers,
+    }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const upstreamPath = route(req.url);
+    if (upstreamPath === null) {
+      socket.destroy();
+      return;
+    }
+    const upstream = net.connect(port, '127.0.0.1', () => {
+      const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      upstream.write(`${req.method} ${upstreamPath} HTTP/1.1\r\n${headers}\r\n\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  return listenOnLoopback(server);
+}

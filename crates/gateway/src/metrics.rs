@@ -54,17 +54,21 @@ pub enum Protocol {
     Grpc,
     /// The multiplexed WebSocket.
     WebSocket,
+    /// octaneWebR's server's routes (`POST /api/grpc/...` and the calls behind its other
+    /// `/api/` routes).
+    OctaneWebR,
 }
 
 impl Protocol {
     /// Every protocol, in label order.
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 7] = [
         Protocol::Json,
         Protocol::Sse,
         Protocol::GrpcWeb,
         Protocol::Connect,
         Protocol::Grpc,
         Protocol::WebSocket,
+        Protocol::OctaneWebR,
     ];
 
     /// The label value.
@@ -76,6 +80,7 @@ impl Protocol {
             Protocol::Connect => "connect",
             Protocol::Grpc => "grpc",
             Protocol::WebSocket => "websocket",
+            Protocol::OctaneWebR => "octanewebr",
         }
     }
 }

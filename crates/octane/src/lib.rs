@@ -33,4 +33,4 @@ pub mod routes;
 pub use encode::{EncodingKind, FrameHeader, Region, Tonemap, View, ViewRequest};
 pub use frame::Frame;
 pub use hub::{FrameHub, FrameHubConfig, HubError, HubEvent, HubEvents, HubStatus, Viewer};
-pub use routes::{routes, routes_with_policy};
+pub use routes::{octanewebr, routes, routes_with_policy};

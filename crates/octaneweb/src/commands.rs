@@ -327,10 +327,15 @@ async fn run_gateway(
         }
         None => None,
     };
-    let extra = web::routes().merge(octaneweb_octane::routes_with_policy(
-        hub.clone(),
-        &state.config.methods,
-    ));
+    let extra = web::routes()
+        .merge(octaneweb_octane::routes_with_policy(
+            hub.clone(),
+            &state.config.methods,
+        ))
+        .merge(octaneweb_octane::octanewebr::routes(
+            hub.clone(),
+            state.clone(),
+        ));
     let options = ServeOptions {
         limits: access.limits.clone(),
         tls: access.tls.clone(),

@@ -11,6 +11,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_octaneweb");
 #[path = "binary/call.rs"]
 mod call;
 
+/// octaneWebR's client's calls, in its shapes, against `octaneweb demo` and `serve`.
+#[path = "binary/octanewebr.rs"]
+mod octanewebr;
+
 /// A running `octaneweb demo`, killed on drop.
 struct Demo {
     child: Child,
@@ -28,19 +32,17 @@ fn start_demo() -> Demo {
     start_demo_with(&["--listen", "127.0.0.1:0"]).0
 }
 
-/// `octaneweb demo` with `args` added; also returns the URL it printed.
+/// `octaneweb demo` with `args` added (64 samples per pixel unless they set `--max-spp`);
+/// also returns the URL it printed.
 fn start_demo_with(args: &[&str]) -> (Demo, String) {
+    let max_spp: &[&str] = if args.contains(&"--max-spp") {
+        &[]
+    } else {
+        &["--max-spp", "64"]
+    };
     let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--width",
-            "64",
-            "--height",
-            "32",
-            "--max-spp",
-            "64",
-            "--no-open",
-        ])
+        .args(["demo", "--width", "64", "--height", "32", "--no-open"])
+        .args(max_spp)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -7,6 +7,8 @@ mod common;
 use std::collections::{BTreeMap, VecDeque};
 
 use common::*;
+use octaneweb_proto::octaneapi::api_info::OctaneNameRequest;
+use octaneweb_proto::octaneapi::api_info_service_client::ApiInfoServiceClient;
 use octaneweb_proto::octaneapi::api_item::{
     AttrInfoRequest, DestroyRequest, GetValueByIdRequest, IsGraphRequest, NameRequest,
     OutTypeRequest,
@@ -30,10 +32,11 @@ use octaneweb_proto::octaneapi::api_project_manager::{
 };
 use octaneweb_proto::octaneapi::api_project_manager_service_client::ApiProjectManagerServiceClient;
 use octaneweb_proto::octaneapi::api_render_engine::{
-    ClayModeRequest, GetDeviceNameRequest, GetGeometryStatisticsRequest, GetMemoryUsageRequest,
-    GetRenderRegionRequest, GetRenderStatisticsRequest, GetRenderTargetNodeRequest,
-    GetSubSampleModeRequest, PauseRenderingRequest, PickRequest, RestartRenderingRequest,
-    SetClayModeRequest, SetRenderRegionRequest, SetSubSampleModeRequest, StopRenderingRequest,
+    ClayModeRequest, DeviceUsesHardwareRayTracingRequest, GetDeviceNameRequest,
+    GetGeometryStatisticsRequest, GetMemoryUsageRequest, GetRenderRegionRequest,
+    GetRenderStatisticsRequest, GetRenderTargetNodeRequest, GetSubSampleModeRequest,
+    PauseRenderingRequest, PickRequest, RestartRenderingRequest, SetClayModeRequest,
+    SetRenderRegionRequest, SetSubSampleModeRequest, StopRenderingRequest,
 };
 use octaneweb_proto::octaneapi::api_render_engine_service_client::ApiRenderEngineServiceClient;
 use octaneweb_proto::octaneapi::stream_callback_request::Payload;
@@ -862,6 +865,31 @@ async fn render_engine_settings_statistics_and_devices() {
         .expect("usage");
     assert!(
         memory.used_device_memory > 0 && memory.total_device_memory > memory.used_device_memory
+    );
+    let hardware_rt = engine
+        .device_uses_hardware_ray_tracing(DeviceUsesHardwareRayTracingRequest { index: 0 })
+        .await
+        .expect("device 0")
+        .into_inner()
+        .result;
+    assert!(
+        !hardware_rt,
+        "a CPU path tracer has no ray-tracing hardware"
+    );
+    let none = engine
+        .device_uses_hardware_ray_tracing(DeviceUsesHardwareRayTracingRequest { index: 3 })
+        .await
+        .expect_err("device 3");
+    assert_eq!(none.code(), Code::OutOfRange);
+    let name = ApiInfoServiceClient::new(server.channel.clone())
+        .octane_name(OctaneNameRequest {})
+        .await
+        .expect("octaneName")
+        .into_inner()
+        .result;
+    assert!(
+        name.starts_with("octaneweb reference render server"),
+        "{name}"
     );
     let geometry = engine
         .get_geometry_statistics(GetGeometryStatisticsRequest {})

@@ -19,6 +19,7 @@ mod comments;
 mod describe;
 mod error;
 mod json;
+mod proto_loader;
 mod proxy_compat;
 pub mod reflection;
 mod resolve;
@@ -32,6 +33,7 @@ pub use json::{
     json_to_message, json_to_message_with, message_to_json, write_message_json, Defaults,
     FieldNames, JsonOptions, JsonShape,
 };
+pub use proto_loader::{message_to_proto_loader_json, unknown_top_level_fields, without_fields};
 pub use schema::{has_no_side_effects, Schema};
 
 // Re-exported so users need not depend on the exact prost-reflect version themselves.

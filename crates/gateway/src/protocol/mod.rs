@@ -7,7 +7,8 @@
 //! - [`grpc_web`]: gRPC-Web (binary and base64 text) translated to gRPC;
 //! - [`connect`]: the Connect protocol (unary JSON/binary, GET, server streaming);
 //! - [`ws`]: `GET /ws`, one WebSocket multiplexing calls of all four RPC kinds;
-//! - [`batch`]: `POST /batch`, many JSON calls in one round trip.
+//! - [`batch`]: `POST /batch`, many JSON calls in one round trip;
+//! - [`octanewebr`]: `POST /api/grpc/{service}/{method}`, octaneWebR's server's call route.
 //!
 //! gRPC, gRPC-Web and Connect share paths with the JSON route (`/pkg.Service/Method`); a
 //! request is handed to them by its content type and headers ([`WireProtocol::of`]) before
@@ -29,6 +30,7 @@ pub mod connect;
 pub mod grpc;
 pub mod grpc_web;
 pub mod json;
+pub mod octanewebr;
 pub mod sse;
 pub mod ws;
 

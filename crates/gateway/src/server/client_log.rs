@@ -1,5 +1,6 @@
 //! The original proxy's client-log routes: `POST /debug/append-log`, `POST /debug/clear-log`
-//! and `POST /save-debug-logs`. The original browser client posts its own log lines there;
+//! and `POST /save-debug-logs`, and octaneWebR's `POST /api/log` (its development server's
+//! route, which its client's debug logger posts to). The browser clients post their own log lines there;
 //! they are accepted (`{"success":true}`) and written to the gateway's log at `debug` level
 //! under the target [`TARGET`], so a page that expects them keeps working without filling the
 //! operator's log. The gateway keeps no log file of its own for the client.
@@ -35,6 +36,11 @@ pub async fn clear(State(state): State<GatewayState>, request: Request) -> Respo
 /// `POST /save-debug-logs`.
 pub async fn save(State(state): State<GatewayState>, request: Request) -> Response {
     accept(&state, request, "save-debug-logs").await
+}
+
+/// `POST /api/log`, octaneWebR's.
+pub async fn octanewebr(State(state): State<GatewayState>, request: Request) -> Response {
+    accept(&state, request, "api/log").await
 }
 
 async fn accept(state: &GatewayState, request: Request, route: &'static str) -> Response {

@@ -114,7 +114,10 @@ impl OriginPolicy {
 /// The CORS layer. It answers every origin: [`OriginPolicy::check`] refuses requests from
 /// foreign pages before any route runs, and its refusal must be readable to be useful.
 pub(crate) fn layer() -> CorsLayer {
-    let exposed: Vec<HeaderName> = EXPOSED.map(HeaderName::from_static).to_vec();
+    let mut exposed: Vec<HeaderName> = EXPOSED.map(HeaderName::from_static).to_vec();
+    exposed.push(HeaderName::from_static(
+        crate::protocol::octanewebr::IGNORED_FIELDS_HEADER,
+    ));
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods(AllowMethods::mirror_request())

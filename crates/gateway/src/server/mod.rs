@@ -97,6 +97,11 @@ pub fn router(state: GatewayState, extra: Router) -> Router {
         .route("/debug/append-log", post_only(client_log::append))
         .route("/debug/clear-log", post_only(client_log::clear))
         .route("/save-debug-logs", post_only(client_log::save))
+        .route("/api/log", post_only(client_log::octanewebr))
+        .route(
+            "/api/grpc/{service}/{method}",
+            post_only(protocol::octanewebr::handle),
+        )
         .route("/{service}/{method}", json_route)
         .with_state(state.clone());
     // The stack wraps the whole router once, outermost first, so a request passes each layer

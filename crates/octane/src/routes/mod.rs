@@ -3,6 +3,7 @@
 
 mod callback;
 mod frame;
+pub mod octanewebr;
 mod sse;
 mod ws;
 mod ws_wire;
@@ -50,10 +51,7 @@ pub fn routes(hub: FrameHub) -> Router {
 /// [`routes`] under the gateway's method policy: when it refuses any method the render
 /// subscription calls, every render route answers 403 `PERMISSION_DENIED` naming it.
 pub fn routes_with_policy(hub: FrameHub, policy: &MethodPolicy) -> Router {
-    let refused = hub
-        .upstream_methods()
-        .into_iter()
-        .find(|method| !policy.permits(method));
+    let refused = refused_render_method(&hub, policy);
     let state = RenderState {
         hub,
         sse_clients: Arc::new(Mutex::new(HashMap::new())),
@@ -79,6 +77,13 @@ pub fn routes_with_policy(hub: FrameHub, policy: &MethodPolicy) -> Router {
             },
         )),
     }
+}
+
+/// The first method the frame subscription calls that `policy` refuses, if any.
+fn refused_render_method(hub: &FrameHub, policy: &MethodPolicy) -> Option<String> {
+    hub.upstream_methods()
+        .into_iter()
+        .find(|method| !policy.permits(method))
 }
 
 /// `{"success": false, "error": message}` with `status`.

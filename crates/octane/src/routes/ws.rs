@@ -22,11 +22,11 @@ use crate::encode::{
 use crate::hub::{HubEvent, Viewer};
 
 /// Largest control message accepted from a viewer.
-const MAX_CONTROL_BYTES: usize = 16 * 1024;
+pub(super) const MAX_CONTROL_BYTES: usize = 16 * 1024;
 /// Control messages queued while a frame is being sent.
 const CONTROL_QUEUE: usize = 16;
 /// A frame send that takes longer than this ends the connection (the viewer stopped reading).
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Highest `max_fps` a viewer can ask for.
 const MAX_FPS: u32 = 240;
 

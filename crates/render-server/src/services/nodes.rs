@@ -1019,4 +1019,16 @@ impl ApiInfoService for NodeServices {
             result: OCTANE_VERSION,
         }))
     }
+
+    async fn octane_name(
+        &self,
+        _request: Request<api_info::OctaneNameRequest>,
+    ) -> Result<Response<api_info::OctaneNameResponse>, Status> {
+        Ok(Response::new(api_info::OctaneNameResponse {
+            result: format!(
+                "octaneweb reference render server {}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        }))
+    }
 }

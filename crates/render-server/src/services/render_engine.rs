@@ -179,6 +179,20 @@ impl ApiRenderEngineService for RenderEngineService {
         }))
     }
 
+    async fn device_uses_hardware_ray_tracing(
+        &self,
+        request: Request<re::DeviceUsesHardwareRayTracingRequest>,
+    ) -> Result<Response<re::DeviceUsesHardwareRayTracingResponse>, Status> {
+        device(
+            "ApiRenderEngine.deviceUsesHardwareRayTracing",
+            request.get_ref().index,
+        )?;
+        // The path tracer runs on the CPU: no ray-tracing hardware.
+        Ok(Response::new(re::DeviceUsesHardwareRayTracingResponse {
+            result: false,
+        }))
+    }
+
     async fn get_memory_usage(
         &self,
         request: Request<re::GetMemoryUsageRequest>,
