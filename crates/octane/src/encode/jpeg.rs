@@ -45,23 +45,39 @@ pub fn encode_jpeg(
     quality: u8,
     out: &mut impl std::io::Write,
 ) -> Result<(), EncodeError> {
-    encode_in_strips(jpeg_encoder_strip, rgba, width, height, quality, out)
+    encode_in_strips(libjpeg_turbo_strip, rgba, width, height, quality, out)
 }
 
-/// One strip through the `jpeg-encoder` crate (AVX2 when the CPU has it; 4:2:0 chroma below
-/// quality 90, 4:4:4 from 90).
-pub fn jpeg_encoder_strip(
+/// Chroma subsampling by quality: 4:2:0 below 90 (half the chroma data, invisible at the
+/// qualities viewers stream at), full-resolution chroma from 90, as the encoder before did.
+pub fn subsampling_for(quality: u8) -> libjpeg_turbo_rs::Subsampling {
+    if quality < 90 {
+        libjpeg_turbo_rs::Subsampling::S420
+    } else {
+        libjpeg_turbo_rs::Subsampling::S444
+    }
+}
+
+/// One strip through `libjpeg-turbo-rs`, a pure-Rust port of libjpeg-turbo with run-time
+/// selected AVX2/SSE2/NEON kernels: libjpeg-turbo's output byte for byte, with no C or
+/// assembler in the build. The fastest candidate in `benches/jpeg_encoders.rs` that needs
+/// nothing but cargo (see BENCHMARKS.md).
+pub fn libjpeg_turbo_strip(
     rgba: &[u8],
     width: u32,
     rows: u32,
     quality: u8,
 ) -> Result<Vec<u8>, EncodeError> {
-    let (width, rows) = jpeg_dimensions(width, rows)?;
-    let mut jpeg = Vec::with_capacity(rgba.len() / 10);
-    jpeg_encoder::Encoder::new(&mut jpeg, quality.clamp(1, 100))
-        .encode(rgba, width, rows, jpeg_encoder::ColorType::Rgba)
-        .map_err(|e| EncodeError::Jpeg(e.to_string()))?;
-    Ok(jpeg)
+    jpeg_dimensions(width, rows)?;
+    libjpeg_turbo_rs::compress(
+        rgba,
+        width as usize,
+        rows as usize,
+        libjpeg_turbo_rs::PixelFormat::Rgba,
+        quality.clamp(1, 100),
+        subsampling_for(quality),
+    )
+    .map_err(|e| EncodeError::Jpeg(e.to_string()))
 }
 
 /// Encodes `rgba` with `encoder`, in parallel strips on the JPEG pool when the frame is large
@@ -435,17 +451,17 @@ mod tests {
         let (Some(interval), _) = restart_markers(&joined) else {
             return; // one core: nothing was joined
         };
-        let mut whole = Vec::new();
-        let mut encoder = jpeg_encoder::Encoder::new(&mut whole, 80);
-        encoder.set_restart_interval(interval);
-        encoder
-            .encode(
-                &rgba,
-                width as u16,
-                height as u16,
-                jpeg_encoder::ColorType::Rgba,
-            )
-            .expect("encodes");
+        let whole = libjpeg_turbo_rs::Encoder::new(
+            &rgba,
+            width as usize,
+            height as usize,
+            libjpeg_turbo_rs::PixelFormat::Rgba,
+        )
+        .quality(80)
+        .subsampling(subsampling_for(80))
+        .restart_blocks(interval)
+        .encode()
+        .expect("encodes");
         assert!(joined == whole, "joined strips differ from a single encode");
     }
 
@@ -474,8 +490,8 @@ mod tests {
 
     #[test]
     fn strips_with_different_tables_are_refused() {
-        let a = jpeg_encoder_strip(&test_image(32, 32), 32, 32, 80).expect("encodes");
-        let b = jpeg_encoder_strip(&test_image(32, 32), 32, 32, 50).expect("encodes");
+        let a = libjpeg_turbo_strip(&test_image(32, 32), 32, 32, 80).expect("encodes");
+        let b = libjpeg_turbo_strip(&test_image(32, 32), 32, 32, 50).expect("encodes");
         let mut out = Vec::new();
         let joined = join_strips(&[a.clone(), b], 64, 32, &mut out);
         assert!(matches!(joined, Err(EncodeError::Jpeg(m)) if m.contains("different headers")));
