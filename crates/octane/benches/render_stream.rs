@@ -15,8 +15,8 @@
 //! 4. `encode-4k`: a real 3840x2160 render (path-traced once, cached under the target
 //!    directory) published into the hub, then `GET /render/frame.jpg?quality=80..84`, five
 //!    fresh encodes per round through the hub's own path (encoding cache, blocking pool, HTTP
-//!    response), against the encoder the hub used before, `jpeg-encoder` on one thread, on
-//!    the same pixels in the same rounds; once on an otherwise idle process and once while the
+//!    response), beside the same encoder called directly and the encoder the hub used
+//!    before, `jpeg-encoder` on one thread, on the same pixels in the same rounds; once on an otherwise idle process and once while the
 //!    path tracer keeps rayon's global pool busy, as in `octaneweb demo`.
 //!
 //! `OCTANEWEB_BENCH_SECONDS` sets the length of each streaming phase (default 4).
@@ -455,6 +455,9 @@ fn start_render_load(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
 #[derive(Debug, Default)]
 struct EncodeTimes {
     hub_ms: Vec<f64>,
+    /// The hub's encoder called directly on the same pixels: the hub path's own cost is the
+    /// difference.
+    direct_ms: Vec<f64>,
     baseline_ms: Vec<f64>,
     bytes: usize,
 }
@@ -498,7 +501,19 @@ async fn encode_4k(rounds: usize, under_render_load: bool) -> Result<EncodeTimes
                 )
                 .map_err(|e| e.to_string())?;
             let baseline_ms = started.elapsed().as_secs_f64() * 1e3;
+            let started = Instant::now();
+            let mut direct = Vec::new();
+            octaneweb_octane::encode::encode_jpeg(
+                &pixels,
+                WIDTH_4K,
+                HEIGHT_4K,
+                quality,
+                &mut direct,
+            )
+            .map_err(|e| e.to_string())?;
+            let direct_ms = started.elapsed().as_secs_f64() * 1e3;
             if round > 0 {
+                times.direct_ms.push(direct_ms);
                 times.hub_ms.push(hub_ms);
                 times.baseline_ms.push(baseline_ms);
                 times.bytes = body.len();
@@ -616,6 +631,11 @@ fn main() {
                 "  hub, new encoder:              {hub:7.1} ms median  {:6.0} Mpixel/s  {} bytes",
                 mpixels / hub * 1e3,
                 times.bytes
+            );
+            let direct = median_ms(&times.direct_ms);
+            println!(
+                "  new encoder called directly:    {direct:7.1} ms median  {:6.0} Mpixel/s",
+                mpixels / direct * 1e3
             );
             println!(
                 "  baseline jpeg-encoder 1 thread: {baseline:7.1} ms median  {:6.0} Mpixel/s",

@@ -50,7 +50,7 @@ pub fn encode_jpeg(
 
 /// Chroma subsampling by quality: 4:2:0 below 90 (half the chroma data, invisible at the
 /// qualities viewers stream at), full-resolution chroma from 90, as the encoder before did.
-pub fn subsampling_for(quality: u8) -> libjpeg_turbo_rs::Subsampling {
+fn subsampling_for(quality: u8) -> libjpeg_turbo_rs::Subsampling {
     if quality < 90 {
         libjpeg_turbo_rs::Subsampling::S420
     } else {
