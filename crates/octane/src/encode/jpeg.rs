@@ -16,8 +16,10 @@ use rayon::prelude::*;
 
 use super::EncodeError;
 
-/// Frames with fewer pixels than this are encoded on the calling thread: below it the
-/// hand-over to the pool costs about what a second core saves.
+/// Frames with fewer pixels than this are encoded on the calling thread: they take a few
+/// milliseconds whole, and their strips would be a handful of MCU rows each. (At 1440x810,
+/// above it, the strips measured no faster than one thread on the busy 2-core machine; see
+/// BENCHMARKS.md.)
 pub const PARALLEL_MIN_PIXELS: u64 = 256 * 1024;
 
 /// Strip heights are multiples of this many rows: the MCU height of 4:2:0 (16); 4:4:4's
@@ -93,13 +95,16 @@ pub fn encode_in_strips(
     jpeg_dimensions(width, height)?;
     let quality = quality.clamp(1, 100);
     let row_bytes = width as usize * 4;
-    let needed = row_bytes * height as usize;
-    let rgba = rgba.get(..needed).ok_or_else(|| {
-        EncodeError::Jpeg(format!(
-            "{} bytes of pixels for a {width}x{height} RGBA8 image, which needs {needed}",
-            rgba.len()
-        ))
-    })?;
+    let needed = row_bytes.checked_mul(height as usize);
+    let rgba = needed
+        .and_then(|needed| rgba.get(..needed))
+        .ok_or_else(|| {
+            let needed = u64::from(width) * u64::from(height) * 4;
+            EncodeError::Jpeg(format!(
+                "{} bytes of pixels for a {width}x{height} RGBA8 image, which needs {needed}",
+                rgba.len()
+            ))
+        })?;
     let pool = match pool() {
         Some(pool) if u64::from(width) * u64::from(height) >= PARALLEL_MIN_PIXELS => pool,
         _ => return write_all(out, &encoder(rgba, width, height, quality)?),
