@@ -12,6 +12,12 @@
 //! 2. 100 viewers, frames offered at 30/s: WebSocket JPEG vs SSE base64. Whether the upstream
 //!    was slowed (publisher lateness), frames per viewer, peak RSS growth.
 //! 3. HDR -> RGBA8 tonemap on one core vs a straightforward per-pixel `powf` loop.
+//! 4. `encode-4k`: a real 3840x2160 render (path-traced once, cached under the target
+//!    directory) published into the hub, then `GET /render/frame.jpg?quality=80..84`, five
+//!    fresh encodes per round through the hub's own path (encoding cache, blocking pool, HTTP
+//!    response), beside the same encoder called directly and the encoder the hub used
+//!    before, `jpeg-encoder` on one thread, on the same pixels in the same rounds; once on an otherwise idle process and once while the
+//!    path tracer keeps rayon's global pool busy, as in `octaneweb demo`.
 //!
 //! `OCTANEWEB_BENCH_SECONDS` sets the length of each streaming phase (default 4).
 
@@ -26,6 +32,9 @@ use octaneweb_octane::encode::ToneCurve;
 use octaneweb_octane::frame::{unix_micros_now, Pixels, RenderImage};
 use octaneweb_octane::{routes, EncodingKind, FrameHeader, FrameHub, FrameHubConfig, Tonemap};
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "support/render.rs"]
+mod render;
 
 const WIDTH: u32 = 1024;
 const HEIGHT: u32 = 512;
@@ -419,11 +428,116 @@ fn bench_tonemap() -> (f64, f64) {
     (fast, naive)
 }
 
+/// The 4K frame as the `n`th hub image (a new fingerprint each, so none is a duplicate).
+fn image_4k(pixels: &Bytes, width: u32, height: u32, n: u64) -> RenderImage {
+    RenderImage {
+        width,
+        height,
+        ..image(pixels, n)
+    }
+}
+
+/// Keeps rayon's global pool rendering the built-in scene until `stop`, as the embedded
+/// render server does in `octaneweb demo`.
+fn start_render_load(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let scene = Arc::new(octaneweb_pathtracer::Scene::builtin());
+        let camera = scene.default_camera();
+        let Ok(mut renderer) = octaneweb_pathtracer::Renderer::new(scene, camera, 1024, 512) else {
+            return;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            renderer.render_sample();
+        }
+    })
+}
+
+#[derive(Debug, Default)]
+struct EncodeTimes {
+    hub_ms: Vec<f64>,
+    /// The hub's encoder called directly on the same pixels: the hub path's own cost is the
+    /// difference.
+    direct_ms: Vec<f64>,
+    baseline_ms: Vec<f64>,
+    bytes: usize,
+}
+
+/// Five fresh 4K JPEG encodes through `GET /render/frame.jpg` per round, each beside one
+/// encode of the same pixels by the previous encoder.
+async fn encode_4k(rounds: usize, under_render_load: bool) -> Result<EncodeTimes, String> {
+    const WIDTH_4K: u32 = 3840;
+    const HEIGHT_4K: u32 = 2160;
+    let pixels = Bytes::from(render::rendered_rgba(WIDTH_4K, HEIGHT_4K, 4)?);
+    let hub = FrameHub::detached(FrameHubConfig::default());
+    let addr = serve(hub.clone()).await;
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = under_render_load.then(|| start_render_load(stop.clone()));
+    let mut times = EncodeTimes::default();
+    // Round 0 warms up; each round publishes a new frame, so every quality is a fresh encode.
+    for round in 0..=rounds {
+        hub.publish_image(
+            image_4k(&pixels, WIDTH_4K, HEIGHT_4K, round as u64 + 1),
+            1,
+            0,
+        );
+        for quality in 80..85 {
+            let url = format!("http://{addr}/render/frame.jpg?quality={quality}");
+            let started = Instant::now();
+            let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            let hub_ms = started.elapsed().as_secs_f64() * 1e3;
+            if body.get(..2) != Some(&[0xFF, 0xD8][..]) {
+                return Err(format!("{url} did not answer a JPEG"));
+            }
+            let started = Instant::now();
+            let mut baseline = Vec::new();
+            jpeg_encoder::Encoder::new(&mut baseline, quality)
+                .encode(
+                    &pixels,
+                    WIDTH_4K as u16,
+                    HEIGHT_4K as u16,
+                    jpeg_encoder::ColorType::Rgba,
+                )
+                .map_err(|e| e.to_string())?;
+            let baseline_ms = started.elapsed().as_secs_f64() * 1e3;
+            let started = Instant::now();
+            let mut direct = Vec::new();
+            octaneweb_octane::encode::encode_jpeg(
+                &pixels,
+                WIDTH_4K,
+                HEIGHT_4K,
+                quality,
+                &mut direct,
+            )
+            .map_err(|e| e.to_string())?;
+            let direct_ms = started.elapsed().as_secs_f64() * 1e3;
+            if round > 0 {
+                times.direct_ms.push(direct_ms);
+                times.hub_ms.push(hub_ms);
+                times.baseline_ms.push(baseline_ms);
+                times.bytes = body.len();
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(load) = load {
+        let _ = load.join();
+    }
+    Ok(times)
+}
+
+fn median_ms(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then just smoke-run.
     let benching = std::env::args().any(|a| a == "--bench");
     // An optional filter argument runs only the phases whose name contains it:
-    // "tonemap", "one-viewer", "many-viewers".
+    // "tonemap", "one-viewer", "many-viewers", "encode-4k".
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let run = |phase: &str| filter.as_deref().is_none_or(|f| phase.contains(f));
     let seconds: f64 = std::env::var("OCTANEWEB_BENCH_SECONDS")
@@ -488,5 +602,46 @@ fn main() {
             ws.viewer_fps_mean / sse.viewer_fps_mean,
             ws.peak_rss_growth_mib / sse.peak_rss_growth_mib.max(0.1)
         );
+    });
+    runtime.block_on(async {
+        if !run("encode-4k") {
+            return;
+        }
+        let rounds = if benching { 5 } else { 1 };
+        for under_load in [false, true] {
+            let times = match encode_4k(rounds, under_load).await {
+                Ok(times) => times,
+                Err(e) => {
+                    println!("== 4K JPEG encode: failed: {e}");
+                    return;
+                }
+            };
+            let (hub, baseline) = (median_ms(&times.hub_ms), median_ms(&times.baseline_ms));
+            let mpixels = 3840.0 * 2160.0 / 1e6;
+            println!(
+                "== 4K JPEG q80..84 through GET /render/frame.jpg, {} fresh encodes{}",
+                times.hub_ms.len(),
+                if under_load {
+                    ", path tracer busy on rayon's global pool"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  hub, new encoder:              {hub:7.1} ms median  {:6.0} Mpixel/s  {} bytes",
+                mpixels / hub * 1e3,
+                times.bytes
+            );
+            let direct = median_ms(&times.direct_ms);
+            println!(
+                "  new encoder called directly:    {direct:7.1} ms median  {:6.0} Mpixel/s",
+                mpixels / direct * 1e3
+            );
+            println!(
+                "  baseline jpeg-encoder 1 thread: {baseline:7.1} ms median  {:6.0} Mpixel/s",
+                mpixels / baseline * 1e3
+            );
+            println!("  ratio:                          {:7.2}x", baseline / hub);
+        }
     });
 }

@@ -3,6 +3,7 @@
 //!
 //! Every function here is CPU-bound and blocking; callers run them off the async reactor.
 
+pub mod jpeg;
 pub mod tonemap;
 pub mod view;
 
@@ -15,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{image_type, Frame, Pixels};
+pub use jpeg::encode_jpeg;
 pub use tonemap::{ToneCurve, Tonemap, TonemapError};
 pub use view::{Region, View, ViewError, ViewRequest};
 
@@ -491,24 +493,6 @@ pub fn encode_png(
         .write_image_data(rgba)
         .map_err(|e| EncodeError::Png(e.to_string()))?;
     writer.finish().map_err(|e| EncodeError::Png(e.to_string()))
-}
-
-/// Encodes tightly packed RGBA8 as baseline JPEG (alpha dropped), quality 1..=100.
-pub fn encode_jpeg(
-    rgba: &[u8],
-    width: u32,
-    height: u32,
-    quality: u8,
-    out: &mut impl std::io::Write,
-) -> Result<(), EncodeError> {
-    let w = u16::try_from(width)
-        .map_err(|_| EncodeError::Jpeg(format!("width {width} exceeds JPEG's 65535")))?;
-    let h = u16::try_from(height)
-        .map_err(|_| EncodeError::Jpeg(format!("height {height} exceeds JPEG's 65535")))?;
-    let encoder = jpeg_encoder::Encoder::new(out, quality.clamp(1, 100));
-    encoder
-        .encode(rgba, w, h, jpeg_encoder::ColorType::Rgba)
-        .map_err(|e| EncodeError::Jpeg(e.to_string()))
 }
 
 /// The `buffer` object of the original proxy's image JSON.
