@@ -319,6 +319,40 @@ describe('frames sized to the viewer', { timeout: 300000 }, () => {
     assert.deepEqual(fit, { type: 'config', width: box.width * box.ratio, height: box.height * box.ratio, crop: null });
   });
 
+  test('fit and 1:1 at a phone, laptop and desktop window: the image in its box, 1:1 cropped only when it does not fit', async () => {
+    for (const [width, height] of [[390, 844], [1280, 860], [1920, 1080]]) {
+      await page.setViewportSize({ width, height });
+      await page.click('#btn-fit');
+      const box = await viewportBox(page);
+      await page.waitForFunction((v) => document.getElementById('viewport').dataset.view === v, `${box.width * box.ratio}x${box.height * box.ratio}`);
+      const fit = await page.evaluate(() => {
+        const outer = document.getElementById('viewport').getBoundingClientRect();
+        const canvas = document.getElementById('frame-canvas').getBoundingClientRect();
+        return { inside: canvas.left >= outer.left && canvas.right <= outer.right + 0.5 && canvas.top >= outer.top && canvas.bottom <= outer.bottom + 0.5, sideways: document.documentElement.scrollWidth - window.innerWidth };
+      });
+      assert.ok(fit.inside, `at ${width}x${height} the fitted canvas leaves the viewport`);
+      assert.ok(fit.sideways <= 0, `at ${width}x${height} the page scrolls sideways by ${fit.sideways}px`);
+      await screenshot(page, `view-fit-${width}x${height}`);
+      await page.click('#btn-actual');
+      const fits = box.width >= FULL[0] && box.height >= FULL[1];
+      await page.waitForFunction((cropped) => {
+        const view = document.getElementById('viewport').dataset.view;
+        return cropped ? view.startsWith('full crop=') : view === 'full';
+      }, !fits);
+      const scroll = await page.evaluate(() => {
+        const el = document.getElementById('viewport');
+        return { x: el.scrollWidth > el.clientWidth, y: el.scrollHeight > el.clientHeight, sideways: document.documentElement.scrollWidth - window.innerWidth };
+      });
+      assert.equal(scroll.x, box.width < FULL[0], `at ${width}x${height} 1:1 scrolls sideways: ${scroll.x}`);
+      assert.ok(scroll.sideways <= 0, `at ${width}x${height} the page (not the viewport) scrolls sideways at 1:1`);
+      await screenshot(page, `view-actual-${width}x${height}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.click('#btn-fit');
+    const box = await viewportBox(page);
+    await page.waitForFunction((v) => document.getElementById('viewport').dataset.view === v, `${box.width}x${box.height}`);
+  });
+
   test('polling asks GET /render/frame.jpg for the display size, and for the crop at 1:1', async () => {
     const poller = await openPage(browser, { viewport: { width: 1280, height: 860 } });
     try {
