@@ -144,6 +144,9 @@ export class Viewport extends EventTarget {
   stop() {
     this.generation += 1;
     clearTimeout(this.viewTimer);
+    if (this.pending) this.dropFrame();
+    this.pending = null;
+    this.showCounters();
     clearTimeout(this.firstFrameTimer);
     clearTimeout(this.retryTimer);
     this.transport?.stop();
@@ -426,8 +429,15 @@ export class Viewport extends EventTarget {
     const { frame, bitmap } = this.shown ?? {};
     if (!bitmap) return;
     const { region } = frame;
-    const scaleX = this.zoom === 'actual' ? 1 : bitmap.width / region.width;
-    const scaleY = this.zoom === 'actual' ? 1 : bitmap.height / region.height;
+    let scaleX = this.zoom === 'actual' ? 1 : bitmap.width / region.width;
+    let scaleY = this.zoom === 'actual' ? 1 : bitmap.height / region.height;
+    const partial = region.width < frame.fullWidth || region.height < frame.fullHeight;
+    const same = this.geometry && this.geometry.frame.fullWidth === frame.fullWidth && this.geometry.frame.fullHeight === frame.fullHeight;
+    if (this.zoom === 'fit' && partial && same) {
+      // A crop asked for at 1:1 arriving after the switch to fit: draw it into the frame on
+      // screen at that frame's scale rather than clearing it for a canvas of the crop's.
+      ({ scaleX, scaleY } = this.geometry);
+    }
     const width = Math.max(1, Math.round(frame.fullWidth * scaleX));
     const height = Math.max(1, Math.round(frame.fullHeight * scaleY));
     if (this.canvas.width !== width || this.canvas.height !== height) {
