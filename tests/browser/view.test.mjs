@@ -369,6 +369,18 @@ describe('frames sized to the viewer', { timeout: 600000 }, () => {
       });
       assert.equal(scroll.x, box.width < FULL[0], `at ${width}x${height} 1:1 scrolls sideways: ${scroll.x}`);
       assert.ok(scroll.sideways <= 0, `at ${width}x${height} the page (not the viewport) scrolls sideways at 1:1`);
+      // Scrolled to the far corner, the statistics overlay still shows in the viewport's box.
+      await page.evaluate(() => new Promise((resolve) => {
+        const el = document.getElementById('viewport');
+        el.scrollTo(el.scrollWidth, el.scrollHeight);
+        requestAnimationFrame(() => requestAnimationFrame(resolve));
+      }));
+      const hud = await page.evaluate(() => {
+        const outer = document.getElementById('viewport').getBoundingClientRect();
+        const box = document.getElementById('hud').getBoundingClientRect();
+        return { dx: box.left - outer.left, dy: box.top - outer.top };
+      });
+      assert.ok(hud.dx >= 0 && hud.dx < 20 && hud.dy >= 0 && hud.dy < 20, `at ${width}x${height} the HUD scrolled away: ${JSON.stringify(hud)}`);
       await screenshot(page, `view-actual-${width}x${height}`);
     }
     await page.setViewportSize({ width: 1280, height: 860 });

@@ -82,6 +82,7 @@ export class Viewport extends EventTarget {
     // pixel ratio (browser zoom, a move to another monitor); at 1:1 the view follows scrolling.
     new ResizeObserver(() => this.scheduleView()).observe(root);
     root.addEventListener('scroll', () => {
+      this.followScroll();
       if (this.zoom === 'actual') this.scheduleView();
     }, { passive: true });
     this.watchPixelRatio();
@@ -89,6 +90,12 @@ export class Viewport extends EventTarget {
     this.config.view = this.view;
     this.root.dataset.view = describeView(this.view);
     this.showCounters();
+  }
+
+  /** The overlays (HUD, badges) stay put while the image scrolls under them at 1:1. */
+  followScroll() {
+    this.root.style.setProperty('--scroll-left', `${this.root.scrollLeft}px`);
+    this.root.style.setProperty('--scroll-top', `${this.root.scrollTop}px`);
   }
 
   watchPixelRatio() {
@@ -491,6 +498,10 @@ export class Viewport extends EventTarget {
     this.root.classList.toggle('actual', zoom === 'actual');
     this.root.dataset.zoom = zoom;
     this.paint();
+    // Fit does not scroll: drop a position left from 1:1 (the overlays, moved along with it,
+    // would otherwise keep it alive).
+    if (zoom === 'fit') this.root.scrollTo(0, 0);
+    this.followScroll();
     this.updateView();
   }
 
