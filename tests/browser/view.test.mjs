@@ -630,7 +630,7 @@ describe('frames sized to the viewer', { timeout: 600000 }, () => {
     await page.evaluate(() => document.getElementById('viewport').scrollTo(200, 100));
     await page.waitForFunction((v) => /^full crop=/.test(document.getElementById('viewport').dataset.view) && document.getElementById('viewport').dataset.view !== v, unscrolled);
     const asked = (await page.getAttribute('#viewport', 'data-view')).replace('full crop=', '');
-    await page.waitForFunction((region) => document.getElementById('viewport').dataset.region === region, asked, { timeout: 20000 });
+    await page.waitForFunction((region) => document.getElementById('viewport').dataset.frameRegion === region, asked, { timeout: 20000 });
     const [x, y, w, h] = asked.split(',').map(Number);
     assert.equal(Number(await page.getAttribute('#viewport', 'data-width')), w, 'a crop is sent 1:1');
     assert.equal(Number(await page.getAttribute('#viewport', 'data-height')), h);

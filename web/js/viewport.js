@@ -414,7 +414,7 @@ export class Viewport extends EventTarget {
     dataset.height = String(bitmap.height);
     dataset.fullWidth = String(frame.fullWidth);
     dataset.fullHeight = String(frame.fullHeight);
-    dataset.region = `${frame.region.x},${frame.region.y},${frame.region.width},${frame.region.height}`;
+    dataset.frameRegion = `${frame.region.x},${frame.region.y},${frame.region.width},${frame.region.height}`;
     dataset.hdr = frame.hdr ? '1' : '0';
     dataset.encoding = frame.encoding;
     dataset.spp = String(frame.spp ?? '');
