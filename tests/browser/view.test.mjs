@@ -150,6 +150,8 @@ describe('frames sized to the viewer', { timeout: 600000 }, () => {
     record = await recordViewRequests(page);
     await page.goto(demo.url);
     await waitForFrames(page, 0);
+    // Views travel on the WebSocket: a page that fell back to SSE would ask for nothing.
+    assert.equal(await page.getAttribute('#viewport', 'data-mode'), 'ws', await page.getAttribute('#viewport', 'data-last-failure'));
   });
 
   after(async () => {
@@ -276,15 +278,18 @@ describe('frames sized to the viewer', { timeout: 600000 }, () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     });
-    const box = await viewportBox(page);
-    const expected = { type: 'config', width: Math.round(box.width * box.ratio), height: Math.round(box.height * box.ratio), crop: null };
-    await waitUntil(() => record.views().length > before_, 'a view message after resizing');
-    await page.waitForFunction((v) => document.getElementById('viewport').dataset.view === v, `${expected.width}x${expected.height}`);
-    const sent = record.views().slice(before_);
-    assert.deepEqual(sent, [expected], `sent ${JSON.stringify(sent)}`);
-    await page.evaluate(() => {
-      document.querySelector('.layout').style.gridTemplateColumns = '';
-    });
+    try {
+      const box = await viewportBox(page);
+      const expected = { type: 'config', width: Math.round(box.width * box.ratio), height: Math.round(box.height * box.ratio), crop: null };
+      await waitUntil(() => record.views().length > before_, 'a view message after resizing');
+      await page.waitForFunction((v) => document.getElementById('viewport').dataset.view === v, `${expected.width}x${expected.height}`);
+      const sent = record.views().slice(before_);
+      assert.deepEqual(sent, [expected], `sent ${JSON.stringify(sent)}`);
+    } finally {
+      await page.evaluate(() => {
+        document.querySelector('.layout').style.gridTemplateColumns = '';
+      });
+    }
     const restored = await viewportBox(page);
     await page.waitForFunction((v) => document.getElementById('viewport').dataset.view === v, `${restored.width}x${restored.height}`);
   });
@@ -577,7 +582,12 @@ describe('frames sized to the viewer', { timeout: 600000 }, () => {
         });
       });
       await page.setViewportSize(size);
-      const frame = await page.evaluate(() => window.nextViewFrame);
+      const frame = await page.evaluate(() => Promise.race([
+        window.nextViewFrame,
+        new Promise((resolve, reject) => {
+          setTimeout(() => reject(new Error(`no frame after a confirmed view ${JSON.stringify(window.octaneweb.viewport.view)} within 20 s`)), 20000);
+        }),
+      ]));
       const box = await viewportBox(page);
       assert.deepEqual(frame.view, { width: box.width * box.ratio, height: box.height * box.ratio, crop: null });
       const fit = Math.min(frame.view.width, (frame.view.height * FULL[0]) / FULL[1], FULL[0]);
