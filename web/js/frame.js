@@ -1,10 +1,14 @@
-// Frame formats: the 56-byte header of /render/ws binary messages, the original proxy's
-// SSE image JSON, and turning either into something a canvas can draw.
+// Frame formats: the 80-byte header of /render/ws binary messages (56 and 48 bytes from older
+// gateways), the original proxy's SSE image JSON, and turning either into something a canvas
+// can draw. A frame may be a view of the render (scaled down, or a crop of it): `region` says
+// which part of the full frame the image shows, in full-frame pixels.
 
 export const HEADER_MAGIC = 'OWRF';
 export const MIN_HEADER_BYTES = 48;
 /** Headers this long carry the upstream's change level at offset 48 (older gateways: 48 bytes). */
 const CHANGE_LEVEL_HEADER_BYTES = 56;
+/** Headers this long say which region of the full frame the image shows (older: the whole). */
+export const VIEW_HEADER_BYTES = 80;
 /** Guard against absurd sizes in a corrupt header (16k x 16k is far beyond any render). */
 const MAX_DIMENSION = 16384;
 
@@ -20,9 +24,11 @@ export class FrameError extends Error {
 
 /**
  * Decodes one binary WebSocket message into a frame:
- * `{seq, width, height, spp, renderTime, sps, gatewayTimeMs, hdr, changeLevel, encoding, payload}`
- * (changeLevel null from a gateway whose header lacks it), where
- * payload is `{kind: 'rgba', data}` or `{kind: 'blob', blob}`.
+ * `{seq, width, height, spp, renderTime, sps, gatewayTimeMs, hdr, changeLevel, region,
+ * fullWidth, fullHeight, encoding, payload}` (changeLevel null from a gateway whose header
+ * lacks it; region `{x, y, width, height}` and the full size describe the whole image when the
+ * header is shorter than 80 bytes), where payload is `{kind: 'rgba', data}` or
+ * `{kind: 'blob', blob}`.
  */
 export function decodeBinaryFrame(buffer) {
   if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < MIN_HEADER_BYTES) {
@@ -53,6 +59,14 @@ export function decodeBinaryFrame(buffer) {
     sps: view.getFloat32(40, true),
     hdr: (view.getUint32(44, true) & 1) === 1,
     changeLevel: headerLength >= CHANGE_LEVEL_HEADER_BYTES ? Number(view.getBigUint64(48, true)) : null,
+    ...(headerLength >= VIEW_HEADER_BYTES
+      ? checkedView({
+        x: view.getUint32(56, true),
+        y: view.getUint32(60, true),
+        width: view.getUint32(64, true),
+        height: view.getUint32(68, true),
+      }, view.getUint32(72, true), view.getUint32(76, true))
+      : wholeFrame(width, height)),
     encoding,
     payload: null,
   };
@@ -69,10 +83,50 @@ export function decodeBinaryFrame(buffer) {
   return frame;
 }
 
-function checkSize(width, height) {
+function checkSize(width, height, what = 'frame size') {
   if (!(width > 0 && height > 0 && width <= MAX_DIMENSION && height <= MAX_DIMENSION)) {
-    throw new FrameError(`bad frame size ${width}x${height}`);
+    throw new FrameError(`bad ${what} ${width}x${height}`);
   }
+}
+
+/** The view fields of a frame whose image is the full frame (older gateways, SSE). */
+export function wholeFrame(width, height) {
+  return { region: { x: 0, y: 0, width, height }, fullWidth: width, fullHeight: height };
+}
+
+/** The view fields of a frame after checking the region lies inside the full frame. */
+function checkedView(region, fullWidth, fullHeight) {
+  checkSize(fullWidth, fullHeight, 'full frame size');
+  if (!(region.width > 0 && region.height > 0
+    && region.x + region.width <= fullWidth && region.y + region.height <= fullHeight)) {
+    throw new FrameError(`frame region ${region.x},${region.y},${region.width},${region.height} is not inside the ${fullWidth}x${fullHeight} frame`);
+  }
+  return { region, fullWidth, fullHeight };
+}
+
+/**
+ * The view fields of an HTTP frame answer from its `X-Frame-Region` ("x,y,w,h") and
+ * `X-Frame-Full-Size` ("WxH") headers; the whole image when the gateway sends neither.
+ */
+export function viewFromHeaders(imageWidth, imageHeight, regionHeader, fullSizeHeader) {
+  if (!regionHeader && !fullSizeHeader) return wholeFrame(imageWidth, imageHeight);
+  const region = /^(\d+),(\d+),(\d+),(\d+)$/.exec(regionHeader?.trim() ?? '');
+  const full = /^(\d+)x(\d+)$/.exec(fullSizeHeader?.trim() ?? '');
+  if (!region) throw new FrameError(`bad X-Frame-Region ${JSON.stringify(regionHeader)} (expected x,y,w,h)`);
+  if (!full) throw new FrameError(`bad X-Frame-Full-Size ${JSON.stringify(fullSizeHeader)} (expected WxH)`);
+  const [x, y, width, height] = region.slice(1).map(Number);
+  return checkedView({ x, y, width, height }, Number(full[1]), Number(full[2]));
+}
+
+/**
+ * A point on a frame's image (image pixels, fractional) as a point of the full render, in
+ * full-frame pixels: `region.x + imageX * region.width / image width` (the same for y).
+ */
+export function imageToFrame(frame, imageX, imageY) {
+  return {
+    x: frame.region.x + (imageX * frame.region.width) / frame.width,
+    y: frame.region.y + (imageY * frame.region.height) / frame.height,
+  };
 }
 
 /** Base64 to bytes, using the native decoder where the browser has one. */
@@ -112,6 +166,8 @@ export function decodeSseImage(event, seq) {
     sps: Number(image.samplesPerSecond) || 0,
     gatewayTimeMs: Number.isFinite(Number(event.timestamp)) ? Number(event.timestamp) * 1000 : null,
     hdr: type === HDR_RGBA,
+    // The original proxy's stream always carries the full frame.
+    ...wholeFrame(width, height),
     encoding: 'sse',
     payload: null,
   };

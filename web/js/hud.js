@@ -36,7 +36,10 @@ export class Hud {
     this.fields.spp.textContent = Number.isFinite(frame.spp) ? compact(frame.spp, 1) : '–';
     this.fields.sps.textContent = Number.isFinite(frame.sps) ? compact(frame.sps, 1) : '–';
     this.fields.time.textContent = Number.isFinite(frame.renderTime) ? `${frame.renderTime.toFixed(2)} s` : '–';
-    this.fields.size.textContent = `${frame.width}×${frame.height}${frame.hdr ? ' HDR' : ''}`;
+    // The render's size, and the size sent when the gateway scaled or cropped it for this view.
+    const full = `${frame.fullWidth ?? frame.width}×${frame.fullHeight ?? frame.height}`;
+    const sent = frame.width !== frame.fullWidth || frame.height !== frame.fullHeight ? ` (sent ${frame.width}×${frame.height})` : '';
+    this.fields.size.textContent = `${full}${sent}${frame.hdr ? ' HDR' : ''}`;
     // A frame that reached the gateway before this connection began (the one sent on
     // connect can be minutes old) says nothing about latency.
     const fresh = !(frame.connectedAt > 0) || frame.gatewayTimeMs >= frame.connectedAt;

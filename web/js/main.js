@@ -66,6 +66,7 @@ const stats = new RenderStats({ root: byId('stats') });
 const tools = new ViewportTools({
   surface: viewportEl,
   canvas: byId('frame-canvas'),
+  viewport,
   regionBox: byId('region-box'),
   dragBox: byId('drag-box'),
   selection,
@@ -83,6 +84,8 @@ viewport.addEventListener('mode', (event) => {
 viewport.addEventListener('frame', (event) => {
   hud.onFrame(event.detail);
   byId('hdr-controls').hidden = !event.detail.hdr;
+  // The frame's size or view may have moved the image on screen.
+  tools.showRegion();
   showStale();
 });
 hud.onLatency = (ms) => stats.recordLatency(ms);

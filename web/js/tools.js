@@ -1,5 +1,6 @@
 // Viewport tools: click to pick what is under the pointer, drag a render region, clay and
-// sub-sampling modes. They speak in film pixels, so they work at any zoom and window size.
+// sub-sampling modes. They speak in film pixels (of the full frame), so they work at any
+// zoom, window size and view: the canvas may show the frame scaled down, or a crop of it.
 
 import { DRAG_SLOP_PX } from './camera.js';
 import { toast } from './dom.js';
@@ -15,14 +16,16 @@ export class ViewportTools extends EventTarget {
    * @param {object} opts
    * @param {HTMLElement} opts.surface   the viewport element (pointer events)
    * @param {HTMLCanvasElement} opts.canvas
+   * @param {import('./viewport.js').Viewport} opts.viewport  maps canvas pixels to film pixels
    * @param {HTMLElement} opts.regionBox  shows the active region
    * @param {HTMLElement} opts.dragBox    shows the region being dragged
    * @param {import('./selection.js').Selection} opts.selection
    */
-  constructor({ surface, canvas, regionBox, dragBox, selection }) {
+  constructor({ surface, canvas, viewport, regionBox, dragBox, selection }) {
     super();
     this.surface = surface;
     this.canvas = canvas;
+    this.viewport = viewport;
     this.regionBox = regionBox;
     this.dragBox = dragBox;
     this.selection = selection;
@@ -49,16 +52,30 @@ export class ViewportTools extends EventTarget {
     return { left: box.left + (box.width - width) / 2, top: box.top + (box.height - height) / 2, width, height };
   }
 
-  /** Client coordinates to film pixels (clamped to the image), or null off the image. */
+  /**
+   * Client coordinates to film pixels (clamped to the image), or null off the image. The
+   * canvas may hold the frame at another scale than the film's: the viewport knows how it
+   * drew the frame (the header's region and full size).
+   */
   toFilm(clientX, clientY, clamp = false) {
     const rect = this.imageRect();
-    if (!rect) return null;
+    const size = this.viewport.frameSize();
+    if (!rect || !size) return null;
     let u = (clientX - rect.left) / rect.width;
     let v = (clientY - rect.top) / rect.height;
     if (!clamp && (u < 0 || v < 0 || u >= 1 || v >= 1)) return null;
     u = Math.min(1, Math.max(0, u));
     v = Math.min(1, Math.max(0, v));
-    return { x: u * this.canvas.width, y: v * this.canvas.height };
+    const film = this.viewport.canvasToFrame(u * this.canvas.width, v * this.canvas.height);
+    return { x: Math.min(size.width, Math.max(0, film.x)), y: Math.min(size.height, Math.max(0, film.y)) };
+  }
+
+  /** Film pixel coordinates to client coordinates (where that point of the render shows). */
+  filmToClient(x, y) {
+    const rect = this.imageRect();
+    const size = this.viewport.frameSize();
+    if (!rect || !size) return null;
+    return { x: rect.left + (x / size.width) * rect.width, y: rect.top + (y / size.height) * rect.height };
   }
 
   attach() {
@@ -169,17 +186,13 @@ export class ViewportTools extends EventTarget {
   }
 
   showRegion() {
-    const rect = this.imageRect();
-    if (!this.region || !rect) {
+    const min = this.region && this.filmToClient(this.region.x0, this.region.y0);
+    const max = this.region && this.filmToClient(this.region.x1, this.region.y1);
+    if (!min || !max) {
       this.regionBox.hidden = true;
       return;
     }
-    const sx = rect.width / this.canvas.width;
-    const sy = rect.height / this.canvas.height;
-    this.placeBox(this.regionBox, {
-      left: rect.left + this.region.x0 * sx, top: rect.top + this.region.y0 * sy,
-      right: rect.left + this.region.x1 * sx, bottom: rect.top + this.region.y1 * sy,
-    });
+    this.placeBox(this.regionBox, { left: min.x, top: min.y, right: max.x, bottom: max.y });
   }
 
   async pickAt(clientX, clientY) {

@@ -4,12 +4,16 @@
 //   hooks.onFrame(frame)        a decoded frame (see frame.js)
 //   hooks.onMessage(json)       a server notice (hello, statistics, renderFailure, ...)
 //   hooks.onFail(reason)        the transport stopped working; the viewport decides what next
-//   t.configure(config)         {encoding, quality, maxFps, exposure, gamma}
+//   t.configure(config)         {encoding, quality, maxFps, exposure, gamma, view}
+//
+// `view` is what the viewport displays (view.js): WebSocket and polling ask the gateway for
+// frames sized (or cropped) to it; SSE, the original proxy's stream, always carries full frames.
 //
 // A transport calls onFail at most once and then stays silent.
 
 import { request, url, wsUrl } from './api.js';
-import { decodeBinaryFrame, decodeSseImage, FrameError } from './frame.js';
+import { decodeBinaryFrame, decodeSseImage, FrameError, viewFromHeaders } from './frame.js';
+import { addViewParams, sameView, viewMessage } from './view.js';
 
 class Transport {
   constructor(hooks, config) {
@@ -49,7 +53,7 @@ class Transport {
   }
 }
 
-/** GET /render/ws: binary frames with a 56-byte header, JSON notices, JSON control messages. */
+/** GET /render/ws: binary frames with an 80-byte header, JSON notices, JSON control messages. */
 export class WsTransport extends Transport {
   start() {
     super.start();
@@ -87,6 +91,21 @@ export class WsTransport extends Transport {
   configure(config) {
     super.configure(config);
     this.sendConfig(config);
+    if ('view' in config) this.sendView();
+  }
+
+  /**
+   * Asks for frames in the viewport's view, once the gateway said (in its hello) that it
+   * serves views: an older one refuses the whole config message for an unknown field.
+   * The view goes alone, so a refused view (a crop outside a frame that just shrank) never
+   * takes the encoding or exposure with it.
+   */
+  sendView() {
+    const view = this.config.view;
+    if (!this.servesViews || !view || sameView(view, this.sentView)) return;
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    this.sentView = view;
+    this.send(viewMessage(view));
   }
 
   /** Sends the stream settings the user chose (all of them when `partial` is omitted). */
@@ -115,6 +134,11 @@ export class WsTransport extends Transport {
       } catch {
         this.notice({ type: 'error', message: 'unreadable text message from /render/ws' });
         return;
+      }
+      if (message?.type === 'hello') {
+        this.servesViews = 'width' in message;
+        this.sentView = null;
+        this.sendView();
       }
       this.notice(message);
       return;
@@ -203,7 +227,7 @@ export class PollTransport extends Transport {
 
   configure(config) {
     super.configure(config);
-    // The ETag names the frame, not its encoding: fetch the new look at once.
+    // The ETag names the frame, not its encoding or view: fetch the new look at once.
     this.etag = '';
   }
 
@@ -214,6 +238,7 @@ export class PollTransport extends Transport {
     else if (this.config.encoding === 'raw') file = 'render/frame.raw';
     else if (Number.isFinite(this.config.quality)) params.set('quality', String(this.config.quality));
     if (Number.isFinite(this.config.exposure) && this.config.exposure !== 0) params.set('exposure', String(this.config.exposure));
+    addViewParams(params, this.config.view);
     const query = params.toString();
     return query ? `${file}?${query}` : file;
   }
@@ -267,6 +292,8 @@ export class PollTransport extends Transport {
       encoding: this.config.encoding || 'jpeg',
       payload: null,
     };
+    // An older gateway sends no region headers: then the image is the full frame.
+    Object.assign(frame, viewFromHeaders(frame.width, frame.height, response.headers.get('X-Frame-Region'), response.headers.get('X-Frame-Full-Size')));
     if (path.includes('.raw')) {
       const buffer = await response.arrayBuffer();
       if (!(frame.width > 0 && frame.height > 0) || buffer.byteLength < frame.width * frame.height * 4) {

@@ -36,6 +36,8 @@ const EXPOSED: [&str; 15] = [
     "x-frame-width",
     "x-frame-height",
     "x-frame-seq",
+    "x-frame-region",
+    "x-frame-full-size",
 ];
 
 /// The origins allowed to use the gateway from a browser. Built once per router.
