@@ -20,7 +20,7 @@ use crate::context::GatewayConfig;
 use crate::error::GatewayError;
 
 /// Response headers scripts on other origins may read.
-const EXPOSED: [&str; 15] = [
+const EXPOSED: [&str; 17] = [
     "x-call-id",
     "traceparent",
     "grpc-status",
