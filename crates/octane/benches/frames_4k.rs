@@ -438,9 +438,11 @@ fn main() {
                 "\n== resident memory with viewers at {}×{}, 30 frames/s replayed",
                 SMALL.0, SMALL.1
             );
-            println!("| viewers | RSS MiB at the end | frames/s per viewer (mean) |");
-            println!("|---|---|---|");
+            println!("| viewers | RSS MiB at the end | frames/s per viewer (mean) | JPEG encodes per frame published |");
+            println!("|---|---|---|---|");
             for count in [1usize, 32] {
+                let jpeg = octaneweb_octane::encode::Format::image(EncodingKind::Jpeg, QUALITY);
+                let (encodes, published) = (hub.metrics().encodes(jpeg), frames_received(&hub));
                 let tasks: Vec<_> = (0..count)
                     .map(|_| tokio::spawn(viewer(addr, hub.clone(), Some(SMALL), seconds)))
                     .collect();
@@ -448,7 +450,13 @@ fn main() {
                 for task in tasks {
                     fps += task.await.expect("viewer").fps();
                 }
-                println!("| {count} | {:.0} | {:.1} |", rss_mib(), fps / count as f64);
+                let per_frame = (hub.metrics().encodes(jpeg) - encodes) as f64
+                    / (frames_received(&hub) - published).max(1) as f64;
+                println!(
+                    "| {count} | {:.0} | {:.1} | {per_frame:.2} |",
+                    rss_mib(),
+                    fps / count as f64
+                );
             }
             stop.store(true, Ordering::Relaxed);
             let _ = publisher.join();

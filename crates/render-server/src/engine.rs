@@ -461,11 +461,17 @@ pub(crate) fn start(config: RenderServerConfig) -> Result<Arc<Engine>, RenderSer
         .name("octaneweb-render".into())
         .spawn(move || {
             let engine = for_thread;
+            let workers = render_workers();
+            yield_to_interactive_work();
             let mut state = LoopState::new(&engine, renderer, state);
+            let step = |state: &mut LoopState| match &workers {
+                Some(pool) => pool.install(|| state.step(&engine)),
+                None => state.step(&engine),
+            };
             loop {
                 // A panic anywhere in an iteration (the path tracer, pixel conversion) is a
                 // render failure: report it and keep the loop alive for a restart.
-                match catch_unwind(AssertUnwindSafe(|| state.step(&engine))) {
+                match catch_unwind(AssertUnwindSafe(|| step(&mut state))) {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Exit) => break,
                     Err(panic) => {
@@ -482,6 +488,29 @@ pub(crate) fn start(config: RenderServerConfig) -> Result<Arc<Engine>, RenderSer
         })
         .map_err(RenderServerError::RenderThread)?;
     Ok(engine)
+}
+
+/// The path tracer's own worker threads, at a lower scheduling priority than the rest of the
+/// process: in `octaneweb demo` the renderer shares the machine with the gateway, and frame
+/// delivery (scaling, encoding, sending) and API calls must not wait behind samples, as they
+/// would not behind a GPU renderer. `None` (rayon's global pool) if the pool cannot start.
+fn render_workers() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("octaneweb-render-{i}"))
+        .start_handler(|_| yield_to_interactive_work())
+        .build()
+        .map_err(|error| tracing::warn!(%error, "render workers did not start; using rayon's global pool"))
+        .ok()
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10; on Linux the nice value is a
+/// per-thread attribute). Best effort: a refusal leaves the thread as it was.
+fn yield_to_interactive_work() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `who` 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 enum Flow {
