@@ -29,15 +29,17 @@ use futures::{SinkExt, StreamExt};
 use octaneweb_gateway::upstream::{Upstream, UpstreamConfig};
 use octaneweb_octane::encode::{encode_jpeg, view};
 use octaneweb_octane::frame::{Pixels, RenderImage};
-use octaneweb_octane::{
-    routes, EncodingKind, Frame, FrameHeader, FrameHub, FrameHubConfig, ViewRequest,
-};
+use octaneweb_octane::{EncodingKind, Frame, FrameHeader, FrameHub, FrameHubConfig, ViewRequest};
 use octaneweb_proto::livelinkapi::camera_state::PosSet;
 use octaneweb_proto::livelinkapi::live_link_service_client::LiveLinkServiceClient;
 use octaneweb_proto::livelinkapi::{CameraState, Vec3};
 use octaneweb_render_server::RenderServerConfig;
 use octaneweb_schema::SchemaBuilder;
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "support/serve.rs"]
+mod serve;
+use serve::serve;
 
 const WIDTH: u32 = 3840;
 const HEIGHT: u32 = 2160;
@@ -51,17 +53,6 @@ fn hub_config() -> FrameHubConfig {
         default_quality: QUALITY,
         ..FrameHubConfig::default()
     }
-}
-
-async fn serve(hub: FrameHub) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, routes(hub)).await;
-    });
-    addr
 }
 
 /// What one viewer saw in one round.
@@ -299,18 +290,6 @@ fn replay(
     })
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn rgba_of(frame: &Frame) -> Vec<u8> {
     match &frame.image.pixels {
         Pixels::Rgba8(bytes) => bytes.to_vec(),
@@ -454,7 +433,7 @@ fn main() {
                     / (frames_received(&hub) - published).max(1) as f64;
                 println!(
                     "| {count} | {:.0} | {:.1} | {per_frame:.2} |",
-                    rss_mib(),
+                    (serve::rss_bytes() as f64 / (1024.0 * 1024.0)),
                     fps / count as f64
                 );
             }

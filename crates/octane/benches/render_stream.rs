@@ -30,11 +30,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use octaneweb_octane::encode::ToneCurve;
 use octaneweb_octane::frame::{unix_micros_now, Pixels, RenderImage};
-use octaneweb_octane::{routes, EncodingKind, FrameHeader, FrameHub, FrameHubConfig, Tonemap};
+use octaneweb_octane::{EncodingKind, FrameHeader, FrameHub, FrameHubConfig, Tonemap};
 use tokio_tungstenite::tungstenite::Message;
 
 #[path = "support/render.rs"]
 mod render;
+#[path = "support/serve.rs"]
+mod serve;
+use serve::{rss_bytes, serve};
 
 const WIDTH: u32 = 1024;
 const HEIGHT: u32 = 512;
@@ -120,17 +123,6 @@ fn start_publisher(
         stats.elapsed = start.elapsed();
         stats
     })
-}
-
-async fn serve(hub: FrameHub) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, routes(hub)).await;
-    });
-    addr
 }
 
 #[derive(Debug, Default)]
@@ -316,18 +308,6 @@ struct ManyResult {
     viewer_fps_mean: f64,
     viewer_fps_min: f64,
     peak_rss_growth_mib: f64,
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 async fn many_viewers(transport: Transport, viewers: usize, seconds: f64) -> ManyResult {
