@@ -282,7 +282,10 @@ fn join_strips(
         if !same_header {
             return Err(malformed("strips with different headers"));
         }
-        scans.push(&strip[own.scan_at..strip.len() - 2]);
+        let scan = strip
+            .get(own.scan_at..strip.len() - 2)
+            .ok_or_else(|| malformed("no room for a scan before EOI"))?;
+        scans.push(scan);
     }
     let mut dri = [0xFF, DRI, 0, 4, 0, 0];
     dri[4..].copy_from_slice(&interval.to_be_bytes());
