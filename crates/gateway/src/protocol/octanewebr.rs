@@ -90,7 +90,7 @@ pub async fn handle(
                 .into_response();
             // Keys are JSON strings a client sent; one that is no valid header text is
             // left out of the header (the call went through all the same).
-            if let Ok(value) = HeaderValue::from_str(&ignored.join(", ")) {
+            if let Ok(value) = HeaderValue::from_str(&ignored_header(&ignored)) {
                 if !ignored.is_empty() {
                     response.headers_mut().insert(IGNORED_FIELDS_HEADER, value);
                 }
@@ -102,6 +102,27 @@ pub async fn handle(
             error_response(&error, Some((&service, &method)))
         }
     }
+}
+
+/// Longest `X-Octaneweb-Ignored-Fields` value: a body may name thousands of keys, and an
+/// answer header that long would fail the client rather than inform it.
+const MAX_IGNORED_HEADER_BYTES: usize = 1024;
+
+/// The ignored keys as the header's value: comma-separated, cut at
+/// [`MAX_IGNORED_HEADER_BYTES`] with a count of the keys left unnamed.
+fn ignored_header(ignored: &[String]) -> String {
+    let mut value = String::new();
+    for (named, key) in ignored.iter().enumerate() {
+        if value.len() + key.len() + 2 > MAX_IGNORED_HEADER_BYTES {
+            value.push_str(&format!(", and {} more", ignored.len() - named));
+            break;
+        }
+        if named > 0 {
+            value.push_str(", ");
+        }
+        value.push_str(key);
+    }
+    value
 }
 
 /// One unary call made on behalf of one of octaneWebR's other routes (`/api/system/info`
@@ -186,4 +207,29 @@ pub fn error_response(error: &GatewayError, call: Option<(&str, &str)>) -> Respo
         body["method"] = method.into();
     }
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ignored_keys_header_stays_short() {
+        let few = vec!["expected_type".to_owned(), "extra".to_owned()];
+        assert_eq!(ignored_header(&few), "expected_type, extra");
+        let many: Vec<String> = (0..5000).map(|i| format!("key{i}")).collect();
+        let value = ignored_header(&many);
+        assert!(
+            value.len() <= MAX_IGNORED_HEADER_BYTES + 32,
+            "{}",
+            value.len()
+        );
+        assert!(value.starts_with("key0, key1, "), "{value}");
+        assert!(value.ends_with(" more"), "{value}");
+        let named = value.matches(", key").count() + 1;
+        assert!(
+            value.contains(&format!("and {} more", 5000 - named)),
+            "{value}"
+        );
+    }
 }
