@@ -10,14 +10,15 @@ use serde::Serialize;
 use crate::encode::Format;
 
 /// Output formats counted separately, in label order.
-const FORMATS: [&str; 4] = ["raw", "png", "jpeg", "sse"];
+const FORMATS: [&str; 5] = ["raw", "png", "jpeg", "sse", "octanewebr"];
 
 fn format_index(format: Format) -> usize {
     match format.label() {
         "raw" => 0,
         "png" => 1,
         "jpeg" => 2,
-        _ => 3,
+        "sse" => 3,
+        _ => 4,
     }
 }
 
@@ -94,10 +95,10 @@ pub struct HubMetrics {
     pub subscriptions: AtomicU64,
     /// Times the callback subscription failed or the stream broke.
     pub subscription_failures: AtomicU64,
-    frames_out: [AtomicU64; 4],
-    bytes_out: [AtomicU64; 4],
-    encodes: [AtomicU64; 4],
-    encode_micros: [AtomicU64; 4],
+    frames_out: [AtomicU64; 5],
+    bytes_out: [AtomicU64; 5],
+    encodes: [AtomicU64; 5],
+    encode_micros: [AtomicU64; 5],
     /// Time from a frame's arrival at the gateway to its hand-over to a viewer's socket.
     pub latency: Histogram,
 }
@@ -173,7 +174,7 @@ impl HubMetrics {
     /// A JSON-friendly snapshot.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let per_format = |counters: &[AtomicU64; 4]| {
+        let per_format = |counters: &[AtomicU64; 5]| {
             FORMATS
                 .iter()
                 .zip(counters.iter())
@@ -255,7 +256,7 @@ impl Collector for HubMetrics {
         ] {
             scrape.counter(name, help, load(counter))?;
         }
-        let by_format = |counters: &[AtomicU64; 4]| -> Vec<(&'static str, u64)> {
+        let by_format = |counters: &[AtomicU64; 5]| -> Vec<(&'static str, u64)> {
             FORMATS
                 .iter()
                 .zip(counters.iter())

@@ -84,6 +84,10 @@ pub enum Format {
     /// The original proxy's `newImage` JSON event (base64 RGBA8), for `/render/stream`. The
     /// message is the whole Server-Sent Event (`data: <json>\n\n`); the payload is the JSON.
     ProxyJson,
+    /// octaneWebR's `newImage` callback message, `{"type":"newImage","timestamp":<ms>,
+    /// "data":<the original proxy's event>}`, for `/api/callbacks`; message and payload are
+    /// the whole JSON text.
+    CallbackJson,
 }
 
 impl Format {
@@ -96,11 +100,12 @@ impl Format {
         Format::Image { kind, quality }
     }
 
-    /// A short label for metrics: "raw", "png", "jpeg" or "sse".
+    /// A short label for metrics: "raw", "png", "jpeg", "sse" or "octanewebr".
     pub fn label(self) -> &'static str {
         match self {
             Format::Image { kind, .. } => kind.name(),
             Format::ProxyJson => "sse",
+            Format::CallbackJson => "octanewebr",
         }
     }
 }
@@ -133,8 +138,8 @@ impl EncodingKey {
         }
     }
 
-    /// This key for `view` of the frame. The original proxy's JSON always carries the whole
-    /// frame, so it ignores views.
+    /// This key for `view` of the frame. The JSON image events always carry the whole
+    /// frame, so they ignore views.
     pub fn with_view(self, view: View) -> EncodingKey {
         let partial = !view.is_full() && matches!(self.format, Format::Image { .. });
         EncodingKey {
@@ -455,6 +460,19 @@ pub fn encode_rgba(
             out.extend_from_slice(&json);
             out.extend_from_slice(b"\n\n");
             (out.freeze(), 6..6 + json.len())
+        }
+        Format::CallbackJson => {
+            let json = proxy_image_event(frame, pixels)?;
+            let head = format!(
+                "{{\"type\":\"newImage\",\"timestamp\":{},\"data\":",
+                frame.arrived_unix_micros / 1000
+            );
+            let mut out = BytesMut::with_capacity(head.len() + json.len() + 1);
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(&json);
+            out.extend_from_slice(b"}");
+            let len = out.len();
+            (out.freeze(), 0..len)
         }
     };
     Ok(EncodedFrame {
@@ -814,5 +832,14 @@ mod tests {
             .decode(img["buffer"]["data"].as_str().unwrap())
             .unwrap();
         assert_eq!(data, vec![255u8; 8]);
+
+        // octaneWebR's callback message wraps the same event, once per frame.
+        let key = EncodingKey::new(Format::CallbackJson, Tonemap::default(), true);
+        let callback = encode(&frame, key).unwrap();
+        assert_eq!(callback.message(), callback.payload());
+        let c: serde_json::Value = serde_json::from_slice(&callback.payload()).unwrap();
+        assert_eq!(c["type"], "newImage");
+        assert_eq!(c["timestamp"], frame.arrived_unix_micros / 1000);
+        assert_eq!(c["data"], v);
     }
 }

@@ -336,18 +336,11 @@ fn answer_to(text: &str) -> Option<Message> {
     ))
 }
 
-/// The hub's image event (encoded once per frame, shared with `/render/stream`) as the
-/// `data` of a `newImage` message: its `render_images` are what octaneWebR's viewport
-/// decodes (8-bit RGBA, base64, pitch = width).
-fn image_message(payload: &[u8]) -> Result<Message, std::str::Utf8Error> {
-    let payload = std::str::from_utf8(payload)?;
-    let mut text = String::with_capacity(payload.len() + 64);
-    text.push_str("{\"type\":\"newImage\",\"timestamp\":");
-    text.push_str(&millis_now().to_string());
-    text.push_str(",\"data\":");
-    text.push_str(payload);
-    text.push('}');
-    Ok(Message::Text(Utf8Bytes::from(text)))
+/// The frame's `newImage` message (encoded once per frame and shared by every callback
+/// socket, the bytes handed to each socket as they are): its `render_images` are what
+/// octaneWebR's viewport decodes (8-bit RGBA, base64, pitch = width).
+fn image_message(message: bytes::Bytes) -> Result<Message, std::str::Utf8Error> {
+    Utf8Bytes::try_from(message).map(Message::Text)
 }
 
 /// `newStatistics`'s data: the render's statistics, fetched as its server does.
@@ -407,8 +400,8 @@ async fn serve(
                 return;
             }
             frame = viewer.next_frame() => {
-                match state.hub.encoded(&frame, Format::ProxyJson, tonemap).await {
-                    Ok(encoded) => match image_message(&encoded.payload()) {
+                match state.hub.encoded(&frame, Format::CallbackJson, tonemap).await {
+                    Ok(encoded) => match image_message(encoded.message()) {
                         Ok(image) => {
                             viewer.sent(&encoded);
                             Some(image)
