@@ -13,6 +13,7 @@
 //!   frame hub: `newImage`, `newStatistics`, `renderFailure`, `projectManagerChanged`, and
 //!   `pong` for a `ping`.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -37,7 +38,14 @@ use crate::hub::{FrameHub, HubEvent, Viewer};
 struct WebrState {
     hub: FrameHub,
     gateway: GatewayState,
+    /// The statistics fetched for the newest `newStatistics` event, by the event's arrival
+    /// time: one upstream call per event, whatever the number of callback sockets.
+    statistics: Arc<tokio::sync::Mutex<Option<FetchedStatistics>>>,
 }
+
+/// An event's key (its arrival time's bits) and the statistics fetched for it (`None`: the
+/// call failed).
+type FetchedStatistics = (u64, Option<Value>);
 
 impl WebrState {
     fn scope(&self, extensions: &Extensions) -> CallScope {
@@ -51,7 +59,11 @@ impl WebrState {
 pub fn routes(hub: FrameHub, gateway: GatewayState) -> Router {
     let policy: &MethodPolicy = &gateway.config.methods;
     let refused = refused_render_method(&hub, policy);
-    let state = WebrState { hub, gateway };
+    let state = WebrState {
+        hub,
+        gateway,
+        statistics: Arc::default(),
+    };
     let callbacks = Router::new()
         .route("/api/callbacks", get(callbacks))
         .with_state(state.clone());
@@ -343,27 +355,43 @@ fn image_message(message: bytes::Bytes) -> Result<Message, std::str::Utf8Error> 
     Utf8Bytes::try_from(message).map(Message::Text)
 }
 
-/// `newStatistics`'s data: the render's statistics, fetched as its server does.
+/// `newStatistics`'s data: the render's statistics, fetched as its server does, once per
+/// event (`arrived`: the event's arrival time, the same for every socket): the first socket
+/// to ask calls the upstream, the others wait for and reuse its answer.
 async fn statistics_message(
+    state: &WebrState,
     scope: &CallScope,
+    arrived: f64,
     callback_id: i32,
     user_data: u64,
 ) -> Option<Message> {
-    match call(scope, "ApiRenderEngine", "getRenderStatistics", &json!({})).await {
-        Ok(answer) => Some(message(
-            "newStatistics",
-            json!({
-                "statistics": answer["statistics"],
-                "callback_id": callback_id,
-                "user_data": user_data.to_string(),
-                "timestamp": millis_now(),
-            }),
-        )),
-        Err(error) => {
-            tracing::debug!(%error, "octaneWebR newStatistics: no statistics");
-            None
+    let key = arrived.to_bits();
+    let statistics = {
+        let mut last = state.statistics.lock().await;
+        match &*last {
+            Some((seen, statistics)) if *seen == key => statistics.clone(),
+            _ => {
+                let fetched = call(scope, "ApiRenderEngine", "getRenderStatistics", &json!({}))
+                    .await
+                    .map_err(
+                        |error| tracing::debug!(%error, "octaneWebR newStatistics: no statistics"),
+                    )
+                    .ok()
+                    .map(|answer| answer["statistics"].clone());
+                *last = Some((key, fetched.clone()));
+                fetched
+            }
         }
-    }
+    }?;
+    Some(message(
+        "newStatistics",
+        json!({
+            "statistics": statistics,
+            "callback_id": callback_id,
+            "user_data": user_data.to_string(),
+            "timestamp": millis_now(),
+        }),
+    ))
 }
 
 /// Sends `message`, or fails if the client takes nothing for [`SEND_TIMEOUT`].
@@ -418,8 +446,8 @@ async fn serve(
                 }
             }
             event = events.next() => match event {
-                HubEvent::NewStatistics { callback_id, user_data, .. } => {
-                    statistics_message(&scope, callback_id, user_data).await
+                HubEvent::NewStatistics { callback_id, user_data, timestamp } => {
+                    statistics_message(&state, &scope, timestamp, callback_id, user_data).await
                 }
                 HubEvent::RenderFailure { callback_id, user_data, .. } => Some(message(
                     "renderFailure",

@@ -609,6 +609,59 @@ async fn callback_socket_works(args: &[&str]) {
     .expect("an image of the edit");
 }
 
+/// Every socket gets each `newStatistics`, and the statistics are fetched from the
+/// renderer once per event, not once per socket.
+#[tokio::test]
+async fn octanewebr_statistics_are_fetched_once_per_event_for_all_sockets() {
+    // 64×32 at up to 65,536 samples a pixel renders for many seconds after the edit below.
+    let (demo, _) = start_demo_with(&["--listen", "127.0.0.1:0", "--max-spp", "65536"]);
+    let webr = Webr::new(&demo.addr);
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
+                .await
+                .expect("connect /api/callbacks");
+        sockets.push(socket);
+    }
+    for socket in &mut sockets {
+        next_of(socket, "newImage").await;
+    }
+    // An edit starts a fresh render; statistics come about once a second while it runs.
+    let (fov, value) = camera_float(&webr).await;
+    set_float(&webr, &fov, value + 2.0).await;
+    // Each socket sees the same events: three each.
+    for socket in &mut sockets {
+        for _ in 0..3 {
+            next_of(socket, "newStatistics").await;
+        }
+    }
+    let metrics = webr
+        .http
+        .get(format!("{}/metrics", webr.base))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let calls: u64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("octaneweb_calls_total{protocol=\"octanewebr\"")
+                && line.contains("getRenderStatistics")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    // Three sockets fetching for themselves would have made at least 9 calls by now; one
+    // fetch per event makes 3, and up to 2 more for events that came while the sockets
+    // were read one after the other.
+    assert!(
+        (3..=5).contains(&calls),
+        "getRenderStatistics calls for 3 events on 3 sockets: {calls}\n{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn octanewebr_routes_are_behind_the_front_door() {
     let dev_server = "http://localhost:43929";
