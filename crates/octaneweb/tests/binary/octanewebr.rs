@@ -95,6 +95,27 @@ impl Webr {
         answer.body
     }
 
+    /// The gateway's `/metrics` text.
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// A new `/api/callbacks` socket.
+    async fn callbacks(&self) -> Socket {
+        let url = format!("{}/api/callbacks", self.base.replacen("http", "ws", 1));
+        tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect /api/callbacks")
+            .0
+    }
+
     async fn get(&self, path: &str) -> Answer {
         let response = self
             .http
@@ -537,10 +558,7 @@ async fn callback_socket_works(args: &[&str]) {
     all.extend_from_slice(args);
     let (demo, _) = start_demo_with(&all);
     let webr = Webr::new(&demo.addr);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
-            .await
-            .expect("connect /api/callbacks");
+    let mut socket = webr.callbacks().await;
     socket
         .send(Message::text(r#"{"type":"subscribe"}"#))
         .await
@@ -548,20 +566,9 @@ async fn callback_socket_works(args: &[&str]) {
     let (_, first_level) = decoded(&next_of(&mut socket, "newImage").await);
 
     // A second socket gets the newest image at once, from the same upstream subscription.
-    let (mut second, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
-            .await
-            .expect("connect a second socket");
+    let mut second = webr.callbacks().await;
     decoded(&next_of(&mut second, "newImage").await);
-    let metrics = webr
-        .http
-        .get(format!("{}/metrics", webr.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = webr.metrics().await;
     let subscriptions: Vec<&str> = metrics
         .lines()
         .filter(|line| line.starts_with("octaneweb_render_subscriptions_total "))
@@ -618,10 +625,7 @@ async fn octanewebr_statistics_are_fetched_once_per_event_for_all_sockets() {
     let webr = Webr::new(&demo.addr);
     let mut sockets = Vec::new();
     for _ in 0..3 {
-        let (socket, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/api/callbacks", demo.addr))
-                .await
-                .expect("connect /api/callbacks");
+        let socket = webr.callbacks().await;
         sockets.push(socket);
     }
     for socket in &mut sockets {
@@ -636,15 +640,7 @@ async fn octanewebr_statistics_are_fetched_once_per_event_for_all_sockets() {
             next_of(socket, "newStatistics").await;
         }
     }
-    let metrics = webr
-        .http
-        .get(format!("{}/metrics", webr.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = webr.metrics().await;
     let calls: u64 = metrics
         .lines()
         .filter(|line| {
